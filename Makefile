@@ -1,0 +1,28 @@
+# torchrl-cli: set-up, training and tests. Everything installs into .venv.
+PY      := .venv/bin/python
+PIP     := $(PY) -m pip
+STAMP   := .venv/.installed
+
+.PHONY: install train test lint clean
+
+$(STAMP): pyproject.toml
+	python3 -m venv .venv
+	$(PIP) install -q --upgrade pip
+	# torch first: on these machines this exact pin is a local CPU wheel (any other spec pulls CUDA)
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+train: $(STAMP)
+	.venv/bin/torchrl train
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	.venv/bin/ruff check torchrl_cli tests
+
+clean:
+	rm -rf .venv .pytest_cache .ruff_cache
