@@ -1,0 +1,177 @@
+"""BaseAgent: the training loop, its termination, evaluation and logging."""
+
+import abc
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from torchrl_cli.batcher import Batcher, Episode
+from torchrl_cli.envs import BaseEnv
+from torchrl_cli.logger import Logger
+
+
+@dataclass
+class Evaluation:
+    env_steps: int
+    train_seconds: float
+    returns: list[float]
+    lengths: list[int]
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.returns))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.returns))
+
+
+@dataclass
+class TrainResult:
+    env_steps: int = 0
+    iterations: int = 0
+    episodes: int = 0
+    train_seconds: float = 0.0  # time in the training loop, evaluations excluded
+    evaluations: list[Evaluation] = field(default_factory=list)
+    solved: Evaluation | None = None  # the first evaluation whose mean reached target_return
+
+
+class BaseAgent(abc.ABC):
+    """Runs ``step`` (one rollout and update) until a budget is spent, evaluating on schedule.
+
+    Parameters:
+        batcher: collects rollouts from the training env.
+        logger: console table, progress bar and TensorBoard.
+    """
+
+    def __init__(self, batcher: Batcher, *, logger: Logger):
+        self.batcher = batcher
+        self.logger = logger
+        self.models: dict[str, torch.nn.Module] = {}
+        self.num_iters = 0
+        self.max_steps = self.max_iters = self.max_episodes = -1
+
+    def _register_model(self, name: str, model: torch.nn.Module) -> None:
+        self.models[name] = model
+
+    @property
+    def num_steps(self) -> int:
+        return self.batcher.num_steps
+
+    @property
+    def num_episodes(self) -> int:
+        return self.batcher.num_episodes
+
+    @abc.abstractmethod
+    def step(self) -> None:
+        """One iteration: collect a rollout and update the models."""
+
+    @abc.abstractmethod
+    def select_action(self, state: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
+        """Actions for a batch of (normalized) states."""
+
+    @abc.abstractmethod
+    def normalize_state(self, obs: np.ndarray) -> torch.Tensor:
+        """Raw observations to network inputs, without updating any statistics."""
+
+    def _check_termination(self) -> bool:
+        """True once any budget (steps, iterations, episodes) is spent; -1 means no budget."""
+        return (
+            (self.max_steps > 0 and self.num_steps >= self.max_steps)
+            or (self.max_iters > 0 and self.num_iters >= self.max_iters)
+            or (self.max_episodes > 0 and self.num_episodes >= self.max_episodes)
+        )
+
+    @property
+    def progress(self) -> float:
+        """Fraction of the budget spent, for schedules (0 when there is no step/iter budget)."""
+        if self.max_steps > 0:
+            return min(self.num_steps / self.max_steps, 1.0)
+        if self.max_iters > 0:
+            return min(self.num_iters / self.max_iters, 1.0)
+        return 0.0
+
+    def train(
+        self,
+        *,
+        max_iters: int = -1,
+        max_episodes: int = -1,
+        max_steps: int = -1,
+        log_freq: int = 1,
+        eval_env: BaseEnv | None = None,
+        eval_freq: int | None = None,
+        eval_episodes: int = 20,
+        eval_seed: int = 0,
+        target_return: float | None = None,
+    ) -> TrainResult:
+        """Train until a budget is spent or an evaluation reaches ``target_return``.
+
+        Evaluation runs every ``eval_freq`` env steps on ``eval_env`` (``eval_episodes``
+        deterministic episodes, seeds from ``eval_seed``); its time is not training time.
+        """
+        if max_iters <= 0 and max_episodes <= 0 and max_steps <= 0:
+            raise ValueError("train() needs a budget: max_steps, max_iters or max_episodes > 0")
+        self.max_steps, self.max_iters, self.max_episodes = max_steps, max_iters, max_episodes
+        result = TrainResult()
+        next_eval = eval_freq if eval_env is not None and eval_freq and eval_freq > 0 else None
+        while not self._check_termination():
+            start = time.perf_counter()
+            self.step()
+            self.num_iters += 1
+            if self.num_iters % log_freq == 0:
+                self.write_logs()
+            result.train_seconds += time.perf_counter() - start
+            if next_eval is not None and self.num_steps >= next_eval:
+                next_eval += eval_freq
+                evaluation = self.evaluate(eval_env, eval_episodes, eval_seed)
+                evaluation.train_seconds = result.train_seconds
+                result.evaluations.append(evaluation)
+                self.log_evaluation(evaluation)
+                if target_return is not None and evaluation.mean >= target_return:
+                    result.solved = evaluation
+                    break
+        result.env_steps, result.iterations = self.num_steps, self.num_iters
+        result.episodes = self.num_episodes
+        return result
+
+    @torch.inference_mode()
+    def evaluate(self, env: BaseEnv, episodes: int, seed: int) -> Evaluation:
+        """Run ``episodes`` deterministic episodes, one per copy of ``env`` (seeds ``seed + i``)."""
+        for model in self.models.values():
+            model.eval()
+        n = env.n_envs
+        if n < episodes:
+            raise ValueError(f"eval env has {n} copies, fewer than {episodes} episodes")
+        obs = env.reset(seed=seed)
+        returns, lengths = np.zeros(n), np.zeros(n, dtype=np.int64)
+        active = np.ones(n, dtype=bool)
+        while active[:episodes].any():
+            actions = self.select_action(self.normalize_state(obs), deterministic=True)
+            step = env.step(self.batcher.to_env_action(actions))
+            returns += step.reward * active
+            lengths += active
+            active &= ~(step.terminated | step.truncated)
+            obs = step.obs
+        for model in self.models.values():
+            model.train()
+        return Evaluation(self.num_steps, 0.0, returns[:episodes].tolist(),
+                          lengths[:episodes].tolist())
+
+    def write_logs(self) -> None:
+        """Episode statistics, speed and the console table."""
+        episodes: list[Episode] = self.batcher.pop_episodes()
+        if episodes:
+            self.logger.add_log("charts/episode_return", np.mean([e.ret for e in episodes]))
+            self.logger.add_log("charts/episode_length", np.mean([e.length for e in episodes]), 0)
+        self.logger.timeit(self.num_steps, self.max_steps)
+        self.logger.log(self.num_steps, header=f"iteration {self.num_iters}  |  "
+                        f"env steps {self.num_steps}  |  episodes {self.num_episodes}")
+
+    def log_evaluation(self, evaluation: Evaluation) -> None:
+        self.logger.add_log("eval/mean_return", evaluation.mean)
+        self.logger.add_log("eval/std_return", evaluation.std)
+        self.logger.add_log("eval/mean_length", float(np.mean(evaluation.lengths)), 0)
+        self.logger.log(self.num_steps, header=f"evaluation at {self.num_steps} env steps "
+                        f"({len(evaluation.returns)} deterministic episodes)")

@@ -1,0 +1,33 @@
+"""The Hydra application behind ``torchrl train``."""
+
+import sys
+from pathlib import Path
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig
+
+from torchrl_cli.config import CONFIG_NAME, config_dir, register_configs
+from torchrl_cli.errors import ConfigError
+
+
+def hydra_main(cfg: DictConfig) -> float:
+    """Train one job; returns the final mean return so that sweepers can optimize it."""
+    from torchrl_cli.train import train
+
+    try:
+        metrics = train(cfg, run_dir=Path(HydraConfig.get().runtime.output_dir))
+    except ConfigError as err:
+        print(f"torchrl: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return metrics["mean_return"]
+
+
+def run_hydra(args: list[str]) -> int:
+    """Run the Hydra app with ``args`` as its command line."""
+    register_configs()
+    app = hydra.main(config_path=str(config_dir()), config_name=CONFIG_NAME,
+                     version_base="1.3")(hydra_main)
+    sys.argv = ["torchrl train", *args]
+    app()
+    return 0

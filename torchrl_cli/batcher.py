@@ -1,0 +1,153 @@
+"""Rollout collection from a vector env into preallocated ``[T, N, ...]`` tensors."""
+
+from dataclasses import dataclass, fields
+
+import numpy as np
+import torch
+
+from torchrl_cli.envs import BaseEnv, RewardScaler, StateNormalizer
+
+
+@dataclass
+class Rollout:
+    """One rollout of ``T`` vector steps over ``N`` envs (tensors ``[T, N, ...]``)."""
+
+    obs: torch.Tensor  # normalized, as the networks saw them
+    actions: torch.Tensor  # as sampled (unclipped for Box spaces)
+    log_probs: torch.Tensor
+    values: torch.Tensor  # V(s_t) at collection time
+    rewards: torch.Tensor  # scaled when reward scaling is on
+    terminated: torch.Tensor
+    truncated: torch.Tensor
+    final_values: torch.Tensor  # V(final obs) where truncated, else 0
+    last_values: torch.Tensor  # [N]: V of the observation after the last step
+
+
+@dataclass
+class Batch:
+    """Flattened training samples ``[B, ...]``; what each model's loss reads."""
+
+    obs: torch.Tensor
+    actions: torch.Tensor
+    log_probs: torch.Tensor
+    values: torch.Tensor
+    advantages: torch.Tensor
+    returns: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.obs.shape[0]
+
+    def index(self, idx: torch.Tensor) -> "Batch":
+        return Batch(*(getattr(self, f.name)[idx] for f in fields(self)))
+
+
+@dataclass
+class Episode:
+    ret: float
+    length: int
+
+
+class Batcher:
+    """Steps ``env`` ``n_steps`` times per ``collect`` with the policy acting.
+
+    Observations are normalized once, on arrival, by ``state_normalizer`` (which updates its
+    statistics in training mode), and stored normalized so that updates see exactly what the
+    policy saw. Episode returns and lengths are tracked on raw rewards.
+    """
+
+    def __init__(
+        self,
+        env: BaseEnv,
+        n_steps: int,
+        state_normalizer: StateNormalizer,
+        reward_scaler: RewardScaler,
+        device: torch.device,
+        seed: int,
+    ):
+        self.env = env
+        self.n_steps = n_steps
+        self.state_normalizer = state_normalizer
+        self.reward_scaler = reward_scaler
+        self.device = device
+        n, info = env.n_envs, env.get_action_info()
+        state_shape = tuple(env.get_state_info()["shape"])
+        action_shape = tuple(info["shape"])
+        action_dtype = torch.long if info["kind"] == "discrete" else torch.float32
+        t = (n_steps, n)
+        self.buffers = Rollout(
+            obs=torch.zeros(*t, *state_shape, device=device),
+            actions=torch.zeros(*t, *action_shape, dtype=action_dtype, device=device),
+            log_probs=torch.zeros(t, device=device),
+            values=torch.zeros(t, device=device),
+            rewards=torch.zeros(t, device=device),
+            terminated=torch.zeros(t, dtype=torch.bool, device=device),
+            truncated=torch.zeros(t, dtype=torch.bool, device=device),
+            final_values=torch.zeros(t, device=device),
+            last_values=torch.zeros(n, device=device),
+        )
+        self.low = self.high = None
+        if info["kind"] == "continuous":
+            self.low, self.high = info["low"], info["high"]
+        self.obs = self._normalize(env.reset(seed=seed))
+        self.episode_returns = np.zeros(n)
+        self.episode_lengths = np.zeros(n, dtype=np.int64)
+        self.finished: list[Episode] = []
+        self.num_steps = 0
+        self.num_episodes = 0
+
+    def _normalize(self, obs: np.ndarray) -> torch.Tensor:
+        return self.state_normalizer(torch.as_tensor(obs, device=self.device))
+
+    def to_env_action(self, actions: torch.Tensor) -> np.ndarray:
+        """Actions as the env takes them: Box actions clipped to the bounds (stored unclipped)."""
+        actions = actions.cpu().numpy()
+        if self.low is not None:
+            actions = np.clip(actions, self.low, self.high)
+        return actions
+
+    @torch.inference_mode()
+    def collect(self, policy, value_fn) -> Rollout:
+        """Fill the buffers with ``n_steps`` vector steps.
+
+        ``policy(obs) -> (actions, log_probs)`` samples; ``value_fn(obs) -> values``.
+        """
+        buf = self.buffers
+        for t in range(self.n_steps):
+            obs = self.obs
+            actions, log_probs = policy(obs)
+            buf.obs[t] = obs
+            buf.actions[t] = actions
+            buf.log_probs[t] = log_probs
+            buf.values[t] = value_fn(obs)
+            step = self.env.step(self.to_env_action(actions))
+            terminated = torch.as_tensor(step.terminated, device=self.device)
+            truncated = torch.as_tensor(step.truncated, device=self.device)
+            reward = torch.as_tensor(step.reward, dtype=torch.float32, device=self.device)
+            buf.rewards[t] = self.reward_scaler(reward, terminated | truncated)
+            buf.terminated[t] = terminated
+            buf.truncated[t] = truncated
+            buf.final_values[t] = 0.0
+            if step.truncated.any():
+                # Time-limit cut: bootstrap from V(final obs), normalized but not counted in stats.
+                idx = np.flatnonzero(step.truncated)
+                final = torch.as_tensor(step.final_obs[idx], device=self.device)
+                final = self.state_normalizer.normalize(final)
+                buf.final_values[t, idx] = value_fn(final)
+            self.obs = self._normalize(step.obs)
+            self._track_episodes(step.reward, step.terminated | step.truncated)
+        buf.last_values.copy_(value_fn(self.obs))
+        self.num_steps += self.n_steps * self.env.n_envs
+        return buf
+
+    def _track_episodes(self, reward: np.ndarray, done: np.ndarray) -> None:
+        self.episode_returns += reward
+        self.episode_lengths += 1
+        for i in np.flatnonzero(done):
+            self.finished.append(Episode(float(self.episode_returns[i]), int(self.episode_lengths[i])))
+            self.episode_returns[i] = 0.0
+            self.episode_lengths[i] = 0
+        self.num_episodes += int(done.sum())
+
+    def pop_episodes(self) -> list[Episode]:
+        episodes, self.finished = self.finished, []
+        return episodes

@@ -1,0 +1,113 @@
+"""The ``torchrl`` command: ``train`` (Hydra app) and ``configs``; room for eval and compare."""
+
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from rich.console import Console
+
+from torchrl_cli.errors import ConfigError
+
+USAGE = """usage: torchrl <command> [overrides...] [hydra flags]
+
+commands:
+  train     train an agent: torchrl train agent=ppo_clip env=CartPole-v1 agent.lr=1e-3 seed=3
+            (Hydra flags work: -m/--multirun, --cfg job, --help, --info)
+  configs   list the agents, envs, nets, experiments and tuned pairs available
+
+examples:
+  torchrl train                                   # PPO-clip on CartPole-v1
+  torchrl train env=Pendulum-v1                   # continuous actions
+  torchrl train experiment=cartpole_solve         # a named preset from conf/experiment/
+  torchrl train -m seed=0,1,2                     # a sweep, one run folder per job
+"""
+COMMANDS = ("train", "configs")
+# Hydra flags that print something instead of running the app.
+_NO_RUN_FLAGS = {"--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i",
+                 "--shell-completion", "-sc"}
+_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp",
+                     "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    command, args = argv[0], argv[1:]
+    try:
+        if command == "train":
+            return train_command(args)
+        if command == "configs":
+            from torchrl_cli.listing import print_configs
+
+            print_configs(Console())
+            return 0
+        from torchrl_cli.errors import did_you_mean
+
+        raise ConfigError(f"unknown command '{command}'{did_you_mean(command, COMMANDS)}; "
+                          f"choose one of: {', '.join(COMMANDS)}")
+    except ConfigError as err:
+        print(f"torchrl: error: {err}", file=sys.stderr)
+        return 2
+
+
+def split_args(args: list[str]) -> tuple[list[str], list[str]]:
+    """Hydra flags (with their values) and key=value overrides."""
+    flags, overrides = [], []
+    expect_value = False
+    for arg in args:
+        if expect_value:
+            flags.append(arg)
+            expect_value = False
+        elif arg.startswith("-"):
+            flags.append(arg)
+            expect_value = arg in _FLAGS_WITH_VALUE
+        else:
+            overrides.append(arg)
+    return flags, overrides
+
+
+def train_command(args: list[str]) -> int:
+    from torchrl_cli.compose import check_overrides
+
+    flags, overrides = split_args(args)
+    multirun = "-m" in flags or "--multirun" in flags
+    runs = not (_NO_RUN_FLAGS & set(flags))
+    if runs or "--cfg" in flags or "-c" in flags:
+        cfg = check_overrides(overrides)  # one-line error and exit 2 on bad input
+        if runs:
+            args = [*args, claim_output_dir(cfg, overrides, multirun)]
+    from torchrl_cli.app import run_hydra
+
+    return run_hydra(args)
+
+
+def claim_output_dir(cfg, overrides: list[str], multirun: bool) -> str:
+    """A fresh run (or sweep) folder, created now so that no later run can take it.
+
+    A folder named by the user must not hold an earlier run: runs are never overwritten.
+    """
+    key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+    given = next((o.split("=", 1)[1] for o in overrides if o.startswith(f"{key}=")), None)
+    if given is not None:
+        path = Path(given)
+        if path.exists() and any(path.iterdir()):
+            raise ConfigError(f"{key}={given} already holds files; runs are never "
+                              "overwritten, so name a new folder")
+        return f"{key}={given}"
+    now = datetime.now()
+    name = "multirun" if multirun else f"{cfg.agent.name}_{cfg.env.id.replace('/', '-')}"
+    base = Path("runs") / now.strftime("%Y-%m-%d") / f"{now:%H-%M-%S}_{name}"
+    path, n = base, 1
+    while True:
+        try:
+            path.mkdir(parents=True)
+            return f"{key}={path}"
+        except FileExistsError:
+            n += 1
+            path = base.with_name(f"{base.name}_{n}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

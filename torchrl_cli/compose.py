@@ -1,0 +1,97 @@
+"""Compose the config for a command line and turn Hydra's errors into one-line messages.
+
+The CLI calls ``check_overrides`` before handing the command line to Hydra, so that bad input
+fails with a clear message and exit code 2 before any run folder is created.
+"""
+
+import gymnasium as gym
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import MissingConfigException, OverrideParseException
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
+
+from torchrl_cli.config import CONFIG_NAME, config_dir, register_configs
+from torchrl_cli.config.store import SCHEMA_SUFFIX
+from torchrl_cli.errors import ConfigError, did_you_mean
+from torchrl_cli.validate import validate
+
+
+def compose_config(overrides: list[str]) -> DictConfig:
+    """The composed config (as ``torchrl train`` would build it), or ConfigError."""
+    register_configs()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        try:
+            return compose(CONFIG_NAME, overrides=overrides)
+        except MissingConfigException as err:
+            raise ConfigError(_missing_option(err)) from None
+        except OverrideParseException as err:
+            raise ConfigError(f"cannot parse override '{err.override}': "
+                              f"{err.message.splitlines()[0]}") from None
+        except Exception as err:  # Hydra wraps OmegaConf's errors in its own
+            cause = err.__cause__
+            if isinstance(cause, ConfigAttributeError | ConfigKeyError):
+                raise ConfigError(_unknown_key(cause.full_key, overrides)) from None
+            if isinstance(cause, ValidationError):
+                line = str(cause).splitlines()[0]
+                raise ConfigError(f"bad value for {cause.full_key}: {line}") from None
+            raise ConfigError(str(err).splitlines()[0]) from None
+
+
+def check_overrides(overrides: list[str]) -> DictConfig:
+    """Compose and validate every value a sweep would try; return the first job's config.
+
+    Each sweep (``key=a,b,c``) is checked one value at a time, the others at their first value.
+    """
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except OverrideParseException as err:
+        raise ConfigError(f"cannot parse override '{err.override}': "
+                          f"{err.message.splitlines()[0]}") from None
+    choices = []
+    for override in parsed:
+        key = override.get_key_element()
+        if override.is_sweep_override():
+            try:
+                values = list(override.sweep_string_iterator())
+            except Exception:  # interval sweeps (Optuna) have no values to list
+                values = []
+            choices.append([f"{key}={v}" for v in values])
+        else:
+            choices.append([override.input_line])
+    first = [c[0] for c in choices if c]
+    cfg = compose_config(first)
+    validate(cfg)
+    for i, options in enumerate(choices):
+        for option in options[1:]:
+            variant = [*first[:i], option, *first[i + 1:]] if len(first) == len(choices) else [option]
+            validate(compose_config(variant))
+    return cfg
+
+
+def _missing_option(err: MissingConfigException) -> str:
+    group, _, name = (err.missing_cfg_file or "").rpartition("/")
+    if group == "env" or group.startswith("env/"):
+        env_id = f"{group[4:]}/{name}" if "/" in group else name
+        return (f"unknown env '{env_id}': not a registered Gymnasium id"
+                f"{did_you_mean(env_id, gym.registry.keys())}; `torchrl configs` lists the envs")
+    options = [o for o in (err.options or []) if not o.endswith(SCHEMA_SUFFIX)]
+    if not group:
+        return str(err).splitlines()[0]
+    return (f"unknown {group} '{name}'{did_you_mean(name, options)}; "
+            f"choose one of: {', '.join(options)}")
+
+
+def _unknown_key(full_key: str, overrides: list[str]) -> str:
+    parent, _, leaf = full_key.rpartition(".")
+    hint = ""
+    try:  # suggest the closest key of the same node, composed without the bad override
+        base = compose(CONFIG_NAME, overrides=[o for o in overrides
+                                               if not o.lstrip("+~").startswith(full_key + "=")])
+        node = OmegaConf.select(base, parent) if parent else base
+        if isinstance(node, DictConfig):
+            hint = did_you_mean(leaf, [str(k) for k in node.keys()])
+    except Exception:
+        pass
+    return (f"unknown config key '{full_key}'{hint}; `torchrl train --cfg job` shows every key "
+            f"(add a new one with +{full_key}=...)")

@@ -1,0 +1,148 @@
+"""Structured-config schema: the one place where every default lives.
+
+Each dataclass types one node of the composed config. YAML files under ``conf/`` only state what
+differs from these defaults for one option (an env, an agent, a tuned pair). Sizes that the
+environment decides (input and output widths) never appear here: they are filled at build time.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from omegaconf import MISSING
+
+
+@dataclass
+class EnvConfig:
+    """One Gymnasium environment id, vectorized ``n_envs`` times."""
+
+    id: str = MISSING
+    n_envs: int = 8
+    vectorization: str = "sync"  # sync | async
+    running_normalize_states: bool = False  # running mean/std of observations, part of the model
+    fixed_normalize_states: bool = False  # rescale to [-1, 1] using the Box bounds
+    scale_reward: bool = False  # divide rewards by the running std of the discounted return
+    clip_states: float = 10.0  # clip normalized observations to [-clip, clip]
+    clip_reward: float = 10.0  # clip scaled rewards to [-clip, clip]
+    wrappers: list[Any] = field(default_factory=list)  # _target_ nodes, each called with the env
+    kwargs: dict[str, Any] = field(default_factory=dict)  # passed to gymnasium.make
+
+
+@dataclass
+class OptimizerConfig:
+    """A torch optimizer built with ``_partial_``: parameters are given at build time."""
+
+    _target_: str = "torch.optim.Adam"
+    _partial_: bool = True
+    lr: float = "${agent.lr}"  # type: ignore[assignment]
+    eps: float = 1e-5
+
+
+@dataclass
+class ModelConfig:
+    """Parameters shared by every model (the seed's BaseModel)."""
+
+    _target_: str = MISSING
+    num_epochs: int = 10
+    num_mini_batches: int = 4
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    clip_grad_norm: float = 0.5  # global gradient-norm clipping; inf disables it
+    lr_schedule: str = "linear"  # constant | linear (annealed to 0 over the run)
+    loss_coef: float = 1.0  # weight of this model's loss in the summed objective
+
+
+@dataclass
+class ValueModelConfig(ModelConfig):
+    """State-value regression (the seed's ValueModel)."""
+
+    _target_: str = "torchrl_cli.models.ValueModel"
+    loss_coef: float = 0.5
+    clip_range: float | None = None  # clip V against its rollout-time prediction; null: off
+
+
+@dataclass
+class PPOClipModelConfig(ModelConfig):
+    """PPO with the clipped surrogate objective (Schulman et al. 2017)."""
+
+    _target_: str = "torchrl_cli.models.PPOClipModel"
+    entropy_coef: float = 0.0
+    ppo_clip_range: float = 0.2
+    clip_schedule: str = "constant"  # constant | linear
+
+
+@dataclass
+class GAEConfig:
+    """Generalized advantage estimation, GAE(gamma, lambda)."""
+
+    _target_: str = "torchrl_cli.estimators.GAE"
+    gamma: float = "${agent.gamma}"  # type: ignore[assignment]
+    gae_lambda: float = 0.95
+
+
+@dataclass
+class VTargetConfig:
+    """Value targets computed from the advantages: adv + V."""
+
+    _target_: str = "torchrl_cli.estimators.FromAdvantage"
+
+
+@dataclass
+class AgentConfig:
+    """A policy-gradient agent: rollout length, discount and the models it trains."""
+
+    name: str = MISSING
+    n_steps: int = 128  # rollout length per env; a batch holds n_steps * n_envs transitions
+    gamma: float = 0.99
+    lr: float = 3e-4
+    normalize_advantages: bool = True  # per minibatch
+    advantage: GAEConfig = field(default_factory=GAEConfig)
+    vtarget: VTargetConfig = field(default_factory=VTargetConfig)
+    policy: Any = MISSING  # one of the *ModelConfig dataclasses above
+    value: ValueModelConfig | None = field(default_factory=ValueModelConfig)
+
+
+@dataclass
+class PPOClipAgentConfig(AgentConfig):
+    name: str = "ppo_clip"
+    policy: PPOClipModelConfig = field(default_factory=PPOClipModelConfig)
+
+
+@dataclass
+class NetConfig:
+    """Layer lists built by ``nn_from_config``: a body, then a head that ends in the output layer.
+
+    Each layer is a ``_target_`` node; input sizes are filled from the env (``auto_input_shape``)
+    and the output layer is sized from the action space, so no size the env decides is written.
+    """
+
+    name: str = MISSING
+    body: list[Any] = field(default_factory=list)
+    head: list[Any] = field(default_factory=list)
+    init: str = "orthogonal"  # orthogonal (PPO implementation detail) | default (torch's)
+    shared: bool = False  # one body for policy and value
+
+
+@dataclass
+class LoggerConfig:
+    log_freq: int = 1  # console table every N iterations (one iteration = one rollout + update)
+    histograms: bool = False  # parameter and action histograms in TensorBoard (costly)
+    progress: bool = True  # rich progress bar with steps/s and ETA
+
+
+@dataclass
+class Config:
+    """The root of the composed config."""
+
+    agent: Any = MISSING
+    env: EnvConfig = field(default_factory=EnvConfig)
+    net: NetConfig = field(default_factory=NetConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    seed: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    torch_threads: int = 1  # small nets: more threads cost more than they give
+    max_steps: int = 100_000  # env steps; -1: no limit
+    max_iters: int = -1  # updates; -1: no limit
+    max_episodes: int = -1  # finished training episodes; -1: no limit
+    eval_freq: int = 10_000  # env steps between evaluations; 0 or less: only the final one
+    eval_episodes: int = 20
+    target_return: float | None = None  # stop at the first evaluation whose mean reaches it
+    save_model: bool = True

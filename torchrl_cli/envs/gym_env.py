@@ -1,0 +1,133 @@
+"""Vectorized Gymnasium environments behind the seed's BaseEnv/GymEnv interface."""
+
+import abc
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode
+
+from torchrl_cli.envs.spaces import action_info, state_info
+from torchrl_cli.errors import ConfigError, did_you_mean
+
+VECTORIZATIONS = ("sync", "async")
+
+
+class EnvStep(NamedTuple):
+    """One vector step. ``final_obs`` holds, for envs whose episode ended in this step, the last
+    observation of that episode (``obs`` already holds the first one of the next episode)."""
+
+    obs: np.ndarray
+    reward: np.ndarray
+    terminated: np.ndarray
+    truncated: np.ndarray
+    final_obs: np.ndarray | None
+
+
+class BaseEnv(abc.ABC):
+    """A batch of ``n_envs`` copies of one environment that reset themselves when done."""
+
+    n_envs: int
+
+    @abc.abstractmethod
+    def get_state_info(self) -> dict: ...
+
+    @abc.abstractmethod
+    def get_action_info(self) -> dict: ...
+
+    @property
+    @abc.abstractmethod
+    def simulator(self) -> str: ...
+
+    @abc.abstractmethod
+    def reset(self, seed: int | None = None) -> np.ndarray: ...
+
+    @abc.abstractmethod
+    def step(self, actions: np.ndarray) -> EnvStep: ...
+
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+
+class GymEnv(BaseEnv):
+    """``n_envs`` copies of a Gymnasium env, stepped in this process (sync) or in subprocesses
+    (async), with same-step autoreset so that a time-limit truncation can bootstrap from the
+    final observation.
+
+    Parameters:
+        env_name: a registered Gymnasium id.
+        n_envs: number of copies.
+        vectorization: ``sync`` or ``async``.
+        wrappers: callables applied to each copy, in order (each receives and returns an env).
+        **kwargs: passed to ``gymnasium.make``.
+    """
+
+    def __init__(
+        self,
+        env_name: str,
+        *,
+        n_envs: int = 1,
+        vectorization: str = "sync",
+        wrappers: Sequence[Callable[[gym.Env], gym.Env]] = (),
+        **kwargs,
+    ):
+        check_env_id(env_name)
+        if vectorization not in VECTORIZATIONS:
+            raise ConfigError(
+                f"env.vectorization='{vectorization}' is not one of {', '.join(VECTORIZATIONS)}"
+            )
+        self.env_name = env_name
+        self.n_envs = n_envs
+        self.vec = gym.make_vec(
+            env_name,
+            num_envs=n_envs,
+            vectorization_mode=vectorization,
+            vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
+            wrappers=list(wrappers),
+            **kwargs,
+        )
+        self._state_info = state_info(self.vec.single_observation_space, env_name)
+        self._action_info = action_info(self.vec.single_action_space, env_name)
+
+    def get_state_info(self) -> dict:
+        return self._state_info
+
+    def get_action_info(self) -> dict:
+        return self._action_info
+
+    @property
+    def simulator(self) -> str:
+        entry = str(gym.spec(self.env_name).entry_point)
+        for name in ("mujoco", "box2d", "classic_control", "toy_text", "ale_py"):
+            if name in entry:
+                return name
+        return entry.split(":")[0]
+
+    def reset(self, seed: int | None = None) -> np.ndarray:
+        """Reset every copy; copy i is seeded with ``seed + i``, its action space too."""
+        obs, _ = self.vec.reset(seed=seed)
+        if seed is not None:
+            self.vec.action_space.seed(seed)
+        return obs
+
+    def step(self, actions: np.ndarray) -> EnvStep:
+        obs, reward, terminated, truncated, info = self.vec.step(actions)
+        final_obs = None
+        if "_final_obs" in info:
+            final_obs = np.array(obs, copy=True)
+            done = info["_final_obs"]
+            final_obs[done] = np.stack(info["final_obs"][done])
+        return EnvStep(obs, reward, terminated, truncated, final_obs)
+
+    def close(self) -> None:
+        self.vec.close()
+
+
+def check_env_id(env_id: str) -> None:
+    """Fail with the closest registered ids when ``env_id`` is not a registered Gymnasium id."""
+    if env_id not in gym.registry:
+        raise ConfigError(
+            f"unknown env '{env_id}': not a registered Gymnasium id"
+            f"{did_you_mean(env_id, gym.registry.keys())}; `torchrl configs` lists the envs"
+        )

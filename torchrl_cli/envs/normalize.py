@@ -1,0 +1,96 @@
+"""Observation normalization and reward scaling as torch modules.
+
+Their statistics are buffers, so they travel in every ``state_dict`` with the model they feed:
+a saved policy normalizes its inputs exactly as it did in training. ``eval()`` freezes them.
+"""
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class RunningMeanStd(nn.Module):
+    """Running mean and variance of a stream of batches (Chan et al.'s parallel update)."""
+
+    def __init__(self, shape: tuple[int, ...] = (), eps: float = 1e-4):
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(shape, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(shape, dtype=torch.float64))
+        self.register_buffer("count", torch.tensor(eps, dtype=torch.float64))
+
+    @torch.no_grad()
+    def update(self, batch: torch.Tensor) -> None:
+        batch = batch.to(torch.float64).reshape(-1, *self.mean.shape)
+        b_mean, b_var, b_count = batch.mean(0), batch.var(0, unbiased=False), batch.shape[0]
+        delta = b_mean - self.mean
+        total = self.count + b_count
+        self.mean += delta * b_count / total
+        m2 = self.var * self.count + b_var * b_count + delta.square() * self.count * b_count / total
+        self.var.copy_(m2 / total)
+        self.count.copy_(total)
+
+
+class StateNormalizer(nn.Module):
+    """Maps raw observations to the network's input.
+
+    ``fixed``: rescale Box bounds to [-1, 1] (only where both bounds are finite).
+    ``running``: subtract the running mean and divide by the running std, then clip.
+    Statistics update in ``train()`` mode only.
+    """
+
+    def __init__(self, state_info: dict, *, running: bool, fixed: bool, clip: float):
+        super().__init__()
+        self.running = running
+        self.fixed = fixed
+        self.clip = clip
+        shape = tuple(state_info["shape"])
+        low = torch.as_tensor(np.asarray(state_info["low"], dtype=np.float32))
+        high = torch.as_tensor(np.asarray(state_info["high"], dtype=np.float32))
+        finite = torch.isfinite(low) & torch.isfinite(high) & (high > low)
+        self.register_buffer("low", torch.where(finite, low, torch.zeros_like(low)))
+        self.register_buffer("span", torch.where(finite, high - low, torch.full_like(low, 2.0)))
+        self.register_buffer("shift", torch.where(finite, 1.0, 0.0))
+        self.rms = RunningMeanStd(shape)
+
+    @torch.no_grad()
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """Normalize, after updating the running statistics when in training mode."""
+        if self.running and self.training:
+            self.rms.update(self._rescale(obs.float()))
+        return self.normalize(obs)
+
+    @torch.no_grad()
+    def normalize(self, obs: torch.Tensor) -> torch.Tensor:
+        """Normalize without touching the statistics."""
+        obs = self._rescale(obs.float())
+        if self.running:
+            std = torch.sqrt(self.rms.var + 1e-8).float()
+            obs = ((obs - self.rms.mean.float()) / std).clamp(-self.clip, self.clip)
+        return obs
+
+    def _rescale(self, obs: torch.Tensor) -> torch.Tensor:
+        if self.fixed:
+            obs = (obs - self.low) / self.span * 2.0 - self.shift
+        return obs
+
+
+class RewardScaler(nn.Module):
+    """Divide rewards by the running std of the discounted return (PPO implementation detail),
+    then clip. Keeps one running return per env; ``enabled=False`` passes rewards through."""
+
+    def __init__(self, n_envs: int, *, gamma: float, enabled: bool, clip: float):
+        super().__init__()
+        self.enabled = enabled
+        self.gamma = gamma
+        self.clip = clip
+        self.rms = RunningMeanStd(())
+        self.register_buffer("returns", torch.zeros(n_envs, dtype=torch.float64))
+
+    @torch.no_grad()
+    def forward(self, reward: torch.Tensor, done: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return reward
+        self.returns.mul_(self.gamma).add_(reward)
+        self.rms.update(self.returns)
+        self.returns.masked_fill_(done, 0.0)
+        return (reward / torch.sqrt(self.rms.var + 1e-8)).clamp(-self.clip, self.clip).float()

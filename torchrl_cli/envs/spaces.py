@@ -1,0 +1,44 @@
+"""Describe Gymnasium spaces as the plain dicts the builders use (``state_info``/``action_info``)."""
+
+import numpy as np
+from gymnasium import spaces
+
+from torchrl_cli.errors import ConfigError
+
+SUPPORTED_ACTIONS = "Discrete, Box"
+SUPPORTED_STATES = "Box"
+
+
+def state_info(space: spaces.Space, env_id: str) -> dict:
+    """Shape, dtype and bounds of an observation space (Box only)."""
+    if not isinstance(space, spaces.Box):
+        raise ConfigError(
+            f"env '{env_id}' has observation space {space}, which torchrl-cli cannot handle "
+            f"(supported: {SUPPORTED_STATES}); wrap it with a Gymnasium observation wrapper "
+            "through env.wrappers"
+        )
+    return {
+        "kind": "continuous",
+        "shape": tuple(space.shape),
+        "dtype": str(space.dtype),
+        "low": space.low,
+        "high": space.high,
+    }
+
+
+def action_info(space: spaces.Space, env_id: str) -> dict:
+    """Kind (discrete | continuous), shape, and n or bounds of an action space."""
+    if isinstance(space, spaces.Discrete):
+        return {"kind": "discrete", "shape": (), "n": int(space.n), "dtype": "int64"}
+    if isinstance(space, spaces.Box) and np.issubdtype(space.dtype, np.floating):
+        return {
+            "kind": "continuous",
+            "shape": tuple(space.shape),
+            "dtype": "float32",
+            "low": space.low.astype(np.float32),
+            "high": space.high.astype(np.float32),
+        }
+    raise ConfigError(
+        f"env '{env_id}' has action space {space}, which torchrl-cli cannot handle yet "
+        f"(supported: {SUPPORTED_ACTIONS}); pick an env with one of those action spaces"
+    )

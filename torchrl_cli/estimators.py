@@ -1,0 +1,58 @@
+"""Advantage and value-target estimators over rollouts shaped ``[T, N]`` (time, env).
+
+Episode ends come in two kinds (Gymnasium's API): ``terminated`` (a true terminal state: the
+future is worth 0) and ``truncated`` (a time limit cut the episode: the future is worth
+V(final observation), given as ``final_values``). Either kind stops the advantage recursion.
+"""
+
+from dataclasses import dataclass
+
+import torch
+
+
+@dataclass(frozen=True)
+class GAE:
+    """Generalized advantage estimation (Schulman et al. 2016, https://arxiv.org/abs/1506.02438).
+
+    A_t = sum_l (gamma * lambda)^l delta_{t+l}, delta_t = r_t + gamma * V(s_{t+1}) - V(s_t).
+    ``gae_lambda=1`` gives discounted returns minus V; ``gae_lambda=0`` the one-step TD error.
+    """
+
+    gamma: float
+    gae_lambda: float
+
+    @torch.no_grad()
+    def __call__(
+        self,
+        rewards: torch.Tensor,
+        values: torch.Tensor,
+        terminated: torch.Tensor,
+        truncated: torch.Tensor,
+        final_values: torch.Tensor,
+        last_values: torch.Tensor,
+    ) -> torch.Tensor:
+        """Advantages ``[T, N]``.
+
+        ``values[t]`` is V(s_t); ``last_values`` is V of the observation after the last step
+        (the bootstrap for unfinished episodes); ``final_values[t]`` is V(final obs) where
+        ``truncated[t]``.
+        """
+        done = terminated | truncated
+        next_values = torch.cat([values[1:], last_values.unsqueeze(0)])
+        next_values = torch.where(done, final_values, next_values)
+        deltas = rewards + self.gamma * next_values * (~terminated) - values
+        discounts = self.gamma * self.gae_lambda * (~done)
+        advantages = torch.empty_like(rewards)
+        running = torch.zeros_like(last_values)
+        for t in range(rewards.shape[0] - 1, -1, -1):
+            running = deltas[t] + discounts[t] * running
+            advantages[t] = running
+        return advantages
+
+
+@dataclass(frozen=True)
+class FromAdvantage:
+    """Value targets from the advantages: V_target = A + V (the lambda-return under GAE)."""
+
+    def __call__(self, advantages: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+        return advantages + values

@@ -1,0 +1,98 @@
+"""BaseModel: a network, its output layer, its optimizer and its training settings."""
+
+import abc
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from torchrl_cli.batcher import Batch
+from torchrl_cli.nn import ModuleExtended
+
+SCHEDULES = ("constant", "linear")
+
+
+def schedule(kind: str, start: float, progress: float) -> float:
+    """The value of a schedule at ``progress`` in [0, 1] of the run (linear: start -> 0)."""
+    return start * (1.0 - progress) if kind == "linear" else start
+
+
+class BaseModel(ModuleExtended, abc.ABC):
+    """A torch network plus how it learns (after the seed's ``torchrl.models.BaseModel``).
+
+    Parameters:
+        net: body and head built by ``nn_from_config``; ``output_layer`` is appended to it.
+        action_info: the env's action space description (sizes the output layer).
+        num_epochs: passes over each rollout.
+        num_mini_batches: minibatches each pass is split into.
+        optimizer: a partial optimizer constructor; it receives this model's parameters.
+        clip_grad_norm: global norm the gradients are clipped to (``inf``: no clipping).
+        lr_schedule: ``constant`` or ``linear`` (annealed to 0 at the end of the run).
+        loss_coef: weight of this model's losses in the summed objective.
+    """
+
+    #: the Batch fields this model's losses read
+    batch_keys: tuple[str, ...] = ()
+
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        action_info: dict,
+        num_epochs: int,
+        num_mini_batches: int,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        clip_grad_norm: float,
+        lr_schedule: str,
+        loss_coef: float,
+    ):
+        super().__init__()
+        self.net = net
+        self.out = self.output_layer(net.out_shape, action_info)
+        self.num_epochs = num_epochs
+        self.num_mini_batches = num_mini_batches
+        self.clip_grad_norm = clip_grad_norm
+        self.lr_schedule = lr_schedule
+        self.loss_coef = loss_coef
+        self.optimizer = optimizer(self.parameters())
+        self.initial_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    @staticmethod
+    @abc.abstractmethod
+    def output_layer(input_shape: tuple[int, ...], action_info: dict) -> nn.Module:
+        """The final layer, appended to the network's head."""
+
+    @abc.abstractmethod
+    def register_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Named loss terms (keys ``loss_*``, already weighted) and diagnostics (other keys)."""
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.out(self.net(obs))
+
+    def set_progress(self, progress: float) -> None:
+        """Move the schedules to ``progress`` (fraction of the run done, in [0, 1])."""
+        for group, lr in zip(self.optimizer.param_groups, self.initial_lr, strict=True):
+            group["lr"] = schedule(self.lr_schedule, lr, progress)
+
+    @property
+    def lr(self) -> float:
+        return self.optimizer.param_groups[0]["lr"]
+
+    def optimizer_step(self) -> torch.Tensor:
+        """Clip the gradients, step the optimizer; returns the gradient norm before clipping."""
+        grad_norm = nn.utils.clip_grad_norm_(self.parameters(), self.clip_grad_norm)
+        self.optimizer.step()
+        return grad_norm
+
+    def init_orthogonal(self, output_gain: float) -> None:
+        """Orthogonal weights, zero biases: sqrt(2) gain in hidden layers, ``output_gain`` last
+        (a PPO implementation detail, Engstrom et al. 2020)."""
+        for module in self.net.modules():
+            if isinstance(module, nn.Linear | nn.Conv2d):
+                nn.init.orthogonal_(module.weight, math.sqrt(2))
+                nn.init.zeros_(module.bias)
+        for module in self.out.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.orthogonal_(module.weight, output_gain)
+                nn.init.zeros_(module.bias)

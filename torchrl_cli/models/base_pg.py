@@ -1,0 +1,45 @@
+"""BasePGModel: a stochastic policy with an entropy bonus."""
+
+import torch
+from torch import nn
+
+from torchrl_cli.models.base import BaseModel
+from torchrl_cli.models.distributions import make_dist, mode
+from torchrl_cli.nn import ActionLinear
+
+
+class BasePGModel(BaseModel):
+    """Base of every policy-gradient model (after the seed's BasePGModel).
+
+    Parameters:
+        entropy_coef: weight of the entropy bonus (``loss_entropy = -entropy_coef * H``).
+        **kwargs: BaseModel's parameters.
+    """
+
+    def __init__(self, net: nn.Module, *, action_info: dict, entropy_coef: float, **kwargs):
+        super().__init__(net, action_info=action_info, **kwargs)
+        self.action_info = action_info
+        self.entropy_coef = entropy_coef
+        self.log_std = None
+        if action_info["kind"] == "continuous":
+            self.log_std = nn.Parameter(torch.zeros(action_info["shape"]))
+            # the optimizer was built before log_std existed
+            self.optimizer.add_param_group({"params": [self.log_std]})
+            self.initial_lr.append(self.initial_lr[0])
+
+    @staticmethod
+    def output_layer(input_shape: tuple[int, ...], action_info: dict) -> nn.Module:
+        return ActionLinear(input_shape, action_info)
+
+    def create_dist(self, params: torch.Tensor):
+        return make_dist(params, self.action_info, self.log_std)
+
+    def select_action(self, obs: torch.Tensor, deterministic: bool = False):
+        """Sample (training) or take the mode (evaluation); returns actions and their log-probs."""
+        dist = self.create_dist(self(obs))
+        actions = mode(dist) if deterministic else dist.sample()
+        return actions, dist.log_prob(actions)
+
+    def entropy_loss(self, dist) -> dict[str, torch.Tensor]:
+        entropy = dist.entropy().mean()
+        return {"loss_entropy": -self.entropy_coef * entropy, "entropy": entropy.detach()}

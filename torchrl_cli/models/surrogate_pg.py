@@ -1,0 +1,36 @@
+"""SurrogatePGModel: the unclipped importance-ratio objective L^CPI."""
+
+import torch
+
+from torchrl_cli.batcher import Batch
+from torchrl_cli.models.base_pg import BasePGModel
+
+
+class SurrogatePGModel(BasePGModel):
+    """Maximizes L^CPI = E[ pi(a|s) / pi_old(a|s) * A ] (Schulman et al. 2017, eq. 6)."""
+
+    batch_keys = ("obs", "actions", "log_probs", "advantages")
+
+    @staticmethod
+    def calculate_prob_ratio(new_log_probs: torch.Tensor, old_log_probs: torch.Tensor):
+        return (new_log_probs - old_log_probs).exp()
+
+    def ratio_and_dist(self, batch: Batch):
+        dist = self.create_dist(self(batch.obs))
+        log_ratio = dist.log_prob(batch.actions) - batch.log_probs
+        return log_ratio, log_ratio.exp(), dist
+
+    @staticmethod
+    def kl_diagnostics(log_ratio: torch.Tensor, ratio: torch.Tensor) -> dict[str, torch.Tensor]:
+        """approx KL(old || new) by the low-variance estimator (r - 1) - log r."""
+        return {"approx_kl": ((ratio - 1) - log_ratio).mean().detach()}
+
+    def register_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
+        log_ratio, ratio, dist = self.ratio_and_dist(batch)
+        loss = -(ratio * batch.advantages).mean()
+        return {
+            "loss_policy": self.loss_coef * loss,
+            "policy_loss": loss.detach(),
+            **self.entropy_loss(dist),
+            **self.kl_diagnostics(log_ratio.detach(), ratio.detach()),
+        }

@@ -1,0 +1,72 @@
+"""Layers with the extras the net builder needs (after the seed's ``torchrl.nn``)."""
+
+import math
+
+import torch
+from torch import nn
+
+
+class ModuleExtended(nn.Module):
+    """A torch module that knows its device and can report its output shape for an input shape."""
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        """Shape of one output sample for one input sample of ``input_shape`` (no batch dim)."""
+        with torch.no_grad():
+            return tuple(self(torch.zeros(1, *input_shape, device=self.device)).shape[1:])
+
+
+class SequentialExtended(ModuleExtended):
+    """``nn.Sequential`` with the ModuleExtended helpers; an empty one is the identity."""
+
+    def __init__(self, *layers: nn.Module):
+        super().__init__()
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        if len(self.layers) == 0:
+            return tuple(input_shape)
+        return super().output_shape(input_shape)
+
+
+class FlattenLinear(nn.Linear):
+    """Flatten every dimension but the batch one, then apply a linear layer.
+
+    ``in_features`` may be a shape (the builder passes the previous layer's output shape).
+    """
+
+    def __init__(self, in_features: int | tuple[int, ...], out_features: int, **kwargs):
+        super().__init__(math.prod(_as_shape(in_features)), out_features, **kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return super().forward(x.flatten(start_dim=1))
+
+
+class ActionLinear(nn.Module):
+    """A linear layer whose output width comes from the action space.
+
+    Discrete(n): n logits. Box(shape): one mean per action dimension.
+    """
+
+    def __init__(self, in_features: int | tuple[int, ...], action_info: dict, **kwargs):
+        super().__init__()
+        self.linear = FlattenLinear(in_features, action_output_size(action_info), **kwargs)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x)
+
+
+def action_output_size(action_info: dict) -> int:
+    if action_info["kind"] == "discrete":
+        return int(action_info["n"])
+    return math.prod(action_info["shape"])
+
+
+def _as_shape(size: int | tuple[int, ...]) -> tuple[int, ...]:
+    return (size,) if isinstance(size, int) else tuple(size)

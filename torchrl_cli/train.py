@@ -1,0 +1,145 @@
+"""Build the whole stack from a composed config, train it, and write the run's outputs."""
+
+import json
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+
+from torchrl_cli.agents import PGAgent, TrainResult
+from torchrl_cli.agents.base import Evaluation
+from torchrl_cli.batcher import Batcher
+from torchrl_cli.envs import GymEnv, RewardScaler, StateNormalizer
+from torchrl_cli.logger import Logger
+from torchrl_cli.nn import nn_from_config
+from torchrl_cli.utils import get_obj
+from torchrl_cli.validate import validate
+
+EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never reuse training seeds
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    return torch.device(device)
+
+
+def build_env(env_cfg: DictConfig, n_envs: int) -> GymEnv:
+    wrappers = [get_obj(node, _partial_=True) for node in env_cfg.wrappers]
+    return GymEnv(env_cfg.id, n_envs=n_envs, vectorization=env_cfg.vectorization,
+                  wrappers=wrappers, **env_cfg.kwargs)
+
+
+def build_model(model_cfg: DictConfig, net_cfg: DictConfig, state_info: dict,
+                action_info: dict, output_gain: float):
+    net = nn_from_config(net_cfg, state_info, action_info)
+    model = get_obj(model_cfg, net=net, action_info=action_info)
+    if net_cfg.init == "orthogonal":
+        model.init_orthogonal(output_gain)
+    return model
+
+
+def build_agent(cfg: DictConfig, env: GymEnv, device: torch.device, logger: Logger) -> PGAgent:
+    state_info, action_info = env.get_state_info(), env.get_action_info()
+    normalizer = StateNormalizer(state_info, running=cfg.env.running_normalize_states,
+                                 fixed=cfg.env.fixed_normalize_states, clip=cfg.env.clip_states)
+    scaler = RewardScaler(env.n_envs, gamma=cfg.agent.gamma, enabled=cfg.env.scale_reward,
+                          clip=cfg.env.clip_reward)
+    policy = build_model(cfg.agent.policy, cfg.net, state_info, action_info, output_gain=0.01)
+    value = None
+    if cfg.agent.value is not None:
+        value = build_model(cfg.agent.value, cfg.net, state_info, action_info, output_gain=1.0)
+        value.to(device)
+    batcher = Batcher(env, cfg.agent.n_steps, normalizer.to(device), scaler.to(device), device,
+                      seed=cfg.seed)
+    return PGAgent(
+        batcher,
+        policy_model=policy.to(device),
+        value_model=value,
+        normalize_advantages=cfg.agent.normalize_advantages,
+        advantage=get_obj(cfg.agent.advantage),
+        vtarget=get_obj(cfg.agent.vtarget),
+        logger=logger,
+    )
+
+
+def train(cfg: DictConfig, run_dir: Path | None = None, console: Console | None = None) -> dict:
+    """Train the agent ``cfg`` describes; returns the final evaluation's metrics.
+
+    ``run_dir`` receives TensorBoard events, ``model.pt`` and ``metrics.json`` (None: no files).
+    """
+    validate(cfg)
+    wall_start = time.perf_counter()
+    seed_everything(cfg.seed)
+    torch.set_num_threads(cfg.torch_threads)
+    device = resolve_device(cfg.device)
+    console = console or Console()
+    env = build_env(cfg.env, cfg.env.n_envs)
+    eval_env = build_env(cfg.env, cfg.eval_episodes)
+    logger = Logger(run_dir, console=console, progress=cfg.logger.progress)
+    logger.add_text("config", "```\n" + OmegaConf.to_yaml(cfg, resolve=True) + "\n```")
+    try:
+        agent = build_agent(cfg, env, device, logger)
+        console.print(f"[bold]torchrl train[/bold] {cfg.agent.name} on {cfg.env.id} "
+                      f"({env.simulator}, {env.n_envs} envs, device {device}, seed {cfg.seed})"
+                      + (f" -> {run_dir}" if run_dir else ""))
+        eval_seed = cfg.seed + EVAL_SEED_OFFSET
+        result = agent.train(
+            max_iters=cfg.max_iters, max_episodes=cfg.max_episodes, max_steps=cfg.max_steps,
+            log_freq=cfg.logger.log_freq, eval_env=eval_env, eval_freq=cfg.eval_freq,
+            eval_episodes=cfg.eval_episodes, eval_seed=eval_seed, target_return=cfg.target_return,
+        )
+        final = result.solved or agent.evaluate(eval_env, cfg.eval_episodes, eval_seed)
+        final.train_seconds = result.train_seconds
+        if result.solved is None:
+            agent.log_evaluation(final)
+    finally:
+        logger.close(final_step=agent.num_steps if "agent" in locals() else None)
+        env.close()
+        eval_env.close()
+    metrics = final_metrics(cfg, result, final, time.perf_counter() - wall_start)
+    if run_dir is not None:
+        run_dir = Path(run_dir)
+        if cfg.save_model:
+            torch.save({name: m.state_dict() for name, m in agent.models.items()}
+                       | {"state_normalizer": agent.batcher.state_normalizer.state_dict()},
+                       run_dir / "model.pt")
+        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    console.print(f"[bold green]final evaluation[/bold green]: mean return "
+                  f"{metrics['mean_return']:.2f} ± {metrics['std_return']:.2f} over "
+                  f"{metrics['episodes']} episodes after {metrics['env_steps']} env steps "
+                  f"({metrics['train_seconds']:.1f} s of training)")
+    return metrics
+
+
+def final_metrics(cfg: DictConfig, result: TrainResult, final: Evaluation, wall: float) -> dict:
+    solved = result.solved
+    return {
+        "agent": cfg.agent.name,
+        "env": cfg.env.id,
+        "seed": cfg.seed,
+        "mean_return": final.mean,
+        "std_return": final.std,
+        "episodes": len(final.returns),
+        "returns": final.returns,
+        "env_steps": result.env_steps,
+        "iterations": result.iterations,
+        "train_seconds": result.train_seconds,
+        "wall_seconds": wall,
+        "target_return": cfg.target_return,
+        "solved": None if solved is None else {
+            "env_steps": solved.env_steps, "train_seconds": solved.train_seconds,
+            "mean_return": solved.mean},
+        "evaluations": [{"env_steps": e.env_steps, "train_seconds": e.train_seconds,
+                         "mean_return": e.mean} for e in result.evaluations],
+    }

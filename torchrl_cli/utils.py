@@ -1,0 +1,34 @@
+"""Small helpers shared across the package (after the seed's ``torchrl.utils``)."""
+
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+
+
+def get_obj(config: Any, **kwargs: Any) -> Any:
+    """Create the object a ``_target_`` node describes; ``kwargs`` add or replace arguments.
+
+    Containers reach the constructor as plain dicts and lists, not OmegaConf nodes.
+    """
+    return instantiate(config, _convert_="all", **kwargs)
+
+
+def explained_var(target: torch.Tensor, preds: torch.Tensor) -> float:
+    """1 - Var[target - preds] / Var[target]: 1 is a perfect value function, <= 0 is useless."""
+    var = target.var()
+    if var == 0:
+        return float("nan")
+    return float(1 - (target - preds).var() / var)
+
+
+def normalize(array: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Subtract the mean and divide by the standard deviation."""
+    return (array - array.mean()) / (array.std() + eps)
+
+
+def to_np(value: Any) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)

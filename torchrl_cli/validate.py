@@ -1,0 +1,74 @@
+"""Range and consistency checks on a composed config, before anything is built."""
+
+import gymnasium as gym
+from omegaconf import DictConfig
+
+from torchrl_cli.envs.gym_env import VECTORIZATIONS, check_env_id
+from torchrl_cli.envs.spaces import action_info, state_info
+from torchrl_cli.errors import ConfigError
+from torchrl_cli.models.base import SCHEDULES
+from torchrl_cli.utils import get_obj
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ConfigError(message)
+
+
+def validate(cfg: DictConfig) -> None:
+    """Raise ConfigError naming the first bad value and what would be valid."""
+    agent, env = cfg.agent, cfg.env
+    check_env_id(env.id)
+    check_spaces(env)
+    _check(env.n_envs >= 1, f"env.n_envs={env.n_envs} must be at least 1")
+    _check(env.vectorization in VECTORIZATIONS,
+           f"env.vectorization='{env.vectorization}' must be one of {', '.join(VECTORIZATIONS)}")
+    _check(cfg.device in DEVICES, f"device='{cfg.device}' must be one of {', '.join(DEVICES)}")
+    _check(agent.n_steps >= 1, f"agent.n_steps={agent.n_steps} must be at least 1")
+    _check(0 < agent.gamma <= 1, f"agent.gamma={agent.gamma} must be in (0, 1]")
+    _check(agent.lr > 0, f"agent.lr={agent.lr} must be > 0")
+    _check(0 <= agent.advantage.gae_lambda <= 1,
+           f"agent.advantage.gae_lambda={agent.advantage.gae_lambda} must be in [0, 1]")
+    batch_size = agent.n_steps * env.n_envs
+    for name in ("policy", "value"):
+        model = agent.get(name)
+        if model is None:
+            continue
+        key = f"agent.{name}"
+        _check(model.optimizer.lr > 0, f"{key}.optimizer.lr={model.optimizer.lr} must be > 0")
+        _check(model.num_epochs >= 1, f"{key}.num_epochs={model.num_epochs} must be at least 1")
+        _check(model.num_mini_batches >= 1,
+               f"{key}.num_mini_batches={model.num_mini_batches} must be at least 1")
+        _check(batch_size // model.num_mini_batches >= 2,
+               f"{key}.num_mini_batches={model.num_mini_batches} is too many for a batch of "
+               f"{batch_size} samples (agent.n_steps x env.n_envs); use at most {batch_size // 2}")
+        _check(model.clip_grad_norm > 0,
+               f"{key}.clip_grad_norm={model.clip_grad_norm} must be > 0 (inf disables clipping)")
+        _check(model.lr_schedule in SCHEDULES,
+               f"{key}.lr_schedule='{model.lr_schedule}' must be one of {', '.join(SCHEDULES)}")
+        if "ppo_clip_range" in model:
+            _check(model.ppo_clip_range > 0,
+                   f"{key}.ppo_clip_range={model.ppo_clip_range} must be > 0")
+        if model.get("clip_range") is not None:
+            _check(model.clip_range > 0, f"{key}.clip_range={model.clip_range} must be > 0")
+    for key in ("max_steps", "max_iters", "max_episodes"):
+        _check(cfg[key] == -1 or cfg[key] > 0, f"{key}={cfg[key]} must be > 0, or -1 for none")
+    _check(any(cfg[k] > 0 for k in ("max_steps", "max_iters", "max_episodes")),
+           "no training budget: set max_steps, max_iters or max_episodes")
+    _check(cfg.eval_episodes >= 1, f"eval_episodes={cfg.eval_episodes} must be at least 1")
+    _check(cfg.torch_threads >= 1, f"torch_threads={cfg.torch_threads} must be at least 1")
+    _check(cfg.logger.log_freq >= 1, f"logger.log_freq={cfg.logger.log_freq} must be at least 1")
+
+
+def check_spaces(env_cfg: DictConfig) -> None:
+    """Make one copy of the env (wrappers applied) and check that its spaces are supported."""
+    env = gym.make(env_cfg.id, **env_cfg.kwargs)
+    try:
+        for node in env_cfg.wrappers:
+            env = get_obj(node, _partial_=True)(env)
+        state_info(env.observation_space, env_cfg.id)
+        action_info(env.action_space, env_cfg.id)
+    finally:
+        env.close()
