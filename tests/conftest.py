@@ -1,0 +1,46 @@
+"""Shared fixtures: compose the real config through Hydra, shrunk for fast tests."""
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from torchrl_cli.config import CONFIG_NAME, config_dir, register_configs
+
+REPO = Path(__file__).resolve().parents[1]
+# A tiny run: a few hundred env steps, no progress bar, one short final evaluation.
+TINY = ["max_steps=256", "agent.n_steps=32", "env.n_envs=2", "eval_freq=0", "eval_episodes=2",
+        "logger.progress=false", "agent.policy.num_epochs=1", "agent.value.num_epochs=1",
+        "agent.policy.num_mini_batches=2", "agent.value.num_mini_batches=2"]
+
+
+def compose_config(overrides: list[str] | None = None) -> DictConfig:
+    """The config ``torchrl train <overrides>`` composes (without Hydra's run-time node)."""
+    register_configs()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        return compose(CONFIG_NAME, overrides=overrides or [])
+
+
+@pytest.fixture
+def compose_cfg():
+    return compose_config
+
+
+@pytest.fixture
+def torchrl_bin() -> str:
+    """The installed ``torchrl`` console script of this interpreter's environment."""
+    path = Path(sys.executable).parent / "torchrl"
+    return str(path) if path.exists() else shutil.which("torchrl")
+
+
+@pytest.fixture
+def cli_env() -> dict:
+    """Environment for CLI subprocesses: no colors, a wide console, unbuffered output."""
+    env = dict(os.environ)
+    env.update({"NO_COLOR": "1", "COLUMNS": "120", "PYTHONUNBUFFERED": "1", "TERM": "dumb"})
+    env.pop("HYDRA_FULL_ERROR", None)
+    return env
