@@ -28,11 +28,13 @@ class Logger:
         log_dir: where TensorBoard events go; ``None`` writes no events.
         console: where tables and the progress bar are printed.
         progress: show a progress bar with steps/s and ETA.
+        histograms: write the histograms given to ``add_histogram`` (off: they are dropped).
     """
 
     def __init__(self, log_dir: str | Path | None, *, console: Console | None = None,
-                 progress: bool = True):
+                 progress: bool = True, histograms: bool = False):
         self.console = console or Console()
+        self.write_histograms = histograms
         self.writer = SummaryWriter(str(log_dir)) if log_dir is not None else None
         self.values: dict[str, list[float]] = defaultdict(list)
         self.precision: dict[str, int] = {}
@@ -66,7 +68,8 @@ class Logger:
         self.tf_only.add(name)
 
     def add_histogram(self, name: str, values: torch.Tensor) -> None:
-        self.histograms[name] = values.detach().cpu()
+        if self.write_histograms:
+            self.histograms[name] = values.detach().float().cpu()
 
     def add_text(self, name: str, text: str) -> None:
         if self.writer is not None:

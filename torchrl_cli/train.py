@@ -86,7 +86,8 @@ def train(cfg: DictConfig, run_dir: Path | None = None, console: Console | None 
     console = console or Console()
     env = build_env(cfg.env, cfg.env.n_envs)
     eval_env = build_env(cfg.env, cfg.eval_episodes)
-    logger = Logger(run_dir, console=console, progress=cfg.logger.progress)
+    logger = Logger(run_dir, console=console, progress=cfg.logger.progress,
+                    histograms=cfg.logger.histograms)
     logger.add_text("config", "```\n" + OmegaConf.to_yaml(cfg, resolve=True) + "\n```")
     try:
         agent = build_agent(cfg, env, device, logger)

@@ -1,6 +1,7 @@
 """Range and consistency checks on a composed config, before anything is built."""
 
 import gymnasium as gym
+import torch
 from omegaconf import DictConfig
 
 from torchrl_cli.envs.gym_env import VECTORIZATIONS, check_env_id
@@ -26,6 +27,8 @@ def validate(cfg: DictConfig) -> None:
     _check(env.vectorization in VECTORIZATIONS,
            f"env.vectorization='{env.vectorization}' must be one of {', '.join(VECTORIZATIONS)}")
     _check(cfg.device in DEVICES, f"device='{cfg.device}' must be one of {', '.join(DEVICES)}")
+    _check(cfg.device != "cuda" or torch.cuda.is_available(),
+           "device=cuda but torch sees no CUDA device; use device=auto or device=cpu")
     _check(agent.n_steps >= 1, f"agent.n_steps={agent.n_steps} must be at least 1")
     _check(0 < agent.gamma <= 1, f"agent.gamma={agent.gamma} must be in (0, 1]")
     _check(agent.lr > 0, f"agent.lr={agent.lr} must be > 0")

@@ -114,4 +114,10 @@ class PGAgent(BaseAgent):
             self.logger.add_log(f"losses/{key}", torch.stack(values).float().mean().item(), 4)
         self.diagnostics.clear()
         self.logger.add_log("charts/learning_rate", self.policy_model.lr, 6)
+        rollout = self.batcher.buffers
+        self.logger.add_histogram("rollout/actions", rollout.actions)
+        self.logger.add_histogram("rollout/values", rollout.values)
+        for name, model in self.models.items():
+            for key, param in model.named_parameters():
+                self.logger.add_histogram(f"params/{name}/{key}", param)
         super().write_logs()

@@ -36,16 +36,20 @@ class SequentialExtended(ModuleExtended):
 
 
 class FlattenLinear(nn.Linear):
-    """Flatten every dimension but the batch one, then apply a linear layer.
+    """Flatten the trailing ``in_features`` dims, then apply a linear layer.
 
-    ``in_features`` may be a shape (the builder passes the previous layer's output shape).
+    ``in_features`` may be a shape (the builder passes the previous layer's output shape); any
+    leading dims (batch, time) are kept.
     """
 
     def __init__(self, in_features: int | tuple[int, ...], out_features: int, **kwargs):
-        super().__init__(math.prod(_as_shape(in_features)), out_features, **kwargs)
+        self.in_shape = _as_shape(in_features)
+        super().__init__(math.prod(self.in_shape), out_features, **kwargs)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return super().forward(x.flatten(start_dim=1))
+        if len(self.in_shape) > 1:
+            x = x.flatten(start_dim=-len(self.in_shape))
+        return super().forward(x)
 
 
 class ActionLinear(nn.Module):
