@@ -76,18 +76,26 @@ class Logger:
             self.writer.add_text(name, text)
 
     def timeit(self, i_step: int, max_steps: int = -1) -> float:
-        """Steps per second since the last call; advances the progress bar to ``i_step``."""
+        """Steps per second since the last call, recorded as ``charts/steps_per_second``."""
         now = time.perf_counter()
         sps = (i_step - self._last_step) / max(now - self._last_time, 1e-9)
         self._last_time, self._last_step = now, i_step
         self.add_log("charts/steps_per_second", sps, precision=0)
-        if self.progress is not None:
-            if self._task is None:
-                self.progress.start()
-                total = max_steps if max_steps > 0 else None
-                self._task = self.progress.add_task("training", total=total, sps=0.0)
-            self.progress.update(self._task, completed=i_step, sps=sps)
+        self.advance(i_step, max_steps)
         return sps
+
+    def advance(self, i_step: int, max_steps: int = -1) -> None:
+        """Move the progress bar to ``i_step`` (of ``max_steps``; -1: no known total)."""
+        if self.progress is None:
+            return
+        if self._task is None:
+            self.progress.start()
+            total = max_steps if max_steps > 0 else None
+            self._task = self.progress.add_task("training", total=total, sps=0.0)
+            self._start = (time.perf_counter(), i_step)
+        elapsed = time.perf_counter() - self._start[0]
+        sps = (i_step - self._start[1]) / elapsed if elapsed > 0 else 0.0
+        self.progress.update(self._task, completed=i_step, sps=sps)
 
     def log(self, step: int, header: str | None = None, console: bool = True) -> dict[str, float]:
         """Average what was recorded, write it to TensorBoard at ``step``, print the table."""

@@ -122,6 +122,8 @@ class BaseAgent(abc.ABC):
             self.num_iters += 1
             if self.num_iters % log_freq == 0:
                 self.write_logs()
+            else:
+                self.logger.advance(self.num_steps, self.max_steps)
             result.train_seconds += time.perf_counter() - start
             if next_eval is not None and self.num_steps >= next_eval:
                 next_eval += eval_freq
