@@ -1,5 +1,6 @@
 """Rollout collection from a vector env into preallocated ``[T, N, ...]`` tensors."""
 
+from collections.abc import Collection
 from dataclasses import dataclass, fields
 
 import numpy as np
@@ -37,8 +38,10 @@ class Batch:
     def __len__(self) -> int:
         return self.obs.shape[0]
 
-    def index(self, idx: torch.Tensor) -> "Batch":
-        return Batch(*(getattr(self, f.name)[idx] for f in fields(self)))
+    def index(self, idx: torch.Tensor, keys: Collection[str]) -> "Batch":
+        """The samples at ``idx``; only the fields in ``keys`` are gathered (others None)."""
+        return Batch(*(getattr(self, f.name)[idx] if f.name in keys else None
+                       for f in fields(self)))
 
 
 @dataclass
@@ -72,7 +75,7 @@ class Batcher:
         n, info = env.n_envs, env.get_action_info()
         state_shape = tuple(env.get_state_info()["shape"])
         action_shape = tuple(info["shape"])
-        action_dtype = torch.long if info["kind"] == "discrete" else torch.float32
+        action_dtype = torch.long if info["kind"] in ("discrete", "multi_discrete") else torch.float32
         t = (n_steps, n)
         self.buffers = Rollout(
             obs=torch.zeros(*t, *state_shape, device=device),
@@ -86,6 +89,7 @@ class Batcher:
             last_values=torch.zeros(n, device=device),
         )
         self.low = self.high = None
+        self.env_dtype = np.int8 if info["kind"] == "multi_binary" else None
         if info["kind"] == "continuous":
             self.low, self.high = info["low"], info["high"]
         self.obs = self._normalize(env.reset(seed=seed))
@@ -103,6 +107,8 @@ class Batcher:
         actions = actions.cpu().numpy()
         if self.low is not None:
             actions = np.clip(actions, self.low, self.high)
+        if self.env_dtype is not None:
+            actions = actions.astype(self.env_dtype)
         return actions
 
     @torch.inference_mode()

@@ -56,3 +56,20 @@ class FromAdvantage:
 
     def __call__(self, advantages: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         return advantages + values
+
+
+@dataclass(frozen=True)
+class DiscountedReturns:
+    """Discounted returns G_t = r_t + gamma * G_{t+1}, cut at episode ends and bootstrapped
+    from V at time-limit cuts and at the rollout's end (from 0 where there is no value model).
+
+    Used as the advantage of vanilla PG without a baseline, or as a value target.
+    """
+
+    gamma: float
+
+    @torch.no_grad()
+    def __call__(self, rewards, values, terminated, truncated, final_values, last_values):
+        advantages = GAE(self.gamma, 1.0)(rewards, values, terminated, truncated, final_values,
+                                          last_values)
+        return advantages + values

@@ -32,8 +32,9 @@ def validate(cfg: DictConfig) -> None:
     _check(agent.n_steps >= 1, f"agent.n_steps={agent.n_steps} must be at least 1")
     _check(0 < agent.gamma <= 1, f"agent.gamma={agent.gamma} must be in (0, 1]")
     _check(agent.lr > 0, f"agent.lr={agent.lr} must be > 0")
-    _check(0 <= agent.advantage.gae_lambda <= 1,
-           f"agent.advantage.gae_lambda={agent.advantage.gae_lambda} must be in [0, 1]")
+    if "gae_lambda" in agent.advantage:
+        lam = agent.advantage.gae_lambda
+        _check(0 <= lam <= 1, f"agent.advantage.gae_lambda={lam} must be in [0, 1]")
     batch_size = agent.n_steps * env.n_envs
     for name in ("policy", "value"):
         model = agent.get(name)
@@ -56,6 +57,9 @@ def validate(cfg: DictConfig) -> None:
                    f"{key}.ppo_clip_range={model.ppo_clip_range} must be > 0")
         if model.get("clip_range") is not None:
             _check(model.clip_range > 0, f"{key}.clip_range={model.clip_range} must be > 0")
+        if "kl_target" in model:
+            _check(model.kl_target > 0, f"{key}.kl_target={model.kl_target} must be > 0")
+            _check(model.kl_penalty > 0, f"{key}.kl_penalty={model.kl_penalty} must be > 0")
     for key in ("max_steps", "max_iters", "max_episodes"):
         _check(cfg[key] == -1 or cfg[key] > 0, f"{key}={cfg[key]} must be > 0, or -1 for none")
     _check(any(cfg[k] > 0 for k in ("max_steps", "max_iters", "max_episodes")),

@@ -85,14 +85,21 @@ class PGAgent(BaseAgent):
             groups[(model.num_epochs, model.num_mini_batches)].append(model)
         for (num_epochs, num_mini_batches), models in groups.items():
             self.fit(models, batch, num_epochs, num_mini_batches)
+        for model in self.models.values():
+            for key, value in model.on_batch_end(batch).items():
+                self.diagnostics[key].append(value)
 
     def fit(self, models: list[BaseModel], batch: Batch, num_epochs: int,
             num_mini_batches: int) -> None:
+        """``num_epochs`` passes over ``batch`` in shuffled minibatches (fewer if a model asks
+        to stop early)."""
+        keys = {"advantages", *(key for model in models for key in model.batch_keys)}
+        names = {id(model): name for name, model in self.models.items()}
         size = len(batch) // num_mini_batches
         for _ in range(num_epochs):
             order = torch.randperm(len(batch), device=batch.obs.device)
             for start in range(0, size * num_mini_batches, size):
-                minibatch = batch.index(order[start:start + size])
+                minibatch = batch.index(order[start:start + size], keys)
                 if self.normalize_advantages:
                     minibatch.advantages = normalize(minibatch.advantages)
                 terms: dict[str, torch.Tensor] = {}
@@ -102,12 +109,13 @@ class PGAgent(BaseAgent):
                 for model in models:
                     model.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                for name, model in self.models.items():
-                    if model in models:
-                        terms[f"grad_norm_{name}"] = model.optimizer_step()
+                for model in models:
+                    terms[f"grad_norm_{names[id(model)]}"] = model.optimizer_step()
                 for key, value in terms.items():
                     if not key.startswith("loss_"):
                         self.diagnostics[key].append(value.detach())
+                if any(model.stop_early(terms) for model in models):
+                    return
 
     def write_logs(self) -> None:
         for key, values in self.diagnostics.items():

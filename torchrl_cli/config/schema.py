@@ -70,6 +70,40 @@ class PPOClipModelConfig(ModelConfig):
 
 
 @dataclass
+class VanillaPGModelConfig(ModelConfig):
+    """The policy-gradient-theorem loss -E[log pi(a|s) A]."""
+
+    _target_: str = "torchrl_cli.models.VanillaPGModel"
+    entropy_coef: float = 0.0
+
+
+@dataclass
+class A2CModelConfig(VanillaPGModelConfig):
+    """Synchronous advantage actor-critic: the PG loss, one step per short rollout."""
+
+    _target_: str = "torchrl_cli.models.A2CModel"
+
+
+@dataclass
+class SurrogatePGModelConfig(ModelConfig):
+    """The unclipped importance-ratio objective L^CPI."""
+
+    _target_: str = "torchrl_cli.models.SurrogatePGModel"
+    entropy_coef: float = 0.0
+
+
+@dataclass
+class PPOAdaptiveModelConfig(ModelConfig):
+    """PPO with the adaptive KL penalty (beta halved/doubled around kl_target, per batch)."""
+
+    _target_: str = "torchrl_cli.models.PPOAdaptiveModel"
+    entropy_coef: float = 0.0
+    kl_target: float = 0.01
+    kl_penalty: float = 1.0  # beta's starting value
+    kl_early_stop: float | None = None  # stop the epochs once KL > this x kl_target
+
+
+@dataclass
 class GAEConfig:
     """Generalized advantage estimation, GAE(gamma, lambda)."""
 
@@ -94,8 +128,8 @@ class AgentConfig:
     gamma: float = 0.99
     lr: float = 3e-4
     normalize_advantages: bool = True  # per minibatch
-    advantage: GAEConfig = field(default_factory=GAEConfig)
-    vtarget: VTargetConfig = field(default_factory=VTargetConfig)
+    advantage: Any = field(default_factory=GAEConfig)  # a _target_ node: GAE, DiscountedReturns
+    vtarget: Any = field(default_factory=VTargetConfig)  # a _target_ node: FromAdvantage
     policy: Any = MISSING  # one of the *ModelConfig dataclasses above
     value: ValueModelConfig | None = field(default_factory=ValueModelConfig)
 
@@ -104,6 +138,30 @@ class AgentConfig:
 class PPOClipAgentConfig(AgentConfig):
     name: str = "ppo_clip"
     policy: PPOClipModelConfig = field(default_factory=PPOClipModelConfig)
+
+
+@dataclass
+class PPOAdaptiveAgentConfig(AgentConfig):
+    name: str = "ppo_adaptive"
+    policy: PPOAdaptiveModelConfig = field(default_factory=PPOAdaptiveModelConfig)
+
+
+@dataclass
+class SurrogatePGAgentConfig(AgentConfig):
+    name: str = "surrogate_pg"
+    policy: SurrogatePGModelConfig = field(default_factory=SurrogatePGModelConfig)
+
+
+@dataclass
+class VanillaPGAgentConfig(AgentConfig):
+    name: str = "vanilla_pg"
+    policy: VanillaPGModelConfig = field(default_factory=VanillaPGModelConfig)
+
+
+@dataclass
+class A2CAgentConfig(AgentConfig):
+    name: str = "a2c"
+    policy: A2CModelConfig = field(default_factory=A2CModelConfig)
 
 
 @dataclass

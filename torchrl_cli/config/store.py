@@ -7,12 +7,25 @@ import gymnasium as gym
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig
 
-from torchrl_cli.config.schema import Config, PPOClipAgentConfig
+from torchrl_cli.config.schema import (
+    A2CAgentConfig,
+    Config,
+    PPOAdaptiveAgentConfig,
+    PPOClipAgentConfig,
+    SurrogatePGAgentConfig,
+    VanillaPGAgentConfig,
+)
 
 CONFIG_NAME = "config"
 SCHEMA_SUFFIX = "_schema"
 
-AGENT_SCHEMAS = {"ppo_clip": PPOClipAgentConfig}
+AGENT_SCHEMAS = {
+    "vanilla_pg": VanillaPGAgentConfig,
+    "a2c": A2CAgentConfig,
+    "surrogate_pg": SurrogatePGAgentConfig,
+    "ppo_clip": PPOClipAgentConfig,
+    "ppo_adaptive": PPOAdaptiveAgentConfig,
+}
 
 
 def config_dir() -> Path:

@@ -5,7 +5,7 @@ from gymnasium import spaces
 
 from torchrl_cli.errors import ConfigError
 
-SUPPORTED_ACTIONS = "Discrete, Box"
+SUPPORTED_ACTIONS = "Discrete, Box, MultiDiscrete, MultiBinary"
 SUPPORTED_STATES = "Box"
 
 
@@ -27,9 +27,16 @@ def state_info(space: spaces.Space, env_id: str) -> dict:
 
 
 def action_info(space: spaces.Space, env_id: str) -> dict:
-    """Kind (discrete | continuous), shape, and n or bounds of an action space."""
+    """Kind (discrete | continuous | multi_discrete | multi_binary), shape, and n, nvec or
+    bounds of an action space."""
     if isinstance(space, spaces.Discrete):
         return {"kind": "discrete", "shape": (), "n": int(space.n), "dtype": "int64"}
+    if isinstance(space, spaces.MultiDiscrete) and space.nvec.ndim == 1:
+        return {"kind": "multi_discrete", "shape": tuple(space.shape),
+                "nvec": [int(n) for n in space.nvec], "dtype": "int64"}
+    if isinstance(space, spaces.MultiBinary) and len(space.shape) == 1:
+        return {"kind": "multi_binary", "shape": tuple(space.shape), "n": int(space.n),
+                "dtype": "int8"}
     if isinstance(space, spaces.Box) and np.issubdtype(space.dtype, np.floating):
         return {
             "kind": "continuous",

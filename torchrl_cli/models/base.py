@@ -70,6 +70,14 @@ class BaseModel(ModuleExtended, abc.ABC):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return self.out(self.net(obs))
 
+    def stop_early(self, terms: dict[str, torch.Tensor]) -> bool:
+        """Whether the current batch's remaining epochs should be skipped (after a minibatch)."""
+        return False
+
+    def on_batch_end(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Called once after the batch's update; returns diagnostics to log."""
+        return {}
+
     def set_progress(self, progress: float) -> None:
         """Move the schedules to ``progress`` (fraction of the run done, in [0, 1])."""
         for group, lr in zip(self.optimizer.param_groups, self.initial_lr, strict=True):
@@ -81,7 +89,8 @@ class BaseModel(ModuleExtended, abc.ABC):
 
     def optimizer_step(self) -> torch.Tensor:
         """Clip the gradients, step the optimizer; returns the gradient norm before clipping."""
-        grad_norm = nn.utils.clip_grad_norm_(self.parameters(), self.clip_grad_norm)
+        params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        grad_norm = nn.utils.clip_grad_norm_(params, self.clip_grad_norm, foreach=True)
         self.optimizer.step()
         return grad_norm
 

@@ -52,23 +52,22 @@ class FlattenLinear(nn.Linear):
         return super().forward(x)
 
 
-class ActionLinear(nn.Module):
-    """A linear layer whose output width comes from the action space.
+class ActionLinear(FlattenLinear):
+    """A (flattening) linear layer whose output width comes from the action space.
 
-    Discrete(n): n logits. Box(shape): one mean per action dimension.
+    Discrete(n): n logits. MultiDiscrete(nvec): sum(nvec) logits. MultiBinary(n): n logits.
+    Box(shape): one mean per action dimension.
     """
 
     def __init__(self, in_features: int | tuple[int, ...], action_info: dict, **kwargs):
-        super().__init__()
-        self.linear = FlattenLinear(in_features, action_output_size(action_info), **kwargs)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x)
+        super().__init__(in_features, action_output_size(action_info), **kwargs)
 
 
 def action_output_size(action_info: dict) -> int:
-    if action_info["kind"] == "discrete":
+    if action_info["kind"] in ("discrete", "multi_binary"):
         return int(action_info["n"])
+    if action_info["kind"] == "multi_discrete":
+        return sum(action_info["nvec"])
     return math.prod(action_info["shape"])
 
 

@@ -1,0 +1,64 @@
+"""PPOAdaptiveModel: the surrogate objective with an adaptive KL penalty."""
+
+import torch
+
+from torchrl_cli.batcher import Batch
+from torchrl_cli.models.surrogate_pg import SurrogatePGModel
+
+
+class PPOAdaptiveModel(SurrogatePGModel):
+    """PPO with an adaptive KL penalty, https://arxiv.org/abs/1707.06347 (section 4):
+    L^KLPEN = E[ r A - beta KL(pi_old, pi) ].
+
+    After each batch's update, d = the batch's mean KL: d < kl_target / 1.5 halves beta,
+    d > 1.5 kl_target doubles it. KL is estimated per sample by (r - 1) - log r, which is
+    unbiased under the old policy's actions and differentiable.
+
+    Parameters:
+        kl_target: d_targ.
+        kl_penalty: beta's starting value.
+        kl_early_stop: stop the batch's epochs once a minibatch's KL exceeds
+            ``kl_early_stop * kl_target`` (null: never).
+        **kwargs: BasePGModel's parameters.
+    """
+
+    def __init__(self, net, *, kl_target: float, kl_penalty: float,
+                 kl_early_stop: float | None, **kwargs):
+        super().__init__(net, **kwargs)
+        self.kl_target = kl_target
+        self.kl_penalty = kl_penalty
+        self.kl_early_stop = kl_early_stop
+
+    def register_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
+        log_ratio, ratio, dist = self.ratio_and_dist(batch)
+        kl = ((ratio - 1) - log_ratio).mean()
+        surrogate = -(ratio * batch.advantages).mean()
+        return {
+            "loss_policy": self.loss_coef * surrogate,
+            "loss_kl_penalty": self.loss_coef * self.kl_penalty * kl,
+            "policy_loss": surrogate.detach(),
+            "approx_kl": kl.detach(),
+            "kl_penalty": torch.tensor(self.kl_penalty),
+            **self.entropy_loss(dist),
+        }
+
+    def stop_early(self, terms: dict[str, torch.Tensor]) -> bool:
+        return (self.kl_early_stop is not None
+                and float(terms["approx_kl"]) > self.kl_early_stop * self.kl_target)
+
+    @torch.no_grad()
+    def on_batch_end(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Update beta from the mean KL between the rollout policy and the updated one."""
+        log_ratio = self.create_dist(self(batch.obs)).log_prob(batch.actions) - batch.log_probs
+        kl = float(((log_ratio.exp() - 1) - log_ratio).mean())
+        self.kl_penalty = update_kl_penalty(self.kl_penalty, kl, self.kl_target)
+        return {"batch_kl": torch.tensor(kl)}
+
+
+def update_kl_penalty(beta: float, kl: float, kl_target: float) -> float:
+    """The paper's rule: halve beta below d_targ / 1.5, double it above 1.5 d_targ."""
+    if kl < kl_target / 1.5:
+        return beta / 2
+    if kl > kl_target * 1.5:
+        return beta * 2
+    return beta

@@ -1,0 +1,29 @@
+"""VanillaPGModel and A2CModel: the policy-gradient-theorem loss."""
+
+import torch
+
+from torchrl_cli.batcher import Batch
+from torchrl_cli.models.base_pg import BasePGModel
+
+
+class VanillaPGModel(BasePGModel):
+    """The classical policy gradient (Williams 1992; Sutton et al. 2000):
+    L^PG = -E[ log pi(a|s) * A ], with A from any advantage estimator (returns minus a baseline).
+    """
+
+    batch_keys = ("obs", "actions", "advantages")
+
+    def pg_loss(self, batch: Batch) -> dict[str, torch.Tensor]:
+        dist = self.create_dist(self(batch.obs))
+        loss = -(dist.log_prob(batch.actions) * batch.advantages).mean()
+        return {"loss_policy": self.loss_coef * loss, "policy_loss": loss.detach(),
+                **self.entropy_loss(dist)}
+
+    def register_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
+        return self.pg_loss(batch)
+
+
+class A2CModel(VanillaPGModel):
+    """Synchronous advantage actor-critic (Mnih et al. 2016, https://arxiv.org/abs/1602.01783):
+    the policy-gradient loss on short rollouts from many envs stepped in lockstep, one gradient
+    step per rollout, advantages from a learned value function (the agent's ValueModel)."""
