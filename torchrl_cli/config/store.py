@@ -1,6 +1,5 @@
 """Registers the structured schema in Hydra's ConfigStore and finds the shipped ``conf/`` folder."""
 
-from functools import cache
 from pathlib import Path
 
 import gymnasium as gym
@@ -42,20 +41,25 @@ def env_files() -> set[str]:
     return {str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml")}
 
 
-@cache
+_stored_env_ids: set[str] = set()
+
+
 def register_configs() -> None:
     """Store the schema nodes, and a generic env node for each registered id without a file.
 
     The generic nodes make ``env=<any registered Gymnasium id>`` work with the schema's defaults.
+    Ids registered since the last call (a package imported later) are added on the next call.
     """
     cs = ConfigStore.instance()
-    cs.store(name=f"{CONFIG_NAME}{SCHEMA_SUFFIX}", node=Config)
-    for name, node in AGENT_SCHEMAS.items():
-        cs.store(group="agent", name=f"{name}{SCHEMA_SUFFIX}", node=node)
-    with_file = env_files()
+    if not _stored_env_ids:
+        cs.store(name=f"{CONFIG_NAME}{SCHEMA_SUFFIX}", node=Config)
+        for name, node in AGENT_SCHEMAS.items():
+            cs.store(group="agent", name=f"{name}{SCHEMA_SUFFIX}", node=node)
+        _stored_env_ids.update(env_files())
     for env_id in gym.registry:
-        if env_id in with_file:
+        if env_id in _stored_env_ids:
             continue
+        _stored_env_ids.add(env_id)
         group, _, name = f"env/{env_id}".rpartition("/")
         cs.store(group=group, name=name, node={"id": env_id})
 
