@@ -9,14 +9,20 @@ from torchrl_cli.train import train
 pytestmark = pytest.mark.slow
 
 
+CARTPOLE = [("vanilla_pg", 100_000), ("a2c", 200_000), ("surrogate_pg", 50_000),
+            ("ppo_clip", 50_000), ("ppo_adaptive", 50_000)]
+PENDULUM = [("ppo_clip", 200_000)]
+
+
 @pytest.mark.parametrize(
-    ("env", "target", "budget"),
-    [("CartPole-v1", 475.0, 50_000), ("Pendulum-v1", -250.0, 200_000)],
+    ("agent", "env", "target", "budget"),
+    [(a, "CartPole-v1", 475.0, b) for a, b in CARTPOLE]
+    + [(a, "Pendulum-v1", -250.0, b) for a, b in PENDULUM],
 )
-def test_ppo_clip_reaches_target_within_budget(tmp_path, env, target, budget):
-    """`torchrl train agent=ppo_clip env=<env> seed=0`: a 20-episode deterministic evaluation
-    reaches the target within the budget (training stops at the first one that does)."""
-    cfg = compose_config([f"env={env}", "agent=ppo_clip", "seed=0", f"target_return={target}",
+def test_agent_reaches_target_within_budget(tmp_path, agent, env, target, budget):
+    """`torchrl train agent=<agent> env=<env> seed=0`: a 20-episode deterministic evaluation
+    reaches the target within the documented budget (training stops at the first that does)."""
+    cfg = compose_config([f"env={env}", f"agent={agent}", "seed=0", f"target_return={target}",
                           "logger.progress=false", "logger.log_freq=1000"])
     assert cfg.max_steps == budget  # the tuned file's budget is the documented one
     metrics = train(cfg, run_dir=tmp_path)

@@ -52,6 +52,9 @@ def validate(cfg: DictConfig) -> None:
                f"{key}.clip_grad_norm={model.clip_grad_norm} must be > 0 (inf disables clipping)")
         _check(model.lr_schedule in SCHEDULES,
                f"{key}.lr_schedule='{model.lr_schedule}' must be one of {', '.join(SCHEDULES)}")
+        if "clip_schedule" in model:
+            _check(model.clip_schedule in SCHEDULES, f"{key}.clip_schedule="
+                   f"'{model.clip_schedule}' must be one of {', '.join(SCHEDULES)}")
         if "ppo_clip_range" in model:
             _check(model.ppo_clip_range > 0,
                    f"{key}.ppo_clip_range={model.ppo_clip_range} must be > 0")

@@ -176,7 +176,6 @@ class NetConfig:
     body: list[Any] = field(default_factory=list)
     head: list[Any] = field(default_factory=list)
     init: str = "orthogonal"  # orthogonal (PPO implementation detail) | default (torch's)
-    shared: bool = False  # one body for policy and value
 
 
 @dataclass

@@ -43,3 +43,8 @@ class BasePGModel(BaseModel):
     def entropy_loss(self, dist) -> dict[str, torch.Tensor]:
         entropy = dist.entropy().mean()
         return {"loss_entropy": -self.entropy_coef * entropy, "entropy": entropy.detach()}
+
+    @staticmethod
+    def kl_diagnostics(log_ratio: torch.Tensor, ratio: torch.Tensor) -> dict[str, torch.Tensor]:
+        """approx KL(old || new) by the low-variance estimator (r - 1) - log r."""
+        return {"approx_kl": ((ratio - 1) - log_ratio).mean().detach()}

@@ -20,11 +20,6 @@ class SurrogatePGModel(BasePGModel):
         log_ratio = dist.log_prob(batch.actions) - batch.log_probs
         return log_ratio, log_ratio.exp(), dist
 
-    @staticmethod
-    def kl_diagnostics(log_ratio: torch.Tensor, ratio: torch.Tensor) -> dict[str, torch.Tensor]:
-        """approx KL(old || new) by the low-variance estimator (r - 1) - log r."""
-        return {"approx_kl": ((ratio - 1) - log_ratio).mean().detach()}
-
     def register_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         log_ratio, ratio, dist = self.ratio_and_dist(batch)
         loss = -(ratio * batch.advantages).mean()

@@ -11,13 +11,15 @@ class VanillaPGModel(BasePGModel):
     L^PG = -E[ log pi(a|s) * A ], with A from any advantage estimator (returns minus a baseline).
     """
 
-    batch_keys = ("obs", "actions", "advantages")
+    batch_keys = ("obs", "actions", "log_probs", "advantages")
 
     def pg_loss(self, batch: Batch) -> dict[str, torch.Tensor]:
         dist = self.create_dist(self(batch.obs))
-        loss = -(dist.log_prob(batch.actions) * batch.advantages).mean()
+        log_probs = dist.log_prob(batch.actions)
+        loss = -(log_probs * batch.advantages).mean()
+        log_ratio = log_probs.detach() - batch.log_probs  # for the KL diagnostic only
         return {"loss_policy": self.loss_coef * loss, "policy_loss": loss.detach(),
-                **self.entropy_loss(dist)}
+                **self.entropy_loss(dist), **self.kl_diagnostics(log_ratio, log_ratio.exp())}
 
     def register_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         return self.pg_loss(batch)

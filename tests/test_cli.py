@@ -1,0 +1,345 @@
+"""The real ``torchrl`` command in a subprocess: what a user sees, and the files a run leaves."""
+
+import json
+import math
+import re
+import shutil
+import subprocess
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from conftest import TINY
+from omegaconf import OmegaConf
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.util import tensor_util
+
+TIMEOUT = 120  # seconds for one command; a tiny run takes a few
+RUN_NAME = re.compile(r"\d{2}-\d{2}-\d{2}_ppo_clip_CartPole-v1(_\d+)?")
+METRIC_KEYS = ("mean_return", "std_return", "episodes", "env_steps", "wall_seconds",
+               "train_seconds")
+SCALAR_TAGS = ("charts/steps_per_second", "charts/episode_return", "charts/learning_rate",
+               "losses/approx_kl", "losses/policy_loss", "losses/value_loss", "losses/entropy",
+               "eval/mean_return", "eval/std_return")
+
+
+def torchrl(binary: str, args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    """Run ``torchrl <args>`` to completion and capture its output."""
+    return subprocess.run([binary, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=TIMEOUT)
+
+
+def run_folders(cwd: Path) -> list[Path]:
+    """The folders ``runs/<date>/<name>`` under ``cwd``."""
+    return sorted(p for p in (cwd / "runs").glob("*/*") if p.is_dir())
+
+
+def assert_no_traceback(proc: subprocess.CompletedProcess) -> None:
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
+    """Exit code 2, nothing on stdout, one ``torchrl: error:`` line holding every needle."""
+    assert_no_traceback(proc)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("torchrl: error: ")
+    for needle in needles:
+        assert needle in lines[0]
+    return lines[0]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (hidden ones included) with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+_TINY_RUN: dict = {}
+
+
+@pytest.fixture
+def tiny_run(tmp_path_factory, torchrl_bin, cli_env) -> dict:
+    """One tiny training run (in a fresh folder), shared by the tests that only read it."""
+    if not _TINY_RUN:
+        cwd = tmp_path_factory.mktemp("tiny_run")
+        proc = torchrl(torchrl_bin, ["train", *TINY], cwd, cli_env)
+        _TINY_RUN.update(cwd=cwd, proc=proc, folders=run_folders(cwd))
+    proc = _TINY_RUN["proc"]
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert len(_TINY_RUN["folders"]) == 1, _TINY_RUN["folders"]
+    return {**_TINY_RUN, "dir": _TINY_RUN["folders"][0]}
+
+
+@pytest.mark.parametrize("args", [["--help"], ["-h"], []], ids=["--help", "-h", "no-args"])
+def test_usage(torchrl_bin, cli_env, tmp_path, args):
+    """`torchrl --help` and a bare `torchrl` print the usage with both commands and exit 0."""
+    proc = torchrl(torchrl_bin, args, tmp_path, cli_env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("usage: torchrl <command>")
+    for word in ("train", "configs", "-m"):
+        assert word in proc.stdout
+    assert proc.stderr == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_configs_lists_every_group(torchrl_bin, cli_env, tmp_path):
+    """`torchrl configs` lists agents, envs, nets, experiments and tuned pairs."""
+    proc = torchrl(torchrl_bin, ["configs"], tmp_path, cli_env)
+    assert proc.returncode == 0, proc.stderr
+    assert_no_traceback(proc)
+    for name in ("ppo_clip", "CartPole-v1", "Pendulum-v1", "mlp", "nature_cnn",
+                 "cartpole_solve", "pendulum_solve", "agent", "env", "net", "experiment"):
+        assert name in proc.stdout
+    assert "ppo_clip_schema" not in proc.stdout  # internal schema nodes are not options
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("flags", [["--cfg", "job"], ["--cfg=job"]], ids=["--cfg job", "--cfg=job"])
+def test_cfg_job_prints_config_and_runs_nothing(torchrl_bin, cli_env, tmp_path, flags):
+    """`torchrl train --cfg job` prints the composed config as YAML and creates no run folder."""
+    proc = torchrl(torchrl_bin, ["train", *flags, "agent.lr=3e-4"], tmp_path, cli_env)
+    assert proc.returncode == 0, proc.stderr
+    assert_no_traceback(proc)
+    assert "ppo_clip" in proc.stdout and "CartPole-v1" in proc.stdout
+    cfg = yaml.safe_load(proc.stdout)
+    assert cfg["agent"]["name"] == "ppo_clip"
+    assert cfg["env"]["id"] == "CartPole-v1"
+    assert cfg["net"]["name"] == "mlp"
+    assert cfg["agent"]["lr"] == pytest.approx(3e-4)
+    assert "final evaluation" not in proc.stdout
+    assert not (tmp_path / "runs").exists(), run_folders(tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_help_is_hydras_help(torchrl_bin, cli_env, tmp_path):
+    """`torchrl train --help` shows Hydra's help (groups and config) and runs nothing."""
+    proc = torchrl(torchrl_bin, ["train", "--help"], tmp_path, cli_env)
+    assert proc.returncode == 0, proc.stderr
+    assert_no_traceback(proc)
+    assert "== Configuration groups ==" in proc.stdout
+    assert "== Config ==" in proc.stdout
+    for group, option in (("agent", "ppo_clip"), ("env", "CartPole-v1"), ("net", "mlp"),
+                          ("experiment", "cartpole_solve")):
+        assert re.search(rf"^{group}: .*\b{option}\b", proc.stdout, re.M), (group, option)
+    assert re.search(r"^max_steps: \d+$", proc.stdout, re.M)  # then the composed config
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_tiny_run_creates_one_run_folder(tiny_run):
+    """A tiny run exits 0, creates exactly one runs/<date>/<time>_ppo_clip_CartPole-v1 folder."""
+    folder = tiny_run["dir"]
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}", folder.parent.name)
+    assert RUN_NAME.fullmatch(folder.name), folder.name
+    assert [p.name for p in (tiny_run["cwd"] / "runs").iterdir()] == [folder.parent.name]
+    for name in (".hydra/config.yaml", ".hydra/overrides.yaml", ".hydra/hydra.yaml",
+                 "model.pt", "metrics.json"):
+        assert (folder / name).is_file(), name
+    assert len(list(folder.glob("events.out.tfevents.*"))) == 1
+
+
+def test_tiny_run_console_output(tiny_run):
+    """The console names the run folder and ends with the 'final evaluation' line."""
+    proc = tiny_run["proc"]
+    assert_no_traceback(proc)
+    assert "torchrl train ppo_clip on CartPole-v1" in proc.stdout
+    assert tiny_run["dir"].name in proc.stdout
+    last = proc.stdout.strip().splitlines()[-1]
+    assert re.match(r"final evaluation: mean return [\d.]+ ± [\d.]+ over 2 episodes after 256 "
+                    r"env steps \([\d.]+ s of training\)$", last), last
+
+
+def test_tiny_run_saves_config_and_overrides(tiny_run):
+    """.hydra/config.yaml holds the config with the overrides; overrides.yaml lists them."""
+    folder = tiny_run["dir"]
+    cfg = OmegaConf.load(folder / ".hydra" / "config.yaml")
+    assert cfg.agent.name == "ppo_clip" and cfg.env.id == "CartPole-v1"
+    assert cfg.max_steps == 256 and cfg.agent.n_steps == 32 and cfg.env.n_envs == 2
+    assert cfg.eval_freq == 0 and cfg.eval_episodes == 2 and cfg.logger.progress is False
+    for model in ("policy", "value"):
+        assert cfg.agent[model].num_epochs == 1
+        assert cfg.agent[model].num_mini_batches == 2
+    assert cfg.agent.policy.optimizer.lr == cfg.agent.lr  # interpolations resolve
+    overrides = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text())
+    assert overrides == TINY
+
+
+def test_tiny_run_saved_config_is_resolved(tiny_run):
+    """.hydra/config.yaml is the resolved config (the README's promise): no ${...} left."""
+    text = (tiny_run["dir"] / ".hydra" / "config.yaml").read_text()
+    assert "${" not in text, [line for line in text.splitlines() if "${" in line]
+
+
+def test_tiny_run_saves_model(tiny_run):
+    """model.pt holds the policy, value and state-normalizer state dicts as tensors."""
+    state = torch.load(tiny_run["dir"] / "model.pt", weights_only=True)
+    assert set(state) == {"policy", "value", "state_normalizer"}
+    for name in ("policy", "value"):
+        assert state[name] and all(isinstance(t, torch.Tensor) for t in state[name].values())
+        assert all(torch.isfinite(t).all() for t in state[name].values())
+
+
+def test_tiny_run_writes_metrics(tiny_run):
+    """metrics.json has the final evaluation: returns over eval_episodes, steps and timings."""
+    metrics = json.loads((tiny_run["dir"] / "metrics.json").read_text())
+    for key in METRIC_KEYS:
+        assert key in metrics, key
+    assert metrics["agent"] == "ppo_clip" and metrics["env"] == "CartPole-v1"
+    assert metrics["episodes"] == 2 == len(metrics["returns"])
+    assert metrics["mean_return"] == pytest.approx(sum(metrics["returns"]) / 2)
+    assert all(r >= 1 for r in metrics["returns"])  # CartPole pays 1 per step
+    assert math.isfinite(metrics["std_return"]) and metrics["std_return"] >= 0
+    assert metrics["env_steps"] == 256
+    assert 0 < metrics["train_seconds"] <= metrics["wall_seconds"]
+
+
+def test_tiny_run_writes_tensorboard_events(tiny_run):
+    """TensorBoard's own reader finds the scalars at env steps > 0 and the config as text."""
+    events = EventAccumulator(str(tiny_run["dir"]), size_guidance={"tensors": 0, "scalars": 0})
+    events.Reload()
+    tags = events.Tags()
+    for tag in SCALAR_TAGS:
+        assert tag in tags["scalars"], tag
+        steps = [e.step for e in events.Scalars(tag)]
+        assert steps and all(0 < s <= 256 for s in steps), (tag, steps)
+    assert [e.step for e in events.Scalars("charts/steps_per_second")] == [64, 128, 192, 256]
+    assert all(e.value > 0 for e in events.Scalars("charts/steps_per_second"))
+    metrics = json.loads((tiny_run["dir"] / "metrics.json").read_text())
+    final = events.Scalars("eval/mean_return")[-1]
+    assert (final.step, final.value) == (256, pytest.approx(metrics["mean_return"]))
+    assert "config/text_summary" in tags["tensors"]
+    proto = events.Tensors("config/text_summary")[0].tensor_proto
+    text = tensor_util.make_ndarray(proto).item().decode()
+    for line in ("max_steps: 256", "n_envs: 2", "id: CartPole-v1", "name: ppo_clip"):
+        assert line in text, line
+    assert "${" not in text  # the config is logged resolved
+
+
+def test_concurrent_runs_get_distinct_folders(torchrl_bin, cli_env, tmp_path):
+    """Two runs started together get two fresh folders, even when their second's name is taken."""
+    # Runs that started earlier in each of the coming seconds: their folders must be left alone.
+    now = datetime.now()
+    decoys = []
+    for dt in range(-1, 90):
+        t = now + timedelta(seconds=dt)
+        decoy = tmp_path / "runs" / f"{t:%Y-%m-%d}" / f"{t:%H-%M-%S}_ppo_clip_CartPole-v1"
+        decoy.mkdir(parents=True, exist_ok=True)
+        (decoy / "metrics.json").write_text("{}\n")
+        decoys.append(decoy)
+    procs = [subprocess.Popen([torchrl_bin, "train", *TINY, f"seed={seed}"], cwd=tmp_path,
+                              env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for seed in (0, 1)]
+    outputs = [p.communicate(timeout=TIMEOUT) for p in procs]
+    for proc, (out, err) in zip(procs, outputs, strict=True):
+        assert proc.returncode == 0, out + err
+        assert "Traceback" not in out + err
+    for decoy in decoys:
+        assert [p.name for p in decoy.rglob("*")] == ["metrics.json"], decoy
+        assert (decoy / "metrics.json").read_text() == "{}\n"
+    folders = [f for f in run_folders(tmp_path) if f not in decoys]
+    assert len(folders) == 2, folders
+    for folder in folders:
+        match = RUN_NAME.fullmatch(folder.name)
+        assert match and match.group(1), folder.name  # a taken name gets a _<n> suffix
+        overrides = yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text())
+        seed = int(overrides[-1].removeprefix("seed="))
+        assert json.loads((folder / "metrics.json").read_text())["seed"] == seed
+        assert OmegaConf.load(folder / ".hydra" / "config.yaml").seed == seed
+        assert len(list(folder.glob("events.out.tfevents.*"))) == 1
+        assert folder.name in outputs[seed][0]  # each run printed its own folder
+    seeds = {json.loads((f / "metrics.json").read_text())["seed"] for f in folders}
+    assert seeds == {0, 1}
+
+
+def test_existing_run_dir_is_refused(tiny_run, torchrl_bin, cli_env, tmp_path):
+    """hydra.run.dir=<a folder holding a run> fails with exit 2 and leaves its files untouched."""
+    old = tmp_path / "runs" / "old"
+    shutil.copytree(tiny_run["dir"], old)
+    before = snapshot(old)
+    proc = torchrl(torchrl_bin, ["train", *TINY, "seed=5", f"hydra.run.dir={old}"], tmp_path,
+                   cli_env)
+    assert_one_line_error(proc, "hydra.run.dir", "already holds files")
+    assert snapshot(old) == before
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == ["old"]
+    assert [p.name for p in tmp_path.iterdir()] == ["runs"]
+
+
+def test_run_dir_that_is_a_file_is_refused(torchrl_bin, cli_env, tmp_path):
+    """hydra.run.dir naming an existing file fails with a one-line error, exit 2."""
+    (tmp_path / "taken").write_text("not a folder\n")
+    proc = torchrl(torchrl_bin, ["train", *TINY, "hydra.run.dir=taken"], tmp_path, cli_env)
+    assert_one_line_error(proc, "hydra.run.dir")
+    assert (tmp_path / "taken").read_text() == "not a folder\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["taken"]
+
+
+def test_multirun_writes_one_sweep_folder(torchrl_bin, cli_env, tmp_path):
+    """`torchrl train -m seed=0,1` writes one sweep folder with a subfolder and metrics per job."""
+    proc = torchrl(torchrl_bin, ["train", "-m", "seed=0,1", *TINY], tmp_path, cli_env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert_no_traceback(proc)
+    assert proc.stdout.count("final evaluation:") == 2
+    sweeps = run_folders(tmp_path)
+    assert len(sweeps) == 1, sweeps
+    sweep = sweeps[0]
+    assert re.fullmatch(r"\d{2}-\d{2}-\d{2}_multirun", sweep.name), sweep.name
+    assert (sweep / "multirun.yaml").is_file()
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert [p.name for p in jobs] == ["0_ppo_clip_CartPole-v1", "1_ppo_clip_CartPole-v1"]
+    for seed, job in enumerate(jobs):
+        metrics = json.loads((job / "metrics.json").read_text())
+        assert metrics["seed"] == seed and metrics["episodes"] == 2
+        assert (job / "model.pt").is_file()
+        assert (job / ".hydra" / "config.yaml").is_file()
+        assert len(list(job.glob("events.out.tfevents.*"))) == 1
+
+
+# (command line after `torchrl`, what the one error line must contain)
+BAD_INPUT = {
+    "unknown-agent": (["train", "agent=ppo_clipp"],
+                      ["unknown agent 'ppo_clipp'", "did you mean 'ppo_clip'"]),
+    "unknown-env": (["train", "env=CartPol-v1"],
+                    ["unknown env 'CartPol-v1'", "did you mean 'CartPole-v1'"]),
+    "unknown-net": (["train", "net=mlpp"], ["unknown net 'mlpp'", "did you mean 'mlp'"]),
+    "unknown-experiment": (["train", "experiment=nope"],
+                           ["unknown experiment 'nope'", "cartpole_solve"]),
+    "unknown-key": (["train", "agent.lrr=1"], ["'agent.lrr'", "did you mean 'lr'"]),
+    "lr-not-a-number": (["train", "agent.lr=abc"], ["agent.lr", "abc"]),
+    "lr-negative": (["train", "agent.lr=-1"], ["agent.lr", "> 0"]),
+    "lr-zero": (["train", "agent.lr=0"], ["agent.lr", "> 0"]),
+    "gamma-zero": (["train", "agent.gamma=0"], ["agent.gamma", "(0, 1]"]),
+    "gamma-above-1": (["train", "agent.gamma=1.5"], ["agent.gamma=1.5", "(0, 1]"]),
+    "clip-range-zero": (["train", "agent.policy.ppo_clip_range=0"],
+                        ["agent.policy.ppo_clip_range", "> 0"]),
+    "too-many-minibatches": (["train", "agent.policy.num_mini_batches=100000"],
+                             ["agent.policy.num_mini_batches=100000", "use at most"]),
+    "no-envs": (["train", "env.n_envs=0"], ["env.n_envs=0", "at least 1"]),
+    "discrete-observations": (["train", "env=FrozenLake-v1"],
+                              ["FrozenLake-v1", "observation space Discrete"]),
+    "tuple-observations": (["train", "env=Blackjack-v1"],
+                           ["Blackjack-v1", "observation space Tuple"]),
+    "unparsable-override": (["train", "agent.lr=[1"], ["cannot parse", "agent.lr=[1"]),
+    "unknown-command": (["trian"], ["unknown command 'trian'", "did you mean 'train'"]),
+    "sweep-without-m": (["train", "seed=0,1"], ["seed=0,1"]),
+}
+
+
+@pytest.mark.parametrize("args,needles", BAD_INPUT.values(), ids=BAD_INPUT.keys())
+def test_bad_input_is_one_line_error(torchrl_bin, cli_env, tmp_path, args, needles):
+    """Bad input: exit 2, one 'torchrl: error:' line naming it, no traceback, no run folder."""
+    if args[0] == "train":  # tiny settings first, so a check that slips through fails fast
+        args = ["train", *TINY, *args[1:]]
+    proc = torchrl(torchrl_bin, args, tmp_path, cli_env)
+    assert_one_line_error(proc, *needles)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_value_in_sweep_fails_before_any_job(torchrl_bin, cli_env, tmp_path):
+    """`-m agent.lr=1e-3,-1` is refused up front: no job runs and no sweep folder appears."""
+    proc = torchrl(torchrl_bin, ["train", "-m", *TINY, "agent.lr=1e-3,-1"], tmp_path, cli_env)
+    assert_one_line_error(proc, "agent.lr=-1", "> 0")
+    assert "final evaluation" not in proc.stdout
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,126 @@
+"""Action distributions: log-probs, entropies and modes against independent computations."""
+
+import math
+
+import torch
+from torch.testing import assert_close
+
+from torchrl_cli.models.distributions import make_dist, mode
+
+DISCRETE = {"kind": "discrete", "shape": (), "n": 3}
+
+
+def box(*shape):
+    return {"kind": "continuous", "shape": shape}
+
+
+def test_discrete_log_prob_matches_log_softmax_by_hand():
+    """Discrete: log pi(a) = logit_a - log sum_j exp(logit_j), with explicit numbers."""
+    logits = torch.tensor([[0.0, 0.0, 0.0], [1.0, 2.0, 3.0]])
+    dist = make_dist(logits, DISCRETE, None)
+    log_probs = dist.log_prob(torch.tensor([1, 2]))
+    lse = math.log(math.e + math.e**2 + math.e**3)
+    assert_close(log_probs, torch.tensor([-math.log(3.0), 3.0 - lse]))
+
+
+def test_discrete_log_prob_and_entropy_match_torch_categorical():
+    """Discrete: log-probs and entropy equal torch's Categorical over softmax probabilities."""
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(5, 4, generator=gen) * 3
+    info = {"kind": "discrete", "shape": (), "n": 4}
+    dist = make_dist(logits, info, None)
+    ref = torch.distributions.Categorical(probs=torch.softmax(logits, -1))
+    actions = torch.tensor([0, 3, 1, 2, 3])
+    assert_close(dist.log_prob(actions), ref.log_prob(actions))
+    assert_close(dist.entropy(), ref.entropy())
+    probs = torch.softmax(logits, -1)
+    assert_close(dist.entropy(), -(probs * probs.log()).sum(-1))
+
+
+def test_discrete_uniform_entropy_is_log_n():
+    """Equal logits: the entropy is log(n), the maximum."""
+    dist = make_dist(torch.full((2, 3), 0.7), DISCRETE, None)
+    assert_close(dist.entropy(), torch.full((2,), math.log(3.0)))
+
+
+def test_discrete_mode_is_argmax():
+    """Discrete: the mode is the action with the largest logit."""
+    logits = torch.tensor([[0.1, 2.0, -1.0], [3.0, 2.9, 0.0], [-5.0, -4.0, -3.5]])
+    assert torch.equal(mode(make_dist(logits, DISCRETE, None)), torch.tensor([1, 0, 2]))
+
+
+def _gaussian_log_prob(actions, mean, log_std):
+    """Sum over dims of log N(a; mu, sigma), written out."""
+    std = log_std.exp()
+    per_dim = -0.5 * ((actions - mean) / std) ** 2 - log_std - 0.5 * math.log(2 * math.pi)
+    return per_dim.sum(-1)
+
+
+def test_box_log_prob_by_hand():
+    """Box: log-prob at the mean is -sum(log sigma) - d/2 log(2 pi); 1 sigma away, -1/2 per dim."""
+    log_std = torch.tensor([0.0, math.log(2.0)])
+    mean = torch.tensor([[1.0, -1.0]])
+    dist = make_dist(mean, box(2), log_std)
+    half_log_2pi = 0.5 * math.log(2 * math.pi)
+    at_mean = -math.log(2.0) - 2 * half_log_2pi
+    assert_close(dist.log_prob(mean), torch.tensor([at_mean]))
+    one_sigma = torch.tensor([[2.0, 1.0]])  # +1 sigma in dim 0 (sigma 1), +1 sigma in dim 1 (2)
+    assert_close(dist.log_prob(one_sigma), torch.tensor([at_mean - 1.0]))
+
+
+def test_box_log_prob_and_entropy_match_torch_normal():
+    """Box(3): log-prob and entropy are sums of torch Normal's per-dimension values."""
+    gen = torch.Generator().manual_seed(1)
+    mean = torch.randn(4, 3, generator=gen)
+    log_std = torch.nn.Parameter(torch.tensor([-0.5, 0.0, 0.7]))
+    actions = torch.randn(4, 3, generator=gen)
+    dist = make_dist(mean, box(3), log_std)
+    ref = torch.distributions.Normal(mean, log_std.detach().exp())
+    assert dist.log_prob(actions).shape == (4,)
+    assert_close(dist.log_prob(actions), ref.log_prob(actions).sum(-1))
+    assert_close(dist.log_prob(actions), _gaussian_log_prob(actions, mean, log_std.detach()))
+    entropy = (0.5 + 0.5 * math.log(2 * math.pi) + log_std.detach()).sum()
+    assert_close(dist.entropy(), entropy.expand(4))
+    assert_close(dist.entropy(), ref.entropy().sum(-1))
+
+
+def test_box_entropy_is_state_independent_and_grows_with_log_std():
+    """Box: the entropy depends only on log-std (same for every state), d H / d log_std_i = 1."""
+    log_std = torch.nn.Parameter(torch.tensor([0.2, -0.3]))
+    mean = torch.tensor([[0.0, 0.0], [10.0, -10.0]])
+    entropy = make_dist(mean, box(2), log_std).entropy()
+    assert_close(entropy[0], entropy[1])
+    entropy.sum().backward()
+    assert_close(log_std.grad, torch.tensor([2.0, 2.0]))  # two states, each contributes 1
+
+
+def test_box_multi_dim_shape_sums_over_all_action_dims():
+    """Box(2, 2): flat outputs reshape to the action shape; log-prob sums all 4 dims."""
+    gen = torch.Generator().manual_seed(2)
+    params = torch.randn(3, 4, generator=gen)
+    log_std = torch.tensor([[0.1, -0.2], [0.3, 0.0]])
+    actions = torch.randn(3, 2, 2, generator=gen)
+    dist = make_dist(params, box(2, 2), log_std)
+    mean = params.reshape(3, 2, 2)
+    ref = torch.distributions.Normal(mean, log_std.exp())
+    assert dist.log_prob(actions).shape == (3,)
+    assert_close(dist.log_prob(actions), ref.log_prob(actions).sum((-2, -1)))
+    assert_close(dist.entropy(), ref.entropy().sum((-2, -1)))
+    assert_close(mode(dist), mean)
+
+
+def test_box_mode_is_mean():
+    """Box: the mode is the mean (the network output), whatever the std."""
+    mean = torch.tensor([[0.3, -1.2, 4.0]])
+    dist = make_dist(mean, box(3), torch.tensor([1.0, 2.0, 3.0]))
+    assert torch.equal(mode(dist), mean)
+
+
+def test_box_log_prob_gradient_reaches_mean_and_log_std():
+    """Box: d log pi / d mu = (a - mu) / sigma^2 and d log pi / d log sigma = z^2 - 1."""
+    mean = torch.tensor([[0.5, -0.5]], requires_grad=True)
+    log_std = torch.nn.Parameter(torch.tensor([0.0, math.log(0.5)]))
+    actions = torch.tensor([[1.5, 0.5]])  # z = (1, 2)
+    make_dist(mean, box(2), log_std).log_prob(actions).sum().backward()
+    assert_close(mean.grad, torch.tensor([[1.0, 4.0]]))  # (a - mu) / sigma^2 = 1/1, 1/0.25
+    assert_close(log_std.grad, torch.tensor([0.0, 3.0]))  # z^2 - 1 = 0, 3
