@@ -168,9 +168,13 @@ def test_tiny_run_saves_config_and_overrides(tiny_run):
 
 
 def test_tiny_run_saved_config_is_resolved(tiny_run):
-    """.hydra/config.yaml is the resolved config (the README's promise): no ${...} left."""
-    text = (tiny_run["dir"] / ".hydra" / "config.yaml").read_text()
+    """config.yaml in the run folder is the resolved config (the README's promise): no ${...}
+    left, and the values equal Hydra's composed config once resolved."""
+    text = (tiny_run["dir"] / "config.yaml").read_text()
     assert "${" not in text, [line for line in text.splitlines() if "${" in line]
+    composed = OmegaConf.load(tiny_run["dir"] / ".hydra" / "config.yaml")
+    assert OmegaConf.load(tiny_run["dir"] / "config.yaml") == OmegaConf.create(
+        OmegaConf.to_container(composed, resolve=True))
 
 
 def test_tiny_run_saves_model(tiny_run):
@@ -261,7 +265,7 @@ def test_existing_run_dir_is_refused(tiny_run, torchrl_bin, cli_env, tmp_path):
     before = snapshot(old)
     proc = torchrl(torchrl_bin, ["train", *TINY, "seed=5", f"hydra.run.dir={old}"], tmp_path,
                    cli_env)
-    assert_one_line_error(proc, "hydra.run.dir", "already holds files")
+    assert_one_line_error(proc, "hydra.run.dir", "already exists and is not an empty folder")
     assert snapshot(old) == before
     assert [p.name for p in (tmp_path / "runs").iterdir()] == ["old"]
     assert [p.name for p in tmp_path.iterdir()] == ["runs"]

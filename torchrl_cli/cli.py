@@ -53,16 +53,18 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def split_args(args: list[str]) -> tuple[list[str], list[str]]:
-    """Hydra flags (with their values) and key=value overrides."""
+    """Hydra flag names (``--cfg=job`` and ``-cjob`` count as ``--cfg``) and key=value overrides."""
     flags, overrides = [], []
     expect_value = False
     for arg in args:
         if expect_value:
-            flags.append(arg)
             expect_value = False
         elif arg.startswith("-"):
-            flags.append(arg)
-            expect_value = arg in _FLAGS_WITH_VALUE
+            name = arg.split("=", 1)[0]
+            if name not in _NO_RUN_FLAGS | _FLAGS_WITH_VALUE | {"-m", "--multirun"}:
+                name = arg[:2]  # a short flag with its value glued on: -cjob
+            flags.append(name)
+            expect_value = name == arg and name in _FLAGS_WITH_VALUE
         else:
             overrides.append(arg)
     return flags, overrides
@@ -75,27 +77,27 @@ def train_command(args: list[str]) -> int:
     multirun = "-m" in flags or "--multirun" in flags
     runs = not (_NO_RUN_FLAGS & set(flags))
     if runs or "--cfg" in flags or "-c" in flags:
-        cfg = check_overrides(overrides)  # one-line error and exit 2 on bad input
+        cfg = check_overrides(overrides, multirun)  # one-line error and exit 2 on bad input
         if runs:
-            args = [*args, claim_output_dir(cfg, overrides, multirun)]
+            claimed = claim_output_dir(cfg, overrides, multirun)
+            args = [*args, claimed] if claimed else args
     from torchrl_cli.app import run_hydra
 
     return run_hydra(args)
 
 
-def claim_output_dir(cfg, overrides: list[str], multirun: bool) -> str:
-    """A fresh run (or sweep) folder, created now so that no later run can take it.
-
-    A folder named by the user must not hold an earlier run: runs are never overwritten.
-    """
+def claim_output_dir(cfg, overrides: list[str], multirun: bool) -> str | None:
+    """The override naming a fresh run (or sweep) folder, created now so that no later run can
+    take it; None when the user named one, which must not hold anything yet: runs are never
+    overwritten."""
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     given = next((o.split("=", 1)[1] for o in overrides if o.startswith(f"{key}=")), None)
     if given is not None:
         path = Path(given)
-        if path.exists() and any(path.iterdir()):
-            raise ConfigError(f"{key}={given} already holds files; runs are never "
-                              "overwritten, so name a new folder")
-        return f"{key}={given}"
+        if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            raise ConfigError(f"{key}={given} already exists and is not an empty folder; runs "
+                              "are never overwritten, so name a new folder")
+        return None
     now = datetime.now()
     name = "multirun" if multirun else f"{cfg.agent.name}_{cfg.env.id.replace('/', '-')}"
     base = Path("runs") / now.strftime("%Y-%m-%d") / f"{now:%H-%M-%S}_{name}"

@@ -38,10 +38,11 @@ def compose_config(overrides: list[str]) -> DictConfig:
             raise ConfigError(str(err).splitlines()[0]) from None
 
 
-def check_overrides(overrides: list[str]) -> DictConfig:
+def check_overrides(overrides: list[str], multirun: bool = False) -> DictConfig:
     """Compose and validate every value a sweep would try; return the first job's config.
 
     Each sweep (``key=a,b,c``) is checked one value at a time, the others at their first value.
+    Sweeps need ``multirun``.
     """
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
@@ -52,6 +53,9 @@ def check_overrides(overrides: list[str]) -> DictConfig:
     for override in parsed:
         key = override.get_key_element()
         if override.is_sweep_override():
+            if not multirun:
+                raise ConfigError(f"'{override.input_line}' is a sweep; add -m (--multirun) to "
+                                  "run one job per value, or give a single value")
             try:
                 values = list(override.sweep_string_iterator())
             except Exception:  # interval sweeps (Optuna) have no values to list

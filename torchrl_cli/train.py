@@ -111,6 +111,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None, console: Console | None 
     metrics = final_metrics(cfg, result, final, time.perf_counter() - wall_start)
     if run_dir is not None:
         run_dir = Path(run_dir)
+        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         if cfg.save_model:
             torch.save({name: m.state_dict() for name, m in agent.models.items()}
                        | {"state_normalizer": agent.batcher.state_normalizer.state_dict()},
