@@ -22,7 +22,7 @@ NET = {"body": [{"_target_": "torch.nn.Linear", "out_features": 8},
                 {"_target_": "torch.nn.Tanh"}], "head": []}
 STATE = {"shape": (3,)}
 DISCRETE = {"kind": "discrete", "shape": (), "n": 2}
-COMMON = dict(num_epochs=1, num_mini_batches=1, clip_grad_norm=0.5, lr_schedule="constant",
+COMMON = dict(log_std_init=0.0, num_epochs=1, num_mini_batches=1, clip_grad_norm=0.5, lr_schedule="constant",
               loss_coef=1.0, optimizer=functools.partial(torch.optim.Adam, lr=1e-3))
 
 

@@ -53,7 +53,7 @@ def common_kwargs(action_info, **overrides):
 def make_policy(cls=PPOClipModel, action_info=DISCRETE, seed=0, **overrides):
     torch.manual_seed(seed)
     net = nn_from_config(NET, STATE, action_info)
-    kwargs = common_kwargs(action_info, entropy_coef=0.0)
+    kwargs = common_kwargs(action_info, entropy_coef=0.0, log_std_init=0.0)
     if cls is PPOClipModel:
         kwargs.update(ppo_clip_range=0.2, clip_schedule="constant")
     return cls(net, **{**kwargs, **overrides})

@@ -60,21 +60,27 @@ class ValueModelConfig(ModelConfig):
 
 
 @dataclass
-class PPOClipModelConfig(ModelConfig):
+class PGModelConfig(ModelConfig):
+    """Parameters shared by every policy model (the seed's BasePGModel)."""
+
+    entropy_coef: float = 0.0  # weight of the entropy bonus
+    log_std_init: float = 0.0  # Box actions: initial log-std of the Gaussian policy
+
+
+@dataclass
+class PPOClipModelConfig(PGModelConfig):
     """PPO with the clipped surrogate objective (Schulman et al. 2017)."""
 
     _target_: str = "torchrl_cli.models.PPOClipModel"
-    entropy_coef: float = 0.0
     ppo_clip_range: float = 0.2
     clip_schedule: str = "constant"  # constant | linear
 
 
 @dataclass
-class VanillaPGModelConfig(ModelConfig):
+class VanillaPGModelConfig(PGModelConfig):
     """The policy-gradient-theorem loss -E[log pi(a|s) A]."""
 
     _target_: str = "torchrl_cli.models.VanillaPGModel"
-    entropy_coef: float = 0.0
 
 
 @dataclass
@@ -85,19 +91,17 @@ class A2CModelConfig(VanillaPGModelConfig):
 
 
 @dataclass
-class SurrogatePGModelConfig(ModelConfig):
+class SurrogatePGModelConfig(PGModelConfig):
     """The unclipped importance-ratio objective L^CPI."""
 
     _target_: str = "torchrl_cli.models.SurrogatePGModel"
-    entropy_coef: float = 0.0
 
 
 @dataclass
-class PPOAdaptiveModelConfig(ModelConfig):
+class PPOAdaptiveModelConfig(PGModelConfig):
     """PPO with the adaptive KL penalty (beta halved/doubled around kl_target, per batch)."""
 
     _target_: str = "torchrl_cli.models.PPOAdaptiveModel"
-    entropy_coef: float = 0.0
     kl_target: float = 0.01
     kl_penalty: float = 1.0  # beta's starting value
     kl_early_stop: float | None = None  # stop the epochs once KL > this x kl_target

@@ -13,16 +13,18 @@ class BasePGModel(BaseModel):
 
     Parameters:
         entropy_coef: weight of the entropy bonus (``loss_entropy = -entropy_coef * H``).
+        log_std_init: Box actions: the initial log-std of the state-independent Gaussian.
         **kwargs: BaseModel's parameters.
     """
 
-    def __init__(self, net: nn.Module, *, action_info: dict, entropy_coef: float, **kwargs):
+    def __init__(self, net: nn.Module, *, action_info: dict, entropy_coef: float,
+                 log_std_init: float, **kwargs):
         super().__init__(net, action_info=action_info, **kwargs)
         self.action_info = action_info
         self.entropy_coef = entropy_coef
         self.log_std = None
         if action_info["kind"] == "continuous":
-            self.log_std = nn.Parameter(torch.zeros(action_info["shape"]))
+            self.log_std = nn.Parameter(torch.full(action_info["shape"], float(log_std_init)))
             # the optimizer was built before log_std existed
             self.optimizer.add_param_group({"params": [self.log_std]})
             self.initial_lr.append(self.initial_lr[0])
