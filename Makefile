@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 PIP     := $(PY) -m pip
 STAMP   := .venv/.installed
 
-.PHONY: install train test lint clean
+.PHONY: install train test lint bench-learning clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -20,6 +20,11 @@ train: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# Not in CI: every agent x {CartPole-v1, Pendulum-v1} and PPO-clip on HalfCheetah-v5 (1M steps),
+# 3 seeds each; writes docs/benchmarks.md and docs/img/*.png. Resumes an interrupted run.
+bench-learning: $(STAMP)
+	$(PY) bench/learning.py
 
 lint: $(STAMP)
 	.venv/bin/ruff check torchrl_cli tests
