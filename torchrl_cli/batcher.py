@@ -115,16 +115,17 @@ class Batcher:
     def collect(self, policy, value_fn) -> Rollout:
         """Fill the buffers with ``n_steps`` vector steps.
 
-        ``policy(obs) -> (actions, log_probs)`` samples; ``value_fn(obs) -> values``.
+        ``policy(obs) -> (actions, log_probs)`` samples; ``value_fn(obs) -> values``. Values
+        do not change during a rollout, so they are computed in one batch at its end.
         """
         buf = self.buffers
+        truncations = []  # (t, env indices, normalized final obs) for time-limit cuts
         for t in range(self.n_steps):
             obs = self.obs
             actions, log_probs = policy(obs)
             buf.obs[t] = obs
             buf.actions[t] = actions
             buf.log_probs[t] = log_probs
-            buf.values[t] = value_fn(obs)
             step = self.env.step(self.to_env_action(actions))
             terminated = torch.as_tensor(step.terminated, device=self.device)
             truncated = torch.as_tensor(step.truncated, device=self.device)
@@ -132,16 +133,22 @@ class Batcher:
             buf.rewards[t] = self.reward_scaler(reward, terminated | truncated)
             buf.terminated[t] = terminated
             buf.truncated[t] = truncated
-            buf.final_values[t] = 0.0
             if step.truncated.any():
                 # Time-limit cut: bootstrap from V(final obs), normalized but not counted in stats.
                 idx = np.flatnonzero(step.truncated)
                 final = torch.as_tensor(step.final_obs[idx], device=self.device)
-                final = self.state_normalizer.normalize(final)
-                buf.final_values[t, idx] = value_fn(final)
+                truncations.append((t, idx, self.state_normalizer.normalize(final)))
             self.obs = self._normalize(step.obs)
             self._track_episodes(step.reward, step.terminated | step.truncated)
+        buf.values.copy_(value_fn(buf.obs.flatten(0, 1)).view_as(buf.values))
         buf.last_values.copy_(value_fn(self.obs))
+        buf.final_values.zero_()
+        if truncations:
+            final_values = value_fn(torch.cat([final for _, _, final in truncations]))
+            start = 0
+            for t, idx, _ in truncations:
+                buf.final_values[t, idx] = final_values[start:start + len(idx)]
+                start += len(idx)
         self.num_steps += self.n_steps * self.env.n_envs
         return buf
 

@@ -52,6 +52,9 @@ def check_overrides(overrides: list[str], multirun: bool = False) -> DictConfig:
     choices = []
     for override in parsed:
         key = override.get_key_element()
+        if key.lstrip("+~") == "env.id":
+            raise ConfigError(f"'{override.input_line}' would keep the other env's settings; "
+                              f"choose the env with env={override.value()}")
         if override.is_sweep_override():
             if not multirun:
                 raise ConfigError(f"'{override.input_line}' is a sweep; add -m (--multirun) to "
@@ -63,13 +66,13 @@ def check_overrides(overrides: list[str], multirun: bool = False) -> DictConfig:
             choices.append([f"{key}={v}" for v in values])
         else:
             choices.append([override.input_line])
-    first = [c[0] for c in choices if c]
-    cfg = compose_config(first)
+    first = [c[0] if c else None for c in choices]
+    cfg = compose_config([o for o in first if o is not None])
     validate(cfg)
     for i, options in enumerate(choices):
         for option in options[1:]:
-            variant = [*first[:i], option, *first[i + 1:]] if len(first) == len(choices) else [option]
-            validate(compose_config(variant))
+            variant = [*first[:i], option, *first[i + 1:]]
+            validate(compose_config([o for o in variant if o is not None]))
     return cfg
 
 

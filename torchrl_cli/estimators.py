@@ -63,7 +63,7 @@ class DiscountedReturns:
     """Discounted returns G_t = r_t + gamma * G_{t+1}, cut at episode ends and bootstrapped
     from V at time-limit cuts and at the rollout's end (from 0 where there is no value model).
 
-    Used as the advantage of vanilla PG without a baseline, or as a value target.
+    The advantage estimator of REINFORCE (vanilla PG with ``agent.value=null``).
     """
 
     gamma: float

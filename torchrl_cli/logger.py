@@ -54,7 +54,7 @@ class Logger:
                 transient=False,
             )
         self._task = None
-        self._last_time = time.perf_counter()
+        self._last_time = 0.0
         self._last_step = 0
 
     def add_log(self, name: str, value: float, precision: int = 2) -> None:
@@ -75,9 +75,13 @@ class Logger:
         if self.writer is not None:
             self.writer.add_text(name, text)
 
-    def timeit(self, i_step: int, max_steps: int = -1) -> float:
-        """Steps per second since the last call, recorded as ``charts/steps_per_second``."""
-        now = time.perf_counter()
+    def timeit(self, i_step: int, max_steps: int = -1, seconds: float | None = None) -> float:
+        """Steps per second since the last call, recorded as ``charts/steps_per_second``.
+
+        ``seconds``: the caller's clock (e.g. training time without evaluations); by default
+        the wall clock.
+        """
+        now = time.perf_counter() if seconds is None else seconds
         sps = (i_step - self._last_step) / max(now - self._last_time, 1e-9)
         self._last_time, self._last_step = now, i_step
         self.add_log("charts/steps_per_second", sps, precision=0)

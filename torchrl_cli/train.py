@@ -89,10 +89,12 @@ def train(cfg: DictConfig, run_dir: Path | None = None, console: Console | None 
     logger = Logger(run_dir, console=console, progress=cfg.logger.progress,
                     histograms=cfg.logger.histograms)
     logger.add_text("config", "```\n" + OmegaConf.to_yaml(cfg, resolve=True) + "\n```")
+    agent = None
     try:
         agent = build_agent(cfg, env, device, logger)
         console.print(f"[bold]torchrl train[/bold] {cfg.agent.name} on {cfg.env.id} "
-                      f"({env.simulator}, {env.n_envs} envs, device {device}, seed {cfg.seed})"
+                      f"({env.simulator}, {env.n_envs} envs, net {cfg.net.name}, device {device}, "
+                      f"seed {cfg.seed})"
                       + (f" -> {run_dir}" if run_dir else ""))
         eval_seed = cfg.seed + EVAL_SEED_OFFSET
         result = agent.train(
@@ -100,12 +102,9 @@ def train(cfg: DictConfig, run_dir: Path | None = None, console: Console | None 
             log_freq=cfg.logger.log_freq, eval_env=eval_env, eval_freq=cfg.eval_freq,
             eval_episodes=cfg.eval_episodes, eval_seed=eval_seed, target_return=cfg.target_return,
         )
-        final = result.solved or agent.evaluate(eval_env, cfg.eval_episodes, eval_seed)
-        final.train_seconds = result.train_seconds
-        if result.solved is None:
-            agent.log_evaluation(final)
+        final = agent.final_evaluation(result, eval_env, cfg.eval_episodes, eval_seed)
     finally:
-        logger.close(final_step=agent.num_steps if "agent" in locals() else None)
+        logger.close(final_step=agent.num_steps if agent is not None else None)
         env.close()
         eval_env.close()
     metrics = final_metrics(cfg, result, final, time.perf_counter() - wall_start)
@@ -114,7 +113,8 @@ def train(cfg: DictConfig, run_dir: Path | None = None, console: Console | None 
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         if cfg.save_model:
             torch.save({name: m.state_dict() for name, m in agent.models.items()}
-                       | {"state_normalizer": agent.batcher.state_normalizer.state_dict()},
+                       | {"state_normalizer": agent.batcher.state_normalizer.state_dict(),
+                          "reward_scaler": agent.batcher.reward_scaler.state_dict()},
                        run_dir / "model.pt")
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     console.print(f"[bold green]final evaluation[/bold green]: mean return "

@@ -1,7 +1,10 @@
 """Range and consistency checks on a composed config, before anything is built."""
 
+import inspect
+
 import gymnasium as gym
 import torch
+from hydra.utils import get_class
 from omegaconf import DictConfig
 
 from torchrl_cli.envs.gym_env import VECTORIZATIONS, check_env_id
@@ -11,6 +14,7 @@ from torchrl_cli.models.base import SCHEDULES
 from torchrl_cli.utils import get_obj
 
 DEVICES = ("auto", "cpu", "cuda")
+INITS = ("orthogonal", "default")
 
 
 def _check(ok: bool, message: str) -> None:
@@ -26,6 +30,9 @@ def validate(cfg: DictConfig) -> None:
     _check(env.n_envs >= 1, f"env.n_envs={env.n_envs} must be at least 1")
     _check(env.vectorization in VECTORIZATIONS,
            f"env.vectorization='{env.vectorization}' must be one of {', '.join(VECTORIZATIONS)}")
+    _check(env.clip_states > 0, f"env.clip_states={env.clip_states} must be > 0")
+    _check(env.clip_reward > 0, f"env.clip_reward={env.clip_reward} must be > 0")
+    _check(cfg.net.init in INITS, f"net.init='{cfg.net.init}' must be one of {', '.join(INITS)}")
     _check(cfg.device in DEVICES, f"device='{cfg.device}' must be one of {', '.join(DEVICES)}")
     _check(cfg.device != "cuda" or torch.cuda.is_available(),
            "device=cuda but torch sees no CUDA device; use device=auto or device=cpu")
@@ -41,7 +48,13 @@ def validate(cfg: DictConfig) -> None:
         if model is None:
             continue
         key = f"agent.{name}"
-        _check(model.optimizer.lr > 0, f"{key}.optimizer.lr={model.optimizer.lr} must be > 0")
+        lr = model.optimizer.get("lr")
+        _check(isinstance(lr, int | float) and lr > 0, f"{key}.optimizer.lr={lr} must be > 0")
+        check_optimizer(f"{key}.optimizer", model.optimizer)
+        _check(model.loss_coef > 0, f"{key}.loss_coef={model.loss_coef} must be > 0")
+        if "entropy_coef" in model:
+            _check(model.entropy_coef >= 0,
+                   f"{key}.entropy_coef={model.entropy_coef} must be >= 0")
         _check(model.num_epochs >= 1, f"{key}.num_epochs={model.num_epochs} must be at least 1")
         _check(model.num_mini_batches >= 1,
                f"{key}.num_mini_batches={model.num_mini_batches} must be at least 1")
@@ -63,6 +76,8 @@ def validate(cfg: DictConfig) -> None:
         if "kl_target" in model:
             _check(model.kl_target > 0, f"{key}.kl_target={model.kl_target} must be > 0")
             _check(model.kl_penalty > 0, f"{key}.kl_penalty={model.kl_penalty} must be > 0")
+            _check(model.kl_early_stop is None or model.kl_early_stop > 0,
+                   f"{key}.kl_early_stop={model.kl_early_stop} must be > 0, or null for never")
     for key in ("max_steps", "max_iters", "max_episodes"):
         _check(cfg[key] == -1 or cfg[key] > 0, f"{key}={cfg[key]} must be > 0, or -1 for none")
     _check(any(cfg[k] > 0 for k in ("max_steps", "max_iters", "max_episodes")),
@@ -72,13 +87,44 @@ def validate(cfg: DictConfig) -> None:
     _check(cfg.logger.log_freq >= 1, f"logger.log_freq={cfg.logger.log_freq} must be at least 1")
 
 
+EXTRAS = {"box2d": "box2d", "mujoco": "mujoco", "ale_py": "atari"}
+
+
 def check_spaces(env_cfg: DictConfig) -> None:
     """Make one copy of the env (wrappers applied) and check that its spaces are supported."""
-    env = gym.make(env_cfg.id, **env_cfg.kwargs)
+    try:
+        env = gym.make(env_cfg.id, **env_cfg.kwargs)
+    except gym.error.DependencyNotInstalled as err:
+        entry = str(gym.spec(env_cfg.id).entry_point)
+        extra = next((x for key, x in EXTRAS.items() if key in entry), None)
+        hint = f"pip install 'torchrl-cli[{extra}]'" if extra else "install its package"
+        raise ConfigError(f"env '{env_cfg.id}' needs a package that is not installed "
+                          f"({str(err).splitlines()[0]}); {hint}") from None
+    except Exception as err:
+        raise ConfigError(f"cannot make env '{env_cfg.id}' with env.kwargs="
+                          f"{dict(env_cfg.kwargs)}: {str(err).splitlines()[0]}") from None
     try:
         for node in env_cfg.wrappers:
-            env = get_obj(node, _partial_=True)(env)
+            try:
+                env = get_obj(node, _partial_=True)(env)
+            except Exception as err:
+                raise ConfigError(f"env.wrappers entry {dict(node)} failed: "
+                                  f"{str(err).splitlines()[0]}") from None
         state_info(env.observation_space, env_cfg.id)
         action_info(env.action_space, env_cfg.id)
     finally:
         env.close()
+
+
+def check_optimizer(key: str, node: DictConfig) -> None:
+    """Every optimizer argument must be a parameter of the chosen optimizer class."""
+    try:
+        cls = get_class(node._target_)
+    except Exception:
+        raise ConfigError(f"{key}._target_={node._target_} is not an importable class; use e.g. "
+                          "torch.optim.Adam, torch.optim.RMSprop or torch.optim.SGD") from None
+    params = inspect.signature(cls.__init__).parameters
+    for name in node:
+        if not str(name).startswith("_") and name not in params:
+            raise ConfigError(f"{key}.{name} is not a parameter of {node._target_}; remove it "
+                              f"with ~{key}.{name}")

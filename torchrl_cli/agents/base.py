@@ -51,6 +51,8 @@ class BaseAgent(abc.ABC):
         self.logger = logger
         self.models: dict[str, torch.nn.Module] = {}
         self.num_iters = 0
+        self.train_seconds = 0.0  # time in step() and logging, evaluations excluded
+        self._logged_iters = 0
         self.max_steps = self.max_iters = self.max_episodes = -1
 
     def _register_model(self, name: str, model: torch.nn.Module) -> None:
@@ -120,23 +122,36 @@ class BaseAgent(abc.ABC):
             start = time.perf_counter()
             self.step()
             self.num_iters += 1
+            self.train_seconds += time.perf_counter() - start
             if self.num_iters % log_freq == 0:
                 self.write_logs()
             else:
                 self.logger.advance(self.num_steps, self.max_steps)
-            result.train_seconds += time.perf_counter() - start
             if next_eval is not None and self.num_steps >= next_eval:
                 next_eval += eval_freq
                 evaluation = self.evaluate(eval_env, eval_episodes, eval_seed)
-                evaluation.train_seconds = result.train_seconds
                 result.evaluations.append(evaluation)
                 self.log_evaluation(evaluation)
                 if target_return is not None and evaluation.mean >= target_return:
                     result.solved = evaluation
                     break
+        if self.num_iters > self._logged_iters:
+            self.write_logs()  # the last, partial log_freq window
         result.env_steps, result.iterations = self.num_steps, self.num_iters
-        result.episodes = self.num_episodes
+        result.episodes, result.train_seconds = self.num_episodes, self.train_seconds
         return result
+
+    def final_evaluation(self, result: TrainResult, env: BaseEnv, episodes: int,
+                         seed: int) -> Evaluation:
+        """The evaluation at the end of training: the one that reached the target, the last
+        scheduled one if it ran at this very step, or a new one."""
+        if result.solved is not None:
+            return result.solved
+        if result.evaluations and result.evaluations[-1].env_steps == self.num_steps:
+            return result.evaluations[-1]
+        evaluation = self.evaluate(env, episodes, seed)
+        self.log_evaluation(evaluation)
+        return evaluation
 
     @torch.inference_mode()
     def evaluate(self, env: BaseEnv, episodes: int, seed: int) -> Evaluation:
@@ -158,7 +173,7 @@ class BaseAgent(abc.ABC):
             obs = step.obs
         for model in self.models.values():
             model.train()
-        return Evaluation(self.num_steps, 0.0, returns[:episodes].tolist(),
+        return Evaluation(self.num_steps, self.train_seconds, returns[:episodes].tolist(),
                           lengths[:episodes].tolist())
 
     def write_logs(self) -> None:
@@ -167,7 +182,8 @@ class BaseAgent(abc.ABC):
         if episodes:
             self.logger.add_log("charts/episode_return", np.mean([e.ret for e in episodes]))
             self.logger.add_log("charts/episode_length", np.mean([e.length for e in episodes]), 0)
-        self.logger.timeit(self.num_steps, self.max_steps)
+        self._logged_iters = self.num_iters
+        self.logger.timeit(self.num_steps, self.max_steps, seconds=self.train_seconds)
         self.logger.log(self.num_steps, header=f"iteration {self.num_iters}  |  "
                         f"env steps {self.num_steps}  |  episodes {self.num_episodes}")
 

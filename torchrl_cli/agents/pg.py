@@ -91,31 +91,33 @@ class PGAgent(BaseAgent):
 
     def fit(self, models: list[BaseModel], batch: Batch, num_epochs: int,
             num_mini_batches: int) -> None:
-        """``num_epochs`` passes over ``batch`` in shuffled minibatches (fewer if a model asks
-        to stop early)."""
-        keys = {"advantages", *(key for model in models for key in model.batch_keys)}
+        """``num_epochs`` passes over ``batch`` in shuffled minibatches; a model that asks to
+        stop early (PPO-adaptive's KL limit) sits out the rest while the others go on."""
         names = {id(model): name for name, model in self.models.items()}
         size = len(batch) // num_mini_batches
+        active = list(models)
         for _ in range(num_epochs):
             order = torch.randperm(len(batch), device=batch.obs.device)
             for start in range(0, size * num_mini_batches, size):
+                if not active:
+                    return
+                keys = {key for model in active for key in model.batch_keys}
                 minibatch = batch.index(order[start:start + size], keys)
-                if self.normalize_advantages:
+                if self.normalize_advantages and minibatch.advantages is not None:
                     minibatch.advantages = normalize(minibatch.advantages)
                 terms: dict[str, torch.Tensor] = {}
-                for model in models:
+                for model in active:
                     terms.update(model.register_losses(minibatch))
                 loss = sum(v for k, v in terms.items() if k.startswith("loss_"))
-                for model in models:
+                for model in active:
                     model.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                for model in models:
+                for model in active:
                     terms[f"grad_norm_{names[id(model)]}"] = model.optimizer_step()
                 for key, value in terms.items():
                     if not key.startswith("loss_"):
                         self.diagnostics[key].append(value.detach())
-                if any(model.stop_early(terms) for model in models):
-                    return
+                active = [model for model in active if not model.stop_early(terms)]
 
     def write_logs(self) -> None:
         for key, values in self.diagnostics.items():

@@ -27,24 +27,27 @@ class EnvConfig:
     kwargs: dict[str, Any] = field(default_factory=dict)  # passed to gymnasium.make
 
 
-@dataclass
-class OptimizerConfig:
-    """A torch optimizer built with ``_partial_``: parameters are given at build time."""
+def adam() -> dict[str, Any]:
+    """A torch optimizer node built with ``_partial_`` (parameters are given at build time).
 
-    _target_: str = "torch.optim.Adam"
-    _partial_: bool = True
-    lr: float = "${agent.lr}"  # type: ignore[assignment]
-    eps: float = 1e-5
+    Untyped, since each optimizer class takes other arguments: switch with e.g.
+    ``agent.policy.optimizer._target_=torch.optim.SGD '~agent.policy.optimizer.eps'``.
+    """
+    return {"_target_": "torch.optim.Adam", "_partial_": True, "lr": "${agent.lr}", "eps": 1e-5}
 
 
 @dataclass
 class ModelConfig:
-    """Parameters shared by every model (the seed's BaseModel)."""
+    """Parameters shared by every model (the seed's BaseModel).
+
+    Policy and value are separate networks with separate optimizers: ``loss_coef`` scales a
+    model's loss, which with Adam or RMSprop mostly moves the effective ``clip_grad_norm``.
+    """
 
     _target_: str = MISSING
     num_epochs: int = 10
     num_mini_batches: int = 4
-    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    optimizer: Any = field(default_factory=adam)  # Adam eps 1e-5: a PPO implementation detail
     clip_grad_norm: float = 0.5  # global gradient-norm clipping; inf disables it
     lr_schedule: str = "linear"  # constant | linear (annealed to 0 over the run)
     loss_coef: float = 1.0  # weight of this model's loss in the summed objective
@@ -108,15 +111,6 @@ class PPOAdaptiveModelConfig(PGModelConfig):
 
 
 @dataclass
-class GAEConfig:
-    """Generalized advantage estimation, GAE(gamma, lambda)."""
-
-    _target_: str = "torchrl_cli.estimators.GAE"
-    gamma: float = "${agent.gamma}"  # type: ignore[assignment]
-    gae_lambda: float = 0.95
-
-
-@dataclass
 class VTargetConfig:
     """Value targets computed from the advantages: adv + V."""
 
@@ -132,7 +126,7 @@ class AgentConfig:
     gamma: float = 0.99
     lr: float = 3e-4
     normalize_advantages: bool = True  # per minibatch
-    advantage: Any = field(default_factory=GAEConfig)  # a _target_ node: GAE, DiscountedReturns
+    advantage: Any = MISSING  # the agent/advantage group: gae | discounted_returns
     vtarget: Any = field(default_factory=VTargetConfig)  # a _target_ node: FromAdvantage
     policy: Any = MISSING  # one of the *ModelConfig dataclasses above
     value: ValueModelConfig | None = field(default_factory=ValueModelConfig)

@@ -105,10 +105,13 @@ class GymEnv(BaseEnv):
         return entry.split(":")[0]
 
     def reset(self, seed: int | None = None) -> np.ndarray:
-        """Reset every copy; copy i is seeded with ``seed + i``, its action space too."""
-        obs, _ = self.vec.reset(seed=seed)
+        """Reset every copy with its own seed drawn from ``SeedSequence(seed)``, so that runs
+        with neighbouring seeds share no env stream (seed + i would)."""
+        seeds = None
         if seed is not None:
+            seeds = env_seeds(seed, self.n_envs)
             self.vec.action_space.seed(seed)
+        obs, _ = self.vec.reset(seed=seeds)
         return obs
 
     def step(self, actions: np.ndarray) -> EnvStep:
@@ -122,6 +125,11 @@ class GymEnv(BaseEnv):
 
     def close(self) -> None:
         self.vec.close()
+
+
+def env_seeds(seed: int, n: int) -> list[int]:
+    """The seeds of the ``n`` copies of a run seeded with ``seed`` (independent streams)."""
+    return [int(s) for s in np.random.SeedSequence(seed).generate_state(n)]
 
 
 def check_env_id(env_id: str) -> None:

@@ -21,7 +21,8 @@ class RunningMeanStd(nn.Module):
     @torch.no_grad()
     def update(self, batch: torch.Tensor) -> None:
         batch = batch.to(torch.float64).reshape(-1, *self.mean.shape)
-        b_mean, b_var, b_count = batch.mean(0), batch.var(0, unbiased=False), batch.shape[0]
+        b_var, b_mean = torch.var_mean(batch, dim=0, unbiased=False)
+        b_count = batch.shape[0]
         delta = b_mean - self.mean
         total = self.count + b_count
         self.mean += delta * b_count / total
@@ -46,7 +47,7 @@ class StateNormalizer(nn.Module):
         shape = tuple(state_info["shape"])
         low = torch.as_tensor(np.asarray(state_info["low"], dtype=np.float32))
         high = torch.as_tensor(np.asarray(state_info["high"], dtype=np.float32))
-        finite = torch.isfinite(low) & torch.isfinite(high) & (high > low)
+        finite = torch.isfinite(high - low) & (high > low)  # -max..max overflows: unbounded
         self.register_buffer("low", torch.where(finite, low, torch.zeros_like(low)))
         self.register_buffer("span", torch.where(finite, high - low, torch.full_like(low, 2.0)))
         self.register_buffer("shift", torch.where(finite, 1.0, 0.0))
@@ -55,18 +56,21 @@ class StateNormalizer(nn.Module):
     @torch.no_grad()
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Normalize, after updating the running statistics when in training mode."""
+        obs = self._rescale(obs.float())
         if self.running and self.training:
-            self.rms.update(self._rescale(obs.float()))
-        return self.normalize(obs)
+            self.rms.update(obs)
+        return self._standardize(obs)
 
     @torch.no_grad()
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         """Normalize without touching the statistics."""
-        obs = self._rescale(obs.float())
-        if self.running:
-            std = torch.sqrt(self.rms.var + 1e-8).float()
-            obs = ((obs - self.rms.mean.float()) / std).clamp(-self.clip, self.clip)
-        return obs
+        return self._standardize(self._rescale(obs.float()))
+
+    def _standardize(self, obs: torch.Tensor) -> torch.Tensor:
+        if not self.running:
+            return obs
+        std = torch.sqrt(self.rms.var + 1e-8).float()
+        return ((obs - self.rms.mean.float()) / std).clamp(-self.clip, self.clip)
 
     def _rescale(self, obs: torch.Tensor) -> torch.Tensor:
         if self.fixed:

@@ -29,13 +29,14 @@ def state_info(space: spaces.Space, env_id: str) -> dict:
 def action_info(space: spaces.Space, env_id: str) -> dict:
     """Kind (discrete | continuous | multi_discrete | multi_binary), shape, and n, nvec or
     bounds of an action space."""
-    if isinstance(space, spaces.Discrete):
+    if isinstance(space, spaces.Discrete) and space.start == 0:
         return {"kind": "discrete", "shape": (), "n": int(space.n), "dtype": "int64"}
-    if isinstance(space, spaces.MultiDiscrete) and space.nvec.ndim == 1:
+    if (isinstance(space, spaces.MultiDiscrete) and space.nvec.ndim == 1
+            and not np.any(space.start)):
         return {"kind": "multi_discrete", "shape": tuple(space.shape),
                 "nvec": [int(n) for n in space.nvec], "dtype": "int64"}
     if isinstance(space, spaces.MultiBinary) and len(space.shape) == 1:
-        return {"kind": "multi_binary", "shape": tuple(space.shape), "n": int(space.n),
+        return {"kind": "multi_binary", "shape": tuple(space.shape), "n": int(space.shape[0]),
                 "dtype": "int8"}
     if isinstance(space, spaces.Box) and np.issubdtype(space.dtype, np.floating):
         return {
@@ -47,5 +48,6 @@ def action_info(space: spaces.Space, env_id: str) -> dict:
         }
     raise ConfigError(
         f"env '{env_id}' has action space {space}, which torchrl-cli cannot handle yet "
-        f"(supported: {SUPPORTED_ACTIONS}); pick an env with one of those action spaces"
+        f"(supported: {SUPPORTED_ACTIONS}, starting at 0, one-dimensional); pick another env "
+        "or wrap this one with a Gymnasium action wrapper through env.wrappers"
     )

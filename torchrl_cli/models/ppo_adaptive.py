@@ -38,7 +38,7 @@ class PPOAdaptiveModel(SurrogatePGModel):
             "loss_kl_penalty": self.loss_coef * self.kl_penalty * kl,
             "policy_loss": surrogate.detach(),
             "approx_kl": kl.detach(),
-            "kl_penalty": torch.tensor(self.kl_penalty),
+            "kl_beta": torch.tensor(self.kl_penalty),
             **self.entropy_loss(dist),
         }
 

@@ -37,7 +37,7 @@ class PPOClipModel(SurrogatePGModel):
             "loss_policy": self.loss_coef * loss,
             "policy_loss": loss.detach(),
             "clip_fraction": ((ratio.detach() - 1).abs() > eps).float().mean(),
-            "clip_range": torch.tensor(eps),
+            "clip_epsilon": torch.tensor(eps),
             **self.entropy_loss(dist),
             **self.kl_diagnostics(log_ratio.detach(), ratio.detach()),
         }
