@@ -33,7 +33,7 @@ REFERENCES = {
     ("ppo_clip", "Pendulum-v1"): "rl-zoo3 PPO −172 ± 104 at 100k (gSDE)",
     ("a2c", "Pendulum-v1"): "rl-zoo3 A2C −163 ± 103 at 1M (gSDE)",
     ("ppo_clip", "HalfCheetah-v5"): "rl-zoo3 PPO 5819 ± 664 at 1M (v3); "
-                                    "CleanRL PPO 2906 ± 1129 at 1M (v4)",
+    "CleanRL PPO 2906 ± 1129 at 1M (v4)",
 }
 
 
@@ -44,14 +44,25 @@ def run_one(agent: str, env: str, seed: int, runs: Path) -> dict:
         folder.parent.mkdir(parents=True, exist_ok=True)
         start = time.perf_counter()
         proc = subprocess.run(
-            [str(Path(sys.executable).parent / "torchrl"), "train", f"agent={agent}",
-             f"env={env}", f"seed={seed}", "logger.progress=false", "logger.log_freq=1000000",
-             f"hydra.run.dir={folder}"], capture_output=True, text=True)
+            [
+                str(Path(sys.executable).parent / "torchrl"),
+                "train",
+                f"agent={agent}",
+                f"env={env}",
+                f"seed={seed}",
+                "logger.progress=false",
+                "logger.log_freq=1000000",
+                f"hydra.run.dir={folder}",
+            ],
+            capture_output=True,
+            text=True,
+        )
         if proc.returncode != 0:
             print(f"FAILED {agent} {env} seed {seed}: {proc.stderr.strip()[-300:]}", flush=True)
             return {}
-        print(f"{agent:>13} {env:<15} seed {seed}: {time.perf_counter() - start:6.0f} s",
-              flush=True)
+        print(
+            f"{agent:>13} {env:<15} seed {seed}: {time.perf_counter() - start:6.0f} s", flush=True
+        )
     return json.loads(metrics.read_text())
 
 
@@ -77,18 +88,31 @@ def write_report(results: dict, out: Path, seeds: list[int], command: str) -> No
             continue
         finals = [r["mean_return"] for r in runs]
         target = TARGETS[env]
-        reached = [next((e["env_steps"] for e in r["evaluations"] if e["mean_return"] >= target),
-                        None) for r in runs] if target is not None else []
+        reached = (
+            [
+                next((e["env_steps"] for e in r["evaluations"] if e["mean_return"] >= target), None)
+                for r in runs
+            ]
+            if target is not None
+            else []
+        )
         solved = [s for s in reached if s is not None]
-        when = (f"{int(np.median(solved))} ({len(solved)}/{len(runs)} seeds)" if solved
-                else ("not reached" if target is not None else "—"))
+        when = (
+            f"{int(np.median(solved))} ({len(solved)}/{len(runs)} seeds)"
+            if solved
+            else ("not reached" if target is not None else "—")
+        )
         lines.append(
             f"| {agent} | {env} | {runs[0]['env_steps']} | {len(runs)} | "
             f"{np.mean(finals):.1f} ± {np.std(finals):.1f} | "
             f"{', '.join(f'{f:.0f}' for f in finals)} | {when} | "
-            f"{REFERENCES.get((agent, env), '')} |")
-    lines += ["", "Learning curves (mean and min–max band over seeds, evaluation return vs env "
-              "steps):", ""]
+            f"{REFERENCES.get((agent, env), '')} |"
+        )
+    lines += [
+        "",
+        "Learning curves (mean and min–max band over seeds, evaluation return vs env steps):",
+        "",
+    ]
     for env in dict.fromkeys(e for _, e in results):
         lines.append(f"![{env}](img/learning_{env}.png)")
     (out / "benchmarks.md").write_text("\n".join(lines) + "\n")
@@ -110,14 +134,27 @@ def main() -> None:
         done = dict(zip(jobs, pool.map(lambda j: run_one(*j, args.runs), jobs), strict=True))
     results = {p: [done[(*p, s)] for s in args.seeds] for p in pairs}
     for env in dict.fromkeys(e for _, e in pairs):
-        curves = {a: [[(e["env_steps"], e["mean_return"]) for e in r["evaluations"]]
-                      + [(r["env_steps"], r["mean_return"])] for r in runs if r]
-                  for (a, e2), runs in results.items() if e2 == env}
-        plot_learning_curves(curves, args.out / "img" / f"learning_{env}.png",
-                             title=f"{env}: evaluation return, {len(args.seeds)} seeds",
-                             target=TARGETS[env])
-    command = "make bench-learning" if args.only is None else \
-        f"python bench/learning.py --only {' '.join(args.only)}"
+        curves = {
+            a: [
+                [(e["env_steps"], e["mean_return"]) for e in r["evaluations"]]
+                + [(r["env_steps"], r["mean_return"])]
+                for r in runs
+                if r
+            ]
+            for (a, e2), runs in results.items()
+            if e2 == env
+        }
+        plot_learning_curves(
+            curves,
+            args.out / "img" / f"learning_{env}.png",
+            title=f"{env}: evaluation return, {len(args.seeds)} seeds",
+            target=TARGETS[env],
+        )
+    command = (
+        "make bench-learning"
+        if args.only is None
+        else f"python bench/learning.py --only {' '.join(args.only)}"
+    )
     write_report(results, args.out, args.seeds, command)
     print(f"wrote {args.out / 'benchmarks.md'}")
 

@@ -26,8 +26,9 @@ def hydra_main(cfg: DictConfig) -> float:
 def run_hydra(args: list[str]) -> int:
     """Run the Hydra app with ``args`` as its command line."""
     register_configs()
-    app = hydra.main(config_path=str(config_dir()), config_name=CONFIG_NAME,
-                     version_base="1.3")(hydra_main)
+    app = hydra.main(config_path=str(config_dir()), config_name=CONFIG_NAME, version_base="1.3")(
+        hydra_main
+    )
     sys.argv = ["torchrl train", *args]
     app()
     return 0

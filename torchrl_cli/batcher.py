@@ -40,8 +40,9 @@ class Batch:
 
     def index(self, idx: torch.Tensor, keys: Collection[str]) -> "Batch":
         """The samples at ``idx``; only the fields in ``keys`` are gathered (others None)."""
-        return Batch(*(getattr(self, f.name)[idx] if f.name in keys else None
-                       for f in fields(self)))
+        return Batch(
+            *(getattr(self, f.name)[idx] if f.name in keys else None for f in fields(self))
+        )
 
 
 @dataclass
@@ -75,7 +76,9 @@ class Batcher:
         n, info = env.n_envs, env.get_action_info()
         state_shape = tuple(env.get_state_info()["shape"])
         action_shape = tuple(info["shape"])
-        action_dtype = torch.long if info["kind"] in ("discrete", "multi_discrete") else torch.float32
+        action_dtype = (
+            torch.long if info["kind"] in ("discrete", "multi_discrete") else torch.float32
+        )
         t = (n_steps, n)
         self.buffers = Rollout(
             obs=torch.zeros(*t, *state_shape, device=device),
@@ -147,7 +150,7 @@ class Batcher:
             final_values = value_fn(torch.cat([final for _, _, final in truncations]))
             start = 0
             for t, idx, _ in truncations:
-                buf.final_values[t, idx] = final_values[start:start + len(idx)]
+                buf.final_values[t, idx] = final_values[start : start + len(idx)]
                 start += len(idx)
         self.num_steps += self.n_steps * self.env.n_envs
         return buf
@@ -156,7 +159,9 @@ class Batcher:
         self.episode_returns += reward
         self.episode_lengths += 1
         for i in np.flatnonzero(done):
-            self.finished.append(Episode(float(self.episode_returns[i]), int(self.episode_lengths[i])))
+            self.finished.append(
+                Episode(float(self.episode_returns[i]), int(self.episode_lengths[i]))
+            )
             self.episode_returns[i] = 0.0
             self.episode_lengths[i] = 0
         self.num_episodes += int(done.sum())

@@ -23,10 +23,30 @@ examples:
 """
 COMMANDS = ("train", "configs")
 # Hydra flags that print something instead of running the app.
-_NO_RUN_FLAGS = {"--cfg", "-c", "--help", "-h", "--hydra-help", "--info", "-i",
-                 "--shell-completion", "-sc"}
-_FLAGS_WITH_VALUE = {"--cfg", "-c", "--package", "-p", "--config-path", "-cp",
-                     "--config-name", "-cn", "--config-dir", "-cd", "--experimental-rerun"}
+_NO_RUN_FLAGS = {
+    "--cfg",
+    "-c",
+    "--help",
+    "-h",
+    "--hydra-help",
+    "--info",
+    "-i",
+    "--shell-completion",
+    "-sc",
+}
+_FLAGS_WITH_VALUE = {
+    "--cfg",
+    "-c",
+    "--package",
+    "-p",
+    "--config-path",
+    "-cp",
+    "--config-name",
+    "-cn",
+    "--config-dir",
+    "-cd",
+    "--experimental-rerun",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,8 +65,10 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         from torchrl_cli.errors import did_you_mean
 
-        raise ConfigError(f"unknown command '{command}'{did_you_mean(command, COMMANDS)}; "
-                          f"choose one of: {', '.join(COMMANDS)}")
+        raise ConfigError(
+            f"unknown command '{command}'{did_you_mean(command, COMMANDS)}; "
+            f"choose one of: {', '.join(COMMANDS)}"
+        )
     except ConfigError as err:
         print(f"torchrl: error: {err}", file=sys.stderr)
         return 2
@@ -95,8 +117,10 @@ def claim_output_dir(cfg, overrides: list[str], multirun: bool) -> str | None:
     if given is not None:
         path = Path(given)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
-            raise ConfigError(f"{key}={given} already exists and is not an empty folder; runs "
-                              "are never overwritten, so name a new folder")
+            raise ConfigError(
+                f"{key}={given} already exists and is not an empty folder; runs "
+                "are never overwritten, so name a new folder"
+            )
         return None
     now = datetime.now()
     name = "multirun" if multirun else f"{cfg.agent.name}_{cfg.env.id.replace('/', '-')}"

@@ -26,8 +26,9 @@ def compose_config(overrides: list[str]) -> DictConfig:
         except MissingConfigException as err:
             raise ConfigError(_missing_option(err)) from None
         except OverrideParseException as err:
-            raise ConfigError(f"cannot parse override '{err.override}': "
-                              f"{err.message.splitlines()[0]}") from None
+            raise ConfigError(
+                f"cannot parse override '{err.override}': {err.message.splitlines()[0]}"
+            ) from None
         except Exception as err:  # Hydra wraps OmegaConf's errors in its own
             cause = err.__cause__
             if isinstance(cause, ConfigAttributeError | ConfigKeyError):
@@ -47,18 +48,23 @@ def check_overrides(overrides: list[str], multirun: bool = False) -> DictConfig:
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except OverrideParseException as err:
-        raise ConfigError(f"cannot parse override '{err.override}': "
-                          f"{err.message.splitlines()[0]}") from None
+        raise ConfigError(
+            f"cannot parse override '{err.override}': {err.message.splitlines()[0]}"
+        ) from None
     choices = []
     for override in parsed:
         key = override.get_key_element()
         if key.lstrip("+~") == "env.id":
-            raise ConfigError(f"'{override.input_line}' would keep the other env's settings; "
-                              f"choose the env with env={override.value()}")
+            raise ConfigError(
+                f"'{override.input_line}' would keep the other env's settings; "
+                f"choose the env with env={override.value()}"
+            )
         if override.is_sweep_override():
             if not multirun:
-                raise ConfigError(f"'{override.input_line}' is a sweep; add -m (--multirun) to "
-                                  "run one job per value, or give a single value")
+                raise ConfigError(
+                    f"'{override.input_line}' is a sweep; add -m (--multirun) to "
+                    "run one job per value, or give a single value"
+                )
             try:
                 values = list(override.sweep_string_iterator())
             except Exception:  # interval sweeps (Optuna) have no values to list
@@ -71,7 +77,7 @@ def check_overrides(overrides: list[str], multirun: bool = False) -> DictConfig:
     validate(cfg)
     for i, options in enumerate(choices):
         for option in options[1:]:
-            variant = [*first[:i], option, *first[i + 1:]]
+            variant = [*first[:i], option, *first[i + 1 :]]
             validate(compose_config([o for o in variant if o is not None]))
     return cfg
 
@@ -80,25 +86,33 @@ def _missing_option(err: MissingConfigException) -> str:
     group, _, name = (err.missing_cfg_file or "").rpartition("/")
     if group == "env" or group.startswith("env/"):
         env_id = f"{group[4:]}/{name}" if "/" in group else name
-        return (f"unknown env '{env_id}': not a registered Gymnasium id"
-                f"{did_you_mean(env_id, gym.registry.keys())}; `torchrl configs` lists the envs")
+        return (
+            f"unknown env '{env_id}': not a registered Gymnasium id"
+            f"{did_you_mean(env_id, gym.registry.keys())}; `torchrl configs` lists the envs"
+        )
     options = [o for o in (err.options or []) if not o.endswith(SCHEMA_SUFFIX)]
     if not group:
         return str(err).splitlines()[0]
-    return (f"unknown {group} '{name}'{did_you_mean(name, options)}; "
-            f"choose one of: {', '.join(options)}")
+    return (
+        f"unknown {group} '{name}'{did_you_mean(name, options)}; "
+        f"choose one of: {', '.join(options)}"
+    )
 
 
 def _unknown_key(full_key: str, overrides: list[str]) -> str:
     parent, _, leaf = full_key.rpartition(".")
     hint = ""
     try:  # suggest the closest key of the same node, composed without the bad override
-        base = compose(CONFIG_NAME, overrides=[o for o in overrides
-                                               if not o.lstrip("+~").startswith(full_key + "=")])
+        base = compose(
+            CONFIG_NAME,
+            overrides=[o for o in overrides if not o.lstrip("+~").startswith(full_key + "=")],
+        )
         node = OmegaConf.select(base, parent) if parent else base
         if isinstance(node, DictConfig):
             hint = did_you_mean(leaf, [str(k) for k in node.keys()])
     except Exception:
         pass
-    return (f"unknown config key '{full_key}'{hint}; `torchrl train --cfg job` shows every key "
-            f"(add a new one with +{full_key}=...)")
+    return (
+        f"unknown config key '{full_key}'{hint}; `torchrl train --cfg job` shows every key "
+        f"(add a new one with +{full_key}=...)"
+    )

@@ -70,6 +70,7 @@ class DiscountedReturns:
 
     @torch.no_grad()
     def __call__(self, rewards, values, terminated, truncated, final_values, last_values):
-        advantages = GAE(self.gamma, 1.0)(rewards, values, terminated, truncated, final_values,
-                                          last_values)
+        advantages = GAE(self.gamma, 1.0)(
+            rewards, values, terminated, truncated, final_values, last_values
+        )
         return advantages + values

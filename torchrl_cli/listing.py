@@ -28,6 +28,8 @@ def print_configs(console: Console) -> None:
         table.add_row(group, ", ".join(options(group)))
     table.add_row("tuned", ", ".join(tuned_pairs()) + "\n(applied automatically for the pair)")
     console.print(table)
-    console.print("env also takes any registered Gymnasium id without a file, e.g. "
-                  "env=Acrobot-v1 (list them: python -c \"import gymnasium; "
-                  "gymnasium.pprint_registry()\")")
+    console.print(
+        "env also takes any registered Gymnasium id without a file, e.g. "
+        'env=Acrobot-v1 (list them: python -c "import gymnasium; '
+        'gymnasium.pprint_registry()")'
+    )

@@ -31,8 +31,14 @@ class Logger:
         histograms: write the histograms given to ``add_histogram`` (off: they are dropped).
     """
 
-    def __init__(self, log_dir: str | Path | None, *, console: Console | None = None,
-                 progress: bool = True, histograms: bool = False):
+    def __init__(
+        self,
+        log_dir: str | Path | None,
+        *,
+        console: Console | None = None,
+        progress: bool = True,
+        histograms: bool = False,
+    ):
         self.console = console or Console()
         self.write_histograms = histograms
         self.writer = SummaryWriter(str(log_dir)) if log_dir is not None else None
@@ -126,10 +132,6 @@ class Logger:
         for name in sorted(means):
             table.add_row(name, f"{means[name]:.{self.precision[name]}f}")
         return table
-
-    def flush(self) -> None:
-        if self.writer is not None:
-            self.writer.flush()
 
     def close(self, final_step: int | None = None) -> None:
         if self.progress is not None and self._task is not None:

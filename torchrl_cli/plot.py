@@ -14,13 +14,17 @@ def aggregate(runs: Sequence[Curve], points: int = 100) -> tuple[np.ndarray, ...
     end = min(run[-1][0] for run in runs)
     start = max(run[0][0] for run in runs)
     grid = np.linspace(start, end, points) if end > start else np.array([end])
-    values = np.stack([np.interp(grid, [s for s, _ in run], [r for _, r in run])
-                       for run in runs])
+    values = np.stack([np.interp(grid, [s for s, _ in run], [r for _, r in run]) for run in runs])
     return grid, values.mean(0), values.min(0), values.max(0)
 
 
-def plot_learning_curves(curves: Mapping[str, Sequence[Curve]], path: str | Path, *,
-                         title: str, target: float | None = None) -> Path:
+def plot_learning_curves(
+    curves: Mapping[str, Sequence[Curve]],
+    path: str | Path,
+    *,
+    title: str,
+    target: float | None = None,
+) -> Path:
     """Write a PNG: one line per label (mean over its runs) and a min-max band."""
     import matplotlib
 
@@ -33,7 +37,7 @@ def plot_learning_curves(curves: Mapping[str, Sequence[Curve]], path: str | Path
         if not runs:
             continue
         grid, mean, low, high = aggregate(runs)
-        line, = ax.plot(grid, mean, label=f"{label} ({len(runs)} seeds)", linewidth=2)
+        (line,) = ax.plot(grid, mean, label=f"{label} ({len(runs)} seeds)", linewidth=2)
         ax.fill_between(grid, low, high, color=line.get_color(), alpha=0.2)
     if target is not None:
         ax.axhline(target, color="black", linestyle="--", linewidth=1, label=f"target {target:g}")

@@ -36,12 +36,22 @@ def resolve_device(device: str) -> torch.device:
 
 def build_env(env_cfg: DictConfig, n_envs: int) -> GymEnv:
     wrappers = [get_obj(node, _partial_=True) for node in env_cfg.wrappers]
-    return GymEnv(env_cfg.id, n_envs=n_envs, vectorization=env_cfg.vectorization,
-                  wrappers=wrappers, **env_cfg.kwargs)
+    return GymEnv(
+        env_cfg.id,
+        n_envs=n_envs,
+        vectorization=env_cfg.vectorization,
+        wrappers=wrappers,
+        **env_cfg.kwargs,
+    )
 
 
-def build_model(model_cfg: DictConfig, net_cfg: DictConfig, state_info: dict,
-                action_info: dict, output_gain: float):
+def build_model(
+    model_cfg: DictConfig,
+    net_cfg: DictConfig,
+    state_info: dict,
+    action_info: dict,
+    output_gain: float,
+):
     net = nn_from_config(net_cfg, state_info, action_info)
     model = get_obj(model_cfg, net=net, action_info=action_info)
     if net_cfg.init == "orthogonal":
@@ -51,17 +61,23 @@ def build_model(model_cfg: DictConfig, net_cfg: DictConfig, state_info: dict,
 
 def build_agent(cfg: DictConfig, env: GymEnv, device: torch.device, logger: Logger) -> PGAgent:
     state_info, action_info = env.get_state_info(), env.get_action_info()
-    normalizer = StateNormalizer(state_info, running=cfg.env.running_normalize_states,
-                                 fixed=cfg.env.fixed_normalize_states, clip=cfg.env.clip_states)
-    scaler = RewardScaler(env.n_envs, gamma=cfg.agent.gamma, enabled=cfg.env.scale_reward,
-                          clip=cfg.env.clip_reward)
+    normalizer = StateNormalizer(
+        state_info,
+        running=cfg.env.running_normalize_states,
+        fixed=cfg.env.fixed_normalize_states,
+        clip=cfg.env.clip_states,
+    )
+    scaler = RewardScaler(
+        env.n_envs, gamma=cfg.agent.gamma, enabled=cfg.env.scale_reward, clip=cfg.env.clip_reward
+    )
     policy = build_model(cfg.agent.policy, cfg.net, state_info, action_info, output_gain=0.01)
     value = None
     if cfg.agent.value is not None:
         value = build_model(cfg.agent.value, cfg.net, state_info, action_info, output_gain=1.0)
         value.to(device)
-    batcher = Batcher(env, cfg.agent.n_steps, normalizer.to(device), scaler.to(device), device,
-                      seed=cfg.seed)
+    batcher = Batcher(
+        env, cfg.agent.n_steps, normalizer.to(device), scaler.to(device), device, seed=cfg.seed
+    )
     return PGAgent(
         batcher,
         policy_model=policy.to(device),
@@ -86,21 +102,29 @@ def train(cfg: DictConfig, run_dir: Path | None = None, console: Console | None 
     console = console or Console()
     env = build_env(cfg.env, cfg.env.n_envs)
     eval_env = build_env(cfg.env, cfg.eval_episodes)
-    logger = Logger(run_dir, console=console, progress=cfg.logger.progress,
-                    histograms=cfg.logger.histograms)
+    logger = Logger(
+        run_dir, console=console, progress=cfg.logger.progress, histograms=cfg.logger.histograms
+    )
     logger.add_text("config", "```\n" + OmegaConf.to_yaml(cfg, resolve=True) + "\n```")
     agent = None
     try:
         agent = build_agent(cfg, env, device, logger)
-        console.print(f"[bold]torchrl train[/bold] {cfg.agent.name} on {cfg.env.id} "
-                      f"({env.simulator}, {env.n_envs} envs, net {cfg.net.name}, device {device}, "
-                      f"seed {cfg.seed})"
-                      + (f" -> {run_dir}" if run_dir else ""))
+        console.print(
+            f"[bold]torchrl train[/bold] {cfg.agent.name} on {cfg.env.id} "
+            f"({env.simulator}, {env.n_envs} envs, net {cfg.net.name}, device {device}, "
+            f"seed {cfg.seed})" + (f" -> {run_dir}" if run_dir else "")
+        )
         eval_seed = cfg.seed + EVAL_SEED_OFFSET
         result = agent.train(
-            max_iters=cfg.max_iters, max_episodes=cfg.max_episodes, max_steps=cfg.max_steps,
-            log_freq=cfg.logger.log_freq, eval_env=eval_env, eval_freq=cfg.eval_freq,
-            eval_episodes=cfg.eval_episodes, eval_seed=eval_seed, target_return=cfg.target_return,
+            max_iters=cfg.max_iters,
+            max_episodes=cfg.max_episodes,
+            max_steps=cfg.max_steps,
+            log_freq=cfg.logger.log_freq,
+            eval_env=eval_env,
+            eval_freq=cfg.eval_freq,
+            eval_episodes=cfg.eval_episodes,
+            eval_seed=eval_seed,
+            target_return=cfg.target_return,
         )
         final = agent.final_evaluation(result, eval_env, cfg.eval_episodes, eval_seed)
     finally:
@@ -112,15 +136,21 @@ def train(cfg: DictConfig, run_dir: Path | None = None, console: Console | None 
         run_dir = Path(run_dir)
         (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         if cfg.save_model:
-            torch.save({name: m.state_dict() for name, m in agent.models.items()}
-                       | {"state_normalizer": agent.batcher.state_normalizer.state_dict(),
-                          "reward_scaler": agent.batcher.reward_scaler.state_dict()},
-                       run_dir / "model.pt")
+            torch.save(
+                {name: m.state_dict() for name, m in agent.models.items()}
+                | {
+                    "state_normalizer": agent.batcher.state_normalizer.state_dict(),
+                    "reward_scaler": agent.batcher.reward_scaler.state_dict(),
+                },
+                run_dir / "model.pt",
+            )
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    console.print(f"[bold green]final evaluation[/bold green]: mean return "
-                  f"{metrics['mean_return']:.2f} ± {metrics['std_return']:.2f} over "
-                  f"{metrics['episodes']} episodes after {metrics['env_steps']} env steps "
-                  f"({metrics['train_seconds']:.1f} s of training)")
+    console.print(
+        f"[bold green]final evaluation[/bold green]: mean return "
+        f"{metrics['mean_return']:.2f} ± {metrics['std_return']:.2f} over "
+        f"{metrics['episodes']} episodes after {metrics['env_steps']} env steps "
+        f"({metrics['train_seconds']:.1f} s of training)"
+    )
     return metrics
 
 
@@ -139,9 +169,15 @@ def final_metrics(cfg: DictConfig, result: TrainResult, final: Evaluation, wall:
         "train_seconds": result.train_seconds,
         "wall_seconds": wall,
         "target_return": cfg.target_return,
-        "solved": None if solved is None else {
-            "env_steps": solved.env_steps, "train_seconds": solved.train_seconds,
-            "mean_return": solved.mean},
-        "evaluations": [{"env_steps": e.env_steps, "train_seconds": e.train_seconds,
-                         "mean_return": e.mean} for e in result.evaluations],
+        "solved": None
+        if solved is None
+        else {
+            "env_steps": solved.env_steps,
+            "train_seconds": solved.train_seconds,
+            "mean_return": solved.mean,
+        },
+        "evaluations": [
+            {"env_steps": e.env_steps, "train_seconds": e.train_seconds, "mean_return": e.mean}
+            for e in result.evaluations
+        ],
     }

@@ -2,7 +2,6 @@
 
 from typing import Any
 
-import numpy as np
 import torch
 from hydra.utils import instantiate
 
@@ -26,9 +25,3 @@ def explained_var(target: torch.Tensor, preds: torch.Tensor) -> float:
 def normalize(array: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Subtract the mean and divide by the standard deviation."""
     return (array - array.mean()) / (array.std() + eps)
-
-
-def to_np(value: Any) -> np.ndarray:
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu().numpy()
-    return np.asarray(value)

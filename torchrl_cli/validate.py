@@ -28,14 +28,18 @@ def validate(cfg: DictConfig) -> None:
     check_env_id(env.id)
     check_spaces(env)
     _check(env.n_envs >= 1, f"env.n_envs={env.n_envs} must be at least 1")
-    _check(env.vectorization in VECTORIZATIONS,
-           f"env.vectorization='{env.vectorization}' must be one of {', '.join(VECTORIZATIONS)}")
+    _check(
+        env.vectorization in VECTORIZATIONS,
+        f"env.vectorization='{env.vectorization}' must be one of {', '.join(VECTORIZATIONS)}",
+    )
     _check(env.clip_states > 0, f"env.clip_states={env.clip_states} must be > 0")
     _check(env.clip_reward > 0, f"env.clip_reward={env.clip_reward} must be > 0")
     _check(cfg.net.init in INITS, f"net.init='{cfg.net.init}' must be one of {', '.join(INITS)}")
     _check(cfg.device in DEVICES, f"device='{cfg.device}' must be one of {', '.join(DEVICES)}")
-    _check(cfg.device != "cuda" or torch.cuda.is_available(),
-           "device=cuda but torch sees no CUDA device; use device=auto or device=cpu")
+    _check(
+        cfg.device != "cuda" or torch.cuda.is_available(),
+        "device=cuda but torch sees no CUDA device; use device=auto or device=cpu",
+    )
     _check(agent.n_steps >= 1, f"agent.n_steps={agent.n_steps} must be at least 1")
     _check(0 < agent.gamma <= 1, f"agent.gamma={agent.gamma} must be in (0, 1]")
     _check(agent.lr > 0, f"agent.lr={agent.lr} must be > 0")
@@ -53,35 +57,50 @@ def validate(cfg: DictConfig) -> None:
         check_optimizer(f"{key}.optimizer", model.optimizer)
         _check(model.loss_coef > 0, f"{key}.loss_coef={model.loss_coef} must be > 0")
         if "entropy_coef" in model:
-            _check(model.entropy_coef >= 0,
-                   f"{key}.entropy_coef={model.entropy_coef} must be >= 0")
+            _check(model.entropy_coef >= 0, f"{key}.entropy_coef={model.entropy_coef} must be >= 0")
         _check(model.num_epochs >= 1, f"{key}.num_epochs={model.num_epochs} must be at least 1")
-        _check(model.num_mini_batches >= 1,
-               f"{key}.num_mini_batches={model.num_mini_batches} must be at least 1")
-        _check(batch_size // model.num_mini_batches >= 2,
-               f"{key}.num_mini_batches={model.num_mini_batches} is too many for a batch of "
-               f"{batch_size} samples (agent.n_steps x env.n_envs); use at most {batch_size // 2}")
-        _check(model.clip_grad_norm > 0,
-               f"{key}.clip_grad_norm={model.clip_grad_norm} must be > 0 (inf disables clipping)")
-        _check(model.lr_schedule in SCHEDULES,
-               f"{key}.lr_schedule='{model.lr_schedule}' must be one of {', '.join(SCHEDULES)}")
+        _check(
+            model.num_mini_batches >= 1,
+            f"{key}.num_mini_batches={model.num_mini_batches} must be at least 1",
+        )
+        _check(
+            batch_size // model.num_mini_batches >= 2,
+            f"{key}.num_mini_batches={model.num_mini_batches} is too many for a batch of "
+            f"{batch_size} samples (agent.n_steps x env.n_envs); use at most {batch_size // 2}",
+        )
+        _check(
+            model.clip_grad_norm > 0,
+            f"{key}.clip_grad_norm={model.clip_grad_norm} must be > 0 (inf disables clipping)",
+        )
+        _check(
+            model.lr_schedule in SCHEDULES,
+            f"{key}.lr_schedule='{model.lr_schedule}' must be one of {', '.join(SCHEDULES)}",
+        )
         if "clip_schedule" in model:
-            _check(model.clip_schedule in SCHEDULES, f"{key}.clip_schedule="
-                   f"'{model.clip_schedule}' must be one of {', '.join(SCHEDULES)}")
+            _check(
+                model.clip_schedule in SCHEDULES,
+                f"{key}.clip_schedule="
+                f"'{model.clip_schedule}' must be one of {', '.join(SCHEDULES)}",
+            )
         if "ppo_clip_range" in model:
-            _check(model.ppo_clip_range > 0,
-                   f"{key}.ppo_clip_range={model.ppo_clip_range} must be > 0")
+            _check(
+                model.ppo_clip_range > 0, f"{key}.ppo_clip_range={model.ppo_clip_range} must be > 0"
+            )
         if model.get("clip_range") is not None:
             _check(model.clip_range > 0, f"{key}.clip_range={model.clip_range} must be > 0")
         if "kl_target" in model:
             _check(model.kl_target > 0, f"{key}.kl_target={model.kl_target} must be > 0")
             _check(model.kl_penalty > 0, f"{key}.kl_penalty={model.kl_penalty} must be > 0")
-            _check(model.kl_early_stop is None or model.kl_early_stop > 0,
-                   f"{key}.kl_early_stop={model.kl_early_stop} must be > 0, or null for never")
+            _check(
+                model.kl_early_stop is None or model.kl_early_stop > 0,
+                f"{key}.kl_early_stop={model.kl_early_stop} must be > 0, or null for never",
+            )
     for key in ("max_steps", "max_iters", "max_episodes"):
         _check(cfg[key] == -1 or cfg[key] > 0, f"{key}={cfg[key]} must be > 0, or -1 for none")
-    _check(any(cfg[k] > 0 for k in ("max_steps", "max_iters", "max_episodes")),
-           "no training budget: set max_steps, max_iters or max_episodes")
+    _check(
+        any(cfg[k] > 0 for k in ("max_steps", "max_iters", "max_episodes")),
+        "no training budget: set max_steps, max_iters or max_episodes",
+    )
     _check(cfg.eval_episodes >= 1, f"eval_episodes={cfg.eval_episodes} must be at least 1")
     _check(cfg.torch_threads >= 1, f"torch_threads={cfg.torch_threads} must be at least 1")
     _check(cfg.logger.log_freq >= 1, f"logger.log_freq={cfg.logger.log_freq} must be at least 1")
@@ -98,18 +117,23 @@ def check_spaces(env_cfg: DictConfig) -> None:
         entry = str(gym.spec(env_cfg.id).entry_point)
         extra = next((x for key, x in EXTRAS.items() if key in entry), None)
         hint = f"pip install 'torchrl-cli[{extra}]'" if extra else "install its package"
-        raise ConfigError(f"env '{env_cfg.id}' needs a package that is not installed "
-                          f"({str(err).splitlines()[0]}); {hint}") from None
+        raise ConfigError(
+            f"env '{env_cfg.id}' needs a package that is not installed "
+            f"({str(err).splitlines()[0]}); {hint}"
+        ) from None
     except Exception as err:
-        raise ConfigError(f"cannot make env '{env_cfg.id}' with env.kwargs="
-                          f"{dict(env_cfg.kwargs)}: {str(err).splitlines()[0]}") from None
+        raise ConfigError(
+            f"cannot make env '{env_cfg.id}' with env.kwargs="
+            f"{dict(env_cfg.kwargs)}: {str(err).splitlines()[0]}"
+        ) from None
     try:
         for node in env_cfg.wrappers:
             try:
                 env = get_obj(node, _partial_=True)(env)
             except Exception as err:
-                raise ConfigError(f"env.wrappers entry {dict(node)} failed: "
-                                  f"{str(err).splitlines()[0]}") from None
+                raise ConfigError(
+                    f"env.wrappers entry {dict(node)} failed: {str(err).splitlines()[0]}"
+                ) from None
         state_info(env.observation_space, env_cfg.id)
         action_info(env.action_space, env_cfg.id)
     finally:
@@ -121,10 +145,13 @@ def check_optimizer(key: str, node: DictConfig) -> None:
     try:
         cls = get_class(node._target_)
     except Exception:
-        raise ConfigError(f"{key}._target_={node._target_} is not an importable class; use e.g. "
-                          "torch.optim.Adam, torch.optim.RMSprop or torch.optim.SGD") from None
+        raise ConfigError(
+            f"{key}._target_={node._target_} is not an importable class; use e.g. "
+            "torch.optim.Adam, torch.optim.RMSprop or torch.optim.SGD"
+        ) from None
     params = inspect.signature(cls.__init__).parameters
     for name in node:
         if not str(name).startswith("_") and name not in params:
-            raise ConfigError(f"{key}.{name} is not a parameter of {node._target_}; remove it "
-                              f"with ~{key}.{name}")
+            raise ConfigError(
+                f"{key}.{name} is not a parameter of {node._target_}; remove it with ~{key}.{name}"
+            )

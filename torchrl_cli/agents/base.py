@@ -141,8 +141,9 @@ class BaseAgent(abc.ABC):
         result.episodes, result.train_seconds = self.num_episodes, self.train_seconds
         return result
 
-    def final_evaluation(self, result: TrainResult, env: BaseEnv, episodes: int,
-                         seed: int) -> Evaluation:
+    def final_evaluation(
+        self, result: TrainResult, env: BaseEnv, episodes: int, seed: int
+    ) -> Evaluation:
         """The evaluation at the end of training: the one that reached the target, the last
         scheduled one if it ran at this very step, or a new one."""
         if result.solved is not None:
@@ -173,8 +174,12 @@ class BaseAgent(abc.ABC):
             obs = step.obs
         for model in self.models.values():
             model.train()
-        return Evaluation(self.num_steps, self.train_seconds, returns[:episodes].tolist(),
-                          lengths[:episodes].tolist())
+        return Evaluation(
+            self.num_steps,
+            self.train_seconds,
+            returns[:episodes].tolist(),
+            lengths[:episodes].tolist(),
+        )
 
     def write_logs(self) -> None:
         """Episode statistics, speed and the console table."""
@@ -184,12 +189,18 @@ class BaseAgent(abc.ABC):
             self.logger.add_log("charts/episode_length", np.mean([e.length for e in episodes]), 0)
         self._logged_iters = self.num_iters
         self.logger.timeit(self.num_steps, self.max_steps, seconds=self.train_seconds)
-        self.logger.log(self.num_steps, header=f"iteration {self.num_iters}  |  "
-                        f"env steps {self.num_steps}  |  episodes {self.num_episodes}")
+        self.logger.log(
+            self.num_steps,
+            header=f"iteration {self.num_iters}  |  "
+            f"env steps {self.num_steps}  |  episodes {self.num_episodes}",
+        )
 
     def log_evaluation(self, evaluation: Evaluation) -> None:
         self.logger.add_log("eval/mean_return", evaluation.mean)
         self.logger.add_log("eval/std_return", evaluation.std)
         self.logger.add_log("eval/mean_length", float(np.mean(evaluation.lengths)), 0)
-        self.logger.log(self.num_steps, header=f"evaluation at {self.num_steps} env steps "
-                        f"({len(evaluation.returns)} deterministic episodes)")
+        self.logger.log(
+            self.num_steps,
+            header=f"evaluation at {self.num_steps} env steps "
+            f"({len(evaluation.returns)} deterministic episodes)",
+        )

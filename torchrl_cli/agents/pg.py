@@ -48,7 +48,9 @@ class PGAgent(BaseAgent):
         self.diagnostics: dict[str, list[torch.Tensor]] = defaultdict(list)
 
     def normalize_state(self, obs: np.ndarray) -> torch.Tensor:
-        return self.batcher.state_normalizer.normalize(torch.as_tensor(obs, device=self.batcher.device))
+        return self.batcher.state_normalizer.normalize(
+            torch.as_tensor(obs, device=self.batcher.device)
+        )
 
     def select_action(self, state: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
         return self.policy_model.select_action(state, deterministic)[0]
@@ -62,8 +64,14 @@ class PGAgent(BaseAgent):
         for model in self.models.values():
             model.set_progress(self.progress)
         rollout = self.batcher.collect(self.policy_model.select_action, self.values)
-        advantages = self.advantage(rollout.rewards, rollout.values, rollout.terminated,
-                                    rollout.truncated, rollout.final_values, rollout.last_values)
+        advantages = self.advantage(
+            rollout.rewards,
+            rollout.values,
+            rollout.terminated,
+            rollout.truncated,
+            rollout.final_values,
+            rollout.last_values,
+        )
         returns = self.vtarget(advantages, rollout.values)
         batch = Batch(
             obs=rollout.obs.flatten(0, 1),
@@ -75,7 +83,8 @@ class PGAgent(BaseAgent):
         )
         self.update(batch)
         self.diagnostics["explained_variance"].append(
-            torch.tensor(explained_var(batch.returns, batch.values)))
+            torch.tensor(explained_var(batch.returns, batch.values))
+        )
 
     def update(self, batch: Batch) -> None:
         """Train the models; those with the same epochs and minibatches share one pass, summing
@@ -89,8 +98,9 @@ class PGAgent(BaseAgent):
             for key, value in model.on_batch_end(batch).items():
                 self.diagnostics[key].append(value)
 
-    def fit(self, models: list[BaseModel], batch: Batch, num_epochs: int,
-            num_mini_batches: int) -> None:
+    def fit(
+        self, models: list[BaseModel], batch: Batch, num_epochs: int, num_mini_batches: int
+    ) -> None:
         """``num_epochs`` passes over ``batch`` in shuffled minibatches; a model that asks to
         stop early (PPO-adaptive's KL limit) sits out the rest while the others go on."""
         names = {id(model): name for name, model in self.models.items()}
@@ -102,7 +112,7 @@ class PGAgent(BaseAgent):
                 if not active:
                     return
                 keys = {key for model in active for key in model.batch_keys}
-                minibatch = batch.index(order[start:start + size], keys)
+                minibatch = batch.index(order[start : start + size], keys)
                 if self.normalize_advantages and minibatch.advantages is not None:
                     minibatch.advantages = normalize(minibatch.advantages)
                 terms: dict[str, torch.Tensor] = {}
@@ -124,6 +134,8 @@ class PGAgent(BaseAgent):
             self.logger.add_log(f"losses/{key}", torch.stack(values).float().mean().item(), 4)
         self.diagnostics.clear()
         self.logger.add_log("charts/learning_rate", self.policy_model.lr, 6)
+        if self.value_model is not None:
+            self.logger.add_tf_only_log("charts/learning_rate_value", self.value_model.lr, 6)
         rollout = self.batcher.buffers
         self.logger.add_histogram("rollout/actions", rollout.actions)
         self.logger.add_histogram("rollout/values", rollout.values)

@@ -1,4 +1,4 @@
-"""Describe Gymnasium spaces as the plain dicts the builders use (``state_info``/``action_info``)."""
+"""Gymnasium spaces as the plain dicts the builders use (``state_info``, ``action_info``)."""
 
 import numpy as np
 from gymnasium import spaces
@@ -31,13 +31,20 @@ def action_info(space: spaces.Space, env_id: str) -> dict:
     bounds of an action space."""
     if isinstance(space, spaces.Discrete) and space.start == 0:
         return {"kind": "discrete", "shape": (), "n": int(space.n), "dtype": "int64"}
-    if (isinstance(space, spaces.MultiDiscrete) and space.nvec.ndim == 1
-            and not np.any(space.start)):
-        return {"kind": "multi_discrete", "shape": tuple(space.shape),
-                "nvec": [int(n) for n in space.nvec], "dtype": "int64"}
+    if isinstance(space, spaces.MultiDiscrete) and space.nvec.ndim == 1 and not np.any(space.start):
+        return {
+            "kind": "multi_discrete",
+            "shape": tuple(space.shape),
+            "nvec": [int(n) for n in space.nvec],
+            "dtype": "int64",
+        }
     if isinstance(space, spaces.MultiBinary) and len(space.shape) == 1:
-        return {"kind": "multi_binary", "shape": tuple(space.shape), "n": int(space.shape[0]),
-                "dtype": "int8"}
+        return {
+            "kind": "multi_binary",
+            "shape": tuple(space.shape),
+            "n": int(space.shape[0]),
+            "dtype": "int8",
+        }
     if isinstance(space, spaces.Box) and np.issubdtype(space.dtype, np.floating):
         return {
             "kind": "continuous",

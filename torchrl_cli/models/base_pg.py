@@ -17,8 +17,15 @@ class BasePGModel(BaseModel):
         **kwargs: BaseModel's parameters.
     """
 
-    def __init__(self, net: nn.Module, *, action_info: dict, entropy_coef: float,
-                 log_std_init: float, **kwargs):
+    def __init__(
+        self,
+        net: nn.Module,
+        *,
+        action_info: dict,
+        entropy_coef: float,
+        log_std_init: float,
+        **kwargs,
+    ):
         super().__init__(net, action_info=action_info, **kwargs)
         self.action_info = action_info
         self.entropy_coef = entropy_coef

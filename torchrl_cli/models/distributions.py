@@ -11,11 +11,13 @@ class MultiCategorical(Distribution):
     arg_constraints: dict = {}
 
     def __init__(self, logits: torch.Tensor, nvec: list[int]):
-        self.dists = [Categorical(logits=part, validate_args=False)
-                      for part in torch.split(logits, nvec, dim=-1)]
+        self.dists = [
+            Categorical(logits=part, validate_args=False)
+            for part in torch.split(logits, nvec, dim=-1)
+        ]
         super().__init__(logits.shape[:-1], torch.Size([len(nvec)]), validate_args=False)
 
-    def sample(self, sample_shape=torch.Size()) -> torch.Tensor:
+    def sample(self, sample_shape: tuple[int, ...] = ()) -> torch.Tensor:
         return torch.stack([d.sample(sample_shape) for d in self.dists], dim=-1)
 
     def log_prob(self, value: torch.Tensor) -> torch.Tensor:
@@ -29,8 +31,9 @@ class MultiCategorical(Distribution):
         return torch.stack([d.logits.argmax(-1) for d in self.dists], dim=-1)
 
 
-def make_dist(params: torch.Tensor, action_info: dict,
-              log_std: nn.Parameter | None) -> Distribution:
+def make_dist(
+    params: torch.Tensor, action_info: dict, log_std: nn.Parameter | None
+) -> Distribution:
     """The policy's distribution over actions, from the network's output ``params``.
 
     Discrete: Categorical over logits. MultiDiscrete: one Categorical per dimension.
@@ -43,12 +46,12 @@ def make_dist(params: torch.Tensor, action_info: dict,
     if kind == "multi_discrete":
         return MultiCategorical(params, action_info["nvec"])
     if kind == "multi_binary":
-        return Independent(Bernoulli(logits=params, validate_args=False), 1,
-                           validate_args=False)
+        return Independent(Bernoulli(logits=params, validate_args=False), 1, validate_args=False)
     mean = params.reshape(*params.shape[:-1], *action_info["shape"])
     std = log_std.exp().expand_as(mean)
-    return Independent(Normal(mean, std, validate_args=False), len(action_info["shape"]),
-                       validate_args=False)
+    return Independent(
+        Normal(mean, std, validate_args=False), len(action_info["shape"]), validate_args=False
+    )
 
 
 def mode(dist: Distribution) -> torch.Tensor:

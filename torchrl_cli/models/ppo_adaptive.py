@@ -22,8 +22,9 @@ class PPOAdaptiveModel(SurrogatePGModel):
         **kwargs: BasePGModel's parameters.
     """
 
-    def __init__(self, net, *, kl_target: float, kl_penalty: float,
-                 kl_early_stop: float | None, **kwargs):
+    def __init__(
+        self, net, *, kl_target: float, kl_penalty: float, kl_early_stop: float | None, **kwargs
+    ):
         super().__init__(net, **kwargs)
         self.kl_target = kl_target
         self.kl_penalty = kl_penalty
@@ -43,8 +44,10 @@ class PPOAdaptiveModel(SurrogatePGModel):
         }
 
     def stop_early(self, terms: dict[str, torch.Tensor]) -> bool:
-        return (self.kl_early_stop is not None
-                and float(terms["approx_kl"]) > self.kl_early_stop * self.kl_target)
+        return (
+            self.kl_early_stop is not None
+            and float(terms["approx_kl"]) > self.kl_early_stop * self.kl_target
+        )
 
     @torch.no_grad()
     def on_batch_end(self, batch: Batch) -> dict[str, torch.Tensor]:

@@ -13,12 +13,14 @@ class SurrogatePGModel(BasePGModel):
 
     @staticmethod
     def calculate_prob_ratio(new_log_probs: torch.Tensor, old_log_probs: torch.Tensor):
-        return (new_log_probs - old_log_probs).exp()
+        """log r and r = pi(a|s) / pi_old(a|s), from log-probabilities."""
+        log_ratio = new_log_probs - old_log_probs
+        return log_ratio, log_ratio.exp()
 
     def ratio_and_dist(self, batch: Batch):
         dist = self.create_dist(self(batch.obs))
-        log_ratio = dist.log_prob(batch.actions) - batch.log_probs
-        return log_ratio, log_ratio.exp(), dist
+        log_ratio, ratio = self.calculate_prob_ratio(dist.log_prob(batch.actions), batch.log_probs)
+        return log_ratio, ratio, dist
 
     def register_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         log_ratio, ratio, dist = self.ratio_and_dist(batch)

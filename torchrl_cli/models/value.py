@@ -35,7 +35,9 @@ class ValueModel(BaseModel):
         values = self(batch.obs)
         loss = (values - batch.returns).square()
         if self.clip_range is not None:
-            clipped = batch.values + (values - batch.values).clamp(-self.clip_range, self.clip_range)
+            clipped = batch.values + (values - batch.values).clamp(
+                -self.clip_range, self.clip_range
+            )
             loss = torch.maximum(loss, (clipped - batch.returns).square())
         loss = 0.5 * loss.mean()
         return {"loss_value": self.loss_coef * loss, "value_loss": loss.detach()}

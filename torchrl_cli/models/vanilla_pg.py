@@ -18,8 +18,12 @@ class VanillaPGModel(BasePGModel):
         log_probs = dist.log_prob(batch.actions)
         loss = -(log_probs * batch.advantages).mean()
         log_ratio = log_probs.detach() - batch.log_probs  # for the KL diagnostic only
-        return {"loss_policy": self.loss_coef * loss, "policy_loss": loss.detach(),
-                **self.entropy_loss(dist), **self.kl_diagnostics(log_ratio, log_ratio.exp())}
+        return {
+            "loss_policy": self.loss_coef * loss,
+            "policy_loss": loss.detach(),
+            **self.entropy_loss(dist),
+            **self.kl_diagnostics(log_ratio, log_ratio.exp()),
+        }
 
     def register_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         return self.pg_loss(batch)

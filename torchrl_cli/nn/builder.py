@@ -8,7 +8,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from torchrl_cli.nn.layers import FlattenLinear, SequentialExtended
+from torchrl_cli.nn.layers import FlattenLinear, ModuleExtended, SequentialExtended
 from torchrl_cli.utils import get_obj
 
 # The constructor argument that receives the input size, per layer kind.
@@ -91,5 +91,7 @@ def _output_shape(layer: nn.Module, input_shape: tuple[int, ...]) -> tuple[int, 
         return (layer.out_features,)
     if isinstance(layer, nn.Linear):  # acts on the last dim
         return (*input_shape[:-1], layer.out_features)
+    if isinstance(layer, ModuleExtended):
+        return layer.output_shape(input_shape)
     with torch.no_grad():
         return tuple(layer(torch.zeros(1, *input_shape)).shape[1:])

@@ -7,16 +7,13 @@ from torch import nn
 
 
 class ModuleExtended(nn.Module):
-    """A torch module that knows its device and can report its output shape for an input shape."""
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.parameters()).device
+    """A torch module that can report its output shape for an input shape."""
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         """Shape of one output sample for one input sample of ``input_shape`` (no batch dim)."""
+        device = next((p.device for p in self.parameters()), torch.device("cpu"))
         with torch.no_grad():
-            return tuple(self(torch.zeros(1, *input_shape, device=self.device)).shape[1:])
+            return tuple(self(torch.zeros(1, *input_shape, device=device)).shape[1:])
 
 
 class SequentialExtended(ModuleExtended):
