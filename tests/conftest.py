@@ -6,10 +6,13 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from torchrl_cli.config import CONFIG_NAME, config_dir, register_configs
+from torchrl_cli.logger import Logger
+from torchrl_cli.train import build_agent, build_env
 
 REPO = Path(__file__).resolve().parents[1]
 # A tiny run: a few hundred env steps, no progress bar, one short final evaluation.
@@ -23,6 +26,29 @@ def compose_config(overrides: list[str] | None = None) -> DictConfig:
     register_configs()
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         return compose(CONFIG_NAME, overrides=overrides or [])
+
+
+def make_agent(overrides: list[str] | DictConfig, n_envs: int | None = None, seed: int | None = 0,
+               env=None):
+    """``(agent, env)``: the agent ``build_agent`` makes on CPU with a silent Logger.
+
+    ``overrides`` are composed with ``compose_config`` (or are an already composed config);
+    ``seed`` seeds torch first (None: leave the RNG as it is); the env is ``env`` if given,
+    else ``build_env(cfg.env, n_envs)`` (default ``cfg.env.n_envs``), closed here if the agent
+    fails to build.
+    """
+    cfg = overrides if isinstance(overrides, DictConfig) else compose_config(overrides)
+    if seed is not None:
+        torch.manual_seed(seed)
+    own_env = env is None
+    if own_env:
+        env = build_env(cfg.env, cfg.env.n_envs if n_envs is None else n_envs)
+    try:
+        return build_agent(cfg, env, torch.device("cpu"), Logger(None, progress=False)), env
+    except BaseException:
+        if own_env:
+            env.close()
+        raise
 
 
 @pytest.fixture

@@ -1,21 +1,13 @@
 """Rollout collection: shapes, truncation bootstrap values, episode tracking, normalization."""
 
 import torch
-from conftest import TINY, compose_config
-
-from torchrl_cli.logger import Logger
-from torchrl_cli.train import build_agent, build_env
-
-
-def _agent(overrides, n_envs=2):
-    cfg = compose_config([*TINY, *overrides])
-    env = build_env(cfg.env, n_envs)
-    return build_agent(cfg, env, torch.device("cpu"), Logger(None, progress=False)), env
+from conftest import TINY, make_agent
 
 
 def test_rollout_shapes_and_values_from_the_value_model():
     """[T, N] tensors; stored values equal the value model on the stored (normalized) obs."""
-    agent, env = _agent(["agent.n_steps=16", "env.running_normalize_states=true"])
+    agent, env = make_agent([*TINY, "agent.n_steps=16", "env.running_normalize_states=true"],
+                            n_envs=2, seed=None)
     rollout = agent.batcher.collect(agent.policy_model.select_action, agent.values)
     assert rollout.obs.shape == (16, 2, 4) and rollout.actions.shape == (16, 2)
     assert rollout.actions.dtype == torch.long
@@ -27,7 +19,8 @@ def test_rollout_shapes_and_values_from_the_value_model():
 
 def test_truncated_steps_get_final_values_and_only_they():
     """With a 5-step time limit, final_values is V(final obs) exactly where truncated."""
-    agent, env = _agent(["agent.n_steps=12", "+env.kwargs.max_episode_steps=5"])
+    agent, env = make_agent([*TINY, "agent.n_steps=12", "+env.kwargs.max_episode_steps=5"],
+                            n_envs=2, seed=None)
     rollout = agent.batcher.collect(agent.policy_model.select_action, agent.values)
     truncated = rollout.truncated
     assert truncated.sum() > 0
@@ -41,7 +34,8 @@ def test_truncated_steps_get_final_values_and_only_they():
 
 def test_box_actions_are_stored_unclipped_and_clipped_for_the_env():
     """Gaussian samples beyond [-2, 2] stay in the rollout; the env receives clipped ones."""
-    agent, env = _agent(["env=Pendulum-v1", "agent.n_steps=64"])
+    agent, env = make_agent([*TINY, "env=Pendulum-v1", "agent.n_steps=64"],
+                            n_envs=2, seed=None)
     with torch.no_grad():
         agent.policy_model.log_std.fill_(1.5)  # wide enough to leave the bounds often
     rollout = agent.batcher.collect(agent.policy_model.select_action, agent.values)

@@ -180,7 +180,7 @@ def test_tiny_run_saved_config_is_resolved(tiny_run):
 def test_tiny_run_saves_model(tiny_run):
     """model.pt holds the policy, value and state-normalizer state dicts as tensors."""
     state = torch.load(tiny_run["dir"] / "model.pt", weights_only=True)
-    assert set(state) == {"policy", "value", "state_normalizer"}
+    assert set(state) == {"policy", "value", "state_normalizer", "reward_scaler"}
     for name in ("policy", "value"):
         assert state[name] and all(isinstance(t, torch.Tensor) for t in state[name].values())
         assert all(torch.isfinite(t).all() for t in state[name].values())

@@ -7,7 +7,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import compose_config
+from conftest import compose_config, make_agent
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
@@ -17,9 +17,7 @@ from torchrl_cli.config import config_dir, load_default
 from torchrl_cli.config.schema import Config, EnvConfig, PPOClipAgentConfig
 from torchrl_cli.envs import BaseEnv, EnvStep
 from torchrl_cli.errors import ConfigError
-from torchrl_cli.logger import Logger
 from torchrl_cli.nn import FlattenLinear, nn_from_config
-from torchrl_cli.train import build_agent, build_env
 from torchrl_cli.validate import validate
 
 CONF = config_dir()
@@ -32,9 +30,11 @@ IMAGE_SHAPE = (4, 84, 84)
 
 
 def options(group: str) -> list[str]:
-    """The options of a config group: its YAML files, nested ones as 'sub/name'."""
+    """The options of a config group: its YAML files; env ids may nest ('ALE/Pong-v5'), while
+    folders inside other groups are groups of their own (agent/advantage)."""
     root = CONF / group
-    return sorted(str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml"))
+    files = root.rglob("*.yaml") if group == "env" else root.glob("*.yaml")
+    return sorted(str(p.relative_to(root).with_suffix("")) for p in files)
 
 
 def tuned_pairs() -> list[tuple[str, str]]:
@@ -79,13 +79,11 @@ def test_groups_are_not_empty():
 
 def build_and_step(cfg, env: BaseEnv | None = None) -> None:
     """Validate, build env + agent on CPU, run one step: the batch is full and weights move."""
-    torch.manual_seed(0)
     own_env = env is None
     if own_env:
         validate(cfg)
-        env = build_env(cfg.env, cfg.env.n_envs)
+    agent, env = make_agent(cfg, env=env)
     try:
-        agent = build_agent(cfg, env, torch.device("cpu"), Logger(None, progress=False))
         before = [p.detach().clone() for p in agent.policy_model.parameters()]
         agent.step()
         assert agent.num_steps == cfg.agent.n_steps * env.n_envs
@@ -277,8 +275,12 @@ def test_untuned_pair_gets_schema_defaults():
     """env=Acrobot-v1 (no tuned file) gets the schema's agent and run defaults."""
     assert not (CONF / "tuned" / "ppo_clip" / "Acrobot-v1.yaml").exists()
     cfg = compose_config(["agent=ppo_clip", "env=Acrobot-v1"])
-    schema = OmegaConf.structured(PPOClipAgentConfig)
-    assert OmegaConf.to_container(cfg.agent) == OmegaConf.to_container(schema)
+    schema = OmegaConf.to_container(OmegaConf.structured(PPOClipAgentConfig))
+    agent = OmegaConf.to_container(cfg.agent)
+    assert agent.pop("advantage") == OmegaConf.to_container(
+        OmegaConf.load(CONF / "agent" / "advantage" / "gae.yaml"))
+    schema.pop("advantage")
+    assert agent == schema
     assert (cfg.agent.n_steps, cfg.agent.gamma, cfg.agent.lr) == (128, 0.99, 3e-4)
     assert (cfg.agent.policy.num_epochs, cfg.agent.policy.num_mini_batches) == (10, 4)
     assert cfg.agent.policy.clip_schedule == "constant"
@@ -418,3 +420,18 @@ def test_validate_rejects_out_of_range(overrides, key):
 def test_validate_accepts_boundary_values(overrides):
     """Values on the valid side of each boundary pass validate()."""
     validate(compose_config(overrides))
+
+
+@pytest.mark.parametrize("option", options("agent/advantage"))
+def test_advantage_option_composes_and_steps(option):
+    """Every agent/advantage option composes and trains one step (REINFORCE without a value
+    model for discounted_returns)."""
+    extra = ["agent.value=null"] if option == "discounted_returns" else []
+    cfg = compose_config([*SMALL, "agent=vanilla_pg", f"agent/advantage={option}", *extra])
+    assert cfg.agent.advantage._target_.startswith("torchrl_cli.estimators.")
+    agent, env = make_agent(cfg)
+    try:
+        agent.step()
+        assert agent.num_steps == cfg.agent.n_steps * cfg.env.n_envs
+    finally:
+        env.close()

@@ -8,12 +8,11 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, compose_config
+from conftest import TINY, compose_config, make_agent
 from torch.testing import assert_close
 
+from torchrl_cli.envs import env_seeds
 from torchrl_cli.estimators import GAE, FromAdvantage
-from torchrl_cli.logger import Logger
-from torchrl_cli.train import build_agent, build_env
 
 
 def col(*values):
@@ -234,10 +233,8 @@ def test_from_advantage_with_gae_lambda_one_gives_discounted_return():
 def test_rollout_final_values_are_values_of_the_true_final_observations():
     """Real rollout, 5-step limit: final_values = V(true final obs) (replayed), 0 elsewhere."""
     cfg = compose_config([*TINY, "+env.kwargs.max_episode_steps=5", "seed=7"])
-    torch.manual_seed(0)
-    train_env = build_env(cfg.env, cfg.env.n_envs)
+    agent, train_env = make_agent(cfg)
     try:
-        agent = build_agent(cfg, train_env, torch.device("cpu"), Logger(None, progress=False))
         rollout = agent.batcher.collect(agent.policy_model.select_action, agent.values)
     finally:
         train_env.close()
@@ -248,7 +245,7 @@ def test_rollout_final_values_are_values_of_the_true_final_observations():
     assert (rollout.final_values[~rollout.truncated] == 0).all()
     for i in range(n_envs):
         env = gym.make(cfg.env.id, max_episode_steps=5)
-        obs, _ = env.reset(seed=cfg.seed + i)
+        obs, _ = env.reset(seed=env_seeds(cfg.seed, cfg.env.n_envs)[i])
         for t in range(n_steps):
             assert_close(torch.as_tensor(obs), rollout.obs[t, i])  # the replay is faithful
             obs, _, _, truncated, _ = env.step(int(rollout.actions[t, i]))

@@ -3,12 +3,11 @@
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, compose_config
+from conftest import TINY, compose_config, make_agent
 from torch.testing import assert_close
 
 from torchrl_cli.envs import RewardScaler, RunningMeanStd, StateNormalizer
-from torchrl_cli.logger import Logger
-from torchrl_cli.train import build_agent, build_env
+from torchrl_cli.train import build_env
 from torchrl_cli.utils import normalize
 
 PRIOR = 1e-4  # RunningMeanStd's default pseudo-count (a prior of mean 0, variance 1)
@@ -209,11 +208,9 @@ def test_normalize_constant_input_gives_zeros():
 def _record_minibatch_advantages(env, normalize_advantages):
     cfg = compose_config([*TINY, f"env={env}",
                           f"agent.normalize_advantages={str(normalize_advantages).lower()}"])
-    torch.manual_seed(0)
-    train_env = build_env(cfg.env, cfg.env.n_envs)
+    agent, train_env = make_agent(cfg)
     eval_env = build_env(cfg.env, 2)
     try:
-        agent = build_agent(cfg, train_env, torch.device("cpu"), Logger(None, progress=False))
         agent.max_steps = cfg.max_steps
         seen = []
         original = agent.policy_model.register_losses
