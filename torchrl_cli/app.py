@@ -1,5 +1,6 @@
 """The Hydra application behind ``torchrl train``."""
 
+import signal
 import sys
 from pathlib import Path
 
@@ -20,6 +21,8 @@ def hydra_main(cfg: DictConfig) -> float:
     except ConfigError as err:
         print(f"torchrl: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    if metrics["interrupted"]:
+        raise SystemExit(128 + signal.Signals[metrics["interrupted"]].value)
     return metrics["mean_return"]
 
 

@@ -145,6 +145,13 @@ def train(cfg: DictConfig, run_dir: Path | None = None, console: Console | None 
                 run_dir / "model.pt",
             )
         (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    if result.interrupted:
+        saved = f"; model and metrics saved in {run_dir}" if run_dir is not None else ""
+        console.print(
+            f"[bold yellow]interrupted[/bold yellow] by {result.interrupted} after "
+            f"{metrics['env_steps']} env steps{saved}"
+        )
+        return metrics
     console.print(
         f"[bold green]final evaluation[/bold green]: mean return "
         f"{metrics['mean_return']:.2f} ± {metrics['std_return']:.2f} over "
@@ -154,16 +161,21 @@ def train(cfg: DictConfig, run_dir: Path | None = None, console: Console | None 
     return metrics
 
 
-def final_metrics(cfg: DictConfig, result: TrainResult, final: Evaluation, wall: float) -> dict:
+def final_metrics(
+    cfg: DictConfig, result: TrainResult, final: Evaluation | None, wall: float
+) -> dict:
+    """metrics.json: the final evaluation (null when training was interrupted), budgets spent,
+    timings, and every evaluation on the way."""
     solved = result.solved
     return {
         "agent": cfg.agent.name,
         "env": cfg.env.id,
         "seed": cfg.seed,
-        "mean_return": final.mean,
-        "std_return": final.std,
-        "episodes": len(final.returns),
-        "returns": final.returns,
+        "mean_return": final and final.mean,
+        "std_return": final and final.std,
+        "episodes": final and len(final.returns),
+        "returns": final and final.returns,
+        "interrupted": result.interrupted,
         "env_steps": result.env_steps,
         "iterations": result.iterations,
         "train_seconds": result.train_seconds,

@@ -1,7 +1,11 @@
 """BaseAgent: the training loop, its termination, evaluation and logging."""
 
 import abc
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -36,6 +40,7 @@ class TrainResult:
     train_seconds: float = 0.0  # time in the training loop, evaluations excluded
     evaluations: list[Evaluation] = field(default_factory=list)
     solved: Evaluation | None = None  # the first evaluation whose mean reached target_return
+    interrupted: str | None = None  # the signal (SIGINT, SIGTERM) that stopped training early
 
 
 class BaseAgent(abc.ABC):
@@ -53,6 +58,7 @@ class BaseAgent(abc.ABC):
         self.num_iters = 0
         self.train_seconds = 0.0  # time in step() and logging, evaluations excluded
         self._logged_iters = 0
+        self.stop_requested: str | None = None
         self.max_steps = self.max_iters = self.max_episodes = -1
 
     def _register_model(self, name: str, model: torch.nn.Module) -> None:
@@ -118,7 +124,36 @@ class BaseAgent(abc.ABC):
         self.max_steps, self.max_iters, self.max_episodes = max_steps, max_iters, max_episodes
         result = TrainResult()
         next_eval = eval_freq if eval_env is not None and eval_freq and eval_freq > 0 else None
-        while not self._check_termination():
+        with self.stop_on_signal():
+            self._loop(
+                result,
+                log_freq,
+                eval_env,
+                next_eval,
+                eval_freq,
+                eval_episodes,
+                eval_seed,
+                target_return,
+            )
+        if self.num_iters > self._logged_iters:
+            self.write_logs()  # the last, partial log_freq window
+        result.env_steps, result.iterations = self.num_steps, self.num_iters
+        result.episodes, result.train_seconds = self.num_episodes, self.train_seconds
+        result.interrupted = self.stop_requested
+        return result
+
+    def _loop(
+        self,
+        result,
+        log_freq,
+        eval_env,
+        next_eval,
+        eval_freq,
+        eval_episodes,
+        eval_seed,
+        target_return,
+    ) -> None:
+        while not self._check_termination() and not self.stop_requested:
             start = time.perf_counter()
             self.step()
             self.num_iters += 1
@@ -134,20 +169,44 @@ class BaseAgent(abc.ABC):
                 self.log_evaluation(evaluation)
                 if target_return is not None and evaluation.mean >= target_return:
                     result.solved = evaluation
-                    break
-        if self.num_iters > self._logged_iters:
-            self.write_logs()  # the last, partial log_freq window
-        result.env_steps, result.iterations = self.num_steps, self.num_iters
-        result.episodes, result.train_seconds = self.num_episodes, self.train_seconds
-        return result
+                    return
+
+    @contextmanager
+    def stop_on_signal(self) -> Iterator[None]:
+        """SIGINT (Ctrl-C) and SIGTERM ask the loop to stop after the current iteration, so the
+        models are never left half-updated; a second signal interrupts at once."""
+        if threading.current_thread() is not threading.main_thread():
+            yield  # signal handlers can only be set from the main thread
+            return
+        signals = (signal.SIGINT, signal.SIGTERM)
+        previous = {sig: signal.getsignal(sig) for sig in signals}
+
+        def request_stop(signum, frame):
+            if self.stop_requested:
+                raise KeyboardInterrupt
+            self.stop_requested = signal.Signals(signum).name
+            self.logger.console.print(
+                f"[yellow]{self.stop_requested}: stopping after this "
+                "update (send it again to abort at once)[/yellow]"
+            )
+
+        for sig in signals:
+            signal.signal(sig, request_stop)
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
     def final_evaluation(
         self, result: TrainResult, env: BaseEnv, episodes: int, seed: int
-    ) -> Evaluation:
+    ) -> Evaluation | None:
         """The evaluation at the end of training: the one that reached the target, the last
-        scheduled one if it ran at this very step, or a new one."""
+        scheduled one if it ran at this very step, or a new one (none when interrupted)."""
         if result.solved is not None:
             return result.solved
+        if result.interrupted:
+            return None
         if result.evaluations and result.evaluations[-1].env_steps == self.num_steps:
             return result.evaluations[-1]
         evaluation = self.evaluate(env, episodes, seed)
