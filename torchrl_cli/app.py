@@ -27,11 +27,14 @@ def hydra_main(cfg: DictConfig) -> float:
 
 
 def run_hydra(args: list[str]) -> int:
-    """Run the Hydra app with ``args`` as its command line."""
+    """Run the Hydra app with ``args`` as its command line; returns the exit code."""
     register_configs()
     app = hydra.main(config_path=str(config_dir()), config_name=CONFIG_NAME, version_base="1.3")(
         hydra_main
     )
     sys.argv = ["torchrl train", *args]
-    app()
+    try:
+        app()
+    except SystemExit as done:  # Hydra exits 1 after reporting a failed job
+        return done.code if isinstance(done.code, int) else 1
     return 0

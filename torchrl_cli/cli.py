@@ -105,7 +105,14 @@ def train_command(args: list[str]) -> int:
             args = [*args, claimed] if claimed else args
     from torchrl_cli.app import run_hydra
 
-    return run_hydra(args)
+    code = run_hydra(args)
+    if runs and multirun:
+        from torchrl_cli.sweep import summarize_sweep
+
+        sweep_dir = next(a for a in reversed(args) if a.startswith("hydra.sweep.dir="))
+        if summarize_sweep(Path(sweep_dir.split("=", 1)[1]), Console()):
+            code = code or 1  # some jobs failed
+    return code
 
 
 def claim_output_dir(cfg, overrides: list[str], multirun: bool) -> str | None:

@@ -1,0 +1,59 @@
+"""Multirun summaries: one row per configuration across seeds; failed jobs are listed."""
+
+import csv
+import subprocess
+
+import numpy as np
+import pytest
+from conftest import TINY
+
+from torchrl_cli.summary import bootstrap_ci
+
+
+def _multirun(tmp_path, torchrl_bin, cli_env, *overrides):
+    proc = subprocess.run([torchrl_bin, "train", "-m", *TINY, *overrides], cwd=tmp_path,
+                          env=cli_env, capture_output=True, text=True, timeout=300)
+    sweep = next(tmp_path.glob("runs/*/*_multirun"))
+    return proc, sweep
+
+
+def test_two_by_two_sweep_writes_one_row_per_configuration(tmp_path, torchrl_bin, cli_env):
+    """seed=0,1 x agent.lr=1e-3,3e-4: two rows (the lr values), each over 2 seeds."""
+    proc, sweep = _multirun(tmp_path, torchrl_bin, cli_env, "seed=0,1", "agent.lr=1e-3,3e-4")
+    assert proc.returncode == 0, proc.stderr
+    with (sweep / "summary.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["config"] for r in rows] == ["agent.lr=0.001", "agent.lr=0.0003"]
+    assert all(r["seeds"] == "2" and float(r["env_steps"]) == 256 for r in rows)
+    for row in rows:
+        assert float(row["ci_low"]) <= float(row["mean_return"]) <= float(row["ci_high"])
+    markdown = (sweep / "summary.md").read_text()
+    assert "| agent.lr=0.001 | 2 |" in markdown and "Failed jobs" not in markdown
+    assert "sweep summary" in proc.stdout and "agent.lr=0.0003" in proc.stdout
+
+
+def test_partly_failed_sweep_still_summarizes_and_lists_failures(tmp_path, torchrl_bin,
+                                                                  cli_env):
+    """net=mlp,nature_cnn on CartPole: the CNN job fails at build time; the summary keeps the
+    mlp row, lists the failed job with its error line, and the command exits non-zero."""
+    proc, sweep = _multirun(tmp_path, torchrl_bin, cli_env, "net=mlp,nature_cnn")
+    assert proc.returncode != 0
+    with (sweep / "summary.csv").open() as f:
+        assert [r["config"] for r in csv.DictReader(f)] == ["net=mlp"]
+    markdown = (sweep / "summary.md").read_text()
+    assert "Failed jobs" in markdown and "1_ppo_clip_CartPole-v1" in markdown
+    assert (sweep / "1_ppo_clip_CartPole-v1" / "error.txt").exists()
+    assert "failed job 1_ppo_clip_CartPole-v1" in proc.stdout
+
+
+def test_bootstrap_ci():
+    """Constant values: a zero-width interval; otherwise it holds the mean, inside the range,
+    and the same seed gives the same interval."""
+    assert bootstrap_ci([5.0, 5.0, 5.0]) == (5.0, 5.0)
+    assert bootstrap_ci([7.0]) == (7.0, 7.0)
+    values = [1.0, 2.0, 3.0, 10.0]
+    low, high = bootstrap_ci(values)
+    assert min(values) <= low < np.mean(values) < high <= max(values)
+    assert bootstrap_ci(values) == (low, high)
+    assert high - low == pytest.approx(bootstrap_ci(values, resamples=20_000)[1]
+                                       - bootstrap_ci(values, resamples=20_000)[0], rel=0.2)

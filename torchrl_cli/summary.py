@@ -1,0 +1,145 @@
+"""Summaries of several runs: one row per configuration, statistics across its seeds."""
+
+import csv
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+from rich.table import Table
+
+
+@dataclass
+class Row:
+    """One configuration (a run's overrides without ``seed``) and its runs' final returns."""
+
+    config: str
+    seeds: int
+    mean_return: float
+    std_return: float
+    ci_low: float  # 95 % bootstrap confidence interval of the mean across seeds
+    ci_high: float
+    env_steps: float  # mean across seeds
+    wall_seconds: float  # mean across seeds
+
+
+def bootstrap_ci(
+    values, confidence: float = 0.95, resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean (one value: a zero-width interval)."""
+    values = np.asarray(values, dtype=float)
+    if len(values) < 2:
+        return float(values.mean()), float(values.mean())
+    rng = np.random.default_rng(seed)
+    means = rng.choice(values, size=(resamples, len(values)), replace=True).mean(axis=1)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return float(low), float(high)
+
+
+def run_overrides(run_dir: Path) -> list[str]:
+    """A run's command-line overrides, without seed and Hydra's own."""
+    path = run_dir / ".hydra" / "overrides.yaml"
+    overrides = (yaml.safe_load(path.read_text()) if path.exists() else None) or []
+    return [o for o in overrides if not o.startswith(("seed=", "hydra.", "hydra/"))]
+
+
+def run_label(run_dir: Path, varying: set[str] | None = None) -> str:
+    """A run's configuration: its overrides without seed; only the keys in ``varying`` when
+    given (the keys that differ between the runs being compared)."""
+    kept = [o for o in run_overrides(run_dir) if varying is None or o.split("=", 1)[0] in varying]
+    return " ".join(kept) or "defaults"
+
+
+def load_runs(run_dirs: list[Path]) -> list[tuple[str, dict]]:
+    """(label, metrics) of each run folder that has a metrics.json with a final evaluation;
+    labels name only the overrides whose values differ between these runs."""
+    values: dict[str, set[str]] = {}
+    for run_dir in run_dirs:
+        for override in run_overrides(run_dir):
+            key, _, value = override.partition("=")
+            values.setdefault(key, set()).add(value)
+    overridden = [set(o.split("=", 1)[0] for o in run_overrides(d)) for d in run_dirs]
+    varying = {
+        k for k, v in values.items() if len(v) > 1 or any(k not in keys for keys in overridden)
+    }
+    runs = []
+    for run_dir in run_dirs:
+        path = run_dir / "metrics.json"
+        if path.exists():
+            metrics = json.loads(path.read_text())
+            if metrics.get("mean_return") is not None:
+                runs.append((run_label(run_dir, varying), metrics))
+    return runs
+
+
+def summarize(runs: list[tuple[str, dict]]) -> list[Row]:
+    """One Row per label, in the order labels first appear."""
+    groups: dict[str, list[dict]] = {}
+    for label, metrics in runs:
+        groups.setdefault(label, []).append(metrics)
+    rows = []
+    for label, group in groups.items():
+        finals = [m["mean_return"] for m in group]
+        low, high = bootstrap_ci(finals)
+        rows.append(
+            Row(
+                label,
+                len(group),
+                float(np.mean(finals)),
+                float(np.std(finals)),
+                low,
+                high,
+                float(np.mean([m["env_steps"] for m in group])),
+                float(np.mean([m["wall_seconds"] for m in group])),
+            )
+        )
+    return rows
+
+
+def table(rows: list[Row], title: str) -> Table:
+    out = Table(title=title, title_justify="left")
+    for name in (
+        "configuration",
+        "seeds",
+        "final return (mean ± std)",
+        "95 % CI",
+        "env steps",
+        "wall s",
+    ):
+        out.add_column(name, justify="left" if name == "configuration" else "right")
+    for r in rows:
+        out.add_row(
+            r.config,
+            str(r.seeds),
+            f"{r.mean_return:.1f} ± {r.std_return:.1f}",
+            f"[{r.ci_low:.1f}, {r.ci_high:.1f}]",
+            f"{r.env_steps:.0f}",
+            f"{r.wall_seconds:.1f}",
+        )
+    return out
+
+
+def write_csv(rows: list[Row], path: Path) -> None:
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(
+            f, fieldnames=list(asdict(rows[0]) if rows else Row.__annotations__)
+        )
+        writer.writeheader()
+        writer.writerows(asdict(r) for r in rows)
+
+
+def write_markdown(rows: list[Row], path: Path, failed: list[tuple[str, str]] = ()) -> None:
+    lines = [
+        "| configuration | seeds | final return (mean ± std) | 95 % CI | env steps | wall s |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [
+        f"| {r.config} | {r.seeds} | {r.mean_return:.1f} ± {r.std_return:.1f} | "
+        f"[{r.ci_low:.1f}, {r.ci_high:.1f}] | {r.env_steps:.0f} | {r.wall_seconds:.1f} |"
+        for r in rows
+    ]
+    if failed:
+        lines += ["", "Failed jobs:", ""] + [f"- {job}: {error}" for job, error in failed]
+    path.write_text("\n".join(lines) + "\n")
