@@ -57,3 +57,23 @@ def test_bootstrap_ci():
     assert bootstrap_ci(values) == (low, high)
     assert high - low == pytest.approx(bootstrap_ci(values, resamples=20_000)[1]
                                        - bootstrap_ci(values, resamples=20_000)[0], rel=0.2)
+
+
+def test_joblib_launcher_runs_jobs_in_parallel(tmp_path, torchrl_bin, cli_env):
+    """hydra/launcher=joblib with 2 workers: the jobs run in two processes at the same time."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    proc, sweep = _multirun(tmp_path, torchrl_bin, cli_env, "hydra/launcher=joblib",
+                            "hydra.launcher.n_jobs=2", "seed=0,1", "max_steps=2048")
+    assert proc.returncode == 0, proc.stderr
+    spans, pids = [], set()
+    for job in sorted(p for p in sweep.iterdir() if p.is_dir()):
+        events = next(job.glob("events.out.tfevents.*"))
+        pids.add(events.name.split(".")[-2])
+        acc = EventAccumulator(str(job))
+        acc.Reload()
+        times = [e.wall_time for e in acc.Scalars("charts/steps_per_second")]
+        spans.append((min(times), max(times)))
+    assert len(spans) == 2 and len(pids) == 2
+    (start_a, end_a), (start_b, end_b) = spans
+    assert start_a < end_b and start_b < end_a  # the two training spans overlap

@@ -49,7 +49,7 @@ def run_label(run_dir: Path, varying: set[str] | None = None) -> str:
     """A run's configuration: its overrides without seed; only the keys in ``varying`` when
     given (the keys that differ between the runs being compared)."""
     kept = [o for o in run_overrides(run_dir) if varying is None or o.split("=", 1)[0] in varying]
-    return " ".join(kept) or "defaults"
+    return " ".join(kept) or "all runs"
 
 
 def load_runs(run_dirs: list[Path]) -> list[tuple[str, dict]]:
