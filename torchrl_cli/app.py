@@ -14,10 +14,11 @@ from torchrl_cli.errors import ConfigError
 
 def hydra_main(cfg: DictConfig) -> float:
     """Train one job; returns the final mean return so that sweepers can optimize it."""
-    from torchrl_cli.train import train
+    from torchrl_cli.train import train, train_seeds
 
+    run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
-        metrics = train(cfg, run_dir=Path(HydraConfig.get().runtime.output_dir))
+        metrics = train_seeds(cfg, run_dir) if cfg.seeds else train(cfg, run_dir=run_dir)
     except ConfigError as err:
         print(f"torchrl: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

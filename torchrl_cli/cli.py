@@ -107,11 +107,13 @@ def train_command(args: list[str]) -> int:
 
     code = run_hydra(args)
     if runs and multirun:
-        from torchrl_cli.sweep import summarize_sweep
+        from torchrl_cli.sweep import summarize_sweep, write_best_tuned
 
         sweep_dir = next(a for a in reversed(args) if a.startswith("hydra.sweep.dir="))
-        if summarize_sweep(Path(sweep_dir.split("=", 1)[1]), Console()):
+        sweep_dir = Path(sweep_dir.split("=", 1)[1])
+        if summarize_sweep(sweep_dir, Console()):
             code = code or 1  # some jobs failed
+        write_best_tuned(sweep_dir, Console())
     return code
 
 

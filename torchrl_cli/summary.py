@@ -69,8 +69,10 @@ def load_runs(run_dirs: list[Path]) -> list[tuple[str, dict]]:
         path = run_dir / "metrics.json"
         if path.exists():
             metrics = json.loads(path.read_text())
-            if metrics.get("mean_return") is not None:
-                runs.append((run_label(run_dir, varying), metrics))
+            label = run_label(run_dir, varying)
+            for seed_metrics in metrics.get("per_seed", [metrics]):  # seeds=[...] jobs
+                if seed_metrics.get("mean_return") is not None:
+                    runs.append((label, seed_metrics))
     return runs
 
 

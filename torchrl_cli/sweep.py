@@ -5,7 +5,7 @@ from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from torchrl_cli import summary
@@ -45,3 +45,25 @@ def summarize_sweep(sweep_dir: Path, console: Console) -> list[tuple[str, str]]:
         console.print(f"[red]failed[/red] job {job}: {error}")
     console.print(f"wrote {sweep_dir / 'summary.csv'} and {sweep_dir / 'summary.md'}")
     return failed
+
+
+def write_best_tuned(sweep_dir: Path, console: Console) -> Path | None:
+    """After an Optuna sweep: the best trial's parameters as a ready-to-use tuned config
+    (``best_tuned.yaml``, to copy to conf/tuned/<agent>/<env>.yaml)."""
+    results_file = sweep_dir / "optimization_results.yaml"
+    jobs = job_dirs(sweep_dir)
+    if not results_file.exists() or not jobs:
+        return None
+    results = OmegaConf.load(results_file)
+    job_cfg = OmegaConf.load(jobs[0] / ".hydra" / "config.yaml")
+    tuned = OmegaConf.create()
+    for key, value in results.best_params.items():
+        OmegaConf.update(tuned, key, value, force_add=True)
+    target = f"conf/tuned/{job_cfg.agent.name}/{job_cfg.env.id}.yaml"
+    header = (f"# @package _global_\n# Best trial of the Optuna sweep {sweep_dir} (mean final "
+              f"return {results.best_value:.2f} across its seeds).\n# Ready to use: copy to "
+              f"{target}\n")
+    path = sweep_dir / "best_tuned.yaml"
+    path.write_text(header + OmegaConf.to_yaml(tuned))
+    console.print(f"best parameters written to {path} (copy to {target})")
+    return path

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
 
 from torchrl_cli.agents import PGAgent, TrainResult
@@ -193,3 +193,31 @@ def final_metrics(
             for e in result.evaluations
         ],
     }
+
+
+def train_seeds(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dict:
+    """Train every seed of ``cfg.seeds`` in turn (run folders ``seed_<s>/``); the job's metrics
+    are the means across seeds, so that a tuning objective is not fooled by one lucky seed."""
+    per_seed = []
+    for seed in cfg.seeds:
+        seed_cfg = cfg.copy()
+        with open_dict(seed_cfg):
+            seed_cfg.seed, seed_cfg.seeds = seed, None
+        (run_dir / f"seed_{seed}").mkdir()
+        per_seed.append(train(seed_cfg, run_dir / f"seed_{seed}", console))
+        if per_seed[-1]["interrupted"]:
+            break
+    finals = [m["mean_return"] for m in per_seed if m["mean_return"] is not None]
+    metrics = {
+        "agent": cfg.agent.name,
+        "env": cfg.env.id,
+        "seeds": [m["seed"] for m in per_seed],
+        "mean_return": float(np.mean(finals)) if finals else None,
+        "std_return": float(np.std(finals)) if finals else None,
+        "env_steps": float(np.mean([m["env_steps"] for m in per_seed])),
+        "wall_seconds": float(np.sum([m["wall_seconds"] for m in per_seed])),
+        "interrupted": next((m["interrupted"] for m in per_seed if m["interrupted"]), None),
+        "per_seed": per_seed,
+    }
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics

@@ -192,6 +192,7 @@ class Config:
     net: NetConfig = field(default_factory=NetConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     seed: int = 0
+    seeds: list[int] | None = None  # train each of these seeds in one job, return their mean
     device: str = "auto"  # auto | cpu | cuda
     torch_threads: int = 1  # small nets: more threads cost more than they give
     max_steps: int = 100_000  # env steps; -1: no limit
