@@ -100,6 +100,10 @@ def train_command(args: list[str]) -> int:
     runs = not (_NO_RUN_FLAGS & set(flags))
     if runs or "--cfg" in flags or "-c" in flags:
         cfg = check_overrides(overrides, multirun)  # one-line error and exit 2 on bad input
+        if runs and "hydra/launcher=ray_cluster" in overrides:
+            from torchrl_cli.ray_check import check_ray_cluster
+
+            check_ray_cluster(overrides)
         if runs:
             claimed = claim_output_dir(cfg, overrides, multirun)
             args = [*args, claimed] if claimed else args
@@ -133,7 +137,8 @@ def claim_output_dir(cfg, overrides: list[str], multirun: bool) -> str | None:
         return None
     now = datetime.now()
     name = "multirun" if multirun else f"{cfg.agent.name}_{cfg.env.id.replace('/', '-')}"
-    base = Path("runs") / now.strftime("%Y-%m-%d") / f"{now:%H-%M-%S}_{name}"
+    # absolute: jobs on other processes or machines (Ray) need not share our working directory
+    base = Path("runs").resolve() / now.strftime("%Y-%m-%d") / f"{now:%H-%M-%S}_{name}"
     path, n = base, 1
     while True:
         try:
