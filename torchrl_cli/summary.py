@@ -102,15 +102,9 @@ def summarize(runs: list[tuple[str, dict]]) -> list[Row]:
 
 def table(rows: list[Row], title: str) -> Table:
     out = Table(title=title, title_justify="left")
-    for name in (
-        "configuration",
-        "seeds",
-        "final return (mean ± std)",
-        "95 % CI",
-        "env steps",
-        "wall s",
-    ):
-        out.add_column(name, justify="left" if name == "configuration" else "right")
+    out.add_column("configuration", overflow="fold")
+    for name in ("seeds", "final return", "95 % CI", "env steps", "wall s"):
+        out.add_column(name, justify="right", no_wrap=True)
     for r in rows:
         out.add_row(
             r.config,
