@@ -14,14 +14,17 @@ commands:
   train     train an agent: torchrl train agent=ppo_clip env=CartPole-v1 agent.lr=1e-3 seed=3
             (Hydra flags work: -m/--multirun, --cfg job, --help, --info)
   configs   list the agents, envs, nets, experiments and tuned pairs available
+  compare   compare runs: torchrl compare <run or sweep folders...> [--out DIR]
+            [--metric eval|train]: a table per configuration across seeds and compare.png
 
 examples:
   torchrl train                                   # PPO-clip on CartPole-v1
   torchrl train env=Pendulum-v1                   # continuous actions
   torchrl train experiment=cartpole_solve         # a named preset from conf/experiment/
   torchrl train -m seed=0,1,2                     # a sweep, one run folder per job
+  torchrl compare runs/2026-11-23                 # every run below a folder, grouped by config
 """
-COMMANDS = ("train", "configs")
+COMMANDS = ("train", "configs", "compare")
 # Hydra flags that print something instead of running the app.
 _NO_RUN_FLAGS = {
     "--cfg",
@@ -63,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
 
             print_configs(Console())
             return 0
+        if command == "compare":
+            from torchrl_cli.compare import compare_command
+
+            return compare_command(args)
         from torchrl_cli.errors import did_you_mean
 
         raise ConfigError(

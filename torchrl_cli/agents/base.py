@@ -125,51 +125,29 @@ class BaseAgent(abc.ABC):
         result = TrainResult()
         next_eval = eval_freq if eval_env is not None and eval_freq and eval_freq > 0 else None
         with self.stop_on_signal():
-            self._loop(
-                result,
-                log_freq,
-                eval_env,
-                next_eval,
-                eval_freq,
-                eval_episodes,
-                eval_seed,
-                target_return,
-            )
+            while not self._check_termination() and not self.stop_requested:
+                start = time.perf_counter()
+                self.step()
+                self.num_iters += 1
+                self.train_seconds += time.perf_counter() - start
+                if self.num_iters % log_freq == 0:
+                    self.write_logs()
+                else:
+                    self.logger.advance(self.num_steps, self.max_steps)
+                if next_eval is not None and self.num_steps >= next_eval:
+                    next_eval += eval_freq
+                    evaluation = self.evaluate(eval_env, eval_episodes, eval_seed)
+                    result.evaluations.append(evaluation)
+                    self.log_evaluation(evaluation)
+                    if target_return is not None and evaluation.mean >= target_return:
+                        result.solved = evaluation
+                        break
         if self.num_iters > self._logged_iters:
             self.write_logs()  # the last, partial log_freq window
         result.env_steps, result.iterations = self.num_steps, self.num_iters
         result.episodes, result.train_seconds = self.num_episodes, self.train_seconds
         result.interrupted = self.stop_requested
         return result
-
-    def _loop(
-        self,
-        result,
-        log_freq,
-        eval_env,
-        next_eval,
-        eval_freq,
-        eval_episodes,
-        eval_seed,
-        target_return,
-    ) -> None:
-        while not self._check_termination() and not self.stop_requested:
-            start = time.perf_counter()
-            self.step()
-            self.num_iters += 1
-            self.train_seconds += time.perf_counter() - start
-            if self.num_iters % log_freq == 0:
-                self.write_logs()
-            else:
-                self.logger.advance(self.num_steps, self.max_steps)
-            if next_eval is not None and self.num_steps >= next_eval:
-                next_eval += eval_freq
-                evaluation = self.evaluate(eval_env, eval_episodes, eval_seed)
-                result.evaluations.append(evaluation)
-                self.log_evaluation(evaluation)
-                if target_return is not None and evaluation.mean >= target_return:
-                    result.solved = evaluation
-                    return
 
     @contextmanager
     def stop_on_signal(self) -> Iterator[None]:
