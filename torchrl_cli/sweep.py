@@ -60,9 +60,11 @@ def write_best_tuned(sweep_dir: Path, console: Console) -> Path | None:
     for key, value in results.best_params.items():
         OmegaConf.update(tuned, key, value, force_add=True)
     target = f"conf/tuned/{job_cfg.agent.name}/{job_cfg.env.id}.yaml"
-    header = (f"# @package _global_\n# Best trial of the Optuna sweep {sweep_dir} (mean final "
-              f"return {results.best_value:.2f} across its seeds).\n# Ready to use: copy to "
-              f"{target}\n")
+    header = (
+        f"# @package _global_\n# Best trial of the Optuna sweep {sweep_dir} (mean final "
+        f"return {results.best_value:.2f} across its seeds).\n# Ready to use: copy to "
+        f"{target}\n"
+    )
     path = sweep_dir / "best_tuned.yaml"
     path.write_text(header + OmegaConf.to_yaml(tuned))
     console.print(f"best parameters written to {path} (copy to {target})")
