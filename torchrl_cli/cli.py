@@ -1,4 +1,4 @@
-"""The ``torchrl`` command: ``train`` (Hydra app) and ``configs``; room for eval and compare."""
+"""The ``torchrl`` command: ``train`` (Hydra app), ``configs`` and ``compare``."""
 
 import sys
 from datetime import datetime

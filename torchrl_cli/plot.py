@@ -24,8 +24,10 @@ def plot_learning_curves(
     *,
     title: str,
     target: float | None = None,
+    ylabel: str = "mean evaluation return (deterministic)",
 ) -> Path:
-    """Write a PNG: one line per label (mean over its runs) and a min-max band."""
+    """Write a PNG: one line per label (mean over its runs) and a band from the lowest to the
+    highest run; ``target`` draws a dashed line."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -43,7 +45,7 @@ def plot_learning_curves(
         ax.axhline(target, color="black", linestyle="--", linewidth=1, label=f"target {target:g}")
     ax.set_title(title)
     ax.set_xlabel("env steps")
-    ax.set_ylabel("mean evaluation return (deterministic)")
+    ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)
     ax.legend(loc="best", fontsize=9)
     fig.tight_layout()

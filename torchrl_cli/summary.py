@@ -52,18 +52,16 @@ def run_label(run_dir: Path, varying: set[str] | None = None) -> str:
     return " ".join(kept) or "all runs"
 
 
+def varying_keys(run_dirs: list[Path]) -> set[str]:
+    """Override keys whose value differs between the runs (or is missing in some)."""
+    overrides = [dict(o.partition("=")[::2] for o in run_overrides(d)) for d in run_dirs]
+    return {k for k in set().union(*overrides) if len({o.get(k) for o in overrides}) > 1}
+
+
 def load_runs(run_dirs: list[Path]) -> list[tuple[str, dict]]:
     """(label, metrics) of each run folder that has a metrics.json with a final evaluation;
     labels name only the overrides whose values differ between these runs."""
-    values: dict[str, set[str]] = {}
-    for run_dir in run_dirs:
-        for override in run_overrides(run_dir):
-            key, _, value = override.partition("=")
-            values.setdefault(key, set()).add(value)
-    overridden = [set(o.split("=", 1)[0] for o in run_overrides(d)) for d in run_dirs]
-    varying = {
-        k for k, v in values.items() if len(v) > 1 or any(k not in keys for keys in overridden)
-    }
+    varying = varying_keys(run_dirs)
     runs = []
     for run_dir in run_dirs:
         path = run_dir / "metrics.json"

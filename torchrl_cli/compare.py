@@ -1,0 +1,113 @@
+"""``torchrl compare``: a summary table and learning curves of runs, sweeps or run folders."""
+
+import argparse
+import re
+import textwrap
+from pathlib import Path
+
+import yaml
+from rich.console import Console
+
+from torchrl_cli import summary
+from torchrl_cli.errors import ConfigError
+
+TAGS = {"eval": "eval/mean_return", "train": "charts/episode_return"}
+WHAT = {"eval": "deterministic evaluation return", "train": "training episode return"}
+YLABEL = {"eval": "mean evaluation return (deterministic)", "train": "episode return (training)"}
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are ConfigErrors: one 'torchrl: error:' line and exit code 2."""
+
+    def error(self, message: str):
+        raise ConfigError(f"compare: {message}")
+
+
+def find_runs(folder: Path) -> list[Path]:
+    """The run folders (those holding .hydra/) at or below ``folder``, in natural order."""
+    if not folder.is_dir():
+        raise ConfigError(f"{folder} " + ("is not a folder" if folder.exists() else "not found"))
+    if (folder / ".hydra").is_dir():
+        return [folder]
+    runs = [p.parent for p in folder.rglob(".hydra") if p.is_dir()]
+    if not runs:
+        raise ConfigError(f"{folder} holds no run folder (a folder with .hydra/ inside)")
+    return sorted(
+        runs, key=lambda p: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", str(p))]
+    )
+
+
+def read_scalar(events_dir: Path, tag: str) -> list[tuple[int, float]]:
+    """(env steps, value) points of one TensorBoard scalar; [] when it was never logged."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(str(events_dir), size_guidance={"scalars": 0})  # 0: keep all
+    events.Reload()
+    if tag not in events.Tags()["scalars"]:
+        return []
+    return [(e.step, e.value) for e in events.Scalars(tag)]
+
+
+def run_curves(run_dir: Path, tag: str) -> list[list[tuple[int, float]]]:
+    """A run's curves: one from its own events, or one per seed_<s>/ of a seeds=[...] job."""
+    dirs = [run_dir, *sorted(run_dir.glob("seed_*"))]
+    dirs = [d for d in dirs if any(d.glob("events.out.tfevents.*"))]
+    return [curve for curve in (read_scalar(d, tag) for d in dirs) if curve]
+
+
+def describe(run_dirs: list[Path]) -> tuple[str, float | None]:
+    """'<agent> on <env>' of the runs (comma-joined when they differ) and their shared target."""
+    paths = [d / ".hydra" / "config.yaml" for d in run_dirs]
+    cfgs = [yaml.safe_load(p.read_text()) or {} for p in paths if p.exists()]
+    names = {f"{c.get('agent', {}).get('name')} on {c.get('env', {}).get('id')}" for c in cfgs}
+    targets = {c.get("target_return") for c in cfgs}
+    return ", ".join(sorted(names)), targets.pop() if len(targets) == 1 else None
+
+
+def compare_command(args: list[str], console: Console | None = None) -> int:
+    """Print the summary table of the runs in ``args``' folders and write compare.png."""
+    parser = _Parser(prog="torchrl compare", description=__doc__.split("\n")[0])
+    parser.add_argument("folders", nargs="+", type=Path, help="run or sweep folders, or parents")
+    parser.add_argument("--out", type=Path, default=Path("."), help="folder for compare.png")
+    parser.add_argument("--metric", choices=TAGS, default="eval", help="curves to plot")
+    opts = parser.parse_args(args)
+    tag = TAGS[opts.metric]
+    if opts.out.exists() and not opts.out.is_dir():
+        raise ConfigError(f"--out {opts.out} is not a folder")
+    curves_of: dict[Path, list] = {}
+    for folder in opts.folders:
+        found = {run: run_curves(run, tag) for run in find_runs(folder)}
+        if not any(found.values()):
+            other = "train" if opts.metric == "eval" else "eval"
+            raise ConfigError(
+                f"{folder}: no run has a TensorBoard '{tag}' scalar; "
+                f"did they finish? (or try --metric {other})"
+            )
+        curves_of.update(found)
+    varying = summary.varying_keys(list(curves_of))
+    curves: dict[str, list] = {}
+    for run, run_curves_ in curves_of.items():
+        label = textwrap.fill(summary.run_label(run, varying), 60)  # long ones squeeze the plot
+        curves.setdefault(label, []).extend(run_curves_)
+    console = console or Console()
+    rows = summary.summarize(summary.load_runs(list(curves_of)))
+    console.print(summary.table(rows, f"compare: {' '.join(map(str, opts.folders))}"))
+    for run in (run for run, run_curves_ in curves_of.items() if not run_curves_):
+        console.print(f"[yellow]left out of the plot[/yellow]: {run} has no '{tag}' scalar")
+    name, target = describe(list(curves_of))
+    try:
+        from torchrl_cli.plot import plot_learning_curves
+
+        path = plot_learning_curves(
+            curves,
+            opts.out / "compare.png",
+            title=f"{name}: {WHAT[opts.metric]} ({tag})",
+            target=target,
+            ylabel=YLABEL[opts.metric],
+        )
+    except ImportError as err:
+        raise ConfigError(
+            f"plots need matplotlib ({err}): pip install 'torchrl-cli[plot]'"
+        ) from None
+    console.print(f"wrote {path}")
+    return 0
