@@ -56,12 +56,17 @@ def run_curves(run_dir: Path, tag: str) -> list[list[tuple[int, float]]]:
 
 
 def describe(run_dirs: list[Path]) -> tuple[str, float | None]:
-    """'<agent> on <env>' of the runs (comma-joined when they differ) and their shared target."""
+    """A short title for the runs ('<agent> on <env>', or the env when agents differ, which
+    the legend then names) and their shared target, if any."""
     paths = [d / ".hydra" / "config.yaml" for d in run_dirs]
     cfgs = [yaml.safe_load(p.read_text()) or {} for p in paths if p.exists()]
-    names = {f"{c.get('agent', {}).get('name')} on {c.get('env', {}).get('id')}" for c in cfgs}
+    agents = sorted({str(c.get("agent", {}).get("name")) for c in cfgs})
+    envs = sorted({str(c.get("env", {}).get("id")) for c in cfgs})
     targets = {c.get("target_return") for c in cfgs}
-    return ", ".join(sorted(names)), targets.pop() if len(targets) == 1 else None
+    name = f"{agents[0]} on {envs[0]}" if len(agents) == 1 else ", ".join(envs)
+    if len(envs) > 3:
+        name = f"{len(envs)} envs"
+    return name, targets.pop() if len(targets) == 1 else None
 
 
 def compare_command(args: list[str], console: Console | None = None) -> int:
