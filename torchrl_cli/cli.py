@@ -117,14 +117,15 @@ def train_command(args: list[str]) -> int:
     from torchrl_cli.app import run_hydra
 
     code = run_hydra(args)
-    if runs and multirun:
+    sweep_dir = next(
+        (a.split("=", 1)[1] for a in reversed(args) if a.startswith("hydra.sweep.dir=")), None
+    )
+    if runs and multirun and sweep_dir is not None and Path(sweep_dir).is_dir():
         from torchrl_cli.sweep import summarize_sweep, write_best_tuned
 
-        sweep_dir = next(a for a in reversed(args) if a.startswith("hydra.sweep.dir="))
-        sweep_dir = Path(sweep_dir.split("=", 1)[1])
-        if summarize_sweep(sweep_dir, Console()):
+        if summarize_sweep(Path(sweep_dir), Console()):
             code = code or 1  # some jobs failed
-        write_best_tuned(sweep_dir, Console())
+        write_best_tuned(Path(sweep_dir), Console())
     return code
 
 
