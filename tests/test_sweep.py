@@ -115,3 +115,48 @@ def test_seeds_in_one_job_return_their_mean(tmp_path):
     finals = [m["mean_return"] for m in metrics["per_seed"]]
     assert metrics["mean_return"] == pytest.approx(np.mean(finals))
     assert (tmp_path / "metrics.json").exists()
+
+
+def test_job_time_config_error_fails_one_job_not_the_sweep(tmp_path, torchrl_bin, cli_env):
+    """Values that pass one at a time can clash in a combination (2 steps x 1 env = 2 samples
+    for 4 minibatches): that job fails, the other three still run and are summarized."""
+    proc, sweep = _multirun(tmp_path, torchrl_bin, cli_env, "agent.n_steps=64,2",
+                            "env.n_envs=4,1", "agent.policy.num_mini_batches=4",
+                            "agent.value.num_mini_batches=4")
+    assert proc.returncode != 0
+    jobs = sorted(p for p in sweep.iterdir() if p.is_dir())
+    assert len(jobs) == 4
+    assert sum((job / "metrics.json").exists() for job in jobs) == 3
+    failed = [job for job in jobs if (job / "error.txt").exists()]
+    assert len(failed) == 1 and "num_mini_batches=4 is too many" in (
+        failed[0] / "error.txt").read_text()
+    assert "Failed jobs" in (sweep / "summary.md").read_text()
+
+
+def test_labels_do_not_depend_on_override_order(tmp_path):
+    """`agent=a2c env=X` and `env=X agent=a2c` are one configuration."""
+    import json
+
+    from torchrl_cli.summary import load_runs, summarize
+
+    for name, overrides in (("a", ["agent=a2c", "lr=1", "seed=0"]),
+                            ("b", ["lr=1", "agent=a2c", "seed=1"]),
+                            ("c", ["agent=ppo_clip", "lr=1", "seed=0"])):
+        (tmp_path / name / ".hydra").mkdir(parents=True)
+        (tmp_path / name / ".hydra" / "overrides.yaml").write_text(
+            "\n".join(f"- {o}" for o in overrides) + "\n")
+        (tmp_path / name / "metrics.json").write_text(json.dumps(
+            {"mean_return": 1.0, "env_steps": 10, "wall_seconds": 1.0}))
+    rows = summarize(load_runs([tmp_path / n for n in "abc"]))
+    assert [(r.config, r.seeds) for r in rows] == [("agent=a2c", 2), ("agent=ppo_clip", 1)]
+
+
+def test_repeated_seeds_and_print_flags_with_multirun_are_refused(tmp_path, torchrl_bin,
+                                                                  cli_env):
+    """seeds=[0,0] and `-m --cfg job` get one-line errors and exit 2, no traceback."""
+    for args in (["seeds=[0,0]"], ["-m", "--cfg", "job", "seed=0,1"]):
+        proc = subprocess.run([torchrl_bin, "train", *args], cwd=tmp_path, env=cli_env,
+                              capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.startswith("torchrl: error:") and "Traceback" not in proc.stderr
+        assert len(proc.stderr.strip().splitlines()) == 1

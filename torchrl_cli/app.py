@@ -6,6 +6,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from torchrl_cli.config import CONFIG_NAME, config_dir, register_configs
@@ -20,6 +21,8 @@ def hydra_main(cfg: DictConfig) -> float:
     try:
         metrics = train_seeds(cfg, run_dir) if cfg.seeds else train(cfg, run_dir=run_dir)
     except ConfigError as err:
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise RuntimeError(str(err)) from None  # a failed job; the sweep goes on
         print(f"torchrl: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
     if metrics["interrupted"]:

@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"torchrl: error: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # a second Ctrl-C: abort at once, without a traceback
+        print("torchrl: interrupted", file=sys.stderr)
+        return 130
 
 
 def split_args(args: list[str]) -> tuple[list[str], list[str]]:
@@ -105,9 +108,14 @@ def train_command(args: list[str]) -> int:
     flags, overrides = split_args(args)
     multirun = "-m" in flags or "--multirun" in flags
     runs = not (_NO_RUN_FLAGS & set(flags))
+    if multirun and not runs:
+        raise ConfigError(
+            f"{' '.join(sorted(_NO_RUN_FLAGS & set(flags)))} prints the config of "
+            "one run; drop -m/--multirun"
+        )
     if runs or "--cfg" in flags or "-c" in flags:
         cfg = check_overrides(overrides, multirun)  # one-line error and exit 2 on bad input
-        if runs and "hydra/launcher=ray_cluster" in overrides:
+        if runs and multirun and "hydra/launcher=ray_cluster" in overrides:
             from torchrl_cli.ray_check import check_ray_cluster
 
             check_ray_cluster(overrides)
@@ -116,17 +124,23 @@ def train_command(args: list[str]) -> int:
             args = [*args, claimed] if claimed else args
     from torchrl_cli.app import run_hydra
 
-    code = run_hydra(args)
-    sweep_dir = next(
-        (a.split("=", 1)[1] for a in reversed(args) if a.startswith("hydra.sweep.dir=")), None
-    )
-    if runs and multirun and sweep_dir is not None and Path(sweep_dir).is_dir():
-        from torchrl_cli.sweep import summarize_sweep, write_best_tuned
+    failed: list = []
+    try:
+        code = run_hydra(args)
+    finally:  # the summary also after a failed or interrupted sweep
+        sweep_dir = override_value(args, "hydra.sweep.dir")
+        if runs and multirun and sweep_dir is not None and Path(sweep_dir).is_dir():
+            from torchrl_cli.sweep import summarize_sweep, write_best_tuned
 
-        if summarize_sweep(Path(sweep_dir), Console()):
-            code = code or 1  # some jobs failed
-        write_best_tuned(Path(sweep_dir), Console())
-    return code
+            failed = summarize_sweep(Path(sweep_dir), Console())
+            write_best_tuned(Path(sweep_dir), Console())
+    return code or (1 if failed else 0)
+
+
+def override_value(overrides: list[str], key: str) -> str | None:
+    """The value the last ``key=value`` override gives (quotes removed), or None."""
+    value = next((o.split("=", 1)[1] for o in reversed(overrides) if o.startswith(f"{key}=")), None)
+    return value.strip("'") if value is not None else None
 
 
 def claim_output_dir(cfg, overrides: list[str], multirun: bool) -> str | None:
@@ -134,7 +148,7 @@ def claim_output_dir(cfg, overrides: list[str], multirun: bool) -> str | None:
     take it; None when the user named one, which must not hold anything yet: runs are never
     overwritten."""
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
-    given = next((o.split("=", 1)[1] for o in overrides if o.startswith(f"{key}=")), None)
+    given = override_value(overrides, key)
     if given is not None:
         path = Path(given)
         if path.exists() and (not path.is_dir() or any(path.iterdir())):
@@ -151,7 +165,7 @@ def claim_output_dir(cfg, overrides: list[str], multirun: bool) -> str | None:
     while True:
         try:
             path.mkdir(parents=True)
-            return f"{key}={path}"
+            return f"{key}='{path}'"  # quoted: a comma or '=' in the path must not parse
         except FileExistsError:
             n += 1
             path = base.with_name(f"{base.name}_{n}")

@@ -81,7 +81,7 @@ def compare_command(args: list[str], console: Console | None = None) -> int:
         raise ConfigError(f"--out {opts.out} is not a folder")
     curves_of: dict[Path, list] = {}
     for folder in opts.folders:
-        found = {run: run_curves(run, tag) for run in find_runs(folder)}
+        found = {run.resolve(): run_curves(run, tag) for run in find_runs(folder)}
         if not any(found.values()):
             other = "train" if opts.metric == "eval" else "eval"
             raise ConfigError(

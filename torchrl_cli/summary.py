@@ -42,14 +42,15 @@ def run_overrides(run_dir: Path) -> list[str]:
     """A run's command-line overrides, without seed and Hydra's own."""
     path = run_dir / ".hydra" / "overrides.yaml"
     overrides = (yaml.safe_load(path.read_text()) if path.exists() else None) or []
-    return [o for o in overrides if not o.startswith(("seed=", "hydra.", "hydra/"))]
+    skip = ("seed=", "seeds=", "hydra.", "hydra/")
+    return sorted(o for o in overrides if not o.startswith(skip))  # order-independent
 
 
 def run_label(run_dir: Path, varying: set[str] | None = None) -> str:
     """A run's configuration: its overrides without seed; only the keys in ``varying`` when
     given (the keys that differ between the runs being compared)."""
     kept = [o for o in run_overrides(run_dir) if varying is None or o.split("=", 1)[0] in varying]
-    return " ".join(kept) or "all runs"
+    return " ".join(kept) or "(defaults)"
 
 
 def varying_keys(run_dirs: list[Path]) -> set[str]:

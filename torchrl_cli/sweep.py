@@ -1,5 +1,7 @@
 """Multirun summaries: which configuration is best, across seeds."""
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from torchrl_cli import summary
+from torchrl_cli.config import config_dir
 
 
 class RecordFailures(Callback):
@@ -23,26 +26,37 @@ class RecordFailures(Callback):
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
-    return sorted(
-        (p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()),
-        key=lambda p: int(p.name.split("_", 1)[0]) if p.name[0].isdigit() else 0,
-    )
+    """The job folders of a sweep, in job-number order."""
+
+    def number(path: Path) -> int:
+        match = re.match(r"\d+", path.name)
+        return int(match.group()) if match else 0
+
+    return sorted((p for p in sweep_dir.iterdir() if (p / ".hydra").is_dir()), key=number)
+
+
+def unfinished(job: Path) -> str | None:
+    """Why a job has no final result: its error line, its interruption, or no metrics."""
+    if (job / "error.txt").exists():
+        return (job / "error.txt").read_text().strip()
+    metrics_file = job / "metrics.json"
+    if not metrics_file.exists():
+        return "did not finish (no metrics.json)"
+    interrupted = json.loads(metrics_file.read_text()).get("interrupted")
+    return f"interrupted by {interrupted}" if interrupted else None
 
 
 def summarize_sweep(sweep_dir: Path, console: Console) -> list[tuple[str, str]]:
-    """Print the sweep's table and write summary.csv and summary.md; returns failed jobs."""
+    """Print the sweep's table and write summary.csv and summary.md; returns the jobs that
+    failed, were interrupted or did not finish, with the reason."""
     jobs = job_dirs(sweep_dir)
     rows = summary.summarize(summary.load_runs(jobs))
-    failed = [
-        (job.name, (job / "error.txt").read_text().strip())
-        for job in jobs
-        if (job / "error.txt").exists()
-    ]
+    failed = [(job.name, reason) for job in jobs if (reason := unfinished(job))]
     summary.write_csv(rows, sweep_dir / "summary.csv")
     summary.write_markdown(rows, sweep_dir / "summary.md", failed)
     console.print(summary.table(rows, f"sweep summary: {sweep_dir}"))
-    for job, error in failed:
-        console.print(f"[red]failed[/red] job {job}: {error}")
+    for job, reason in failed:
+        console.print(f"[red]failed[/red] job {job}: {reason}")
     console.print(f"wrote {sweep_dir / 'summary.csv'} and {sweep_dir / 'summary.md'}")
     return failed
 
@@ -56,16 +70,18 @@ def write_best_tuned(sweep_dir: Path, console: Console) -> Path | None:
         return None
     results = OmegaConf.load(results_file)
     job_cfg = OmegaConf.load(jobs[0] / ".hydra" / "config.yaml")
-    tuned = OmegaConf.create()
+    target = f"tuned/{job_cfg.agent.name}/{job_cfg.env.id}.yaml"
+    # every trial was built on the pair's tuned file: keep what it sets, with the best values
+    existing = config_dir() / target
+    tuned = OmegaConf.load(existing) if existing.exists() else OmegaConf.create()
     for key, value in results.best_params.items():
         OmegaConf.update(tuned, key, value, force_add=True)
-    target = f"conf/tuned/{job_cfg.agent.name}/{job_cfg.env.id}.yaml"
     header = (
-        f"# @package _global_\n# Best trial of the Optuna sweep {sweep_dir} (mean final "
-        f"return {results.best_value:.2f} across its seeds).\n# Ready to use: copy to "
-        f"{target}\n"
+        f"# @package _global_\n# Best trial of the Optuna sweep {sweep_dir} (mean final return "
+        f"{results.best_value:.2f} across its seeds), merged into conf/{target}.\n"
+        f"# Ready to use: replace conf/{target} with this file.\n"
     )
     path = sweep_dir / "best_tuned.yaml"
     path.write_text(header + OmegaConf.to_yaml(tuned))
-    console.print(f"best parameters written to {path} (copy to {target})")
+    console.print(f"best parameters written to {path} (to replace conf/{target})")
     return path

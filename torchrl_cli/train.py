@@ -207,7 +207,9 @@ def train_seeds(cfg: DictConfig, run_dir: Path, console: Console | None = None) 
         per_seed.append(train(seed_cfg, run_dir / f"seed_{seed}", console))
         if per_seed[-1]["interrupted"]:
             break
-    finals = [m["mean_return"] for m in per_seed if m["mean_return"] is not None]
+    interrupted = next((m["interrupted"] for m in per_seed if m["interrupted"]), None)
+    # an interrupted job has no result: a mean over the seeds that happened to finish would mislead
+    finals = [] if interrupted else [m["mean_return"] for m in per_seed]
     metrics = {
         "agent": cfg.agent.name,
         "env": cfg.env.id,
@@ -216,7 +218,7 @@ def train_seeds(cfg: DictConfig, run_dir: Path, console: Console | None = None) 
         "std_return": float(np.std(finals)) if finals else None,
         "env_steps": float(np.mean([m["env_steps"] for m in per_seed])),
         "wall_seconds": float(np.sum([m["wall_seconds"] for m in per_seed])),
-        "interrupted": next((m["interrupted"] for m in per_seed if m["interrupted"]), None),
+        "interrupted": interrupted,
         "per_seed": per_seed,
     }
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")

@@ -102,6 +102,10 @@ def validate(cfg: DictConfig) -> None:
         "no training budget: set max_steps, max_iters or max_episodes",
     )
     _check(cfg.seeds is None or len(cfg.seeds) >= 1, "seeds=[] needs at least one seed")
+    _check(
+        cfg.seeds is None or len(set(cfg.seeds)) == len(cfg.seeds),
+        f"seeds={list(cfg.seeds or [])} repeats a seed; give each seed once",
+    )
     _check(cfg.eval_episodes >= 1, f"eval_episodes={cfg.eval_episodes} must be at least 1")
     _check(cfg.torch_threads >= 1, f"torch_threads={cfg.torch_threads} must be at least 1")
     _check(cfg.logger.log_freq >= 1, f"logger.log_freq={cfg.logger.log_freq} must be at least 1")
