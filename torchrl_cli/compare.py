@@ -91,13 +91,13 @@ def compare_command(args: list[str], console: Console | None = None) -> int:
         curves_of.update(found)
     varying = summary.varying_keys(list(curves_of))
     curves: dict[str, list] = {}
-    for run, run_curves_ in curves_of.items():
+    for run, found_curves in curves_of.items():
         label = textwrap.fill(summary.run_label(run, varying), 60)  # long ones squeeze the plot
-        curves.setdefault(label, []).extend(run_curves_)
+        curves.setdefault(label, []).extend(found_curves)
     console = console or Console()
     rows = summary.summarize(summary.load_runs(list(curves_of)))
     console.print(summary.table(rows, f"compare: {' '.join(map(str, opts.folders))}"))
-    for run in (run for run, run_curves_ in curves_of.items() if not run_curves_):
+    for run in (run for run, found_curves in curves_of.items() if not found_curves):
         console.print(f"[yellow]left out of the plot[/yellow]: {run} has no '{tag}' scalar")
     name, target = describe(list(curves_of))
     try:

@@ -26,9 +26,7 @@ def compose_config(overrides: list[str]) -> DictConfig:
         except MissingConfigException as err:
             raise ConfigError(_missing_option(err)) from None
         except OverrideParseException as err:
-            raise ConfigError(
-                f"cannot parse override '{err.override}': {err.message.splitlines()[0]}"
-            ) from None
+            raise ConfigError(_parse_error(err)) from None
         except Exception as err:  # Hydra wraps OmegaConf's errors in its own
             cause = err.__cause__
             if isinstance(cause, ConfigAttributeError | ConfigKeyError):
@@ -48,9 +46,7 @@ def check_overrides(overrides: list[str], multirun: bool = False) -> DictConfig:
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except OverrideParseException as err:
-        raise ConfigError(
-            f"cannot parse override '{err.override}': {err.message.splitlines()[0]}"
-        ) from None
+        raise ConfigError(_parse_error(err)) from None
     choices = []
     for override in parsed:
         key = override.get_key_element()
@@ -80,6 +76,10 @@ def check_overrides(overrides: list[str], multirun: bool = False) -> DictConfig:
             variant = [*first[:i], option, *first[i + 1 :]]
             validate(compose_config([o for o in variant if o is not None]))
     return cfg
+
+
+def _parse_error(err: OverrideParseException) -> str:
+    return f"cannot parse override '{err.override}': {err.message.splitlines()[0]}"
 
 
 def _missing_option(err: MissingConfigException) -> str:

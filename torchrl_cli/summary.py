@@ -99,20 +99,25 @@ def summarize(runs: list[tuple[str, dict]]) -> list[Row]:
     return rows
 
 
+def cells(r: Row) -> list[str]:
+    """A row as printed in the console table and the Markdown summary."""
+    return [
+        r.config,
+        str(r.seeds),
+        f"{r.mean_return:.1f} ± {r.std_return:.1f}",
+        f"[{r.ci_low:.1f}, {r.ci_high:.1f}]",
+        f"{r.env_steps:.0f}",
+        f"{r.wall_seconds:.1f}",
+    ]
+
+
 def table(rows: list[Row], title: str) -> Table:
     out = Table(title=title, title_justify="left")
     out.add_column("configuration", overflow="fold")
     for name in ("seeds", "final return", "95 % CI", "env steps", "wall s"):
         out.add_column(name, justify="right", no_wrap=True)
     for r in rows:
-        out.add_row(
-            r.config,
-            str(r.seeds),
-            f"{r.mean_return:.1f} ± {r.std_return:.1f}",
-            f"[{r.ci_low:.1f}, {r.ci_high:.1f}]",
-            f"{r.env_steps:.0f}",
-            f"{r.wall_seconds:.1f}",
-        )
+        out.add_row(*cells(r))
     return out
 
 
@@ -130,11 +135,7 @@ def write_markdown(rows: list[Row], path: Path, failed: list[tuple[str, str]] = 
         "| configuration | seeds | final return (mean ± std) | 95 % CI | env steps | wall s |",
         "|---|---|---|---|---|---|",
     ]
-    lines += [
-        f"| {r.config} | {r.seeds} | {r.mean_return:.1f} ± {r.std_return:.1f} | "
-        f"[{r.ci_low:.1f}, {r.ci_high:.1f}] | {r.env_steps:.0f} | {r.wall_seconds:.1f} |"
-        for r in rows
-    ]
+    lines += ["| " + " | ".join(cells(r)) + " |" for r in rows]
     if failed:
         lines += ["", "Failed jobs:", ""] + [f"- {job}: {error}" for job, error in failed]
     path.write_text("\n".join(lines) + "\n")

@@ -36,7 +36,6 @@ class Evaluation:
 class TrainResult:
     env_steps: int = 0
     iterations: int = 0
-    episodes: int = 0
     train_seconds: float = 0.0  # time in the training loop, evaluations excluded
     evaluations: list[Evaluation] = field(default_factory=list)
     solved: Evaluation | None = None  # the first evaluation whose mean reached target_return
@@ -145,7 +144,7 @@ class BaseAgent(abc.ABC):
         if self.num_iters > self._logged_iters:
             self.write_logs()  # the last, partial log_freq window
         result.env_steps, result.iterations = self.num_steps, self.num_iters
-        result.episodes, result.train_seconds = self.num_episodes, self.train_seconds
+        result.train_seconds = self.train_seconds
         result.interrupted = self.stop_requested
         return result
 
