@@ -12,7 +12,7 @@ from torch.distributions import Bernoulli, Categorical
 from torchrl_cli.batcher import Batch
 from torchrl_cli.estimators import DiscountedReturns
 from torchrl_cli.models import A2CModel, PPOAdaptiveModel, VanillaPGModel
-from torchrl_cli.models.distributions import make_dist, mode
+from torchrl_cli.models.distributions import greedy_action, make_dist
 from torchrl_cli.models.ppo_adaptive import update_kl_penalty
 from torchrl_cli.nn import nn_from_config
 
@@ -124,7 +124,7 @@ def test_multi_discrete_distribution_matches_torch():
     torch.testing.assert_close(dist.log_prob(actions),
                                first.log_prob(actions[:, 0]) + second.log_prob(actions[:, 1]))
     torch.testing.assert_close(dist.entropy(), first.entropy() + second.entropy())
-    torch.testing.assert_close(mode(dist), torch.stack([params[:, :3].argmax(-1),
+    torch.testing.assert_close(greedy_action(params, info), torch.stack([params[:, :3].argmax(-1),
                                                         params[:, 3:].argmax(-1)], -1))
     assert dist.sample().shape == (4, 2)
 
@@ -138,7 +138,7 @@ def test_multi_binary_distribution_matches_torch():
     torch.testing.assert_close(dist.log_prob(actions),
                                Bernoulli(logits=params).log_prob(actions).sum(-1))
     torch.testing.assert_close(dist.entropy(), Bernoulli(logits=params).entropy().sum(-1))
-    torch.testing.assert_close(mode(dist), (params > 0).float())
+    torch.testing.assert_close(greedy_action(params, info), (params > 0).float())
 
 
 class _MultiActionEnv(gym.Env):

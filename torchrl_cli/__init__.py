@@ -1,0 +1,8 @@
+"""torchrl-cli: config-driven policy-gradient training. ``load_policy`` reuses a trained run."""
+
+
+def load_policy(run_dir, checkpoint: str = "last"):
+    """See ``torchrl_cli.policy.load_policy`` (imported lazily: the CLI starts faster)."""
+    from torchrl_cli.policy import load_policy as load
+
+    return load(run_dir, checkpoint)

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from torchrl_cli.envs import BaseEnv, RewardScaler, StateNormalizer
+from torchrl_cli.envs.spaces import to_env_action
 
 
 @dataclass
@@ -91,10 +92,7 @@ class Batcher:
             final_values=torch.zeros(t, device=device),
             last_values=torch.zeros(n, device=device),
         )
-        self.low = self.high = None
-        self.env_dtype = np.int8 if info["kind"] == "multi_binary" else None
-        if info["kind"] == "continuous":
-            self.low, self.high = info["low"], info["high"]
+        self.action_info = info
         self.obs = self._normalize(env.reset(seed=seed))
         self.episode_returns = np.zeros(n)
         self.episode_lengths = np.zeros(n, dtype=np.int64)
@@ -106,13 +104,8 @@ class Batcher:
         return self.state_normalizer(torch.as_tensor(obs, device=self.device))
 
     def to_env_action(self, actions: torch.Tensor) -> np.ndarray:
-        """Actions as the env takes them: Box actions clipped to the bounds (stored unclipped)."""
-        actions = actions.cpu().numpy()
-        if self.low is not None:
-            actions = np.clip(actions, self.low, self.high)
-        if self.env_dtype is not None:
-            actions = actions.astype(self.env_dtype)
-        return actions
+        """Actions as the env takes them (stored unclipped; see ``envs.to_env_action``)."""
+        return to_env_action(actions, self.action_info)
 
     @torch.inference_mode()
     def collect(self, policy, value_fn) -> Rollout:
@@ -169,3 +162,37 @@ class Batcher:
     def pop_episodes(self) -> list[Episode]:
         episodes, self.finished = self.finished, []
         return episodes
+
+    def state_dict(self) -> dict:
+        """Everything a resumed run needs to go on collecting exactly where this one stopped."""
+        return {
+            "obs": self.obs.cpu(),
+            "episode_returns": torch.from_numpy(self.episode_returns.copy()),
+            "episode_lengths": torch.from_numpy(self.episode_lengths.copy()),
+            "finished": [[e.ret, e.length] for e in self.finished],
+            "num_steps": self.num_steps,
+            "num_episodes": self.num_episodes,
+            "state_normalizer": self.state_normalizer.state_dict(),
+            "reward_scaler": self.reward_scaler.state_dict(),
+            "env": self.env.get_state(),
+        }
+
+    def load_state_dict(self, state: dict, seed: int) -> bool:
+        """Restore ``state_dict()``; returns False when the env could not be restored exactly
+        (its simulator keeps state out of reach): its copies then start new episodes, seeded
+        from ``seed`` and the step count."""
+        self.state_normalizer.load_state_dict(state["state_normalizer"])
+        self.reward_scaler.load_state_dict(state["reward_scaler"])
+        self.num_steps, self.num_episodes = state["num_steps"], state["num_episodes"]
+        self.finished = [Episode(ret, int(length)) for ret, length in state["finished"]]
+        if not self.env.restorable:
+            self.obs = self._normalize(self.env.reset(seed=seed + self.num_steps))
+            self.episode_returns[:] = 0.0
+            self.episode_lengths[:] = 0
+            self.reward_scaler.returns.zero_()
+            return False
+        self.env.set_state(state["env"])
+        self.obs = state["obs"].to(self.device)
+        self.episode_returns[:] = state["episode_returns"].numpy()
+        self.episode_lengths[:] = state["episode_lengths"].numpy()
+        return True

@@ -14,6 +14,10 @@ commands:
   train     train an agent: torchrl train agent=ppo_clip env=CartPole-v1 agent.lr=1e-3 seed=3
             (Hydra flags work: -m/--multirun, --cfg job, --help, --info)
   configs   list the agents, envs, nets, experiments and tuned pairs available
+  eval      replay a run's policy: torchrl eval <run folder> [checkpoint=last|best|<file>]
+            [episodes=N] [seed=N] [video=true] [render=true]
+  export    write a run's policy as a torch.export file: torchrl export <run folder>
+            [checkpoint=last|best|<file>] [out=<file>]
   compare   compare runs: torchrl compare <run or sweep folders...> [--out DIR]
             [--metric eval|train]: a table per configuration across seeds and compare.png
 
@@ -22,9 +26,11 @@ examples:
   torchrl train env=Pendulum-v1                   # continuous actions
   torchrl train experiment=cartpole_solve         # a named preset from conf/experiment/
   torchrl train -m seed=0,1,2                     # a sweep, one run folder per job
+  torchrl train resume=runs/2026-11-23/10-00-00_ppo_clip_CartPole-v1   # go on after Ctrl-C
+  torchrl eval runs/2026-11-23/10-00-00_ppo_clip_CartPole-v1 video=true
   torchrl compare runs/2026-11-23                 # every run below a folder, grouped by config
 """
-COMMANDS = ("train", "configs", "compare")
+COMMANDS = ("train", "configs", "eval", "export", "compare")
 # Hydra flags that print something instead of running the app.
 _NO_RUN_FLAGS = {
     "--cfg",
@@ -66,6 +72,14 @@ def main(argv: list[str] | None = None) -> int:
 
             print_configs(Console())
             return 0
+        if command == "eval":
+            from torchrl_cli.evaluation import eval_command
+
+            return eval_command(args)
+        if command == "export":
+            from torchrl_cli.export import export_command
+
+            return export_command(args)
         if command == "compare":
             from torchrl_cli.compare import compare_command
 
@@ -106,6 +120,10 @@ def train_command(args: list[str]) -> int:
     from torchrl_cli.compose import check_overrides
 
     flags, overrides = split_args(args)
+    if any(o.startswith("resume=") for o in overrides):
+        from torchrl_cli.resume import resume_command
+
+        return resume_command(overrides, flags)
     multirun = "-m" in flags or "--multirun" in flags
     runs = not (_NO_RUN_FLAGS & set(flags))
     if multirun and not runs:

@@ -29,6 +29,10 @@ class Logger:
         console: where tables and the progress bar are printed.
         progress: show a progress bar with steps/s and ETA.
         histograms: write the histograms given to ``add_histogram`` (off: they are dropped).
+        start_step: where a resumed run goes on: TensorBoard events this folder holds from
+            later steps (written after the checkpoint) are purged, so curves go on without
+            a jump back or a duplicate.
+        start_seconds: the training time already behind a resumed run.
     """
 
     def __init__(
@@ -38,10 +42,14 @@ class Logger:
         console: Console | None = None,
         progress: bool = True,
         histograms: bool = False,
+        start_step: int = 0,
+        start_seconds: float = 0.0,
     ):
         self.console = console or Console()
         self.write_histograms = histograms
-        self.writer = SummaryWriter(str(log_dir)) if log_dir is not None else None
+        self.writer = None
+        if log_dir is not None:
+            self.writer = SummaryWriter(str(log_dir), purge_step=start_step or None)
         self.values: dict[str, list[float]] = defaultdict(list)
         self.precision: dict[str, int] = {}
         self.tf_only: set[str] = set()
@@ -60,8 +68,8 @@ class Logger:
                 transient=False,
             )
         self._task = None
-        self._last_time = 0.0
-        self._last_step = 0
+        self._last_time = start_seconds
+        self._last_step = start_step
 
     def add_log(self, name: str, value: float, precision: int = 2) -> None:
         """Record a value; values recorded under one name are averaged at the next ``log``."""

@@ -1,7 +1,9 @@
 """Build the whole stack from a composed config, train it, and write the run's outputs."""
 
 import json
+import os
 import random
+import shlex
 import time
 from pathlib import Path
 
@@ -13,9 +15,13 @@ from rich.console import Console
 from torchrl_cli.agents import PGAgent, TrainResult
 from torchrl_cli.agents.base import Evaluation
 from torchrl_cli.batcher import Batcher
+from torchrl_cli.checkpoint import CHECKPOINT_DIR, Checkpoints
 from torchrl_cli.envs import GymEnv, RewardScaler, StateNormalizer
+from torchrl_cli.envs.spaces import info_to_json
+from torchrl_cli.errors import ConfigError
 from torchrl_cli.logger import Logger
 from torchrl_cli.nn import nn_from_config
+from torchrl_cli.run_folder import CONFIG_FILE, lock_run
 from torchrl_cli.utils import get_obj
 from torchrl_cli.validate import validate
 
@@ -34,8 +40,10 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def build_env(env_cfg: DictConfig, n_envs: int) -> GymEnv:
+def build_env(env_cfg: DictConfig, n_envs: int, extra_wrappers: list = ()) -> GymEnv:
+    """``n_envs`` copies of the configured env; ``extra_wrappers`` go outside its wrappers."""
     wrappers = [get_obj(node, _partial_=True) for node in env_cfg.wrappers]
+    wrappers += extra_wrappers
     return GymEnv(
         env_cfg.id,
         n_envs=n_envs,
@@ -59,14 +67,18 @@ def build_model(
     return model
 
 
-def build_agent(cfg: DictConfig, env: GymEnv, device: torch.device, logger: Logger) -> PGAgent:
-    state_info, action_info = env.get_state_info(), env.get_action_info()
-    normalizer = StateNormalizer(
+def build_normalizer(cfg: DictConfig, state_info: dict) -> StateNormalizer:
+    return StateNormalizer(
         state_info,
         running=cfg.env.running_normalize_states,
         fixed=cfg.env.fixed_normalize_states,
         clip=cfg.env.clip_states,
     )
+
+
+def build_agent(cfg: DictConfig, env: GymEnv, device: torch.device, logger: Logger) -> PGAgent:
+    state_info, action_info = env.get_state_info(), env.get_action_info()
+    normalizer = build_normalizer(cfg, state_info)
     scaler = RewardScaler(
         env.n_envs, gamma=cfg.agent.gamma, enabled=cfg.env.scale_reward, clip=cfg.env.clip_reward
     )
@@ -89,31 +101,77 @@ def build_agent(cfg: DictConfig, env: GymEnv, device: torch.device, logger: Logg
     )
 
 
-def train(cfg: DictConfig, run_dir: Path | None = None, console: Console | None = None) -> dict:
+def run_meta(cfg: DictConfig, env: GymEnv) -> dict:
+    """What every checkpoint of a run carries besides its progress."""
+    return {
+        "config": OmegaConf.to_yaml(cfg, resolve=True),
+        "env_id": cfg.env.id,
+        "state_info": info_to_json(env.get_state_info()),
+        "action_info": info_to_json(env.get_action_info()),
+    }
+
+
+def train(
+    cfg: DictConfig,
+    run_dir: Path | None = None,
+    console: Console | None = None,
+    resume: tuple[Path, dict] | None = None,
+) -> dict:
     """Train the agent ``cfg`` describes; returns the final evaluation's metrics.
 
-    ``run_dir`` receives TensorBoard events, ``model.pt`` and ``metrics.json`` (None: no files).
+    ``run_dir`` receives config.yaml, TensorBoard events, checkpoints/, ``model.pt`` and
+    ``metrics.json`` (None: no files). ``resume``: a checkpoint (path, contents) of this run
+    to go on from.
     """
     validate(cfg)
+    if run_dir is None:
+        return _train(cfg, None, console or Console(), resume)
+    run_dir = Path(run_dir)
+    with lock_run(run_dir):
+        write_atomically(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
+        return _train(cfg, run_dir, console or Console(), resume)
+
+
+def _train(
+    cfg: DictConfig, run_dir: Path | None, console: Console, resume: tuple[Path, dict] | None
+) -> dict:
     wall_start = time.perf_counter()
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.torch_threads)
     device = resolve_device(cfg.device)
-    console = console or Console()
+    checkpoint = resume[1]["agent"] if resume else None
+    start_step = checkpoint["batcher"]["num_steps"] if checkpoint else 0
     env = build_env(cfg.env, cfg.env.n_envs)
     eval_env = build_env(cfg.env, cfg.eval_episodes)
     logger = Logger(
-        run_dir, console=console, progress=cfg.logger.progress, histograms=cfg.logger.histograms
+        run_dir,
+        console=console,
+        progress=cfg.logger.progress,
+        histograms=cfg.logger.histograms,
+        start_step=start_step,
+        start_seconds=checkpoint["train_seconds"] if checkpoint else 0.0,
     )
-    logger.add_text("config", "```\n" + OmegaConf.to_yaml(cfg, resolve=True) + "\n```")
+    if not resume:
+        logger.add_text("config", "```\n" + OmegaConf.to_yaml(cfg, resolve=True) + "\n```")
     agent = None
     try:
         agent = build_agent(cfg, env, device, logger)
+        checkpoints = None
+        if run_dir is not None:
+            checkpoints = Checkpoints(
+                run_dir / CHECKPOINT_DIR,
+                freq=cfg.checkpoint_freq,
+                keep=cfg.keep_checkpoints,
+                meta=run_meta(cfg, env),
+                start_step=start_step,
+            )
         console.print(
             f"[bold]torchrl train[/bold] {cfg.agent.name} on {cfg.env.id} "
             f"({env.simulator}, {env.n_envs} envs, net {cfg.net.name}, device {device}, "
             f"seed {cfg.seed})" + (f" -> {run_dir}" if run_dir else "")
         )
+        if resume:
+            restore(agent, cfg, resume, console)
         eval_seed = cfg.seed + EVAL_SEED_OFFSET
         result = agent.train(
             max_iters=cfg.max_iters,
@@ -125,6 +183,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None, console: Console | None 
             eval_episodes=cfg.eval_episodes,
             eval_seed=eval_seed,
             target_return=cfg.target_return,
+            checkpoints=checkpoints,
         )
         final = agent.final_evaluation(result, eval_env, cfg.eval_episodes, eval_seed)
     finally:
@@ -133,8 +192,6 @@ def train(cfg: DictConfig, run_dir: Path | None = None, console: Console | None 
         eval_env.close()
     metrics = final_metrics(cfg, result, final, time.perf_counter() - wall_start)
     if run_dir is not None:
-        run_dir = Path(run_dir)
-        (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg, resolve=True))
         if cfg.save_model:
             torch.save(
                 {name: m.state_dict() for name, m in agent.models.items()}
@@ -144,13 +201,19 @@ def train(cfg: DictConfig, run_dir: Path | None = None, console: Console | None 
                 },
                 run_dir / "model.pt",
             )
-        (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        write_atomically(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     if result.interrupted:
-        saved = f"; model and metrics saved in {run_dir}" if run_dir is not None else ""
         console.print(
             f"[bold yellow]interrupted[/bold yellow] by {result.interrupted} after "
-            f"{metrics['env_steps']} env steps{saved}"
+            f"{metrics['env_steps']} env steps"
         )
+        if checkpoints is not None:
+            console.print(f"checkpoint saved: {shown_path(checkpoints.last)}")
+            console.print(
+                f"resume with: [bold]torchrl train resume={shlex.quote(shown_path(run_dir))}"
+                "[/bold]",
+                soft_wrap=True,
+            )
         return metrics
     console.print(
         f"[bold green]final evaluation[/bold green]: mean return "
@@ -159,6 +222,41 @@ def train(cfg: DictConfig, run_dir: Path | None = None, console: Console | None 
         f"({metrics['train_seconds']:.1f} s of training)"
     )
     return metrics
+
+
+def restore(agent: PGAgent, cfg: DictConfig, resume: tuple[Path, dict], console: Console) -> None:
+    """Load a checkpoint into a freshly built agent, after checking that it fits."""
+    path, state = resume
+    if state["env_id"] != cfg.env.id:
+        raise ConfigError(
+            f"checkpoint {path} was saved on {state['env_id']}, not {cfg.env.id}; resume its "
+            "own run folder"
+        )
+    exact = agent.load_state_dict(state["agent"], seed=cfg.seed, source=path)
+    console.print(
+        f"resumed from {shown_path(path)} at {agent.num_steps} env steps, "
+        f"iteration {agent.num_iters}"
+    )
+    if not exact:
+        console.print(
+            f"[yellow]warning[/yellow]: {agent.batcher.env.simulator} envs cannot be restored "
+            "mid-episode; their episodes in progress were restarted"
+        )
+
+
+def shown_path(path: Path) -> str:
+    """``path`` relative to the working directory when below it, else absolute."""
+    path = Path(path).resolve()
+    try:
+        return str(path.relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
 
 
 def final_metrics(

@@ -107,6 +107,10 @@ def validate(cfg: DictConfig) -> None:
         f"seeds={list(cfg.seeds or [])} repeats a seed; give each seed once",
     )
     _check(cfg.eval_episodes >= 1, f"eval_episodes={cfg.eval_episodes} must be at least 1")
+    _check(
+        cfg.keep_checkpoints >= 1,
+        f"keep_checkpoints={cfg.keep_checkpoints} must be at least 1 (resume needs one)",
+    )
     _check(cfg.torch_threads >= 1, f"torch_threads={cfg.torch_threads} must be at least 1")
     _check(cfg.logger.log_freq >= 1, f"logger.log_freq={cfg.logger.log_freq} must be at least 1")
 

@@ -1,19 +1,23 @@
 """BaseAgent: the training loop, its termination, evaluation and logging."""
 
 import abc
+import math
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from torchrl_cli.batcher import Batcher, Episode
+from torchrl_cli.checkpoint import Checkpoints, rng_state, set_rng_state
 from torchrl_cli.envs import BaseEnv
 from torchrl_cli.logger import Logger
+from torchrl_cli.run_folder import load_weights
 
 
 @dataclass
@@ -59,6 +63,9 @@ class BaseAgent(abc.ABC):
         self._logged_iters = 0
         self.stop_requested: str | None = None
         self.max_steps = self.max_iters = self.max_episodes = -1
+        self.result = TrainResult()  # evaluations so far: part of the state, so resumes keep them
+        self.next_eval: int | None = None  # env steps of the next scheduled evaluation
+        self.best_return = -math.inf
 
     def _register_model(self, name: str, model: torch.nn.Module) -> None:
         self.models[name] = model
@@ -112,17 +119,24 @@ class BaseAgent(abc.ABC):
         eval_episodes: int = 20,
         eval_seed: int = 0,
         target_return: float | None = None,
+        checkpoints: Checkpoints | None = None,
     ) -> TrainResult:
         """Train until a budget is spent or an evaluation reaches ``target_return``.
 
         Evaluation runs every ``eval_freq`` env steps on ``eval_env`` (``eval_episodes``
         deterministic episodes, seeds from ``eval_seed``); its time is not training time.
+        ``checkpoints`` (if given) saves the state on its schedule, on each new best evaluation
+        and at the end, also when a signal stops training. A resumed agent (``load_state_dict``)
+        goes on from its counters, evaluation schedule and evaluations so far.
         """
         if max_iters <= 0 and max_episodes <= 0 and max_steps <= 0:
             raise ValueError("train() needs a budget: max_steps, max_iters or max_episodes > 0")
         self.max_steps, self.max_iters, self.max_episodes = max_steps, max_iters, max_episodes
-        result = TrainResult()
-        next_eval = eval_freq if eval_env is not None and eval_freq and eval_freq > 0 else None
+        result = self.result
+        if eval_env is None or not eval_freq or eval_freq <= 0:
+            self.next_eval = None
+        elif self.next_eval is None:
+            self.next_eval = self.num_steps + eval_freq
         with self.stop_on_signal():
             while not self._check_termination() and not self.stop_requested:
                 start = time.perf_counter()
@@ -133,20 +147,60 @@ class BaseAgent(abc.ABC):
                     self.write_logs()
                 else:
                     self.logger.advance(self.num_steps, self.max_steps)
-                if next_eval is not None and self.num_steps >= next_eval:
-                    next_eval += eval_freq
+                if self.next_eval is not None and self.num_steps >= self.next_eval:
+                    self.next_eval += eval_freq
                     evaluation = self.evaluate(eval_env, eval_episodes, eval_seed)
                     result.evaluations.append(evaluation)
                     self.log_evaluation(evaluation)
                     if target_return is not None and evaluation.mean >= target_return:
                         result.solved = evaluation
+                    if checkpoints is not None and evaluation.mean > self.best_return:
+                        self.best_return = evaluation.mean
+                        checkpoints.save_best(self.state_dict())
+                    if result.solved:
                         break
+                if checkpoints is not None and checkpoints.due(self.num_steps):
+                    checkpoints.save(self.state_dict(), self.num_steps)
         if self.num_iters > self._logged_iters:
             self.write_logs()  # the last, partial log_freq window
+        if checkpoints is not None and checkpoints.last_step != self.num_steps:
+            checkpoints.save(self.state_dict(), self.num_steps)
         result.env_steps, result.iterations = self.num_steps, self.num_iters
         result.train_seconds = self.train_seconds
         result.interrupted = self.stop_requested
         return result
+
+    def state_dict(self) -> dict:
+        """The full training state: models, optimizers, collector, counters, evaluations so
+        far and the random states (see ``checkpoint``)."""
+        return {
+            "models": {name: m.state_dict() for name, m in self.models.items()},
+            "optimizers": {name: m.optimizer.state_dict() for name, m in self.models.items()},
+            "batcher": self.batcher.state_dict(),
+            "num_iters": self.num_iters,
+            "train_seconds": self.train_seconds,
+            "next_eval": self.next_eval,
+            "best_return": self.best_return,
+            "evaluations": [asdict(e) for e in self.result.evaluations],
+            "solved": None if self.result.solved is None else asdict(self.result.solved),
+            "rng": rng_state(),
+        }
+
+    def load_state_dict(self, state: dict, seed: int, source: Path) -> bool:
+        """Restore ``state_dict()`` (read from ``source``) to go on training; returns whether
+        the env's episodes in progress were restored exactly (``Batcher.load_state_dict``)."""
+        for name, model in self.models.items():
+            load_weights(model, state["models"][name], source)
+        for name, model in self.models.items():
+            model.optimizer.load_state_dict(state["optimizers"][name])
+        exact = self.batcher.load_state_dict(state["batcher"], seed)
+        self.num_iters = self._logged_iters = state["num_iters"]
+        self.train_seconds = state["train_seconds"]
+        self.next_eval, self.best_return = state["next_eval"], state["best_return"]
+        self.result.evaluations = [Evaluation(**e) for e in state["evaluations"]]
+        self.result.solved = None if state["solved"] is None else Evaluation(**state["solved"])
+        set_rng_state(state["rng"])
+        return exact
 
     @contextmanager
     def stop_on_signal(self) -> Iterator[None]:
@@ -192,30 +246,18 @@ class BaseAgent(abc.ABC):
 
     @torch.inference_mode()
     def evaluate(self, env: BaseEnv, episodes: int, seed: int) -> Evaluation:
-        """Run ``episodes`` deterministic episodes, one per copy of ``env`` (seeds ``seed + i``)."""
+        """``episodes`` deterministic episodes, one per copy of ``env`` (seeds from ``seed``)."""
         for model in self.models.values():
             model.eval()
-        n = env.n_envs
-        if n < episodes:
-            raise ValueError(f"eval env has {n} copies, fewer than {episodes} episodes")
-        obs = env.reset(seed=seed)
-        returns, lengths = np.zeros(n), np.zeros(n, dtype=np.int64)
-        active = np.ones(n, dtype=bool)
-        while active[:episodes].any():
-            actions = self.select_action(self.normalize_state(obs), deterministic=True)
-            step = env.step(self.batcher.to_env_action(actions))
-            returns += step.reward * active
-            lengths += active
-            active &= ~(step.terminated | step.truncated)
-            obs = step.obs
+        returns, lengths = run_episodes(self.act, env, episodes, seed)
         for model in self.models.values():
             model.train()
-        return Evaluation(
-            self.num_steps,
-            self.train_seconds,
-            returns[:episodes].tolist(),
-            lengths[:episodes].tolist(),
-        )
+        return Evaluation(self.num_steps, self.train_seconds, returns, lengths)
+
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """Greedy actions for raw observations, as the env takes them."""
+        actions = self.select_action(self.normalize_state(obs), deterministic=True)
+        return self.batcher.to_env_action(actions)
 
     def write_logs(self) -> None:
         """Episode statistics, speed and the console table."""
@@ -240,3 +282,23 @@ class BaseAgent(abc.ABC):
             header=f"evaluation at {self.num_steps} env steps "
             f"({len(evaluation.returns)} deterministic episodes)",
         )
+
+
+def run_episodes(
+    act: Callable[[np.ndarray], np.ndarray], env: BaseEnv, episodes: int, seed: int
+) -> tuple[list[float], list[int]]:
+    """Returns and lengths of one episode on each of the first ``episodes`` copies of ``env``,
+    reset with ``seed``; ``act`` maps a batch of raw observations to env actions."""
+    n = env.n_envs
+    if n < episodes:
+        raise ValueError(f"the env has {n} copies, fewer than {episodes} episodes")
+    obs = env.reset(seed=seed)
+    returns, lengths = np.zeros(n), np.zeros(n, dtype=np.int64)
+    active = np.ones(n, dtype=bool)
+    while active[:episodes].any():
+        step = env.step(act(obs))
+        returns += step.reward * active
+        lengths += active
+        active &= ~(step.terminated | step.truncated)
+        obs = step.obs
+    return returns[:episodes].tolist(), lengths[:episodes].tolist()

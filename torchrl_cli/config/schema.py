@@ -201,4 +201,6 @@ class Config:
     eval_freq: int = 10_000  # env steps between evaluations; 0 or less: only the final one
     eval_episodes: int = 20
     target_return: float | None = None  # stop at the first evaluation whose mean reaches it
-    save_model: bool = True
+    save_model: bool = True  # model.pt: the final weights and normalization statistics
+    checkpoint_freq: int = 50_000  # env steps between checkpoints; 0: only at the end
+    keep_checkpoints: int = 3  # the last K checkpoints kept (plus best.pt)

@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
+from torchrl_cli.envs.snapshot import EXACT_SIMULATORS, Snapshot
 from torchrl_cli.envs.spaces import action_info, state_info
 from torchrl_cli.errors import ConfigError, did_you_mean
 
@@ -84,7 +85,7 @@ class GymEnv(BaseEnv):
             num_envs=n_envs,
             vectorization_mode=vectorization,
             vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
-            wrappers=list(wrappers),
+            wrappers=[*wrappers, Snapshot],
             **kwargs,
         )
         self._state_info = state_info(self.vec.single_observation_space, env_name)
@@ -122,6 +123,21 @@ class GymEnv(BaseEnv):
             done = info["_final_obs"]
             final_obs[done] = np.stack(info["final_obs"][done])
         return EnvStep(obs, reward, terminated, truncated, final_obs)
+
+    @property
+    def restorable(self) -> bool:
+        """Whether ``set_state`` restores the episodes in progress exactly."""
+        return self.simulator in EXACT_SIMULATORS
+
+    def get_state(self) -> list[str]:
+        """One JSON snapshot per copy (see ``envs.snapshot``)."""
+        return list(self.vec.call("get_snapshot"))
+
+    def set_state(self, state: list[str]) -> None:
+        if len(state) != self.n_envs:
+            raise ValueError(f"a state of {len(state)} envs given to {self.n_envs} envs")
+        self.vec.set_attr("pending_snapshot", list(state))  # one per copy
+        self.vec.call("restore_pending_snapshot")
 
     def close(self) -> None:
         self.vec.close()

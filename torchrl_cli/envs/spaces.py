@@ -1,6 +1,9 @@
 """Gymnasium spaces as the plain dicts the builders use (``state_info``, ``action_info``)."""
 
+import json
+
 import numpy as np
+import torch
 from gymnasium import spaces
 
 from torchrl_cli.errors import ConfigError
@@ -58,3 +61,27 @@ def action_info(space: spaces.Space, env_id: str) -> dict:
         f"(supported: {SUPPORTED_ACTIONS}, starting at 0, one-dimensional); pick another env "
         "or wrap this one with a Gymnasium action wrapper through env.wrappers"
     )
+
+
+def info_to_json(info: dict) -> str:
+    """A ``state_info``/``action_info`` dict as JSON (bounds as lists), e.g. for checkpoints."""
+    return json.dumps({k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in info.items()})
+
+
+def info_from_json(text: str) -> dict:
+    info = json.loads(text)
+    info["shape"] = tuple(info["shape"])
+    for key in ("low", "high"):
+        if key in info:
+            info[key] = np.asarray(info[key], dtype=np.float32)
+    return info
+
+
+def to_env_action(actions: torch.Tensor, info: dict) -> np.ndarray:
+    """Actions as the env takes them: Box actions clipped to the bounds, MultiBinary as int8."""
+    actions = actions.cpu().numpy()
+    if info["kind"] == "continuous":
+        actions = np.clip(actions, info["low"], info["high"])
+    elif info["kind"] == "multi_binary":
+        actions = actions.astype(np.int8)
+    return actions

@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from torchrl_cli.models.base import BaseModel
-from torchrl_cli.models.distributions import make_dist, mode
+from torchrl_cli.models.distributions import greedy_action, make_dist
 from torchrl_cli.nn import ActionLinear
 
 
@@ -45,8 +45,9 @@ class BasePGModel(BaseModel):
 
     def select_action(self, obs: torch.Tensor, deterministic: bool = False):
         """Sample (training) or take the mode (evaluation); returns actions and their log-probs."""
-        dist = self.create_dist(self(obs))
-        actions = mode(dist) if deterministic else dist.sample()
+        params = self(obs)
+        dist = self.create_dist(params)
+        actions = greedy_action(params, self.action_info) if deterministic else dist.sample()
         return actions, dist.log_prob(actions)
 
     def entropy_loss(self, dist) -> dict[str, torch.Tensor]:

@@ -26,10 +26,6 @@ class MultiCategorical(Distribution):
     def entropy(self) -> torch.Tensor:
         return sum(d.entropy() for d in self.dists)
 
-    @property
-    def mode(self) -> torch.Tensor:
-        return torch.stack([d.logits.argmax(-1) for d in self.dists], dim=-1)
-
 
 def make_dist(
     params: torch.Tensor, action_info: dict, log_std: nn.Parameter | None
@@ -54,12 +50,15 @@ def make_dist(
     )
 
 
-def mode(dist: Distribution) -> torch.Tensor:
-    """The most likely action (deterministic evaluation)."""
-    if isinstance(dist, Categorical):
-        return dist.logits.argmax(-1)
-    if isinstance(dist, MultiCategorical):
-        return dist.mode
-    if isinstance(dist.base_dist, Bernoulli):
-        return (dist.base_dist.logits > 0).float()
-    return dist.mean
+def greedy_action(params: torch.Tensor, action_info: dict) -> torch.Tensor:
+    """The most likely action under ``make_dist(params, ...)`` (deterministic evaluation),
+    computed from the network's output alone so that exported policies need no distribution."""
+    kind = action_info["kind"]
+    if kind == "discrete":
+        return params.argmax(-1)
+    if kind == "multi_discrete":
+        parts = torch.split(params, action_info["nvec"], dim=-1)
+        return torch.stack([part.argmax(-1) for part in parts], dim=-1)
+    if kind == "multi_binary":
+        return (params > 0).float()
+    return params.reshape(*params.shape[:-1], *action_info["shape"])

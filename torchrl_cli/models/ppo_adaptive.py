@@ -43,6 +43,13 @@ class PPOAdaptiveModel(SurrogatePGModel):
             **self.entropy_loss(dist),
         }
 
+    def get_extra_state(self) -> dict:
+        """beta changes during training: it travels in the state dict (checkpoints, resume)."""
+        return {"kl_penalty": self.kl_penalty}
+
+    def set_extra_state(self, state: dict) -> None:
+        self.kl_penalty = state["kl_penalty"]
+
     def stop_early(self, terms: dict[str, torch.Tensor]) -> bool:
         return (
             self.kl_early_stop is not None

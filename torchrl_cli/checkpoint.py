@@ -1,0 +1,151 @@
+"""Checkpoints: the whole training state in one file, written atomically, read without pickle.
+
+A checkpoint holds every model and optimizer state, the normalization statistics, the counters,
+the evaluations so far, the random states (python, numpy, torch, each env copy) and the config.
+Files live in ``<run>/checkpoints/``: ``step_<env steps>.pt`` (the last ``keep`` of them) and
+``best.pt`` (the best evaluation so far). They are written to a temporary file and renamed, so a
+crash or ``kill -9`` at any moment leaves every checkpoint whole.
+"""
+
+import json
+import os
+import pickle
+import random
+import re
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from torchrl_cli.errors import ConfigError
+
+CHECKPOINT_DIR = "checkpoints"
+BEST = "best.pt"
+FORMAT = 1
+_STEP_FILE = re.compile(r"step_(\d+)\.pt")
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    """Write ``state`` to ``path`` atomically: a temporary file, flushed to disk, then renamed."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "wb") as f:
+        torch.save(state, f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict:
+    """Read a checkpoint with ``weights_only=True`` (tensors and plain data; never runs code)."""
+    if not path.is_file():
+        raise ConfigError(f"checkpoint {path} does not exist")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, OSError, zipfile.BadZipFile, pickle.UnpicklingError) as err:
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ConfigError(
+            f"checkpoint {path} is truncated or corrupted ({reason}); pick another one "
+            f"with checkpoint=<file> from {path.parent}"
+        ) from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise ConfigError(f"{path} is not a torchrl-cli checkpoint (format {FORMAT})")
+    return state
+
+
+def step_checkpoints(folder: Path) -> list[Path]:
+    """The ``step_<n>.pt`` files in ``folder``, oldest first."""
+    found = [
+        (int(m.group(1)), p)
+        for p in folder.glob("step_*.pt")
+        if (m := _STEP_FILE.fullmatch(p.name))
+    ]
+    return [p for _, p in sorted(found)]
+
+
+def find_checkpoint(run_dir: Path, which: str = "last") -> Path:
+    """The checkpoint ``which`` names in ``run_dir``: ``last``, ``best`` or a file path."""
+    if not run_dir.is_dir():
+        raise ConfigError(f"run folder {run_dir} does not exist")
+    folder = run_dir / CHECKPOINT_DIR
+    if which not in ("last", "best"):
+        return Path(which)
+    if not folder.is_dir():
+        raise ConfigError(
+            f"{run_dir} has no {CHECKPOINT_DIR}/ folder: not a torchrl-cli run folder, or a run "
+            "stopped before its first checkpoint"
+        )
+    if which == "best":
+        if not (folder / BEST).is_file():
+            raise ConfigError(f"{run_dir} has no best checkpoint yet: it has not been evaluated")
+        return folder / BEST
+    steps = step_checkpoints(folder)
+    if not steps:
+        raise ConfigError(f"{folder} holds no step_<n>.pt checkpoint yet")
+    return steps[-1]
+
+
+def rng_state() -> dict:
+    """The global random states of python, numpy and torch (CPU), as checkpoint-safe data."""
+    numpy_state = np.random.get_state(legacy=False)
+    return {
+        "python": random.getstate(),
+        "numpy": json.dumps(numpy_state, default=lambda a: {"uint32": a.tolist()}),
+        "torch": torch.get_rng_state(),
+    }
+
+
+def set_rng_state(state: dict) -> None:
+    random.setstate(state["python"])
+    numpy_state = json.loads(
+        state["numpy"],
+        object_hook=lambda d: np.asarray(d["uint32"], dtype=np.uint32) if "uint32" in d else d,
+    )
+    np.random.set_state(numpy_state)
+    torch.set_rng_state(state["torch"])
+
+
+class Checkpoints:
+    """Writes a run's checkpoints: every ``freq`` env steps, at the end, and on each new best
+    evaluation; keeps the last ``keep`` step files.
+
+    Parameters:
+        folder: ``<run>/checkpoints``.
+        freq: env steps between checkpoints (0 or less: only at the end and on a signal).
+        keep: how many ``step_<n>.pt`` files to keep.
+        meta: what describes the run rather than its progress (config, env id, spaces); stored
+            in every file so that each one is usable on its own.
+        start_step: the env steps already behind a resumed run.
+    """
+
+    def __init__(self, folder: Path, *, freq: int, keep: int, meta: dict, start_step: int = 0):
+        self.folder = folder
+        self.freq = freq
+        self.keep = keep
+        self.meta = meta
+        self.next_step = start_step + freq if freq > 0 else None
+        self.last: Path | None = None
+        self.last_step: int | None = None
+        folder.mkdir(exist_ok=True)
+
+    def due(self, num_steps: int) -> bool:
+        return self.next_step is not None and num_steps >= self.next_step
+
+    def save(self, agent_state: dict, num_steps: int) -> Path:
+        path = self.folder / f"step_{num_steps:09d}.pt"
+        save_checkpoint(path, self._state(agent_state))
+        self.last, self.last_step = path, num_steps
+        if self.next_step is not None:
+            while self.next_step <= num_steps:
+                self.next_step += self.freq
+        for old in step_checkpoints(self.folder)[: -self.keep]:
+            old.unlink()
+        return path
+
+    def save_best(self, agent_state: dict) -> Path:
+        path = self.folder / BEST
+        save_checkpoint(path, self._state(agent_state))
+        return path
+
+    def _state(self, agent_state: dict) -> dict:
+        return {"format": FORMAT, **self.meta, "agent": agent_state}

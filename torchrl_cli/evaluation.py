@@ -1,0 +1,134 @@
+"""``torchrl eval <run folder>``: replay a checkpoint's policy, as a table, a video or a window."""
+
+import itertools
+import os
+import sys
+import warnings
+from datetime import datetime
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+from rich.console import Console
+from rich.table import Table
+
+from torchrl_cli.agents.base import run_episodes
+from torchrl_cli.errors import ConfigError
+from torchrl_cli.run_folder import load_run, parse_run_args
+
+OPTIONS = {"checkpoint": str, "episodes": int, "seed": int, "video": bool, "render": bool}
+VIDEO_DIR = "videos"
+
+
+def eval_command(args: list[str], console: Console | None = None) -> int:
+    from torchrl_cli.policy import policy_from_checkpoint
+    from torchrl_cli.train import EVAL_SEED_OFFSET, build_env
+
+    console = console or Console()
+    run_dir, options = parse_run_args("eval", args, OPTIONS)
+    cfg, path, state = load_run(run_dir, options.get("checkpoint", "last"))
+    episodes = options.get("episodes", cfg.eval_episodes)
+    if episodes < 1:
+        raise ConfigError(f"episodes={episodes} must be at least 1")
+    seed = options.get("seed", cfg.seed + EVAL_SEED_OFFSET)  # the final evaluation's seeds
+    video, render = options.get("video", False), options.get("render", False)
+    if render:
+        check_display()
+    policy = policy_from_checkpoint(cfg, path, state)
+    env_cfg, video_dir = cfg.env.copy(), None
+    if video or render:
+        env_cfg.kwargs = {**env_cfg.kwargs, "render_mode": "human" if render else "rgb_array"}
+        env_cfg.vectorization = "sync"  # copies must be made in order: each records its own
+    if video:
+        check_video_support()
+        os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # rgb_array frames need no window
+        os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
+        stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+        video_dir = run_dir / VIDEO_DIR / f"{path.stem}_{stamp}"
+    with warnings.catch_warnings():  # each copy's recorder finds the folder of the one before
+        warnings.filterwarnings("ignore", message=".*Overwriting existing videos")
+        env = build_env(env_cfg, episodes, extra_wrappers=[recorder(video_dir)] if video else [])
+    try:
+        returns, lengths = run_episodes(policy, env, episodes, seed)
+    finally:
+        env.close()
+    steps = state["agent"]["batcher"]["num_steps"]
+    console.print(
+        f"[bold]torchrl eval[/bold] {cfg.agent.name} on {cfg.env.id}: {path.name} "
+        f"({steps} env steps), {episodes} deterministic episodes, seed {seed}"
+    )
+    console.print(results_table(returns, lengths))
+    if video_dir is not None:
+        videos = name_videos(video_dir)
+        console.print(f"{len(videos)} videos in {video_dir}")
+    return 0
+
+
+def results_table(returns: list[float], lengths: list[int]) -> Table:
+    table = Table(title="returns")
+    for name in (
+        "episodes",
+        "mean",
+        "std",
+        "min",
+        "max",
+        "mean length",
+        "min length",
+        "max length",
+    ):
+        table.add_column(name, justify="right")
+    r, n = np.asarray(returns), np.asarray(lengths)
+    table.add_row(
+        str(len(r)),
+        f"{r.mean():.2f}",
+        f"{r.std():.2f}",
+        f"{r.min():.2f}",
+        f"{r.max():.2f}",
+        f"{n.mean():.1f}",
+        str(n.min()),
+        str(n.max()),
+    )
+    return table
+
+
+def recorder(video_dir: Path):
+    """A wrapper factory giving copy ``i`` (made in order, sync) a RecordVideo of its first
+    episode, the one the evaluation counts."""
+    index = itertools.count()
+
+    def wrap(env: gym.Env) -> gym.Env:
+        return gym.wrappers.RecordVideo(
+            env,
+            str(video_dir),
+            episode_trigger=lambda episode: episode == 0,
+            name_prefix=f"copy{next(index)}",
+            disable_logger=True,
+        )
+
+    return wrap
+
+
+def name_videos(video_dir: Path) -> list[Path]:
+    """``copy<i>-episode-0.mp4`` to ``episode_<i>.mp4``."""
+    videos = []
+    for path in sorted(video_dir.glob("copy*-episode-0.mp4")):
+        i = int(path.name.removeprefix("copy").split("-", 1)[0])
+        videos.append(path.rename(video_dir / f"episode_{i:03d}.mp4"))
+    return sorted(videos)
+
+
+def check_display() -> None:
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        raise ConfigError(
+            "render=true needs a display, and none is set (DISPLAY is empty); "
+            "record a video instead: video=true"
+        )
+
+
+def check_video_support() -> None:
+    try:
+        import moviepy  # noqa: F401  RecordVideo writes MP4 files with it
+    except ImportError:
+        raise ConfigError("video=true needs moviepy: pip install 'torchrl-cli[video]'") from None

@@ -1,0 +1,96 @@
+"""A run folder as the commands after training see it: its config, its checkpoints, its lock."""
+
+import fcntl
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+from torchrl_cli.checkpoint import find_checkpoint, load_checkpoint
+from torchrl_cli.errors import ConfigError
+
+CONFIG_FILE = "config.yaml"
+LOCK_FILE = ".lock"
+
+
+def load_run(run_dir: Path, which: str = "last") -> tuple[DictConfig, Path, dict]:
+    """``(config, checkpoint path, checkpoint)`` of a run folder; ``which``: last, best or a
+    file, which must come from a run of the same env."""
+    config_file = run_dir / CONFIG_FILE
+    if run_dir.is_dir() and not config_file.is_file():
+        raise ConfigError(f"{run_dir} is not a torchrl-cli run folder: it has no {CONFIG_FILE}")
+    path = find_checkpoint(run_dir, which)
+    state = load_checkpoint(path)
+    try:
+        cfg = OmegaConf.load(config_file)
+    except (OmegaConfBaseException, ValueError) as err:
+        raise ConfigError(f"{config_file} cannot be read: {err}") from None
+    if state["env_id"] != cfg.env.id:
+        raise ConfigError(
+            f"checkpoint {path} was saved by a run on {state['env_id']}, but {run_dir} "
+            f"trains on {cfg.env.id}; pick a checkpoint of this run"
+        )
+    return cfg, path, state
+
+
+def load_weights(module: torch.nn.Module, weights: dict, path: Path) -> None:
+    """``module.load_state_dict``, with a one-line error when the shapes do not fit."""
+    try:
+        module.load_state_dict(weights)
+    except RuntimeError as err:
+        detail = next((line.strip() for line in str(err).splitlines()[1:] if line.strip()), "")
+        raise ConfigError(
+            f"checkpoint {path} does not fit this run's network ({detail}); it was saved by a "
+            "run with another net or env"
+        ) from None
+
+
+@contextmanager
+def lock_run(run_dir: Path) -> Iterator[None]:
+    """Hold the run folder for one process: two resumes of one run would corrupt it."""
+    with open(run_dir / LOCK_FILE, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            raise ConfigError(
+                f"{run_dir} is being trained by another process (pid {f.read().strip()}); "
+                "wait for it to finish or stop it first"
+            ) from None
+        f.truncate(0)
+        f.write(str(os.getpid()))
+        f.flush()
+        yield
+
+
+def parse_run_args(command: str, args: list[str], options: dict[str, type]) -> tuple[Path, dict]:
+    """``<run folder> key=value...`` as a folder and typed options (only those in ``options``)."""
+    if not args or "=" in args[0]:
+        raise ConfigError(f"usage: torchrl {command} <run folder> [{'=... '.join(options)}=...]")
+    values = {}
+    for arg in args[1:]:
+        key, sep, raw = arg.partition("=")
+        if not sep or key not in options:
+            raise ConfigError(
+                f"'{arg}' is not an option of torchrl {command}; options: "
+                + ", ".join(f"{k}=<{t.__name__}>" for k, t in options.items())
+            )
+        values[key] = _parse(key, raw, options[key])
+    return Path(args[0]), values
+
+
+def _parse(key: str, raw: str, kind: type):
+    if kind is bool:
+        if raw.lower() not in ("true", "false"):
+            raise ConfigError(f"{key}={raw} must be true or false")
+        return raw.lower() == "true"
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{key}={raw} must be {'an' if kind is int else 'a'} {kind.__name__}"
+        ) from None
