@@ -2,6 +2,7 @@
 
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from torchrl_cli.logger import Logger
 from torchrl_cli.train import build_agent, build_env
 
 REPO = Path(__file__).resolve().parents[1]
+TIMEOUT = 120  # seconds for one command; a tiny run takes a few
 # A tiny run: a few hundred env steps, no progress bar, one short final evaluation.
 TINY = ["max_steps=256", "agent.n_steps=32", "env.n_envs=2", "eval_freq=0", "eval_episodes=2",
         "logger.progress=false", "agent.policy.num_epochs=1", "agent.value.num_epochs=1",
@@ -56,17 +58,45 @@ def compose_cfg():
     return compose_config
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def torchrl_bin() -> str:
     """The installed ``torchrl`` console script of this interpreter's environment."""
     path = Path(sys.executable).parent / "torchrl"
     return str(path) if path.exists() else shutil.which("torchrl")
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def cli_env() -> dict:
     """Environment for CLI subprocesses: no colors, a wide console, unbuffered output."""
     env = dict(os.environ)
     env.update({"NO_COLOR": "1", "COLUMNS": "120", "PYTHONUNBUFFERED": "1", "TERM": "dumb"})
     env.pop("HYDRA_FULL_ERROR", None)
     return env
+
+
+def torchrl(binary: str, args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    """Run ``torchrl <args>`` to completion and capture its output."""
+    return subprocess.run([binary, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=TIMEOUT)
+
+
+def assert_no_traceback(proc: subprocess.CompletedProcess) -> None:
+    assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
+
+
+def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
+    """Exit code 2, nothing on stdout, one ``torchrl: error:`` line holding every needle."""
+    assert_no_traceback(proc)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert lines[0].startswith("torchrl: error: ")
+    for needle in needles:
+        assert needle in lines[0]
+    return lines[0]
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    """Every file under ``folder`` (hidden ones included) with its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}

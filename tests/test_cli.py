@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import TINY
+from conftest import TINY, assert_no_traceback, assert_one_line_error, snapshot, torchrl
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.util import tensor_util
 
-TIMEOUT = 120  # seconds for one command; a tiny run takes a few
 RUN_NAME = re.compile(r"\d{2}-\d{2}-\d{2}_ppo_clip_CartPole-v1(_\d+)?")
 METRIC_KEYS = ("mean_return", "std_return", "episodes", "env_steps", "wall_seconds",
                "train_seconds")
@@ -25,37 +24,9 @@ SCALAR_TAGS = ("charts/steps_per_second", "charts/episode_return", "charts/learn
                "eval/mean_return", "eval/std_return")
 
 
-def torchrl(binary: str, args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
-    """Run ``torchrl <args>`` to completion and capture its output."""
-    return subprocess.run([binary, *args], cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=TIMEOUT)
-
-
 def run_folders(cwd: Path) -> list[Path]:
     """The folders ``runs/<date>/<name>`` under ``cwd``."""
     return sorted(p for p in (cwd / "runs").glob("*/*") if p.is_dir())
-
-
-def assert_no_traceback(proc: subprocess.CompletedProcess) -> None:
-    assert "Traceback" not in proc.stdout + proc.stderr, proc.stdout + proc.stderr
-
-
-def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> str:
-    """Exit code 2, nothing on stdout, one ``torchrl: error:`` line holding every needle."""
-    assert_no_traceback(proc)
-    assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert proc.stdout == ""
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1, proc.stderr
-    assert lines[0].startswith("torchrl: error: ")
-    for needle in needles:
-        assert needle in lines[0]
-    return lines[0]
-
-
-def snapshot(folder: Path) -> dict[str, bytes]:
-    """Every file under ``folder`` (hidden ones included) with its bytes."""
-    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
 
 
 _TINY_RUN: dict = {}

@@ -30,8 +30,8 @@ class Logger:
         progress: show a progress bar with steps/s and ETA.
         histograms: write the histograms given to ``add_histogram`` (off: they are dropped).
         start_step: where a resumed run goes on: TensorBoard events this folder holds from
-            later steps (written after the checkpoint) are purged, so curves go on without
-            a jump back or a duplicate.
+            later steps (written after its checkpoint) are purged, so curves go on without a
+            jump back or a duplicate.
         start_seconds: the training time already behind a resumed run.
     """
 
@@ -49,7 +49,10 @@ class Logger:
         self.write_histograms = histograms
         self.writer = None
         if log_dir is not None:
-            self.writer = SummaryWriter(str(log_dir), purge_step=start_step or None)
+            # events up to start_step were logged before the checkpoint: they stay
+            self.writer = SummaryWriter(
+                str(log_dir), purge_step=start_step + 1 if start_step else None
+            )
         self.values: dict[str, list[float]] = defaultdict(list)
         self.precision: dict[str, int] = {}
         self.tf_only: set[str] = set()
