@@ -27,6 +27,7 @@ class GreedyPolicy(nn.Module):
         if self.clipped:
             self.register_buffer("low", torch.as_tensor(action_info["low"]))
             self.register_buffer("high", torch.as_tensor(action_info["high"]))
+        self.requires_grad_(False)  # acting only: exported outputs carry no autograd graph
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         action = greedy_action(self.model(self.normalizer.normalize(obs)), self.action_info)

@@ -1,0 +1,87 @@
+"""Checkpoint pieces: env snapshots, random states, atomic files, model extra state."""
+
+import random
+
+import numpy as np
+import pytest
+import torch
+from conftest import make_agent
+
+from torchrl_cli.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from torchrl_cli.envs import GymEnv
+from torchrl_cli.errors import ConfigError
+
+
+def _random_actions(env: GymEnv, rng: np.random.Generator, steps: int) -> list[np.ndarray]:
+    space = env.vec.action_space
+    space.seed(int(rng.integers(1 << 31)))
+    return [space.sample() for _ in range(steps)]
+
+
+@pytest.mark.parametrize(("env_id", "vectorization"), [
+    ("CartPole-v1", "sync"), ("CartPole-v1", "async"), ("Pendulum-v1", "sync"),
+    ("HalfCheetah-v5", "sync"),
+])
+def test_env_snapshot_continues_the_same_episodes(env_id, vectorization):
+    """A fresh env given another env's snapshot mid-episode steps exactly as the original."""
+    rng = np.random.default_rng(0)
+    original = GymEnv(env_id, n_envs=3, vectorization=vectorization)
+    copy = GymEnv(env_id, n_envs=3, vectorization=vectorization)
+    try:
+        assert original.restorable
+        original.reset(seed=1)
+        copy.reset(seed=2)
+        for action in _random_actions(original, rng, 40):
+            original.step(action)
+        copy.set_state(original.get_state())
+        for action in _random_actions(original, rng, 300):  # through terminations and resets
+            a, b = original.step(action), copy.step(action)
+            assert np.array_equal(a.obs, b.obs) and np.array_equal(a.reward, b.reward)
+            assert np.array_equal(a.terminated | a.truncated, b.terminated | b.truncated)
+    finally:
+        original.close()
+        copy.close()
+
+
+def test_box2d_is_not_restorable_and_resumes_with_new_episodes():
+    """LunarLander's state lives in a Box2D world: the batcher restarts its episodes instead."""
+    pytest.importorskip("Box2D")
+    agent, env = make_agent(["env=LunarLander-v3", "env.n_envs=2", "agent.n_steps=8"])
+    try:
+        assert not env.restorable
+        agent.step()
+        state = agent.state_dict()
+        assert agent.load_state_dict(state, seed=0, source="mem") is False
+        assert agent.num_steps == state["batcher"]["num_steps"]
+        assert agent.batcher.episode_lengths.tolist() == [0, 0]
+    finally:
+        env.close()
+
+
+def test_random_states_round_trip_through_a_checkpoint(tmp_path):
+    state = rng_state()
+    expected = (random.random(), np.random.rand(), torch.rand(1))
+    save_checkpoint(tmp_path / "c.pt", {"format": 1, "rng": state})
+    set_rng_state(load_checkpoint(tmp_path / "c.pt")["rng"])
+    assert (random.random(), np.random.rand(), torch.rand(1)) == expected
+
+
+def test_atomic_write_leaves_no_temporary_file_and_refuses_foreign_files(tmp_path):
+    save_checkpoint(tmp_path / "c.pt", {"format": 1})
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(ConfigError, match="is not a torchrl-cli checkpoint"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_ppo_adaptive_beta_travels_in_the_state_dict():
+    """beta (kl_penalty) changes in training; a restored model goes on from its value."""
+    agent, env = make_agent(["agent=ppo_adaptive", "env.n_envs=2", "agent.n_steps=16"])
+    other, other_env = make_agent(["agent=ppo_adaptive", "env.n_envs=2", "agent.n_steps=16"])
+    try:
+        agent.policy_model.kl_penalty = 0.125
+        other.policy_model.load_state_dict(agent.policy_model.state_dict())
+        assert other.policy_model.kl_penalty == 0.125
+    finally:
+        env.close()
+        other_env.close()
