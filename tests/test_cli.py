@@ -11,7 +11,14 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
-from conftest import TINY, assert_no_traceback, assert_one_line_error, snapshot, torchrl
+from conftest import (
+    TIMEOUT,
+    TINY,
+    assert_no_traceback,
+    assert_one_line_error,
+    snapshot,
+    torchrl,
+)
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.util import tensor_util

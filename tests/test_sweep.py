@@ -64,7 +64,7 @@ def test_joblib_launcher_runs_jobs_in_parallel(tmp_path, torchrl_bin, cli_env):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     proc, sweep = _multirun(tmp_path, torchrl_bin, cli_env, "hydra/launcher=joblib",
-                            "hydra.launcher.n_jobs=2", "seed=0,1", "max_steps=2048")
+                            "hydra.launcher.n_jobs=2", "seed=0,1", "max_steps=16384")
     assert proc.returncode == 0, proc.stderr
     spans, pids = [], set()
     for job in sorted(p for p in sweep.iterdir() if p.is_dir()):

@@ -22,7 +22,11 @@ def load_run(run_dir: Path, which: str = "last") -> tuple[DictConfig, Path, dict
     file, which must come from a run of the same env."""
     config_file = run_dir / CONFIG_FILE
     if run_dir.is_dir() and not config_file.is_file():
-        raise ConfigError(f"{run_dir} is not a torchrl-cli run folder: it has no {CONFIG_FILE}")
+        seeds = sorted(p.name for p in run_dir.glob("seed_*") if p.is_dir())
+        hint = f"; it is a seeds=[...] job: use one of {', '.join(seeds)}" if seeds else ""
+        raise ConfigError(
+            f"{run_dir} is not a torchrl-cli run folder: it has no {CONFIG_FILE}{hint}"
+        )
     path = find_checkpoint(run_dir, which)
     state = load_checkpoint(path)
     try:

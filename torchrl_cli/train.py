@@ -127,6 +127,7 @@ def train(
     if run_dir is None:
         return _train(cfg, None, console or Console(), resume)
     run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
     with lock_run(run_dir):
         write_atomically(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
         return _train(cfg, run_dir, console or Console(), resume)
