@@ -26,18 +26,27 @@ class Snapshot(gym.Wrapper):
         self.pending_snapshot: str | None = None  # set per copy by VectorEnv.set_attr
 
     def get_snapshot(self) -> str:
-        return json.dumps([_layer_state(layer) for layer in _layers(self.env)])
+        return snapshot(self.env)
 
     def restore_pending_snapshot(self) -> None:
-        layers = _layers(self.env)
-        for layer, state in zip(layers, json.loads(self.pending_snapshot), strict=True):
-            _set_layer_state(layer, state)
+        restore(self.env, self.pending_snapshot)
         self.pending_snapshot = None
 
 
-def _layers(env: gym.Env) -> list:
+def snapshot(env: gym.Env | gym.vector.VectorEnv) -> str:
+    """The state of ``env`` and every wrapper under it, as JSON."""
+    return json.dumps([_layer_state(layer) for layer in _layers(env)])
+
+
+def restore(env: gym.Env | gym.vector.VectorEnv, text: str) -> None:
+    """Put ``snapshot``'s state back into an env built the same way."""
+    for layer, state in zip(_layers(env), json.loads(text), strict=True):
+        _set_layer_state(layer, state)
+
+
+def _layers(env) -> list:
     layers = [env]
-    while isinstance(layers[-1], gym.Wrapper):
+    while isinstance(layers[-1], gym.Wrapper | gym.vector.VectorWrapper):
         layers.append(layers[-1].env)
     return layers
 
