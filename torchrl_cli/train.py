@@ -3,6 +3,7 @@
 import json
 import random
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,7 @@ from rich.console import Console
 from torchrl_cli.agents import PGAgent, TrainResult
 from torchrl_cli.agents.base import Evaluation
 from torchrl_cli.batcher import Batcher
-from torchrl_cli.envs import GymEnv, RewardScaler, StateNormalizer
+from torchrl_cli.envs import GymEnv, RewardScaler, StateNormalizer, wrap_atari
 from torchrl_cli.logger import Logger
 from torchrl_cli.nn import nn_from_config
 from torchrl_cli.utils import get_obj
@@ -34,14 +35,19 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def build_env(env_cfg: DictConfig, n_envs: int) -> GymEnv:
+def build_env(env_cfg: DictConfig, n_envs: int, *, evaluation: bool = False) -> GymEnv:
+    """The vector env ``env_cfg`` describes; ``evaluation``: without training-only wrappers."""
     wrappers = [get_obj(node, _partial_=True) for node in env_cfg.wrappers]
+    kwargs = dict(env_cfg.kwargs)
+    if env_cfg.atari is not None:
+        wrappers.insert(0, partial(wrap_atari, **env_cfg.atari, training=not evaluation))
+        kwargs["frameskip"] = 1  # the preprocessing skips frames itself (and max-pools them)
     return GymEnv(
         env_cfg.id,
         n_envs=n_envs,
         vectorization=env_cfg.vectorization,
         wrappers=wrappers,
-        **env_cfg.kwargs,
+        **kwargs,
     )
 
 
@@ -101,7 +107,7 @@ def train(cfg: DictConfig, run_dir: Path | None = None, console: Console | None 
     device = resolve_device(cfg.device)
     console = console or Console()
     env = build_env(cfg.env, cfg.env.n_envs)
-    eval_env = build_env(cfg.env, cfg.eval_episodes)
+    eval_env = build_env(cfg.env, cfg.eval_episodes, evaluation=True)
     logger = Logger(
         run_dir, console=console, progress=cfg.logger.progress, histograms=cfg.logger.histograms
     )

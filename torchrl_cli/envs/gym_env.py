@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
+from torchrl_cli.envs.registry import missing_package, register_ale
 from torchrl_cli.envs.spaces import action_info, state_info
 from torchrl_cli.errors import ConfigError, did_you_mean
 
@@ -133,8 +134,13 @@ def env_seeds(seed: int, n: int) -> list[int]:
 
 
 def check_env_id(env_id: str) -> None:
-    """Fail with the closest registered ids when ``env_id`` is not a registered Gymnasium id."""
+    """Fail with the closest registered ids when ``env_id`` is not a registered Gymnasium id
+    (or with the package to install, for an id that package would register)."""
+    register_ale()
     if env_id not in gym.registry:
+        missing = missing_package(env_id)
+        if missing is not None:
+            raise ConfigError(f"env '{env_id}': {missing}")
         raise ConfigError(
             f"unknown env '{env_id}': not a registered Gymnasium id"
             f"{did_you_mean(env_id, gym.registry.keys())}; `torchrl configs` lists the envs"
