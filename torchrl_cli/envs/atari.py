@@ -13,32 +13,34 @@ NOOP = 0  # ALE's action 0 is NOOP in every game's action set
 
 class EpisodicLife(gym.Wrapper):
     """A lost life ends the episode for the learner (``terminated``) but not the game: the reset
-    that follows plays one no-op step and goes on from there; only a real game over resets the
-    emulator. For training only: evaluation must see whole games."""
+    right after it plays one no-op step and goes on from there; every other reset (a game over,
+    a time limit, a first reset) restarts the game. For training only: evaluation must see whole
+    games."""
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
         self.lives = 0
-        self.game_over = True
+        self.lost_life = False
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
-        self.game_over = terminated or truncated
         lives = self.env.unwrapped.ale.lives()
-        lost_life = 0 < lives < self.lives
+        self.lost_life = 0 < lives < self.lives and not (terminated or truncated)
         self.lives = lives
-        return obs, reward, terminated or lost_life, truncated, info
+        return obs, reward, terminated or self.lost_life, truncated, info
 
     def reset(self, **kwargs):
-        if self.game_over:
+        obs, info = self._continue() if self.lost_life else (None, {})
+        if obs is None:
             obs, info = self.env.reset(**kwargs)
-        else:
-            obs, _, terminated, truncated, info = self.env.step(NOOP)
-            if terminated or truncated:  # the no-op itself ended the game
-                obs, info = self.env.reset(**kwargs)
-        self.game_over = False
+        self.lost_life = False
         self.lives = self.env.unwrapped.ale.lives()
         return obs, info
+
+    def _continue(self):
+        """One no-op step after a lost life; no observation if that step ended the game."""
+        obs, _, terminated, truncated, info = self.env.step(NOOP)
+        return (None, {}) if terminated or truncated else (obs, info)
 
 
 class FireReset(gym.Wrapper):

@@ -134,14 +134,19 @@ def env_seeds(seed: int, n: int) -> list[int]:
 
 
 def check_env_id(env_id: str) -> None:
-    """Fail with the closest registered ids when ``env_id`` is not a registered Gymnasium id
-    (or with the package to install, for an id that package would register)."""
+    """Fail with ``unknown_env``'s message when ``env_id`` is not a registered Gymnasium id."""
     register_ale()
     if env_id not in gym.registry:
-        missing = missing_package(env_id)
-        if missing is not None:
-            raise ConfigError(f"env '{env_id}': {missing}")
-        raise ConfigError(
-            f"unknown env '{env_id}': not a registered Gymnasium id"
-            f"{did_you_mean(env_id, gym.registry.keys())}; `torchrl configs` lists the envs"
-        )
+        raise ConfigError(unknown_env(env_id))
+
+
+def unknown_env(env_id: str) -> str:
+    """Why an id is not registered: the package that would register it and how to install it,
+    or else the closest registered ids."""
+    missing = missing_package(env_id)
+    if missing is not None:
+        return f"env '{env_id}': {missing}"
+    return (
+        f"unknown env '{env_id}': not a registered Gymnasium id"
+        f"{did_you_mean(env_id, gym.registry.keys())}; `torchrl configs` lists the envs"
+    )
