@@ -45,7 +45,7 @@ class StateNormalizer(nn.Module):
         self.running = running
         self.fixed = fixed
         self.clip = clip
-        raw_frames = state_info["dtype"] == "uint8" and not (running or fixed)
+        raw_frames = np.asarray(state_info["low"]).dtype == np.uint8 and not (running or fixed)
         self.dtype = torch.uint8 if raw_frames else torch.float32  # of the normalized obs
         shape = tuple(state_info["shape"])
         low = torch.as_tensor(np.asarray(state_info["low"], dtype=np.float32))
