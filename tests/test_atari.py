@@ -11,8 +11,10 @@ import torch
 from conftest import TINY, compose_config, make_agent
 
 from torchrl_cli.envs.atari import EpisodicLife, FireReset, wrap_atari
+from torchrl_cli.errors import ConfigError
 from torchrl_cli.nn import PixelScale
 from torchrl_cli.train import build_env
+from torchrl_cli.validate import validate
 
 gym.register_envs(ale_py)
 ATARI = {"noop_max": 30, "frame_skip": 4, "screen_size": 84, "frame_stack": 4,
@@ -180,6 +182,16 @@ def test_every_ale_id_gets_the_atari_preset():
         assert cfg.agent.policy.entropy_coef == 0.01 and cfg.agent.value.loss_coef == 1.0
     assert compose_config(["env=ALE/Pong-v5", "net=mlp"]).net.name == "mlp"
     assert compose_config(["env=CartPole-v1"]).env.atari is None
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["env.atari.frame_stack=0"], "env.atari.frame_stack=0 must be at least 1"),
+    (["env.atari.noop_max=-1"], "env.atari.noop_max=-1 must be >= 0"),
+    (["env.id=CartPole-v1"], "env.atari is set but 'CartPole-v1' is not an ALE game"),
+])
+def test_bad_atari_values_are_refused(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        validate(compose_config(["env=ALE/Pong-v5", *overrides]))
 
 
 def test_pong_trains_through_the_cli(tmp_path, torchrl_bin, cli_env):

@@ -20,7 +20,7 @@ class AtariConfig:
     clipping apply to the training env only: evaluation reports real game scores.
     """
 
-    noop_max: int = 30  # reset plays a random number (0..noop_max) of no-op frames
+    noop_max: int = 30  # reset plays a random number (1..noop_max; 0: none) of no-op frames
     frame_skip: int = 4  # repeat each action, max-pool the last two frames
     screen_size: int = 84  # square grayscale frames
     frame_stack: int = 4  # observations hold the last frame_stack frames, oldest first

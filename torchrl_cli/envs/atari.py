@@ -5,8 +5,12 @@ ClipReward and FrameStackObservation do most of it; the two wrappers below are t
 lacks. The env must emulate every frame (``frameskip=1``) since the preprocessing skips frames.
 """
 
+from collections.abc import Mapping
+
 import gymnasium as gym
 from gymnasium.wrappers import AtariPreprocessing, ClipReward, FrameStackObservation
+
+from torchrl_cli.errors import ConfigError
 
 NOOP = 0  # ALE's action 0 is NOOP in every game's action set
 
@@ -99,3 +103,16 @@ def wrap_atari(
 def is_atari(env_id: str) -> bool:
     """Whether ``env_id`` is an ALE game (registered by ale-py)."""
     return "ale_py" in str(gym.spec(env_id).entry_point)
+
+
+def check_atari(env_id: str, atari: Mapping | None) -> None:
+    """ConfigError for an ``env.atari`` node that is set on a non-ALE env or out of range."""
+    if atari is None:
+        return
+    if not is_atari(env_id):
+        raise ConfigError(f"env.atari is set but '{env_id}' is not an ALE game; use env.atari=null")
+    for key in ("frame_skip", "screen_size", "frame_stack"):
+        if atari[key] < 1:
+            raise ConfigError(f"env.atari.{key}={atari[key]} must be at least 1")
+    if atari["noop_max"] < 0:
+        raise ConfigError(f"env.atari.noop_max={atari['noop_max']} must be >= 0")

@@ -14,6 +14,7 @@ def register_ale() -> bool:
     except ImportError:
         return False
     gym.register_envs(ale_py)
+    ale_py.ALEInterface.setLoggerMode(ale_py.LoggerMode.Error)  # no banner on every env made
     return True
 
 
