@@ -1,7 +1,7 @@
 """`make bench-learning`: every agent on CartPole-v1 and Pendulum-v1, and PPO-clip on
-HalfCheetah-v5 at 1M steps, 3 seeds each, through the real `torchrl train` command with each
-pair's tuned config. Writes docs/benchmarks.md (final returns next to published references)
-and learning-curve PNGs made by torchrl_cli.plot.
+HalfCheetah-v5, Hopper-v5 and Walker2d-v5 at 1M steps, 3 seeds each, through the real
+`torchrl train` command with each pair's tuned config. Writes docs/benchmarks.md (final returns
+next to published references) and learning-curve PNGs made by torchrl_cli.plot.
 
 Runs land in runs/bench-learning/<agent>_<env>_<seed>/; a run whose metrics.json exists is
 reused, so an interrupted benchmark resumes where it stopped.
@@ -24,8 +24,9 @@ from torchrl_cli.plot import plot_learning_curves
 
 AGENTS = ("vanilla_pg", "a2c", "surrogate_pg", "ppo_clip", "ppo_adaptive")
 PAIRS = [(a, e) for e in ("CartPole-v1", "Pendulum-v1") for a in AGENTS]
-PAIRS.append(("ppo_clip", "HalfCheetah-v5"))
-TARGETS = {"CartPole-v1": 475.0, "Pendulum-v1": -250.0, "HalfCheetah-v5": None}
+MUJOCO = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5")  # 1M steps each: the long runs
+PAIRS += [("ppo_clip", e) for e in MUJOCO]
+TARGETS = {"CartPole-v1": 475.0, "Pendulum-v1": -250.0} | dict.fromkeys(MUJOCO)
 # Published results (../shared/BENCHMARKS.md); other tools' numbers, for context only.
 REFERENCES = {
     ("ppo_clip", "CartPole-v1"): "rl-zoo3 PPO 500 ± 0 at 100k; CleanRL PPO 490 ± 6 at 500k",
@@ -34,6 +35,8 @@ REFERENCES = {
     ("a2c", "Pendulum-v1"): "rl-zoo3 A2C −163 ± 103 at 1M (gSDE)",
     ("ppo_clip", "HalfCheetah-v5"): "rl-zoo3 PPO 5819 ± 664 at 1M (v3); "
     "CleanRL PPO 2906 ± 1129 at 1M (v4)",
+    ("ppo_clip", "Hopper-v5"): "PPO paper Fig. 3: A2C ~900 at 1M (read off the plot)",
+    ("ppo_clip", "Walker2d-v5"): "PPO paper Fig. 3: A2C ~850 at 1M (read off the plot)",
 }
 
 
@@ -129,7 +132,7 @@ def main() -> None:
     pairs = [p for p in PAIRS if args.only is None or p[1] in args.only]
     jobs = [(a, e, s) for a, e in pairs for s in args.seeds]
     # the long runs first, so that the short ones fill the other worker meanwhile
-    jobs.sort(key=lambda j: j[1] != "HalfCheetah-v5")
+    jobs.sort(key=lambda j: j[1] not in MUJOCO)
     with ThreadPoolExecutor(args.jobs) as pool:
         done = dict(zip(jobs, pool.map(lambda j: run_one(*j, args.runs), jobs), strict=True))
     results = {p: [done[(*p, s)] for s in args.seeds] for p in pairs}

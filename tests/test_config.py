@@ -177,7 +177,7 @@ def test_nature_cnn_builds_on_image_state():
     cfg = compose_config(["net=nature_cnn"])
     net = nn_from_config(cfg.net, {"shape": IMAGE_SHAPE})
     body = list(net.layers[0].layers)
-    assert body[0].in_channels == 4
+    assert next(m for m in body if isinstance(m, torch.nn.Conv2d)).in_channels == 4
     flat = next(m for m in body if isinstance(m, FlattenLinear))
     assert flat.in_features == 64 * 7 * 7
     assert net.out_shape == (512,)

@@ -48,7 +48,7 @@ def test_load_policy_and_export_reproduce_the_final_evaluation(runs, tmp_path, n
     metrics = json.loads((run / "metrics.json").read_text())
     assert len(set(metrics["returns"])) > 1 or name == "cartpole"
     cfg = compose_config(RUN if name == "cartpole" else [*RUN, "env=Pendulum-v1"])
-    env = build_env(cfg.env, cfg.eval_episodes)
+    env = build_env(cfg.env, cfg.eval_episodes, evaluation=True)
     seed = cfg.seed + EVAL_SEED_OFFSET
     policy = torchrl_cli.load_policy(run)
     try:

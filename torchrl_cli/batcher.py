@@ -14,7 +14,7 @@ from torchrl_cli.envs.spaces import to_env_action
 class Rollout:
     """One rollout of ``T`` vector steps over ``N`` envs (tensors ``[T, N, ...]``)."""
 
-    obs: torch.Tensor  # normalized, as the networks saw them
+    obs: torch.Tensor  # normalized, as the networks saw them (uint8 frames stay uint8)
     actions: torch.Tensor  # as sampled (unclipped for Box spaces)
     log_probs: torch.Tensor
     values: torch.Tensor  # V(s_t) at collection time
@@ -82,7 +82,7 @@ class Batcher:
         )
         t = (n_steps, n)
         self.buffers = Rollout(
-            obs=torch.zeros(*t, *state_shape, device=device),
+            obs=torch.zeros(*t, *state_shape, dtype=state_normalizer.dtype, device=device),
             actions=torch.zeros(*t, *action_shape, dtype=action_dtype, device=device),
             log_probs=torch.zeros(t, device=device),
             values=torch.zeros(t, device=device),

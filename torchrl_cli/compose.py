@@ -4,7 +4,6 @@ The CLI calls ``check_overrides`` before handing the command line to Hydra, so t
 fails with a clear message and exit code 2 before any run folder is created.
 """
 
-import gymnasium as gym
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import MissingConfigException, OverrideParseException
@@ -13,6 +12,7 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationErr
 
 from torchrl_cli.config import CONFIG_NAME, config_dir, register_configs
 from torchrl_cli.config.store import SCHEMA_SUFFIX
+from torchrl_cli.envs.gym_env import unknown_env
 from torchrl_cli.errors import ConfigError, did_you_mean
 from torchrl_cli.validate import validate
 
@@ -86,10 +86,7 @@ def _missing_option(err: MissingConfigException) -> str:
     group, _, name = (err.missing_cfg_file or "").rpartition("/")
     if group == "env" or group.startswith("env/"):
         env_id = f"{group[4:]}/{name}" if "/" in group else name
-        return (
-            f"unknown env '{env_id}': not a registered Gymnasium id"
-            f"{did_you_mean(env_id, gym.registry.keys())}; `torchrl configs` lists the envs"
-        )
+        return unknown_env(env_id)
     options = [o for o in (err.options or []) if not o.endswith(SCHEMA_SUFFIX)]
     if not group:
         return str(err).splitlines()[0]

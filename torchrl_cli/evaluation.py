@@ -47,7 +47,8 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
         video_dir = run_dir / VIDEO_DIR / f"{path.stem}_{stamp}"
     with warnings.catch_warnings():  # each copy's recorder finds the folder of the one before
         warnings.filterwarnings("ignore", message=".*Overwriting existing videos")
-        env = build_env(env_cfg, episodes, extra_wrappers=[recorder(video_dir)] if video else [])
+        extra = [recorder(video_dir)] if video else []
+        env = build_env(env_cfg, episodes, evaluation=True, extra_wrappers=extra)
     try:
         returns, lengths = run_episodes(policy, env, episodes, seed)
     finally:

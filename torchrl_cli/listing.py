@@ -4,7 +4,7 @@ from rich.console import Console
 from rich.table import Table
 
 from torchrl_cli.config import config_dir
-from torchrl_cli.config.store import env_files
+from torchrl_cli.config.store import ATARI_TUNED, env_files, tuned_files
 
 GROUPS = ("agent", "env", "net", "experiment")
 
@@ -16,8 +16,8 @@ def options(group: str) -> list[str]:
 
 
 def tuned_pairs() -> list[str]:
-    root = config_dir() / "tuned"
-    return sorted(f"{p.parent.name} + {p.stem}" for p in root.glob("*/*.yaml"))
+    agents = sorted(p.name for p in (config_dir() / "tuned").iterdir() if p.is_dir())
+    return [f"{agent} + {env}" for agent in agents for env in sorted(tuned_files(agent))]
 
 
 def print_configs(console: Console) -> None:
@@ -26,7 +26,12 @@ def print_configs(console: Console) -> None:
     table.add_column("options")
     for group in GROUPS:
         table.add_row(group, ", ".join(options(group)))
-    table.add_row("tuned", ", ".join(tuned_pairs()) + "\n(applied automatically for the pair)")
+    agent, env = ATARI_TUNED
+    table.add_row(
+        "tuned",
+        ", ".join(tuned_pairs()) + "\n(applied automatically for the pair; "
+        f"{agent} + {env} applies to every ALE id without its own file)",
+    )
     console.print(table)
     console.print(
         "env also takes any registered Gymnasium id without a file, e.g. "

@@ -5,6 +5,7 @@ import os
 import random
 import shlex
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from torchrl_cli.agents import PGAgent, TrainResult
 from torchrl_cli.agents.base import Evaluation
 from torchrl_cli.batcher import Batcher
 from torchrl_cli.checkpoint import CHECKPOINT_DIR, Checkpoints
-from torchrl_cli.envs import GymEnv, RewardScaler, StateNormalizer
+from torchrl_cli.envs import GymEnv, RewardScaler, StateNormalizer, wrap_atari
 from torchrl_cli.envs.spaces import info_to_json
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.logger import Logger
@@ -40,16 +41,23 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-def build_env(env_cfg: DictConfig, n_envs: int, extra_wrappers: list = ()) -> GymEnv:
-    """``n_envs`` copies of the configured env; ``extra_wrappers`` go outside its wrappers."""
+def build_env(
+    env_cfg: DictConfig, n_envs: int, *, evaluation: bool = False, extra_wrappers: list = ()
+) -> GymEnv:
+    """The vector env ``env_cfg`` describes; ``evaluation``: without training-only wrappers;
+    ``extra_wrappers`` go outside the configured ones (e.g. a video recorder)."""
     wrappers = [get_obj(node, _partial_=True) for node in env_cfg.wrappers]
     wrappers += extra_wrappers
+    kwargs = dict(env_cfg.kwargs)
+    if env_cfg.atari is not None:
+        wrappers.insert(0, partial(wrap_atari, **env_cfg.atari, training=not evaluation))
+        kwargs["frameskip"] = 1  # the preprocessing skips frames itself (and max-pools them)
     return GymEnv(
         env_cfg.id,
         n_envs=n_envs,
         vectorization=env_cfg.vectorization,
         wrappers=wrappers,
-        **env_cfg.kwargs,
+        **kwargs,
     )
 
 
@@ -143,7 +151,7 @@ def _train(
     checkpoint = resume[1]["agent"] if resume else None
     start_step = checkpoint["batcher"]["num_steps"] if checkpoint else 0
     env = build_env(cfg.env, cfg.env.n_envs)
-    eval_env = build_env(cfg.env, cfg.eval_episodes)
+    eval_env = build_env(cfg.env, cfg.eval_episodes, evaluation=True)
     logger = Logger(
         run_dir,
         console=console,

@@ -7,6 +7,7 @@ import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig
 
+from torchrl_cli.envs.atari import check_atari
 from torchrl_cli.envs.gym_env import VECTORIZATIONS, check_env_id
 from torchrl_cli.envs.spaces import action_info, state_info
 from torchrl_cli.errors import ConfigError
@@ -27,6 +28,7 @@ def validate(cfg: DictConfig) -> None:
     agent, env = cfg.agent, cfg.env
     check_env_id(env.id)
     check_spaces(env)
+    check_atari(env.id, env.atari)
     _check(env.n_envs >= 1, f"env.n_envs={env.n_envs} must be at least 1")
     _check(
         env.vectorization in VECTORIZATIONS,

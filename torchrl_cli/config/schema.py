@@ -12,6 +12,23 @@ from omegaconf import MISSING
 
 
 @dataclass
+class AtariConfig:
+    """The standard Atari preprocessing (Mnih et al. 2015; Machado et al. 2018), applied around
+    an ALE env that emulates every frame (``frameskip=1`` is passed to ``gymnasium.make``).
+
+    Games whose action set has FIRE get it pressed after every reset. Episodic life and reward
+    clipping apply to the training env only: evaluation reports real game scores.
+    """
+
+    noop_max: int = 30  # reset plays a random number (1..noop_max; 0: none) of no-op frames
+    frame_skip: int = 4  # repeat each action, max-pool the last two frames
+    screen_size: int = 84  # square grayscale frames
+    frame_stack: int = 4  # observations hold the last frame_stack frames, oldest first
+    episodic_life: bool = True  # training: a lost life ends the episode, not the game
+    clip_reward: bool = True  # training: rewards clipped to [-1, 1]
+
+
+@dataclass
 class EnvConfig:
     """One Gymnasium environment id, vectorized ``n_envs`` times."""
 
@@ -25,6 +42,7 @@ class EnvConfig:
     clip_reward: float = 10.0  # clip scaled rewards to [-clip, clip]
     wrappers: list[Any] = field(default_factory=list)  # _target_ nodes, each called with the env
     kwargs: dict[str, Any] = field(default_factory=dict)  # passed to gymnasium.make
+    atari: AtariConfig | None = None  # Atari preprocessing; ALE env files set it ({} = defaults)
 
 
 def adam() -> dict[str, Any]:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import gymnasium as gym
 from hydra.core.config_store import ConfigStore
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from torchrl_cli.config.schema import (
     A2CAgentConfig,
@@ -14,6 +14,8 @@ from torchrl_cli.config.schema import (
     SurrogatePGAgentConfig,
     VanillaPGAgentConfig,
 )
+from torchrl_cli.envs.atari import is_atari
+from torchrl_cli.envs.registry import register_ale
 
 CONFIG_NAME = "config"
 SCHEMA_SUFFIX = "_schema"
@@ -41,27 +43,50 @@ def env_files() -> set[str]:
     return {str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml")}
 
 
+def tuned_files(agent: str) -> set[str]:
+    """Env ids that have a tuned file for ``agent`` in ``conf/tuned/<agent>/``."""
+    root = config_dir() / "tuned" / agent
+    return {str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml")}
+
+
+# The PPO paper used one set of Atari settings for every game: this file's values apply to every
+# ALE id without a tuned file of its own.
+ATARI_TUNED = ("ppo_clip", "ALE/Pong-v5")
+# An ALE env node: the Atari preprocessing with the schema's values, and the Nature CNN.
+ATARI_DEFAULTS = [{"override /net@_global_.net": "nature_cnn"}, "_self_"]
+
 _stored_env_ids: set[str] = set()
 
 
 def register_configs() -> None:
     """Store the schema nodes, and a generic env node for each registered id without a file.
 
-    The generic nodes make ``env=<any registered Gymnasium id>`` work with the schema's defaults.
-    Ids registered since the last call (a package imported later) are added on the next call.
+    The generic nodes make ``env=<any registered Gymnasium id>`` work with the schema's defaults;
+    ALE ids (ale-py registers them when installed) get the Atari preprocessing, the Nature CNN
+    and the Atari tuned values. Ids registered since the last call are added on the next call.
     """
     cs = ConfigStore.instance()
     if not _stored_env_ids:
         cs.store(name=f"{CONFIG_NAME}{SCHEMA_SUFFIX}", node=Config)
         for name, node in AGENT_SCHEMAS.items():
             cs.store(group="agent", name=f"{name}{SCHEMA_SUFFIX}", node=node)
-        _stored_env_ids.update(env_files())
+    register_ale()
+    atari_agent, atari_file = ATARI_TUNED
+    atari_tuned = OmegaConf.load(config_dir() / "tuned" / atari_agent / f"{atari_file}.yaml")
+    with_file, with_tuned_file = env_files(), tuned_files(atari_agent)
     for env_id in gym.registry:
         if env_id in _stored_env_ids:
             continue
         _stored_env_ids.add(env_id)
+        atari = is_atari(env_id)
+        if atari and env_id not in with_tuned_file:
+            group, _, name = f"tuned/{atari_agent}/{env_id}".rpartition("/")
+            cs.store(group=group, name=name, node=atari_tuned, package="_global_")
+        if env_id in with_file:
+            continue
         group, _, name = f"env/{env_id}".rpartition("/")
-        cs.store(group=group, name=name, node={"id": env_id})
+        node = {"defaults": ATARI_DEFAULTS, "id": env_id, "atari": {}} if atari else {"id": env_id}
+        cs.store(group=group, name=name, node=node)
 
 
 def load_default(name: str, overrides: list[str] | None = None) -> DictConfig:

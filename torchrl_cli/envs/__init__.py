@@ -1,5 +1,7 @@
-"""Environments: vectorized Gymnasium envs, space descriptions, normalization."""
+"""Environments: vectorized Gymnasium envs, space descriptions, normalization, Atari
+preprocessing."""
 
+from torchrl_cli.envs.atari import is_atari, wrap_atari
 from torchrl_cli.envs.gym_env import BaseEnv, EnvStep, GymEnv, check_env_id, env_seeds
 from torchrl_cli.envs.normalize import RewardScaler, RunningMeanStd, StateNormalizer
 from torchrl_cli.envs.spaces import action_info, state_info
@@ -14,5 +16,7 @@ __all__ = [
     "action_info",
     "check_env_id",
     "env_seeds",
+    "is_atari",
     "state_info",
+    "wrap_atari",
 ]

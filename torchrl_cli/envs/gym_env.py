@@ -8,6 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
+from torchrl_cli.envs.registry import missing_package, register_ale
 from torchrl_cli.envs.snapshot import EXACT_SIMULATORS, Snapshot
 from torchrl_cli.envs.spaces import action_info, state_info
 from torchrl_cli.errors import ConfigError, did_you_mean
@@ -149,9 +150,19 @@ def env_seeds(seed: int, n: int) -> list[int]:
 
 
 def check_env_id(env_id: str) -> None:
-    """Fail with the closest registered ids when ``env_id`` is not a registered Gymnasium id."""
+    """Fail with ``unknown_env``'s message when ``env_id`` is not a registered Gymnasium id."""
+    register_ale()
     if env_id not in gym.registry:
-        raise ConfigError(
-            f"unknown env '{env_id}': not a registered Gymnasium id"
-            f"{did_you_mean(env_id, gym.registry.keys())}; `torchrl configs` lists the envs"
-        )
+        raise ConfigError(unknown_env(env_id))
+
+
+def unknown_env(env_id: str) -> str:
+    """Why an id is not registered: the package that would register it and how to install it,
+    or else the closest registered ids."""
+    missing = missing_package(env_id)
+    if missing is not None:
+        return f"env '{env_id}': {missing}"
+    return (
+        f"unknown env '{env_id}': not a registered Gymnasium id"
+        f"{did_you_mean(env_id, gym.registry.keys())}; `torchrl configs` lists the envs"
+    )

@@ -36,7 +36,8 @@ class StateNormalizer(nn.Module):
 
     ``fixed``: rescale Box bounds to [-1, 1] (only where both bounds are finite).
     ``running``: subtract the running mean and divide by the running std, then clip.
-    Statistics update in ``train()`` mode only.
+    Statistics update in ``train()`` mode only. With neither, uint8 observations (image frames)
+    pass through as uint8 (``dtype``): the rollout stores them 4x smaller and the net scales them.
     """
 
     def __init__(self, state_info: dict, *, running: bool, fixed: bool, clip: float):
@@ -44,6 +45,8 @@ class StateNormalizer(nn.Module):
         self.running = running
         self.fixed = fixed
         self.clip = clip
+        raw_frames = np.asarray(state_info["low"]).dtype == np.uint8 and not (running or fixed)
+        self.dtype = torch.uint8 if raw_frames else torch.float32  # of the normalized obs
         shape = tuple(state_info["shape"])
         low = torch.as_tensor(np.asarray(state_info["low"], dtype=np.float32))
         high = torch.as_tensor(np.asarray(state_info["high"], dtype=np.float32))
@@ -56,6 +59,8 @@ class StateNormalizer(nn.Module):
     @torch.no_grad()
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """Normalize, after updating the running statistics when in training mode."""
+        if self.dtype == torch.uint8:
+            return obs
         obs = self._rescale(obs.float())
         if self.running and self.training:
             self.rms.update(obs)
@@ -64,6 +69,8 @@ class StateNormalizer(nn.Module):
     @torch.no_grad()
     def normalize(self, obs: torch.Tensor) -> torch.Tensor:
         """Normalize without touching the statistics."""
+        if self.dtype == torch.uint8:
+            return obs
         return self._standardize(self._rescale(obs.float()))
 
     def _standardize(self, obs: torch.Tensor) -> torch.Tensor:

@@ -5,6 +5,7 @@ from torchrl_cli.nn.layers import (
     ActionLinear,
     FlattenLinear,
     ModuleExtended,
+    PixelScale,
     SequentialExtended,
     action_output_size,
 )
@@ -13,6 +14,7 @@ __all__ = [
     "ActionLinear",
     "FlattenLinear",
     "ModuleExtended",
+    "PixelScale",
     "SequentialExtended",
     "action_output_size",
     "auto_input_shape",

@@ -32,6 +32,17 @@ class SequentialExtended(ModuleExtended):
         return super().output_shape(input_shape)
 
 
+class PixelScale(ModuleExtended):
+    """uint8 image frames to floats in [0, 1], inside the net: rollouts and minibatches carry the
+    frames as uint8 and they become floats on the device. Float inputs pass through."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float() / 255.0 if x.dtype == torch.uint8 else x
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(input_shape)
+
+
 class FlattenLinear(nn.Linear):
     """Flatten the trailing ``in_features`` dims, then apply a linear layer.
 

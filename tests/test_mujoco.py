@@ -1,0 +1,84 @@
+"""MuJoCo locomotion through the mujoco extra: the continuous-control preset and real CLI runs."""
+
+import json
+import subprocess
+
+import pytest
+import torch
+from conftest import TINY, compose_config, make_agent
+from gymnasium.vector import AsyncVectorEnv
+
+from torchrl_cli.config.schema import EnvConfig
+
+MUJOCO = ["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "InvertedPendulum-v5",
+          "Swimmer-v5"]
+SHORT = ["+env.kwargs.max_episode_steps=50"]  # short episodes: a quick final evaluation
+
+
+@pytest.mark.parametrize("env_id", MUJOCO)
+def test_continuous_control_preset(env_id):
+    """Normalized and clipped observations, scaled and clipped rewards, async copies, and the
+    PPO paper's MuJoCo settings (2048 samples per update in 64-sample minibatches)."""
+    cfg = compose_config([f"env={env_id}"])
+    env = cfg.env
+    assert env.vectorization == "async"
+    assert env.running_normalize_states and env.scale_reward
+    assert (env.clip_states, env.clip_reward) == (EnvConfig.clip_states, EnvConfig.clip_reward)
+    assert cfg.agent.n_steps * env.n_envs == 2048
+    assert cfg.agent.n_steps * env.n_envs // cfg.agent.policy.num_mini_batches == 64
+    assert cfg.max_steps == 1_000_000
+
+
+def test_preset_clips_observations_rewards_and_actions():
+    """Hopper with tight clips: the rollout's observations and rewards stay inside them, the
+    statistics move, the env gets actions clipped to its bounds, copies run in subprocesses."""
+    agent, env = make_agent(["env=Hopper-v5", *TINY, *SHORT, "env.clip_states=0.5",
+                             "env.clip_reward=0.1"], seed=0)
+    try:
+        assert isinstance(env.vec, AsyncVectorEnv) and env.simulator == "mujoco"
+        with torch.no_grad():
+            agent.policy_model.log_std.fill_(1.0)  # samples often leave [-1, 1]
+        rollout = agent.batcher.collect(agent.policy_model.select_action, agent.values)
+        assert rollout.obs.abs().max() == pytest.approx(0.5)
+        assert rollout.rewards.abs().max() <= 0.1 + 1e-6
+        assert agent.batcher.state_normalizer.rms.count > 32 * 2
+        assert agent.batcher.reward_scaler.rms.var != 1.0
+        assert rollout.actions.abs().max() > 1.0
+        assert abs(agent.batcher.to_env_action(rollout.actions[0])).max() <= 1.0
+    finally:
+        env.close()
+
+
+def test_every_mujoco_id_trains_through_the_cli(tmp_path, torchrl_bin, cli_env):
+    """`torchrl train -m env=<every MuJoCo id>` for a few hundred steps each: one job each,
+    each with a final evaluation."""
+    proc = subprocess.run(
+        [torchrl_bin, "train", "-m", f"env={','.join(MUJOCO)}", *TINY, *SHORT, "eval_episodes=1",
+         f"hydra.sweep.dir={tmp_path / 'sweep'}"],
+        cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=180)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    assert proc.stdout.count("(mujoco, 2 envs") == len(MUJOCO)
+    metrics = {m["env"]: m for m in (json.loads(p.read_text())
+                                     for p in (tmp_path / "sweep").glob("*/metrics.json"))}
+    assert sorted(metrics) == sorted(MUJOCO)
+    for m in metrics.values():
+        assert m["env_steps"] == 256 and m["episodes"] == 1
+        assert m["mean_return"] is not None
+
+
+def test_missing_mujoco_names_the_extra(tmp_path, torchrl_bin, cli_env):
+    """Without mujoco (an import that fails), one line naming the extra, exit code 2."""
+    stub = tmp_path / "stub" / "mujoco"
+    stub.mkdir(parents=True)
+    (stub / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'mujoco'\", name='mujoco')\n")
+    proc = subprocess.run([torchrl_bin, "train", "env=Hopper-v5"], cwd=tmp_path,
+                          env={**cli_env, "PYTHONPATH": str(tmp_path / "stub")},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr
+    assert lines[0].startswith("torchrl: error: env 'Hopper-v5' needs a package")
+    assert lines[0].endswith("pip install 'torchrl-cli[mujoco]'")
+    assert not (tmp_path / "runs").exists()
