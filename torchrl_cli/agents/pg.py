@@ -1,6 +1,7 @@
 """PGAgent: rollout, advantages, value targets and minibatch updates for any PG model."""
 
 from collections import defaultdict
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -107,12 +108,18 @@ class PGAgent(BaseAgent):
         size = len(batch) // num_mini_batches
         active = list(models)
         for _ in range(num_epochs):
-            order = torch.randperm(len(batch), device=batch.obs.device)
+            # one minibatch of everything: the losses are means, so a shuffle would not change
+            # them; skip it and the gather
+            whole = size == len(batch)
+            order = None if whole else torch.randperm(len(batch), device=batch.obs.device)
             for start in range(0, size * num_mini_batches, size):
                 if not active:
                     return
                 keys = {key for model in active for key in model.batch_keys}
-                minibatch = batch.index(order[start : start + size], keys)
+                if whole:
+                    minibatch = replace(batch)  # a shallow copy: advantages are replaced below
+                else:
+                    minibatch = batch.index(order[start : start + size], keys)
                 if self.normalize_advantages and minibatch.advantages is not None:
                     minibatch.advantages = normalize(minibatch.advantages)
                 terms: dict[str, torch.Tensor] = {}

@@ -17,7 +17,7 @@ class EnvConfig:
 
     id: str = MISSING
     n_envs: int = 8
-    vectorization: str = "sync"  # sync | async
+    vectorization: str = "auto"  # auto (native where supported, else sync) | sync | async | native
     running_normalize_states: bool = False  # running mean/std of observations, part of the model
     fixed_normalize_states: bool = False  # rescale to [-1, 1] using the Box bounds
     scale_reward: bool = False  # divide rewards by the running std of the discounted return

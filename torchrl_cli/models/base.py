@@ -1,6 +1,7 @@
 """BaseModel: a network, its output layer, its optimizer and its training settings."""
 
 import abc
+import inspect
 import math
 from collections.abc import Callable
 
@@ -16,6 +17,17 @@ SCHEDULES = ("constant", "linear")
 def schedule(kind: str, start: float, progress: float) -> float:
     """The value of a schedule at ``progress`` in [0, 1] of the run (linear: start -> 0)."""
     return start * (1.0 - progress) if kind == "linear" else start
+
+
+def make_optimizer(optimizer: Callable[..., torch.optim.Optimizer], params) -> torch.optim.Optimizer:
+    """Call the partial optimizer constructor, with ``fused=True`` where the optimizer has a
+    fused implementation and the config does not say otherwise: the same update in one kernel
+    per step (Adam on a 64x64 MLP: ~35 instead of ~90 us per step, docs/performance.md)."""
+    func = getattr(optimizer, "func", optimizer)
+    given = getattr(optimizer, "keywords", {})
+    if "fused" in inspect.signature(func).parameters and "fused" not in given:
+        return optimizer(params, fused=True)
+    return optimizer(params)
 
 
 class BaseModel(ModuleExtended, abc.ABC):
@@ -55,7 +67,7 @@ class BaseModel(ModuleExtended, abc.ABC):
         self.clip_grad_norm = clip_grad_norm
         self.lr_schedule = lr_schedule
         self.loss_coef = loss_coef
-        self.optimizer = optimizer(self.parameters())
+        self.optimizer = make_optimizer(optimizer, self.parameters())
         self.initial_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     @staticmethod
@@ -90,6 +102,7 @@ class BaseModel(ModuleExtended, abc.ABC):
     def optimizer_step(self) -> torch.Tensor:
         """Clip the gradients, step the optimizer; returns the gradient norm before clipping."""
         params = [p for group in self.optimizer.param_groups for p in group["params"]]
+        # foreach: one kernel per step for all the norms and one for the scaling
         grad_norm = nn.utils.clip_grad_norm_(params, self.clip_grad_norm, foreach=True)
         self.optimizer.step()
         return grad_norm

@@ -6,6 +6,7 @@ from torchrl_cli.nn.layers import (
     FlattenLinear,
     ModuleExtended,
     SequentialExtended,
+    Tanh,
     action_output_size,
 )
 
@@ -14,6 +15,7 @@ __all__ = [
     "FlattenLinear",
     "ModuleExtended",
     "SequentialExtended",
+    "Tanh",
     "action_output_size",
     "auto_input_shape",
     "get_module_list",
