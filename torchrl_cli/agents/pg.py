@@ -106,22 +106,24 @@ class PGAgent(BaseAgent):
         stop early (PPO-adaptive's KL limit) sits out the rest while the others go on."""
         names = {id(model): name for name, model in self.models.items()}
         size = len(batch) // num_mini_batches
+        # one minibatch of everything: the losses are means, so a shuffle would not change them;
+        # skip it and the gather, and normalize the advantages once instead of every epoch
+        whole = size == len(batch)
+        if whole and self.normalize_advantages:
+            batch = replace(batch, advantages=normalize(batch.advantages))
         active = list(models)
         for _ in range(num_epochs):
-            # one minibatch of everything: the losses are means, so a shuffle would not change
-            # them; skip it and the gather
-            whole = size == len(batch)
             order = None if whole else torch.randperm(len(batch), device=batch.obs.device)
             for start in range(0, size * num_mini_batches, size):
                 if not active:
                     return
-                keys = {key for model in active for key in model.batch_keys}
                 if whole:
-                    minibatch = replace(batch)  # a shallow copy: advantages are replaced below
+                    minibatch = batch
                 else:
+                    keys = {key for model in active for key in model.batch_keys}
                     minibatch = batch.index(order[start : start + size], keys)
-                if self.normalize_advantages and minibatch.advantages is not None:
-                    minibatch.advantages = normalize(minibatch.advantages)
+                    if self.normalize_advantages and minibatch.advantages is not None:
+                        minibatch.advantages = normalize(minibatch.advantages)
                 terms: dict[str, torch.Tensor] = {}
                 for model in active:
                     terms.update(model.register_losses(minibatch))
