@@ -193,7 +193,7 @@ class Config:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     seed: int = 0
     seeds: list[int] | None = None  # train each of these seeds in one job, return their mean
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto (CUDA for conv nets when present, else CPU) | cpu | cuda
     torch_threads: int = 1  # small nets: more threads cost more than they give
     max_steps: int = 100_000  # env steps; -1: no limit
     max_iters: int = -1  # updates; -1: no limit
