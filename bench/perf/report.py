@@ -190,9 +190,10 @@ def commands(budgets: Budgets) -> list[str]:
         "```",
         "",
         "Stable-Baselines3 (bench/perf/sb3.py): `PPO(\"MlpPolicy\", make_vec_env(env_id, n_envs, "
-        "seed=seed), seed=seed, device=\"cpu\", **hyperparameters)` with `torch.set_num_threads(1)`,"
-        " `learn(100_000)` (rl-zoo3's n_timesteps, which sets the linear schedules; a callback "
-        "stops it at the first solving evaluation) with rl-zoo3's tuned hyperparameters:",
+        "seed=seed), seed=seed, device=\"cpu\", **hyperparameters)` with "
+        "`torch.set_num_threads(1)`, `learn(100_000)` (rl-zoo3's n_timesteps, which sets the "
+        "linear schedules; a callback stops it at the first solving evaluation) with rl-zoo3's "
+        "tuned hyperparameters:",
         "",
         f"- CartPole-v1: `{ZOO_CARTPOLE}` (learning rate and clip range annealed linearly)",
         f"- Pendulum-v1: `{ZOO_PENDULUM}`",

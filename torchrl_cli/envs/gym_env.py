@@ -162,7 +162,9 @@ def make_native(
         )
     if wrappers:
         raise ConfigError("env.vectorization='native' takes no env.wrappers; use sync or async")
-    return gym.make_vec(env_name, num_envs=n_envs, vectorization_mode="vector_entry_point", **kwargs)
+    return gym.make_vec(
+        env_name, num_envs=n_envs, vectorization_mode="vector_entry_point", **kwargs
+    )
 
 
 def env_seeds(seed: int, n: int) -> list[int]:

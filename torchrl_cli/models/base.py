@@ -19,7 +19,9 @@ def schedule(kind: str, start: float, progress: float) -> float:
     return start * (1.0 - progress) if kind == "linear" else start
 
 
-def make_optimizer(optimizer: Callable[..., torch.optim.Optimizer], params) -> torch.optim.Optimizer:
+def make_optimizer(
+    optimizer: Callable[..., torch.optim.Optimizer], params
+) -> torch.optim.Optimizer:
     """Call the partial optimizer constructor, with ``fused=True`` where the optimizer has a
     fused implementation and the config does not say otherwise: the same update in one kernel
     per step (Adam on a 64x64 MLP: ~35 instead of ~90 us per step, docs/performance.md)."""
@@ -115,7 +117,8 @@ class BaseModel(ModuleExtended, abc.ABC):
 
     def optimizer_step(self) -> torch.Tensor:
         """Clip the gradients, step the optimizer; returns the gradient norm before clipping."""
-        grads = [p.grad for g in self.optimizer.param_groups for p in g["params"] if p.grad is not None]
+        params = (p for group in self.optimizer.param_groups for p in group["params"])
+        grads = [p.grad for p in params if p.grad is not None]
         # clip_grad_norm_'s arithmetic without its per-call checks and grouping (~25 us a call)
         grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
         if math.isfinite(self.clip_grad_norm):
