@@ -38,7 +38,7 @@ FULL = Budgets(
     collector_seconds=1.0,
     repeats=3,
     collector_envs=(1, 8, 64),
-    scaling_envs=(1, 4, 16, 64, 256),
+    scaling_envs=(1, 4, 8, 16, 64, 256),
 )
 
 # Same code path with thresholds every policy meets at its first evaluation: checks the
