@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 PIP     := $(PY) -m pip
 STAMP   := .venv/.installed
 
-.PHONY: install train test lint bench-learning clean
+.PHONY: install train test lint bench bench-smoke bench-learning clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -27,8 +27,19 @@ test: $(STAMP)
 bench-learning: $(STAMP)
 	$(PY) bench/learning.py
 
+# torchrl-cli beside Stable-Baselines3 (the `bench` extra, never a runtime dependency), side by
+# side in one run: time-to-solve, same-hyperparameter throughput, collector, scaling. Writes
+# docs/performance.md; about 10 minutes. bench-smoke: the same code with tiny budgets (~1 min).
+bench: $(STAMP)
+	$(PIP) install -q -e ".[bench]"
+	$(PY) -m bench.perf
+
+bench-smoke: $(STAMP)
+	$(PIP) install -q -e ".[bench]"
+	$(PY) -m bench.perf --smoke --out runs/bench-smoke/performance.md
+
 lint: $(STAMP)
-	.venv/bin/ruff check torchrl_cli tests
+	.venv/bin/ruff check torchrl_cli tests bench
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache

@@ -248,15 +248,16 @@ def test_tuned_cartpole_values_apply():
     """agent=ppo_clip env=CartPole-v1 gets conf/tuned/ppo_clip/CartPole-v1.yaml's values."""
     cfg = compose_config(["agent=ppo_clip", "env=CartPole-v1"])
     agent = cfg.agent
-    assert (agent.n_steps, agent.gamma, agent.lr) == (32, 0.98, 1e-3)
+    assert (agent.n_steps, agent.gamma, agent.lr) == (32, 0.99, 4e-3)
     assert isinstance(agent.lr, float)
-    assert agent.advantage.gae_lambda == 0.8
-    assert agent.advantage.gamma == 0.98  # interpolated from agent.gamma
-    assert (agent.policy.num_epochs, agent.policy.num_mini_batches) == (20, 1)
+    assert agent.advantage.gae_lambda == 0.95
+    assert agent.advantage.gamma == 0.99  # interpolated from agent.gamma
+    assert (agent.policy.num_epochs, agent.policy.num_mini_batches) == (6, 2)
     assert agent.policy.clip_schedule == "linear"
-    assert agent.policy.optimizer.lr == 1e-3
-    assert (agent.value.num_epochs, agent.value.num_mini_batches) == (20, 1)
-    assert (cfg.max_steps, cfg.eval_freq) == (50000, 4096)
+    assert agent.policy.optimizer.lr == 4e-3
+    assert (agent.value.num_epochs, agent.value.num_mini_batches) == (6, 2)
+    assert cfg.env.n_envs == 16
+    assert (cfg.max_steps, cfg.eval_freq) == (50000, 2048)
     assert agent.policy.ppo_clip_range == 0.2  # not in the tuned file: schema default
 
 
@@ -293,7 +294,7 @@ def test_command_line_beats_tuned_values():
     """A command-line override wins over the tuned file; other tuned values stay."""
     cfg = compose_config(["env=CartPole-v1", "agent.n_steps=16", "max_steps=777"])
     assert (cfg.agent.n_steps, cfg.max_steps) == (16, 777)
-    assert cfg.agent.gamma == 0.98
+    assert cfg.agent.gamma == 0.99
 
 
 # --- generic env nodes for registered ids without a file ----------------------------------------

@@ -93,6 +93,11 @@ class Batcher:
             last_values=torch.zeros(n, device=device),
         )
         self.action_info = info
+        # per-step env outputs land in numpy rows, converted once per rollout (a torch tensor
+        # per step per field cost more than the copy)
+        self.env_rewards = np.zeros(t, dtype=np.float32)
+        self.env_terminated = np.zeros(t, dtype=bool)
+        self.env_truncated = np.zeros(t, dtype=bool)
         self.obs = self._normalize(env.reset(seed=seed))
         self.episode_returns = np.zeros(n)
         self.episode_lengths = np.zeros(n, dtype=np.int64)
@@ -123,12 +128,9 @@ class Batcher:
             buf.actions[t] = actions
             buf.log_probs[t] = log_probs
             step = self.env.step(self.to_env_action(actions))
-            terminated = torch.as_tensor(step.terminated, device=self.device)
-            truncated = torch.as_tensor(step.truncated, device=self.device)
-            reward = torch.as_tensor(step.reward, dtype=torch.float32, device=self.device)
-            buf.rewards[t] = self.reward_scaler(reward, terminated | truncated)
-            buf.terminated[t] = terminated
-            buf.truncated[t] = truncated
+            self.env_rewards[t] = step.reward
+            self.env_terminated[t] = step.terminated
+            self.env_truncated[t] = step.truncated
             if step.truncated.any():
                 # Time-limit cut: bootstrap from V(final obs), normalized but not counted in stats.
                 idx = np.flatnonzero(step.truncated)
@@ -136,6 +138,9 @@ class Batcher:
                 truncations.append((t, idx, self.state_normalizer.normalize(final)))
             self.obs = self._normalize(step.obs)
             self._track_episodes(step.reward, step.terminated | step.truncated)
+        buf.terminated.copy_(torch.from_numpy(self.env_terminated))
+        buf.truncated.copy_(torch.from_numpy(self.env_truncated))
+        self._scale_rewards(torch.from_numpy(self.env_rewards).to(self.device))
         buf.values.copy_(value_fn(buf.obs.flatten(0, 1)).view_as(buf.values))
         buf.last_values.copy_(value_fn(self.obs))
         buf.final_values.zero_()
@@ -147,6 +152,17 @@ class Batcher:
                 start += len(idx)
         self.num_steps += self.n_steps * self.env.n_envs
         return buf
+
+    def _scale_rewards(self, rewards: torch.Tensor) -> None:
+        """Rewards as the models learn from them; the scaler's running statistics advance step
+        by step, exactly as if it had been called during collection."""
+        buf = self.buffers
+        if not self.reward_scaler.enabled:
+            buf.rewards.copy_(rewards)
+            return
+        done = buf.terminated | buf.truncated
+        for t in range(self.n_steps):
+            buf.rewards[t] = self.reward_scaler(rewards[t], done[t])
 
     def _track_episodes(self, reward: np.ndarray, done: np.ndarray) -> None:
         self.episode_returns += reward

@@ -35,10 +35,21 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def resolve_device(device: str) -> torch.device:
+def resolve_device(device: str, net_cfg: DictConfig | None = None) -> torch.device:
+    """``auto``: CUDA only for nets with convolutions (image observations) when a GPU is there.
+
+    An MLP on low-dimensional observations does a few microseconds of arithmetic per call, so on
+    a GPU the kernel launches and the host-device copy of every acting step cost more than they
+    save; a conv net over images is the opposite (docs/performance.md).
+    """
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = "cuda" if torch.cuda.is_available() and has_conv(net_cfg) else "cpu"
     return torch.device(device)
+
+
+def has_conv(net_cfg: DictConfig | None) -> bool:
+    layers = [] if net_cfg is None else [*net_cfg.body, *net_cfg.head]
+    return any("Conv" in str(layer.get("_target_", "")) for layer in layers)
 
 
 def build_env(
@@ -147,7 +158,7 @@ def _train(
     wall_start = time.perf_counter()
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.torch_threads)
-    device = resolve_device(cfg.device)
+    device = resolve_device(cfg.device, cfg.net)
     checkpoint = resume[1]["agent"] if resume else None
     start_step = checkpoint["batcher"]["num_steps"] if checkpoint else 0
     env = build_env(cfg.env, cfg.env.n_envs)

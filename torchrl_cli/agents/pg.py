@@ -1,6 +1,7 @@
 """PGAgent: rollout, advantages, value targets and minibatch updates for any PG model."""
 
 from collections import defaultdict
+from dataclasses import replace
 
 import numpy as np
 import torch
@@ -105,16 +106,24 @@ class PGAgent(BaseAgent):
         stop early (PPO-adaptive's KL limit) sits out the rest while the others go on."""
         names = {id(model): name for name, model in self.models.items()}
         size = len(batch) // num_mini_batches
+        # one minibatch of everything: the losses are means, so a shuffle would not change them;
+        # skip it and the gather, and normalize the advantages once instead of every epoch
+        whole = size == len(batch)
+        if whole and self.normalize_advantages:
+            batch = replace(batch, advantages=normalize(batch.advantages))
         active = list(models)
         for _ in range(num_epochs):
-            order = torch.randperm(len(batch), device=batch.obs.device)
+            order = None if whole else torch.randperm(len(batch), device=batch.obs.device)
             for start in range(0, size * num_mini_batches, size):
                 if not active:
                     return
-                keys = {key for model in active for key in model.batch_keys}
-                minibatch = batch.index(order[start : start + size], keys)
-                if self.normalize_advantages and minibatch.advantages is not None:
-                    minibatch.advantages = normalize(minibatch.advantages)
+                if whole:
+                    minibatch = batch
+                else:
+                    keys = {key for model in active for key in model.batch_keys}
+                    minibatch = batch.index(order[start : start + size], keys)
+                    if self.normalize_advantages and minibatch.advantages is not None:
+                        minibatch.advantages = normalize(minibatch.advantages)
                 terms: dict[str, torch.Tensor] = {}
                 for model in active:
                     terms.update(model.register_losses(minibatch))

@@ -34,7 +34,7 @@ class EnvConfig:
 
     id: str = MISSING
     n_envs: int = 8
-    vectorization: str = "sync"  # sync | async
+    vectorization: str = "auto"  # auto (native where supported, else sync) | sync | async | native
     running_normalize_states: bool = False  # running mean/std of observations, part of the model
     fixed_normalize_states: bool = False  # rescale to [-1, 1] using the Box bounds
     scale_reward: bool = False  # divide rewards by the running std of the discounted return
@@ -211,7 +211,7 @@ class Config:
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     seed: int = 0
     seeds: list[int] | None = None  # train each of these seeds in one job, return their mean
-    device: str = "auto"  # auto | cpu | cuda
+    device: str = "auto"  # auto (CUDA for conv nets when present, else CPU) | cpu | cuda
     torch_threads: int = 1  # small nets: more threads cost more than they give
     max_steps: int = 100_000  # env steps; -1: no limit
     max_iters: int = -1  # updates; -1: no limit

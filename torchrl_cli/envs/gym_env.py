@@ -8,12 +8,16 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
+from torchrl_cli.envs.native import SAME_STEP_RESETS, has_native
 from torchrl_cli.envs.registry import missing_package, register_ale
-from torchrl_cli.envs.snapshot import EXACT_SIMULATORS, Snapshot
+from torchrl_cli.envs.snapshot import EXACT_SIMULATORS, Snapshot, restore, snapshot
 from torchrl_cli.envs.spaces import action_info, state_info
 from torchrl_cli.errors import ConfigError, did_you_mean
 
-VECTORIZATIONS = ("sync", "async")
+VECTORIZATIONS = ("auto", "sync", "async", "native")
+# auto picks native from this many copies: below ~5, SyncVectorEnv steps CartPole faster
+# (a native step costs ~30 us of numpy calls whatever the batch; docs/performance.md)
+NATIVE_MIN_ENVS = 8
 
 
 class EnvStep(NamedTuple):
@@ -53,14 +57,15 @@ class BaseEnv(abc.ABC):
 
 
 class GymEnv(BaseEnv):
-    """``n_envs`` copies of a Gymnasium env, stepped in this process (sync) or in subprocesses
-    (async), with same-step autoreset so that a time-limit truncation can bootstrap from the
-    final observation.
+    """``n_envs`` copies of a Gymnasium env, stepped in this process (sync), in subprocesses
+    (async) or as one numpy batch by Gymnasium's native vector env (native), with same-step
+    autoreset so that a time-limit truncation can bootstrap from the final observation.
 
     Parameters:
         env_name: a registered Gymnasium id.
         n_envs: number of copies.
-        vectorization: ``sync`` or ``async``.
+        vectorization: ``sync``, ``async``, ``native`` or ``auto`` (native where the env has
+            one torchrl-cli supports, no wrappers are given and ``n_envs >= 8``, else sync).
         wrappers: callables applied to each copy, in order (each receives and returns an env).
         **kwargs: passed to ``gymnasium.make``.
     """
@@ -79,16 +84,25 @@ class GymEnv(BaseEnv):
             raise ConfigError(
                 f"env.vectorization='{vectorization}' is not one of {', '.join(VECTORIZATIONS)}"
             )
+        if vectorization == "auto":
+            native = has_native(env_name) and not wrappers and n_envs >= NATIVE_MIN_ENVS
+            vectorization = "native" if native else "sync"
         self.env_name = env_name
         self.n_envs = n_envs
-        self.vec = gym.make_vec(
-            env_name,
-            num_envs=n_envs,
-            vectorization_mode=vectorization,
-            vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
-            wrappers=[*wrappers, Snapshot],
-            **kwargs,
-        )
+        self.vectorization = vectorization
+        self._reset_copies = None  # native only: same-step reset of finished copies
+        if vectorization == "native":
+            self.vec = make_native(env_name, n_envs, wrappers, kwargs)
+            self._reset_copies = SAME_STEP_RESETS[type(self.vec.unwrapped)]
+        else:
+            self.vec = gym.make_vec(
+                env_name,
+                num_envs=n_envs,
+                vectorization_mode=vectorization,
+                vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
+                wrappers=[*wrappers, Snapshot],
+                **kwargs,
+            )
         self._state_info = state_info(self.vec.single_observation_space, env_name)
         self._action_info = action_info(self.vec.single_action_space, env_name)
 
@@ -113,11 +127,20 @@ class GymEnv(BaseEnv):
         if seed is not None:
             seeds = env_seeds(seed, self.n_envs)
             self.vec.action_space.seed(seed)
+        if self._reset_copies is not None and seed is not None:
+            seeds = seeds[0]  # a native env draws every copy from one generator
         obs, _ = self.vec.reset(seed=seeds)
         return obs
 
     def step(self, actions: np.ndarray) -> EnvStep:
         obs, reward, terminated, truncated, info = self.vec.step(actions)
+        if self._reset_copies is not None:
+            done = terminated | truncated
+            if not done.any():
+                return EnvStep(obs, reward, terminated, truncated, None)
+            # obs holds the final observations of the finished copies (a fresh array)
+            new_obs = self._reset_copies(self.vec.unwrapped, done)
+            return EnvStep(new_obs, reward, terminated, truncated, obs)
         final_obs = None
         if "_final_obs" in info:
             final_obs = np.array(obs, copy=True)
@@ -131,17 +154,41 @@ class GymEnv(BaseEnv):
         return self.simulator in EXACT_SIMULATORS
 
     def get_state(self) -> list[str]:
-        """One JSON snapshot per copy (see ``envs.snapshot``)."""
+        """JSON snapshots (see ``envs.snapshot``): one per copy, or one of the whole native
+        vector env."""
+        if self._reset_copies is not None:
+            return [snapshot(self.vec)]
         return list(self.vec.call("get_snapshot"))
 
     def set_state(self, state: list[str]) -> None:
-        if len(state) != self.n_envs:
-            raise ValueError(f"a state of {len(state)} envs given to {self.n_envs} envs")
+        expected = 1 if self._reset_copies is not None else self.n_envs
+        if len(state) != expected:
+            raise ValueError(f"{len(state)} env snapshots given where {expected} are needed")
+        if self._reset_copies is not None:
+            restore(self.vec, state[0])
+            return
         self.vec.set_attr("pending_snapshot", list(state))  # one per copy
         self.vec.call("restore_pending_snapshot")
 
     def close(self) -> None:
         self.vec.close()
+
+
+def make_native(
+    env_name: str, n_envs: int, wrappers: Sequence, kwargs: dict
+) -> gym.vector.VectorEnv:
+    """Gymnasium's native vector env for ``env_name``; refuses envs and options it cannot serve."""
+    if not has_native(env_name):
+        raise ConfigError(
+            f"env.vectorization='native': '{env_name}' has no native vector env that "
+            f"torchrl-cli supports ({', '.join(c.__name__ for c in SAME_STEP_RESETS)}); "
+            "use sync or async"
+        )
+    if wrappers:
+        raise ConfigError("env.vectorization='native' takes no env.wrappers; use sync or async")
+    return gym.make_vec(
+        env_name, num_envs=n_envs, vectorization_mode="vector_entry_point", **kwargs
+    )
 
 
 def env_seeds(seed: int, n: int) -> list[int]:

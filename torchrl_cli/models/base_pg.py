@@ -51,6 +51,9 @@ class BasePGModel(BaseModel):
         return actions, dist.log_prob(actions)
 
     def entropy_loss(self, dist) -> dict[str, torch.Tensor]:
+        if self.entropy_coef == 0:  # no bonus: a diagnostic only, kept out of the backward pass
+            with torch.no_grad():
+                return {"entropy": dist.entropy().mean()}
         entropy = dist.entropy().mean()
         return {"loss_entropy": -self.entropy_coef * entropy, "entropy": entropy.detach()}
 

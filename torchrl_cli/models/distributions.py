@@ -1,8 +1,53 @@
-"""Action distributions for each supported action space."""
+"""Action distributions for each supported action space.
+
+Discrete and Box policies use small classes of their own instead of torch.distributions: a
+distribution is built on every acting step and every minibatch, and torch's argument handling
+and lazy properties cost more than the math on these tiny batches (docs/performance.md).
+"""
+
+import math
 
 import torch
 from torch import nn
-from torch.distributions import Bernoulli, Categorical, Distribution, Independent, Normal
+from torch.distributions import Bernoulli, Categorical, Distribution, Independent
+
+HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+class LogitsCategorical:
+    """A categorical over the last dim of ``logits``: sample, log_prob, entropy."""
+
+    def __init__(self, logits: torch.Tensor):
+        self.logits = logits.log_softmax(-1)  # normalized once, reused by every method
+
+    def sample(self) -> torch.Tensor:
+        probs = self.logits.exp().reshape(-1, self.logits.shape[-1])
+        return torch.multinomial(probs, 1).view(self.logits.shape[:-1])
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        return self.logits.gather(-1, actions.unsqueeze(-1)).squeeze(-1)
+
+    def entropy(self) -> torch.Tensor:
+        return -(self.logits.exp() * self.logits).sum(-1)
+
+
+class DiagGaussian:
+    """A diagonal Gaussian; log-probs and entropies sum over the trailing ``event_dims`` dims."""
+
+    def __init__(self, mean: torch.Tensor, log_std: torch.Tensor, event_dims: int):
+        self.mean = mean
+        self.log_std = log_std.expand_as(mean)
+        self.dims = tuple(range(-event_dims, 0))
+
+    def sample(self) -> torch.Tensor:
+        return self.mean + self.log_std.exp() * torch.randn_like(self.mean)
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        z = (actions - self.mean) * torch.exp(-self.log_std)
+        return (-0.5 * z.square() - self.log_std - HALF_LOG_2PI).sum(self.dims)
+
+    def entropy(self) -> torch.Tensor:
+        return (0.5 + HALF_LOG_2PI + self.log_std).sum(self.dims)
 
 
 class MultiCategorical(Distribution):
@@ -27,9 +72,7 @@ class MultiCategorical(Distribution):
         return sum(d.entropy() for d in self.dists)
 
 
-def make_dist(
-    params: torch.Tensor, action_info: dict, log_std: nn.Parameter | None
-) -> Distribution:
+def make_dist(params: torch.Tensor, action_info: dict, log_std: nn.Parameter | None):
     """The policy's distribution over actions, from the network's output ``params``.
 
     Discrete: Categorical over logits. MultiDiscrete: one Categorical per dimension.
@@ -38,16 +81,13 @@ def make_dist(
     """
     kind = action_info["kind"]
     if kind == "discrete":
-        return Categorical(logits=params, validate_args=False)
+        return LogitsCategorical(params)
     if kind == "multi_discrete":
         return MultiCategorical(params, action_info["nvec"])
     if kind == "multi_binary":
         return Independent(Bernoulli(logits=params, validate_args=False), 1, validate_args=False)
     mean = params.reshape(*params.shape[:-1], *action_info["shape"])
-    std = log_std.exp().expand_as(mean)
-    return Independent(
-        Normal(mean, std, validate_args=False), len(action_info["shape"]), validate_args=False
-    )
+    return DiagGaussian(mean, log_std, len(action_info["shape"]))
 
 
 def greedy_action(params: torch.Tensor, action_info: dict) -> torch.Tensor:

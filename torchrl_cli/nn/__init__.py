@@ -7,6 +7,7 @@ from torchrl_cli.nn.layers import (
     ModuleExtended,
     PixelScale,
     SequentialExtended,
+    Tanh,
     action_output_size,
 )
 
@@ -16,6 +17,7 @@ __all__ = [
     "ModuleExtended",
     "PixelScale",
     "SequentialExtended",
+    "Tanh",
     "action_output_size",
     "auto_input_shape",
     "get_module_list",

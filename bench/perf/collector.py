@@ -1,0 +1,74 @@
+"""Collector overhead and vectorization scaling: env steps per second of torchrl-cli's rollout
+collector with the policy acting, against raw stepping of the same vector env."""
+
+import itertools
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+
+from torchrl_cli.config import load_default
+from torchrl_cli.envs import GymEnv
+from torchrl_cli.logger import Logger
+from torchrl_cli.train import build_agent, build_env
+
+ROLLOUT_STEPS = 2048  # env steps per collect() call, split over the copies
+
+
+def rate(step: Callable[[], int], seconds: float) -> float:
+    """Env steps per second of calling ``step`` (which returns the env steps it took)."""
+    step()  # warm-up
+    steps, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        steps += step()
+    return steps / elapsed
+
+
+def raw_stepper(env: GymEnv) -> Callable[[], int]:
+    """Random actions (drawn in advance) straight into the vector env."""
+    env.reset(seed=0)
+    actions = itertools.cycle([env.vec.action_space.sample() for _ in range(64)])
+
+    def step() -> int:
+        env.step(next(actions))
+        return env.n_envs
+
+    return step
+
+
+def collector_stepper(env: GymEnv, vectorization: str) -> Callable[[], int]:
+    """torchrl-cli's Batcher.collect with the default CartPole-v1 policy acting on ``env``."""
+    n = env.n_envs
+    cfg = load_default(
+        "cartpole_solve",
+        [f"env.n_envs={n}", f"env.vectorization={vectorization}",
+         f"agent.n_steps={max(1, ROLLOUT_STEPS // n)}", "device=cpu"],
+    )
+    agent = build_agent(cfg, env, torch.device("cpu"), Logger(None, progress=False))
+
+    def step() -> int:
+        agent.batcher.collect(agent.policy_model.select_action, agent.values)
+        return agent.batcher.n_steps * n
+
+    return step
+
+
+def measure(n_envs: int, vectorization: str, seconds: float, repeats: int) -> dict[str, float]:
+    """Median raw and collector steps/s, interleaved; the env is built once for both."""
+    torch.set_num_threads(1)
+    cfg = load_default("cartpole_solve", [f"env.vectorization={vectorization}"])
+    env = build_env(cfg.env, n_envs)
+    try:
+        raw, collect = raw_stepper(env), collector_stepper(env, vectorization)
+        raws, collects = [], []
+        for _ in range(repeats):
+            raws.append(rate(raw, seconds))
+            collects.append(rate(collect, seconds))
+        return {
+            "vectorization": env.vectorization,
+            "raw": statistics.median(raws),
+            "collector": statistics.median(collects),
+        }
+    finally:
+        env.close()

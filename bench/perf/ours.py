@@ -1,0 +1,81 @@
+"""torchrl-cli's side: the same `train(cfg)` that `torchrl train` runs, composed in-process."""
+
+import io
+
+from rich.console import Console
+
+from bench.perf.records import SolveRun, Throughput
+from bench.perf.settings import EVAL_EPISODES, ZOO_CARTPOLE, Solve
+from torchrl_cli.config import load_default
+from torchrl_cli.train import train
+
+# Console output off (a logging table is printed outside the training clock anyway).
+QUIET = ["logger.progress=false", "logger.log_freq=1000000", "save_model=false"]
+
+
+def solve_overrides(task: Solve, seed: int, budget: int | None) -> list[str]:
+    """`torchrl train experiment=<preset> <these>`: the tool's default config for the pair, with
+    the protocol's evaluation cadence; ``budget`` replaces the tuned budget (smoke runs only,
+    since the budget also sets the length of the linear schedules)."""
+    overrides = [
+        f"seed={seed}",
+        f"target_return={task.threshold}",
+        f"eval_freq={task.eval_every}",
+        f"eval_episodes={EVAL_EPISODES}",
+    ]
+    return overrides + ([f"max_steps={budget}"] if budget is not None else [])
+
+
+def time_to_solve(task: Solve, seed: int, budget: int | None) -> SolveRun:
+    cfg = load_default(task.experiment, [*solve_overrides(task, seed, budget), *QUIET])
+    metrics = train(cfg, run_dir=None, console=Console(file=io.StringIO()))
+    solved = metrics["solved"]
+    return SolveRun(
+        seed,
+        solved and solved["env_steps"],
+        solved and solved["train_seconds"],
+        [(e["env_steps"], e["train_seconds"], e["mean_return"]) for e in metrics["evaluations"]],
+    )
+
+
+def zoo_overrides(steps: int) -> list[str]:
+    """rl-zoo3's CartPole-v1 PPO hyperparameters as `torchrl train` overrides."""
+    zoo = ZOO_CARTPOLE
+    minibatches = zoo["n_envs"] * zoo["n_steps"] // zoo["batch_size"]
+    per_model = [
+        f"num_epochs={zoo['n_epochs']}",
+        f"num_mini_batches={minibatches}",
+        "lr_schedule=linear",
+        "clip_grad_norm=0.5",
+    ]
+    return [
+        "agent=ppo_clip",
+        "env=CartPole-v1",
+        "net=mlp",
+        f"env.n_envs={zoo['n_envs']}",
+        f"agent.n_steps={zoo['n_steps']}",
+        f"agent.gamma={zoo['gamma']}",
+        f"agent.lr={zoo['learning_rate']}",
+        f"agent.advantage.gae_lambda={zoo['gae_lambda']}",
+        f"agent.policy.ppo_clip_range={zoo['clip_range']}",
+        "agent.policy.clip_schedule=linear",
+        "agent.policy.entropy_coef=0.0",
+        "agent.value.loss_coef=0.5",
+        "agent.value.clip_range=null",
+        "agent.normalize_advantages=true",
+        "env.running_normalize_states=false",
+        "env.scale_reward=false",
+        *(f"agent.policy.{o}" for o in per_model),
+        *(f"agent.value.{o}" for o in per_model),
+        f"max_steps={steps}",
+        "eval_freq=0",
+        f"eval_episodes={EVAL_EPISODES}",
+        "torch_threads=1",
+        "device=cpu",
+    ]
+
+
+def throughput(steps: int, seed: int) -> Throughput:
+    cfg = load_default("cartpole_solve", [*zoo_overrides(steps), f"seed={seed}", *QUIET])
+    metrics = train(cfg, run_dir=None, console=Console(file=io.StringIO()))
+    return Throughput(metrics["env_steps"], metrics["train_seconds"], metrics["mean_return"])

@@ -1,0 +1,77 @@
+"""`make bench-smoke`: the performance harness end to end (same code as `make bench`, tiny
+budgets), and the arithmetic of its ratios."""
+
+import math
+import re
+import subprocess
+import sys
+
+import pytest
+from conftest import REPO
+
+from bench.perf.records import SolveRun, Throughput
+from bench.perf.report import median_time, ratios
+
+SUMMARY_ROWS = ("CartPole-v1 time-to-solve", "same-hyperparameter throughput",
+                "Pendulum-v1 time-to-solve", "collector vs raw stepping, 8 envs")
+
+
+@pytest.fixture(scope="module")
+def smoke_report(tmp_path_factory):
+    out = tmp_path_factory.mktemp("bench") / "performance.md"
+    proc = subprocess.run([sys.executable, "-m", "bench.perf", "--smoke", "--out", str(out)],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return out, proc.stdout
+
+
+def test_smoke_writes_a_report_with_parsable_ratios(smoke_report):
+    """The report exists, its summary has one row per headline figure, and every ratio, speed
+    and time in it is a finite positive number."""
+    out, stdout = smoke_report
+    text = out.read_text()
+    assert text.startswith("# Performance: torchrl-cli beside Stable-Baselines3")
+    for name in SUMMARY_ROWS:
+        row = next(line for line in text.splitlines() if line.startswith(f"| {name}"))
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        ratio = float(cells[3])
+        assert math.isfinite(ratio) and ratio > 0, row
+        assert cells[5] in ("yes", "no"), row
+        for cell in cells[1:3]:  # ours, SB3 (or raw): a number first
+            assert float(re.match(r"(raw )?([\d,.]+)", cell).group(2).replace(",", "")) > 0
+        assert row in stdout  # the same table is printed
+
+
+def test_smoke_report_names_machine_versions_and_commands(smoke_report):
+    text = smoke_report[0].read_text()
+    assert "stable-baselines3 2.9.2" in text and "torch " in text and "Machine: " in text
+    assert "torchrl train experiment=cartpole_solve seed=0" in text
+    assert "torchrl train experiment=pendulum_solve seed=0" in text
+    for section in ("## 1. CartPole-v1", "## 2. Same-hyperparameter", "## 3. Pendulum-v1",
+                    "## 4. Collector", "## 5. Scaling"):
+        assert section in text
+    scaling = text.split("## 5. Scaling")[1].split("##")[0]
+    header = next(line for line in scaling.splitlines() if line.startswith("| n_envs"))
+    assert all(f"{mode} raw" in header for mode in ("sync", "async", "native"))
+
+
+def _solve(seconds):
+    return [SolveRun(i, None if s is None else 1000, s) for i, s in enumerate(seconds)]
+
+
+def test_ratios_use_medians_and_count_unsolved_seeds_as_never():
+    """Time ratios are ours / SB3 of the median training seconds (an unsolved seed is +inf);
+    throughput is the ratio of median steps/s; collector is collector / raw at 8 envs."""
+    results = {
+        "cartpole": {"ours": _solve([1.0, 2.0, None]), "sb3": _solve([4.0, 8.0, 6.0])},
+        "pendulum": {"ours": _solve([1.0, None, None]), "sb3": _solve([3.0, 3.0, 3.0])},
+        "throughput": {"ours": [Throughput(100, 1.0, 500.0)],
+                       "sb3": [Throughput(100, 4.0, 500.0)]},
+        "collector": {8: {"raw": 1000.0, "collector": 600.0, "vectorization": "native"}},
+    }
+    assert median_time(results["cartpole"]["ours"]) == 2.0
+    r = ratios(results)
+    assert r["cartpole_time"] == pytest.approx(2.0 / 6.0)
+    assert r["pendulum_time"] == math.inf
+    assert r["throughput"] == pytest.approx(4.0)
+    assert r["collector_8"] == pytest.approx(0.6)
