@@ -12,14 +12,13 @@ from bench.perf.settings import FULL, SMOKE, Budgets, Solve
 VECTORIZATIONS = ("sync", "async", "native")
 
 
-def solve_task(task: Solve, budgets: Budgets, smoke: bool) -> dict:
+def solve_task(task: Solve, budgets: Budgets) -> dict:
     """Seed by seed, torchrl-cli then Stable-Baselines3 (alternating who goes first)."""
-    budget = task.budget if smoke else None
     runs = {"ours": [], "sb3": []}
     for i, seed in enumerate(budgets.seeds):
         order = (("ours", ours), ("sb3", sb3)) if i % 2 == 0 else (("sb3", sb3), ("ours", ours))
         for name, tool in order:
-            run = tool.time_to_solve(task, seed, budget)
+            run = tool.time_to_solve(task, seed)
             runs[name].append(run)
             at = f"{run.solved_steps} steps, {run.solved_seconds:.2f} s" if run.solved else "no"
             print(f"  {task.env_id} seed {seed} {name:>4}: solved {at}", flush=True)
@@ -66,11 +65,11 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     results = {}
     print("1. CartPole-v1 time-to-solve", flush=True)
-    results["cartpole"] = solve_task(budgets.cartpole, budgets, args.smoke)
+    results["cartpole"] = solve_task(budgets.cartpole, budgets)
     print("2. same-hyperparameter throughput", flush=True)
     results["throughput"] = throughput(budgets)
     print("3. Pendulum-v1 time-to-solve", flush=True)
-    results["pendulum"] = solve_task(budgets.pendulum, budgets, args.smoke)
+    results["pendulum"] = solve_task(budgets.pendulum, budgets)
     print("4. collector vs raw stepping", flush=True)
     results["collector"] = collectors(budgets)
     print("5. scaling", flush=True)

@@ -13,21 +13,20 @@ from torchrl_cli.train import train
 QUIET = ["logger.progress=false", "logger.log_freq=1000000", "save_model=false"]
 
 
-def solve_overrides(task: Solve, seed: int, budget: int | None) -> list[str]:
+def solve_overrides(task: Solve, seed: int) -> list[str]:
     """`torchrl train experiment=<preset> <these>`: the tool's default config for the pair, with
-    the protocol's evaluation cadence; ``budget`` replaces the tuned budget (smoke runs only,
-    since the budget also sets the length of the linear schedules)."""
+    the protocol's evaluation cadence (and the task's budget, if it sets one)."""
     overrides = [
         f"seed={seed}",
         f"target_return={task.threshold}",
         f"eval_freq={task.eval_every}",
         f"eval_episodes={EVAL_EPISODES}",
     ]
-    return overrides + ([f"max_steps={budget}"] if budget is not None else [])
+    return overrides + ([f"max_steps={task.budget}"] if task.budget is not None else [])
 
 
-def time_to_solve(task: Solve, seed: int, budget: int | None) -> SolveRun:
-    cfg = load_default(task.experiment, [*solve_overrides(task, seed, budget), *QUIET])
+def time_to_solve(task: Solve, seed: int) -> SolveRun:
+    cfg = load_default(task.experiment, [*solve_overrides(task, seed), *QUIET])
     metrics = train(cfg, run_dir=None, console=Console(file=io.StringIO()))
     solved = metrics["solved"]
     return SolveRun(

@@ -11,7 +11,14 @@ from pathlib import Path
 
 from bench.perf.ours import QUIET, solve_overrides, zoo_overrides
 from bench.perf.records import SolveRun, Throughput
-from bench.perf.settings import TARGETS, ZOO_CARTPOLE, ZOO_PENDULUM, Budgets
+from bench.perf.settings import (
+    EVAL_EPISODES,
+    TARGETS,
+    ZOO_CARTPOLE,
+    ZOO_PENDULUM,
+    Budgets,
+    Solve,
+)
 
 NOTES = Path(__file__).with_name("notes.md")
 
@@ -174,10 +181,8 @@ def commit() -> str:
 
 def commands(budgets: Budgets) -> list[str]:
     cp, pd = budgets.cartpole, budgets.pendulum
-    cp_budget = None if cp.budget == 100_000 else cp.budget
-    pd_budget = None if pd.budget == 200_000 else pd.budget
-    ours_cp = " ".join(solve_overrides(cp, 0, cp_budget) + QUIET)
-    ours_pd = " ".join(solve_overrides(pd, 0, pd_budget) + QUIET)
+    ours_cp = " ".join(solve_overrides(cp, 0) + QUIET)
+    ours_pd = " ".join(solve_overrides(pd, 0) + QUIET)
     ours_tp = " ".join(zoo_overrides(budgets.throughput_steps) + QUIET)
     return [
         "torchrl-cli (in-process `torchrl_cli.train.train(cfg)`, the config these `torchrl "
@@ -200,6 +205,12 @@ def commands(budgets: Budgets) -> list[str]:
     ]
 
 
+def _budget(task: Solve) -> str:
+    if task.budget is not None:
+        return f"{task.budget} env steps for both"
+    return "ours: the tuned file's max_steps; Stable-Baselines3: rl-zoo3's 100 000 steps"
+
+
 def write(path: Path, results: dict, budgets: Budgets, minutes: float, command: str) -> None:
     cp, pd = budgets.cartpole, budgets.pendulum
     lines = [
@@ -217,9 +228,10 @@ def write(path: Path, results: dict, budgets: Budgets, minutes: float, command: 
         f"## 1. {cp.env_id} time-to-solve",
         "",
         f"Each tool's tuned default, {len(budgets.seeds)} seeds. Every {cp.eval_every} env steps "
-        f"the training clock pauses for {20} deterministic episodes on a separate env (fixed "
-        f"seeds); solved at the first mean return ≥ {cp.threshold:g}. Training seconds exclude "
-        "evaluation and start-up.",
+        f"the training clock pauses for {EVAL_EPISODES} deterministic episodes on a separate env "
+        f"(fixed seeds); solved at the first mean return ≥ {cp.threshold:g}. Training seconds "
+        "exclude evaluation and start-up. A seed that has not solved within the tool's budget "
+        f"({_budget(cp)}) counts as unsolved (infinite time in the median).",
         "",
         *solve_details(results["cartpole"]),
         "",
@@ -234,8 +246,8 @@ def write(path: Path, results: dict, budgets: Budgets, minutes: float, command: 
         "",
         f"## 3. {pd.env_id} time-to-solve",
         "",
-        f"As in 1, evaluating every {pd.eval_every} env steps, threshold {pd.threshold:g}. "
-        "Stable-Baselines3 uses gSDE, as rl-zoo3 tunes it.",
+        f"As in 1, evaluating every {pd.eval_every} env steps, threshold {pd.threshold:g}, "
+        f"budget {_budget(pd)}. Stable-Baselines3 uses gSDE, as rl-zoo3 tunes it.",
         "",
         *solve_details(results["pendulum"]),
         "",

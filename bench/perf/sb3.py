@@ -63,11 +63,11 @@ class SolveClock(BaseCallback):
         return self.solved is None
 
 
-def time_to_solve(task: Solve, seed: int, budget: int | None) -> SolveRun:
+def time_to_solve(task: Solve, seed: int) -> SolveRun:
     model = make_ppo(task.env_id, seed)
     evaluator = Evaluator(task.env_id, EVAL_EPISODES, seed + EVAL_SEED_OFFSET)
     clock = SolveClock(evaluator, task.eval_every, task.threshold)
-    model.learn(budget or ZOO_BUDGET, callback=clock)
+    model.learn(task.budget or ZOO_BUDGET, callback=clock)
     evaluator.close()
     model.env.close()
     steps, seconds = clock.solved or (None, None)

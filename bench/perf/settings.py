@@ -12,7 +12,9 @@ class Solve:
     env_id: str
     threshold: float
     eval_every: int
-    budget: int  # env steps; a seed that has not solved by then counts as unsolved
+    # env steps before a seed counts as unsolved; None: each tool's own budget (ours: the tuned
+    # file's max_steps, which also sets the linear schedules; SB3: rl-zoo3's n_timesteps)
+    budget: int | None
     experiment: str  # our preset: the tool's default config for the pair plus the threshold
 
 
@@ -32,8 +34,8 @@ EVAL_EPISODES = 20
 
 FULL = Budgets(
     seeds=(0, 1, 2, 3, 4),
-    cartpole=Solve("CartPole-v1", 475.0, 2048, 100_000, "cartpole_solve"),
-    pendulum=Solve("Pendulum-v1", -200.0, 8192, 200_000, "pendulum_solve"),
+    cartpole=Solve("CartPole-v1", 475.0, 2048, None, "cartpole_solve"),
+    pendulum=Solve("Pendulum-v1", -200.0, 8192, None, "pendulum_solve"),
     throughput_steps=100_000,
     collector_seconds=1.0,
     repeats=3,
