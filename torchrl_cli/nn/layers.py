@@ -49,7 +49,9 @@ class Tanh(nn.Module):
     two tanh layers per net made up a quarter of a PPO minibatch step (docs/performance.md)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.numel() <= 2048:  # acting batches: one kernel beats three at this size
+        # acting batches: one kernel beats three at this size; an exported policy (any batch
+        # size) takes plain tanh, since a branch on the size would bound its batch dimension
+        if torch.compiler.is_exporting() or x.numel() <= 2048:
             return torch.tanh(x)
         return torch.sigmoid(2.0 * x) * 2.0 - 1.0
 
