@@ -120,6 +120,7 @@ def test_sigint_and_kill_9_at_random_points_always_resume(tmp_path, torchrl_bin,
         assert final.returncode == 0, final.stdout + final.stderr
     assert kills >= 1
     assert_same_run(run, uninterrupted)
+    assert not list((run / "checkpoints").glob(".*.tmp"))  # a kill's partial write is cleared
 
 
 @pytest.mark.parametrize(("args", "needles"), [

@@ -127,6 +127,8 @@ class Checkpoints:
         self.last: Path | None = None
         self.last_step: int | None = None
         folder.mkdir(exist_ok=True)
+        for stale in folder.glob(".*.pt.tmp"):  # a kill -9 mid-write; the run's lock is ours
+            stale.unlink()
 
     def due(self, num_steps: int) -> bool:
         return self.next_step is not None and num_steps >= self.next_step
