@@ -194,6 +194,15 @@ def test_bad_atari_values_are_refused(overrides, message):
         validate(compose_config(["env=ALE/Pong-v5", *overrides]))
 
 
+@pytest.mark.parametrize("override", ["env.atari.noop_max=5", "env.atari={noop_max: 5}"])
+def test_atari_settings_on_a_non_ale_env_are_refused(override):
+    """Setting env.atari on CartPole names the problem instead of Hydra's internal error."""
+    from torchrl_cli.compose import compose_config as compose_cli
+
+    with pytest.raises(ConfigError, match=r"env.atari applies to ALE games only"):
+        compose_cli([override])
+
+
 def test_pong_trains_through_the_cli(tmp_path, torchrl_bin, cli_env):
     """`torchrl train env=ALE/Pong-v5` for a few hundred steps: a real game score at the end."""
     proc = subprocess.run(

@@ -34,6 +34,12 @@ def compose_config(overrides: list[str]) -> DictConfig:
             if isinstance(cause, ValidationError):
                 line = str(cause).splitlines()[0]
                 raise ConfigError(f"bad value for {cause.full_key}: {line}") from None
+            if any(o.lstrip("+").startswith("env.atari") for o in overrides):
+                # Hydra cannot merge into the null env.atari of a non-ALE env
+                raise ConfigError(
+                    "env.atari applies to ALE games only (env=ALE/<game>-v5); this env has no "
+                    "Atari preprocessing to set"
+                ) from None
             raise ConfigError(str(err).splitlines()[0]) from None
 
 
