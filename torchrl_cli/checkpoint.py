@@ -7,17 +7,19 @@ Files live in ``<run>/checkpoints/``: ``step_<env steps>.pt`` (the last ``keep``
 crash or ``kill -9`` at any moment leaves every checkpoint whole.
 """
 
-import json
 import os
 import pickle
 import random
 import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 
+from torchrl_cli.envs.snapshot import from_json, to_json
 from torchrl_cli.errors import ConfigError
 
 CHECKPOINT_DIR = "checkpoints"
@@ -26,14 +28,19 @@ FORMAT = 1
 _STEP_FILE = re.compile(r"step_(\d+)\.pt")
 
 
-def save_checkpoint(path: Path, state: dict) -> None:
-    """Write ``state`` to ``path`` atomically: a temporary file, flushed to disk, then renamed."""
+def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
+    """``write(file)`` to a temporary file, flushed to disk, then renamed to ``path``: a crash
+    or ``kill -9`` leaves either the old file or the new one, whole."""
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "wb") as f:
-        torch.save(state, f)
+        write(f)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+def save_checkpoint(path: Path, state: dict) -> None:
+    write_atomically(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: Path) -> dict:
@@ -87,21 +94,16 @@ def find_checkpoint(run_dir: Path, which: str = "last") -> Path:
 
 def rng_state() -> dict:
     """The global random states of python, numpy and torch (CPU), as checkpoint-safe data."""
-    numpy_state = np.random.get_state(legacy=False)
     return {
         "python": random.getstate(),
-        "numpy": json.dumps(numpy_state, default=lambda a: {"uint32": a.tolist()}),
+        "numpy": to_json(np.random.get_state(legacy=False)),
         "torch": torch.get_rng_state(),
     }
 
 
 def set_rng_state(state: dict) -> None:
     random.setstate(state["python"])
-    numpy_state = json.loads(
-        state["numpy"],
-        object_hook=lambda d: np.asarray(d["uint32"], dtype=np.uint32) if "uint32" in d else d,
-    )
-    np.random.set_state(numpy_state)
+    np.random.set_state(from_json(state["numpy"]))
     torch.set_rng_state(state["torch"])
 
 

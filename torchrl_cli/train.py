@@ -1,7 +1,6 @@
 """Build the whole stack from a composed config, train it, and write the run's outputs."""
 
 import json
-import os
 import random
 import shlex
 import time
@@ -16,10 +15,9 @@ from rich.console import Console
 from torchrl_cli.agents import PGAgent, TrainResult
 from torchrl_cli.agents.base import Evaluation
 from torchrl_cli.batcher import Batcher
-from torchrl_cli.checkpoint import CHECKPOINT_DIR, Checkpoints
+from torchrl_cli.checkpoint import CHECKPOINT_DIR, Checkpoints, write_atomically
 from torchrl_cli.envs import GymEnv, RewardScaler, StateNormalizer, wrap_atari
 from torchrl_cli.envs.spaces import info_to_json
-from torchrl_cli.errors import ConfigError
 from torchrl_cli.logger import Logger
 from torchrl_cli.nn import nn_from_config
 from torchrl_cli.run_folder import CONFIG_FILE, lock_run
@@ -148,7 +146,8 @@ def train(
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with lock_run(run_dir):
-        write_atomically(run_dir / CONFIG_FILE, OmegaConf.to_yaml(cfg, resolve=True))
+        config = OmegaConf.to_yaml(cfg, resolve=True).encode()
+        write_atomically(run_dir / CONFIG_FILE, lambda f: f.write(config))
         return _train(cfg, run_dir, console or Console(), resume)
 
 
@@ -213,15 +212,13 @@ def _train(
     metrics = final_metrics(cfg, result, final, time.perf_counter() - wall_start)
     if run_dir is not None:
         if cfg.save_model:
-            torch.save(
-                {name: m.state_dict() for name, m in agent.models.items()}
-                | {
-                    "state_normalizer": agent.batcher.state_normalizer.state_dict(),
-                    "reward_scaler": agent.batcher.reward_scaler.state_dict(),
-                },
-                run_dir / "model.pt",
-            )
-        write_atomically(run_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+            model = {name: m.state_dict() for name, m in agent.models.items()} | {
+                "state_normalizer": agent.batcher.state_normalizer.state_dict(),
+                "reward_scaler": agent.batcher.reward_scaler.state_dict(),
+            }
+            write_atomically(run_dir / "model.pt", lambda f: torch.save(model, f))
+        text = (json.dumps(metrics, indent=2) + "\n").encode()
+        write_atomically(run_dir / "metrics.json", lambda f: f.write(text))
     if result.interrupted:
         console.print(
             f"[bold yellow]interrupted[/bold yellow] by {result.interrupted} after "
@@ -246,12 +243,7 @@ def _train(
 
 def restore(agent: PGAgent, cfg: DictConfig, resume: tuple[Path, dict], console: Console) -> None:
     """Load a checkpoint into a freshly built agent, after checking that it fits."""
-    path, state = resume
-    if state["env_id"] != cfg.env.id:
-        raise ConfigError(
-            f"checkpoint {path} was saved on {state['env_id']}, not {cfg.env.id}; resume its "
-            "own run folder"
-        )
+    path, state = resume  # from load_run, which checked that it belongs to this run's env
     exact = agent.load_state_dict(state["agent"], seed=cfg.seed, source=path)
     console.print(
         f"resumed from {shown_path(path)} at {agent.num_steps} env steps, "
@@ -271,12 +263,6 @@ def shown_path(path: Path) -> str:
         return str(path.relative_to(Path.cwd()))
     except ValueError:
         return str(path)
-
-
-def write_atomically(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def final_metrics(

@@ -35,13 +35,23 @@ class Snapshot(gym.Wrapper):
 
 def snapshot(env: gym.Env | gym.vector.VectorEnv) -> str:
     """The state of ``env`` and every wrapper under it, as JSON."""
-    return json.dumps([_layer_state(layer) for layer in _layers(env)])
+    return to_json([_layer_state(layer) for layer in _layers(env)])
 
 
 def restore(env: gym.Env | gym.vector.VectorEnv, text: str) -> None:
     """Put ``snapshot``'s state back into an env built the same way."""
-    for layer, state in zip(_layers(env), json.loads(text), strict=True):
+    for layer, state in zip(_layers(env), from_json(text), strict=True):
         _set_layer_state(layer, state)
+
+
+def to_json(value) -> str:
+    """JSON of plain data that may hold numpy arrays, numpy scalars and tuples (kept as such by
+    ``from_json``); Python ints of any size stay exact (bit-generator states hold 128-bit ones)."""
+    return json.dumps(_encode(value))
+
+
+def from_json(text: str):
+    return _decode(json.loads(text))
 
 
 def _layers(env) -> list:
@@ -52,16 +62,10 @@ def _layers(env) -> list:
 
 
 def _layer_state(layer) -> dict:
-    state = {
-        "attrs": {
-            name: _encode(value)
-            for name, value in vars(layer).items()
-            if name not in _SKIPPED and _is_plain(value)
-        }
-    }
-    rng = vars(layer).get("_np_random")
-    if isinstance(rng, np.random.Generator):
-        state["rng"] = _encode_ints(rng.bit_generator.state)
+    attrs = vars(layer)
+    state = {"attrs": {k: v for k, v in attrs.items() if k not in _SKIPPED and _is_plain(v)}}
+    if isinstance(attrs.get("_np_random"), np.random.Generator):
+        state["rng"] = attrs["_np_random"].bit_generator.state
     if _is_mujoco(layer):
         import mujoco
 
@@ -69,20 +73,20 @@ def _layer_state(layer) -> dict:
         spec = mujoco.mjtState.mjSTATE_INTEGRATION
         physics = np.empty(mujoco.mj_stateSize(layer.model, spec))
         mujoco.mj_getState(layer.model, layer.data, physics, spec)
-        state["physics"] = physics.tolist()
+        state["physics"] = physics
     return state
 
 
 def _set_layer_state(layer, state: dict) -> None:
     for name, value in state["attrs"].items():
-        setattr(layer, name, _decode(value))
+        setattr(layer, name, value)
     if "rng" in state:
-        layer._np_random.bit_generator.state = _decode_ints(state["rng"])
+        layer._np_random.bit_generator.state = state["rng"]
     if "physics" in state:
         import mujoco
 
-        physics = np.asarray(state["physics"])
-        mujoco.mj_setState(layer.model, layer.data, physics, mujoco.mjtState.mjSTATE_INTEGRATION)
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        mujoco.mj_setState(layer.model, layer.data, state["physics"], spec)
         mujoco.mj_forward(layer.model, layer.data)
 
 
@@ -102,46 +106,29 @@ def _is_plain(value) -> bool:
 
 def _encode(value):
     if isinstance(value, np.ndarray | np.generic):
+        scalar = isinstance(value, np.generic)
         return {
-            "ndarray": np.asarray(value).tolist(),
+            "__ndarray__": np.asarray(value).tolist(),
             "dtype": str(value.dtype),
-            "scalar": isinstance(value, np.generic),
+            "scalar": scalar,
         }
     if isinstance(value, tuple):
-        return {"tuple": [_encode(v) for v in value]}
+        return {"__tuple__": [_encode(v) for v in value]}
     if isinstance(value, list):
         return [_encode(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _encode(v) for k, v in value.items()}
     return value
 
 
 def _decode(value):
-    if isinstance(value, dict):
-        if "ndarray" in value:
-            array = np.asarray(value["ndarray"], dtype=value["dtype"])
-            return array[()] if value["scalar"] else array
-        if "tuple" in value:
-            return tuple(_decode(v) for v in value["tuple"])
     if isinstance(value, list):
         return [_decode(v) for v in value]
-    return value
-
-
-def _encode_ints(state):
-    """Bit-generator states hold 128-bit integers: kept as strings, exact."""
-    if isinstance(state, dict):
-        return {k: _encode_ints(v) for k, v in state.items()}
-    if isinstance(state, int) and not isinstance(state, bool):
-        return {"int": str(state)}
-    if isinstance(state, np.ndarray):
-        return {"uint_array": state.tolist(), "dtype": str(state.dtype)}
-    return state
-
-
-def _decode_ints(state):
-    if isinstance(state, dict):
-        if "int" in state and len(state) == 1:
-            return int(state["int"])
-        if "uint_array" in state:
-            return np.asarray(state["uint_array"], dtype=state["dtype"])
-        return {k: _decode_ints(v) for k, v in state.items()}
-    return state
+    if not isinstance(value, dict):
+        return value
+    if "__ndarray__" in value:
+        array = np.asarray(value["__ndarray__"], dtype=value["dtype"])
+        return array[()] if value["scalar"] else array
+    if "__tuple__" in value:
+        return tuple(_decode(v) for v in value["__tuple__"])
+    return {k: _decode(v) for k, v in value.items()}
