@@ -67,6 +67,27 @@ def test_random_states_round_trip_through_a_checkpoint(tmp_path):
     assert (random.random(), np.random.rand(), torch.rand(1)) == expected
 
 
+def test_damaged_files_are_reported_as_corrupted(tmp_path):
+    """Random bytes, and a real checkpoint cut or flipped at seeded places: always ConfigError."""
+    rng = random.Random(0)
+    save_checkpoint(tmp_path / "good.pt", {"format": 1, "w": torch.zeros(100)})
+    good = (tmp_path / "good.pt").read_bytes()
+    for i in range(60):
+        damaged = bytearray(good)
+        if i % 3 == 0:
+            damaged = bytearray(rng.randbytes(rng.randrange(1, 4096)))
+        elif i % 3 == 1:
+            damaged = damaged[: rng.randrange(len(good))]
+        else:
+            for _ in range(8):
+                damaged[rng.randrange(len(good))] = rng.randrange(256)
+        (tmp_path / "bad.pt").write_bytes(bytes(damaged))
+        try:
+            load_checkpoint(tmp_path / "bad.pt")
+        except ConfigError as err:
+            assert "bad.pt" in str(err)
+
+
 def test_atomic_write_leaves_no_temporary_file_and_refuses_foreign_files(tmp_path):
     save_checkpoint(tmp_path / "c.pt", {"format": 1})
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]

@@ -2,6 +2,7 @@
 
 import json
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -152,7 +153,7 @@ def test_corrupted_checkpoint_is_refused_without_running_its_code(runs, tmp_path
 
     evil, garbage = tmp_path / "evil.pt", tmp_path / "garbage.pt"
     torch.save({"format": 1, "agent": Payload()}, evil)
-    garbage.write_bytes(os.urandom(4096))
+    garbage.write_bytes(random.Random(0).randbytes(4096))
     for path in (evil, garbage):
         proc = run_cli(torchrl_bin, ["eval", str(runs["cartpole"]), f"checkpoint={path}"],
                        tmp_path, cli_env)
