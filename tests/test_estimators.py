@@ -235,7 +235,7 @@ def test_rollout_final_values_are_values_of_the_true_final_observations():
     cfg = compose_config([*TINY, "+env.kwargs.max_episode_steps=5", "seed=7"])
     agent, train_env = make_agent(cfg)
     try:
-        rollout = agent.batcher.collect(agent.policy_model.select_action, agent.values)
+        rollout = agent.batcher.collect(agent.policy_model, agent.values)
     finally:
         train_env.close()
     n_steps, n_envs = rollout.rewards.shape

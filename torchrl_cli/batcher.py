@@ -6,7 +6,8 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-from torchrl_cli.envs import BaseEnv, RewardScaler, StateNormalizer
+from torchrl_cli.envs import BaseEnv, EnvStep, RewardScaler, StateNormalizer
+from torchrl_cli.envs.snapshot import from_json, to_json
 from torchrl_cli.envs.spaces import to_env_action
 
 
@@ -99,6 +100,8 @@ class Batcher:
         self.env_terminated = np.zeros(t, dtype=bool)
         self.env_truncated = np.zeros(t, dtype=bool)
         self.obs = self._normalize(env.reset(seed=seed))
+        # numpy acting draws from its own stream, independent of the env seeds' (both from seed)
+        self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
         self.episode_returns = np.zeros(n)
         self.episode_lengths = np.zeros(n, dtype=np.int64)
         self.finished: list[Episode] = []
@@ -108,36 +111,25 @@ class Batcher:
     def _normalize(self, obs: np.ndarray) -> torch.Tensor:
         return self.state_normalizer(torch.as_tensor(obs, device=self.device))
 
-    def to_env_action(self, actions: torch.Tensor) -> np.ndarray:
+    def to_env_action(self, actions: torch.Tensor | np.ndarray) -> np.ndarray:
         """Actions as the env takes them (stored unclipped; see ``envs.to_env_action``)."""
         return to_env_action(actions, self.action_info)
 
     @torch.inference_mode()
     def collect(self, policy, value_fn) -> Rollout:
-        """Fill the buffers with ``n_steps`` vector steps.
+        """Fill the buffers with ``n_steps`` vector steps, ``policy`` (a BasePGModel) acting.
 
-        ``policy(obs) -> (actions, log_probs)`` samples; ``value_fn(obs) -> values``. Values
-        do not change during a rollout, so they are computed in one batch at its end.
+        ``value_fn(obs) -> values``: values do not change during a rollout, so they are
+        computed in one batch at its end. The policy acts in numpy where it can (CPU, plain
+        MLP; see ``models.numpy_actor``), else through ``policy.select_action``.
         """
         buf = self.buffers
-        truncations = []  # (t, env indices, normalized final obs) for time-limit cuts
-        for t in range(self.n_steps):
-            obs = self.obs
-            actions, log_probs = policy(obs)
-            buf.obs[t] = obs
-            buf.actions[t] = actions
-            buf.log_probs[t] = log_probs
-            step = self.env.step(self.to_env_action(actions))
-            self.env_rewards[t] = step.reward
-            self.env_terminated[t] = step.terminated
-            self.env_truncated[t] = step.truncated
-            if step.truncated.any():
-                # Time-limit cut: bootstrap from V(final obs), normalized but not counted in stats.
-                idx = np.flatnonzero(step.truncated)
-                final = torch.as_tensor(step.final_obs[idx], device=self.device)
-                truncations.append((t, idx, self.state_normalizer.normalize(final)))
-            self.obs = self._normalize(step.obs)
-            self._track_episodes(step.reward, step.terminated | step.truncated)
+        act = policy.numpy_actor(self.rng)
+        normalize = self.state_normalizer.numpy_forward(self.state_normalizer.training)
+        if act is not None and normalize is not None:
+            truncations = self._steps_numpy(act, normalize)
+        else:
+            truncations = self._steps_torch(policy.select_action)
         buf.terminated.copy_(torch.from_numpy(self.env_terminated))
         buf.truncated.copy_(torch.from_numpy(self.env_truncated))
         self._scale_rewards(torch.from_numpy(self.env_rewards).to(self.device))
@@ -153,6 +145,55 @@ class Batcher:
         self.num_steps += self.n_steps * self.env.n_envs
         return buf
 
+    def _steps_torch(self, policy) -> list[tuple[int, np.ndarray, torch.Tensor]]:
+        """The rollout's steps with ``policy(obs) -> (actions, log_probs)`` in torch; returns
+        the time-limit cuts: (t, env indices, normalized final observations)."""
+        buf, truncations = self.buffers, []
+        for t in range(self.n_steps):
+            obs = self.obs
+            actions, log_probs = policy(obs)
+            buf.obs[t] = obs
+            buf.actions[t] = actions
+            buf.log_probs[t] = log_probs
+            step = self._env_step(t, actions)
+            if step.truncated.any():
+                # bootstrap from V(final obs), normalized but not counted in the statistics
+                idx = np.flatnonzero(step.truncated)
+                final = torch.as_tensor(step.final_obs[idx], device=self.device)
+                truncations.append((t, idx, self.state_normalizer.normalize(final)))
+            self.obs = self._normalize(step.obs)
+        return truncations
+
+    def _steps_numpy(self, act, normalize) -> list[tuple[int, np.ndarray, torch.Tensor]]:
+        """``_steps_torch`` with numpy acting and normalization, writing through numpy views of
+        the (CPU) rollout buffers; the same steps, a fraction of the per-step overhead."""
+        rows = (
+            self.buffers.obs.numpy(),
+            self.buffers.actions.numpy(),
+            self.buffers.log_probs.numpy(),
+        )
+        normalize_final = self.state_normalizer.numpy_forward(update_stats=False)
+        obs, truncations = self.obs.numpy(), []
+        for t in range(self.n_steps):
+            actions, log_probs = act(obs)
+            rows[0][t], rows[1][t], rows[2][t] = obs, actions, log_probs
+            step = self._env_step(t, actions)
+            if step.truncated.any():
+                idx = np.flatnonzero(step.truncated)
+                truncations.append((t, idx, torch.from_numpy(normalize_final(step.final_obs[idx]))))
+            obs = normalize(step.obs)
+        self.obs = torch.from_numpy(obs)
+        return truncations
+
+    def _env_step(self, t: int, actions: torch.Tensor | np.ndarray) -> EnvStep:
+        """Step the env, record its outputs in row ``t`` and track the episodes."""
+        step = self.env.step(self.to_env_action(actions))
+        self.env_rewards[t] = step.reward
+        self.env_terminated[t] = step.terminated
+        self.env_truncated[t] = step.truncated
+        self._track_episodes(step.reward, step.terminated | step.truncated)
+        return step
+
     def _scale_rewards(self, rewards: torch.Tensor) -> None:
         """Rewards as the models learn from them; the scaler's running statistics advance step
         by step, exactly as if it had been called during collection."""
@@ -167,13 +208,15 @@ class Batcher:
     def _track_episodes(self, reward: np.ndarray, done: np.ndarray) -> None:
         self.episode_returns += reward
         self.episode_lengths += 1
+        if not done.any():
+            return
         for i in np.flatnonzero(done):
             self.finished.append(
                 Episode(float(self.episode_returns[i]), int(self.episode_lengths[i]))
             )
             self.episode_returns[i] = 0.0
             self.episode_lengths[i] = 0
-        self.num_episodes += int(done.sum())
+            self.num_episodes += 1
 
     def pop_episodes(self) -> list[Episode]:
         episodes, self.finished = self.finished, []
@@ -191,6 +234,7 @@ class Batcher:
             "state_normalizer": self.state_normalizer.state_dict(),
             "reward_scaler": self.reward_scaler.state_dict(),
             "env": self.env.get_state(),
+            "rng": to_json(self.rng.bit_generator.state),
         }
 
     def load_state_dict(self, state: dict, seed: int) -> bool:
@@ -201,6 +245,7 @@ class Batcher:
         self.reward_scaler.load_state_dict(state["reward_scaler"])
         self.num_steps, self.num_episodes = state["num_steps"], state["num_episodes"]
         self.finished = [Episode(ret, int(length)) for ret, length in state["finished"]]
+        self.rng.bit_generator.state = from_json(state["rng"])
         if not self.env.restorable:
             self.obs = self._normalize(self.env.reset(seed=seed + self.num_steps))
             self.episode_returns[:] = 0.0

@@ -48,7 +48,7 @@ def collector_stepper(env: GymEnv, vectorization: str) -> Callable[[], int]:
     agent = build_agent(cfg, env, torch.device("cpu"), Logger(None, progress=False))
 
     def step() -> int:
-        agent.batcher.collect(agent.policy_model.select_action, agent.values)
+        agent.batcher.collect(agent.policy_model, agent.values)
         return agent.batcher.n_steps * n
 
     return step

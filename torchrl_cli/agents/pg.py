@@ -10,6 +10,7 @@ from torchrl_cli.agents.base import BaseAgent
 from torchrl_cli.batcher import Batch, Batcher
 from torchrl_cli.estimators import GAE, FromAdvantage
 from torchrl_cli.models import BaseModel, BasePGModel, ValueModel
+from torchrl_cli.models.numpy_update import numpy_fit
 from torchrl_cli.utils import explained_var, normalize
 
 
@@ -64,7 +65,7 @@ class PGAgent(BaseAgent):
     def step(self) -> None:
         for model in self.models.values():
             model.set_progress(self.progress)
-        rollout = self.batcher.collect(self.policy_model.select_action, self.values)
+        rollout = self.batcher.collect(self.policy_model, self.values)
         advantages = self.advantage(
             rollout.rewards,
             rollout.values,
@@ -89,12 +90,15 @@ class PGAgent(BaseAgent):
 
     def update(self, batch: Batch) -> None:
         """Train the models; those with the same epochs and minibatches share one pass, summing
-        their losses into one backward (each steps its own optimizer)."""
-        groups: dict[tuple[int, int], list[BaseModel]] = defaultdict(list)
-        for model in self.models.values():
-            groups[(model.num_epochs, model.num_mini_batches)].append(model)
+        their losses into one backward (each steps its own optimizer). PPO-clip with plain MLPs
+        on the CPU trains in numpy (``models.numpy_update``), anything else in torch."""
+        groups: dict[tuple[int, int], dict[str, BaseModel]] = defaultdict(dict)
+        for name, model in self.models.items():
+            groups[(model.num_epochs, model.num_mini_batches)][name] = model
         for (num_epochs, num_mini_batches), models in groups.items():
-            self.fit(models, batch, num_epochs, num_mini_batches)
+            args = batch, num_epochs, num_mini_batches
+            if not numpy_fit(models, *args, self.normalize_advantages, self.diagnostics):
+                self.fit(list(models.values()), *args)
         for model in self.models.values():
             for key, value in model.on_batch_end(batch).items():
                 self.diagnostics[key].append(value)
@@ -140,7 +144,8 @@ class PGAgent(BaseAgent):
 
     def write_logs(self) -> None:
         for key, values in self.diagnostics.items():
-            self.logger.add_log(f"losses/{key}", torch.stack(values).float().mean().item(), 4)
+            # floats from the numpy update, 0-d tensors from the torch one
+            self.logger.add_log(f"losses/{key}", float(np.mean([float(v) for v in values])), 4)
         self.diagnostics.clear()
         self.logger.add_log("charts/learning_rate", self.policy_model.lr, 6)
         if self.value_model is not None:

@@ -4,6 +4,8 @@ Their statistics are buffers, so they travel in every ``state_dict`` with the mo
 a saved policy normalizes its inputs exactly as it did in training. ``eval()`` freezes them.
 """
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 from torch import nn
@@ -29,6 +31,22 @@ class RunningMeanStd(nn.Module):
         m2 = self.var * self.count + b_var * b_count + delta.square() * self.count * b_count / total
         self.var.copy_(m2 / total)
         self.count.copy_(total)
+
+    def numpy_update(self) -> Callable[[np.ndarray], None]:
+        """``update`` in numpy on views of the (CPU) buffers, for the collector's per-step path
+        (a dozen float64 torch ops on a few numbers cost ~30 us; see models.numpy_actor)."""
+        mean, var, count = self.mean.numpy(), self.var.numpy(), self.count.numpy()
+
+        def update(batch: np.ndarray) -> None:
+            batch = batch.astype(np.float64).reshape(-1, *mean.shape)
+            b_mean, b_var, b_count = batch.mean(axis=0), batch.var(axis=0), batch.shape[0]
+            delta = b_mean - mean
+            total = count + b_count
+            mean[...] += delta * b_count / total
+            var[...] = (var * count + b_var * b_count + delta**2 * count * b_count / total) / total
+            count[...] = total
+
+        return update
 
 
 class StateNormalizer(nn.Module):
@@ -72,6 +90,30 @@ class StateNormalizer(nn.Module):
         if self.dtype == torch.uint8:
             return obs
         return self._standardize(self._rescale(obs.float()))
+
+    def numpy_forward(self, update_stats: bool) -> Callable[[np.ndarray], np.ndarray] | None:
+        """``forward`` (``update_stats``) or ``normalize`` in numpy on views of the buffers, for
+        the collector's per-step path; None on the GPU."""
+        if self.low.device.type != "cpu":
+            return None
+        if self.dtype == torch.uint8:
+            return lambda obs: obs
+        update = self.rms.numpy_update() if self.running and update_stats else None
+        low, span, shift = self.low.numpy(), self.span.numpy(), self.shift.numpy()
+        mean, var, clip = self.rms.mean.numpy(), self.rms.var.numpy(), self.clip
+
+        def forward(obs: np.ndarray) -> np.ndarray:
+            obs = obs.astype(np.float32)
+            if self.fixed:
+                obs = (obs - low) / span * np.float32(2.0) - shift
+            if update is not None:
+                update(obs)
+            if not self.running:
+                return obs
+            std = np.sqrt(var + 1e-8).astype(np.float32)
+            return ((obs - mean.astype(np.float32)) / std).clip(-clip, clip)
+
+        return forward
 
     def _standardize(self, obs: torch.Tensor) -> torch.Tensor:
         if not self.running:

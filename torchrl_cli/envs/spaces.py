@@ -77,9 +77,10 @@ def info_from_json(text: str) -> dict:
     return info
 
 
-def to_env_action(actions: torch.Tensor, info: dict) -> np.ndarray:
+def to_env_action(actions: torch.Tensor | np.ndarray, info: dict) -> np.ndarray:
     """Actions as the env takes them: Box actions clipped to the bounds, MultiBinary as int8."""
-    actions = actions.cpu().numpy()
+    if isinstance(actions, torch.Tensor):
+        actions = actions.cpu().numpy()
     if info["kind"] == "continuous":
         actions = np.clip(actions, info["low"], info["high"])
     elif info["kind"] == "multi_binary":

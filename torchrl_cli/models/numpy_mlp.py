@@ -1,0 +1,87 @@
+"""A model's plain MLP (Linear, Tanh and ReLU layers) evaluated in numpy, forward and backward.
+
+The collector acts through it (models/numpy_actor.py) and PPO-clip's minibatch steps train
+through it (models/numpy_update.py): on batches of a few hundred samples or fewer, eager
+PyTorch spends most of its time dispatching small ops and recording autograd, not computing
+(docs/performance.md). ``NumpyMLP.of`` returns None for any other layer.
+"""
+
+import numpy as np
+from torch import nn
+
+from torchrl_cli.nn import FlattenLinear, Tanh
+
+Array = np.ndarray
+
+
+def layer_kind(layer: nn.Module) -> str | None:
+    """``linear``, ``tanh`` or ``relu``; None for a layer numpy does not evaluate."""
+    if isinstance(layer, nn.Linear):
+        flattens = isinstance(layer, FlattenLinear) and len(layer.in_shape) > 1
+        return None if flattens or layer.bias is None else "linear"
+    if isinstance(layer, Tanh | nn.Tanh):
+        return "tanh"
+    if isinstance(layer, nn.ReLU):
+        return "relu"
+    return None
+
+
+class NumpyMLP:
+    """Layers of ``kinds`` over parameter arrays (torch's layout: weight ``[out, in]``, bias).
+
+    ``params`` may be views of the torch parameters (acting) or of a flat copy (training);
+    ``backward`` writes the gradients into ``grads``, arrays of the same shapes.
+    """
+
+    def __init__(self, kinds: list[str], params: list[Array]):
+        self.kinds = kinds
+        linears = iter(range(0, len(params), 2))
+        self.index = [next(linears) if kind == "linear" else None for kind in kinds]
+        self.params = params
+        self.inputs: list[Array] = []  # each layer's input (or tanh output), kept for backward
+
+    @staticmethod
+    def of(layers: list[nn.Module]) -> tuple[list[str], list[nn.Parameter]] | None:
+        """The kinds of ``layers`` and their parameters in ``NumpyMLP`` order, or None."""
+        kinds = [layer_kind(layer) for layer in layers]
+        if None in kinds:
+            return None
+        params = [
+            p
+            for layer in layers
+            if isinstance(layer, nn.Linear)
+            for p in (layer.weight, layer.bias)
+        ]
+        return kinds, params
+
+    def forward(self, x: Array, keep: bool = False) -> Array:
+        """The output for ``x``; with ``keep``, what ``backward`` needs is kept."""
+        inputs = []
+        for kind, i in zip(self.kinds, self.index, strict=True):
+            if kind == "linear":
+                inputs.append(x)
+                x = np.dot(x, self.params[i].T) + self.params[i + 1]
+            elif kind == "tanh":
+                x = np.tanh(x)
+                inputs.append(x)  # tanh' = 1 - tanh^2, from the output
+            else:
+                inputs.append(x)
+                x = np.maximum(x, 0.0)
+        if keep:
+            self.inputs = inputs
+        return x
+
+    def backward(self, dout: Array, grads: list[Array]) -> None:
+        """The parameters' gradients for output gradient ``dout``, after ``forward(keep=True)``."""
+        layers = list(zip(self.kinds, self.index, self.inputs, strict=True))
+        for depth, (kind, i, x) in enumerate(reversed(layers)):
+            first = depth == len(layers) - 1
+            if kind == "linear":
+                np.dot(dout.T, x, out=grads[i])
+                dout.sum(axis=0, out=grads[i + 1])
+                if not first:  # no gradient w.r.t. the observations
+                    dout = np.dot(dout, self.params[i])
+            elif kind == "tanh":
+                dout = dout * (1.0 - x * x)
+            else:
+                dout = dout * (x > 0)

@@ -1,0 +1,236 @@
+"""PPO-clip's minibatch steps in numpy: forward, hand-derived backward, gradient clipping and
+Adam, for a PPOClipModel and a ValueModel whose networks are plain MLPs on the CPU.
+
+Why: rl-zoo3's CartPole PPO makes 20 gradient steps per 256 env steps, and eager PyTorch
+spends most of each (~1.1 ms) dispatching ~150 small ops and recording autograd; numpy does
+the same arithmetic in under half of that (docs/performance.md). The torch path
+(``PGAgent.fit``) stays the reference: tests check these gradients against autograd and this
+Adam against torch.optim.Adam. Parameters and Adam's moments are copied into flat arrays when
+an update starts and written back when it ends, so outside an update torch holds the only copy
+(checkpoints, evaluation and export see nothing of this).
+"""
+
+import math
+
+import numpy as np
+import torch
+
+from torchrl_cli.models.base import BaseModel
+from torchrl_cli.models.distributions import HALF_LOG_2PI
+from torchrl_cli.models.numpy_mlp import Array, NumpyMLP
+from torchrl_cli.models.ppo_clip import PPOClipModel
+from torchrl_cli.models.value import ValueModel
+
+
+def _adam_settings(optimizer: torch.optim.Optimizer) -> dict | None:
+    """lr, betas and eps of a plain Adam (one setting for every group), or None."""
+    if type(optimizer) is not torch.optim.Adam:
+        return None
+    groups = optimizer.param_groups
+    keys = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize")
+    if any(tuple(g[k] for k in keys) != tuple(groups[0][k] for k in keys) for g in groups):
+        return None
+    if groups[0]["weight_decay"] or groups[0]["amsgrad"] or groups[0]["maximize"]:
+        return None
+    return {"lr": groups[0]["lr"], "betas": groups[0]["betas"], "eps": groups[0]["eps"]}
+
+
+class FlatModel:
+    """One model's parameters, gradients and Adam moments as flat float32 arrays, with the
+    network's MLP over views of them."""
+
+    def __init__(self, model: BaseModel, adam: dict, mlp: tuple[list[str], list]):
+        self.model, self.adam = model, adam
+        self.torch_params = [p for g in model.optimizer.param_groups for p in g["params"]]
+        sizes = [p.numel() for p in self.torch_params]
+        self.offsets = np.cumsum([0, *sizes])
+        states = [model.optimizer.state.get(p, {}) for p in self.torch_params]
+        self.step = float(states[0]["step"]) if states[0] else 0.0
+
+        def flat(tensors) -> Array:
+            return np.concatenate([t.detach().numpy().ravel() for t in tensors])
+
+        self.theta = flat(self.torch_params)
+        self.exp_avg = flat(
+            s.get("exp_avg", torch.zeros_like(p))
+            for s, p in zip(states, self.torch_params, strict=True)
+        )
+        self.exp_avg_sq = flat(
+            s.get("exp_avg_sq", torch.zeros_like(p))
+            for s, p in zip(states, self.torch_params, strict=True)
+        )
+        self.grad = np.zeros_like(self.theta)
+        self.param = {id(p): self._view(self.theta, i) for i, p in enumerate(self.torch_params)}
+        self.grads = {id(p): self._view(self.grad, i) for i, p in enumerate(self.torch_params)}
+        kinds, params = mlp
+        self.mlp = NumpyMLP(kinds, [self.param[id(p)] for p in params])
+        self.mlp_grads = [self.grads[id(p)] for p in params]
+
+    def _view(self, flat: Array, i: int) -> Array:
+        p = self.torch_params[i]
+        return flat[self.offsets[i] : self.offsets[i + 1]].reshape(p.shape)
+
+    def optimizer_step(self) -> float:
+        """Clip the gradients to the model's norm, one Adam step (torch.optim.Adam's arithmetic);
+        returns the gradient norm before clipping."""
+        grad = self.grad
+        norm = float(np.sqrt(np.dot(grad, grad)))
+        if math.isfinite(self.model.clip_grad_norm):
+            grad *= min(1.0, self.model.clip_grad_norm / (norm + 1e-6))
+        (beta1, beta2), eps = self.adam["betas"], self.adam["eps"]
+        self.step += 1
+        self.exp_avg += (1 - beta1) * (grad - self.exp_avg)
+        self.exp_avg_sq *= beta2
+        self.exp_avg_sq += (1 - beta2) * grad * grad
+        step_size = self.model.lr / (1 - beta1**self.step)
+        denom = np.sqrt(self.exp_avg_sq)
+        denom /= math.sqrt(1 - beta2**self.step)
+        denom += eps
+        self.theta -= step_size * self.exp_avg / denom
+        return norm
+
+    @torch.no_grad()
+    def write_back(self) -> None:
+        """Parameters and Adam's state back into the torch model and optimizer."""
+        for i, p in enumerate(self.torch_params):
+            p.copy_(torch.from_numpy(self._view(self.theta, i)))
+            state = self.model.optimizer.state[p]
+            state["step"] = torch.tensor(self.step, dtype=torch.float32)
+            state["exp_avg"] = torch.from_numpy(self._view(self.exp_avg, i).copy())
+            state["exp_avg_sq"] = torch.from_numpy(self._view(self.exp_avg_sq, i).copy())
+
+
+def flat_model(model: BaseModel) -> FlatModel | None:
+    """``model`` as a FlatModel when numpy can train it, else None."""
+    if type(model) not in (PPOClipModel, ValueModel):
+        return None
+    if any(p.device.type != "cpu" or p.dtype != torch.float32 for p in model.parameters()):
+        return None
+    if isinstance(model, PPOClipModel):
+        info = model.action_info
+        if info["kind"] not in ("discrete", "continuous") or len(info["shape"]) > 1:
+            return None
+    adam, mlp = _adam_settings(model.optimizer), NumpyMLP.of(model.layers)
+    if adam is None or mlp is None:
+        return None
+    return FlatModel(model, adam, mlp)
+
+
+def ppo_clip_step(flat: FlatModel, mb: dict[str, Array]) -> dict[str, float]:
+    """Loss, gradients (into ``flat.grad``) and diagnostics of PPOClipModel.register_losses."""
+    model: PPOClipModel = flat.model
+    out = flat.mlp.forward(mb["obs"], keep=True)
+    n, eps = len(out), model.ppo_clip_range
+    actions = mb["actions"]
+    if model.action_info["kind"] == "discrete":
+        shifted = out - out.max(axis=1, keepdims=True)
+        exp = np.exp(shifted)
+        total = exp.sum(axis=1, keepdims=True)
+        log_p = shifted - np.log(total)
+        rows = np.arange(n)
+        new_log_probs = log_p[rows, actions]
+        probs = exp / total
+        entropy = -(probs * log_p).sum(axis=1)
+    else:
+        log_std = flat.param[id(model.log_std)]
+        inv_std = np.exp(-log_std)
+        z = (actions - out) * inv_std
+        new_log_probs = (-0.5 * z * z - log_std - np.float32(HALF_LOG_2PI)).sum(axis=1)
+        entropy = np.full(n, (0.5 + HALF_LOG_2PI + log_std).sum(), dtype=np.float32)
+    log_ratio = new_log_probs - mb["log_probs"]
+    ratio = np.exp(log_ratio)
+    adv = mb["advantages"]
+    unclipped, clipped = ratio * adv, np.clip(ratio, 1 - eps, 1 + eps) * adv
+    # torch.minimum and clamp pass the gradient through the unclipped term where it is the
+    # smaller one or where the ratio is inside the range (both terms equal)
+    through = (unclipped < clipped) | ((ratio >= 1 - eps) & (ratio <= 1 + eps))
+    d_log_probs = np.where(through, adv * ratio * (-model.loss_coef / n), 0).astype(np.float32)
+    coef = model.entropy_coef
+    if model.action_info["kind"] == "discrete":
+        d_out = probs * -d_log_probs[:, None]
+        d_out[rows, actions] += d_log_probs
+        if coef:  # d(-coef * mean H)/dlogits = coef/n * p (log p + H)
+            d_out += (coef / n) * probs * (log_p + entropy[:, None])
+    else:
+        d_out = d_log_probs[:, None] * z * inv_std
+        d_log_std = flat.grads[id(model.log_std)]
+        d_log_std[...] = (d_log_probs[:, None] * (z * z - 1.0)).sum(axis=0) - coef
+    flat.mlp.backward(d_out.astype(np.float32, copy=False), flat.mlp_grads)
+    return {
+        "policy_loss": -float(np.minimum(unclipped, clipped).mean()),
+        "clip_fraction": float((np.abs(ratio - 1) > eps).mean()),
+        "clip_epsilon": eps,
+        "entropy": float(entropy.mean()),
+        "approx_kl": float(((ratio - 1) - log_ratio).mean()),
+    }
+
+
+def value_step(flat: FlatModel, mb: dict[str, Array]) -> dict[str, float]:
+    """Loss, gradients and diagnostics of ValueModel.register_losses."""
+    model: ValueModel = flat.model
+    values = flat.mlp.forward(mb["obs"], keep=True)[:, 0]
+    error = values - mb["returns"]
+    loss, d_loss = error * error, 2.0 * error
+    if model.clip_range is not None:
+        old, clip = mb["values"], model.clip_range
+        change = values - old
+        clipped_error = old + np.clip(change, -clip, clip) - mb["returns"]
+        clipped_loss = clipped_error * clipped_error
+        # torch.maximum's gradient goes to the larger term and splits a tie evenly; clamp's
+        # passes where the change is inside the range, bounds included
+        d_clipped = 2.0 * clipped_error * (np.abs(change) <= clip)
+        d_loss = np.where(
+            loss > clipped_loss,
+            d_loss,
+            np.where(loss < clipped_loss, d_clipped, 0.5 * (d_loss + d_clipped)),
+        )
+        loss = np.maximum(loss, clipped_loss)
+    d_values = d_loss * (0.5 * model.loss_coef / len(values))
+    flat.mlp.backward(d_values[:, None].astype(np.float32, copy=False), flat.mlp_grads)
+    return {"value_loss": 0.5 * float(loss.mean())}
+
+
+STEPS = {PPOClipModel: ppo_clip_step, ValueModel: value_step}
+
+
+def normalize(array: Array, eps: float = 1e-8) -> Array:
+    """utils.normalize in numpy (torch's std is the unbiased one)."""
+    return (array - array.mean()) / (array.std(ddof=1) + eps)
+
+
+def numpy_fit(
+    models: dict[str, BaseModel],
+    batch,
+    num_epochs: int,
+    num_mini_batches: int,
+    normalize_advantages: bool,
+    diagnostics: dict[str, list],
+) -> bool:
+    """``PGAgent.fit`` in numpy for ``models`` (by name), when numpy can train every one of them
+    (returns False, having done nothing, otherwise). Diagnostics are appended as floats."""
+    flats = {name: flat_model(model) for name, model in models.items()}
+    if None in flats.values():
+        return False
+    keys = {key for model in models.values() for key in model.batch_keys}
+    data = {key: getattr(batch, key).numpy() for key in keys}
+    size = len(batch) // num_mini_batches
+    whole = size == len(batch)  # as in PGAgent.fit: one minibatch, normalized once
+    if whole and normalize_advantages and "advantages" in data:
+        data["advantages"] = normalize(data["advantages"])
+    for _ in range(num_epochs):
+        order = None if whole else torch.randperm(len(batch)).numpy()
+        for start in range(0, size * num_mini_batches, size):
+            minibatch = data
+            if not whole:
+                idx = order[start : start + size]
+                minibatch = {key: value[idx] for key, value in data.items()}
+                if normalize_advantages and "advantages" in minibatch:
+                    minibatch["advantages"] = normalize(minibatch["advantages"])
+            for name, flat in flats.items():
+                terms = STEPS[type(flat.model)](flat, minibatch)
+                terms[f"grad_norm_{name}"] = flat.optimizer_step()
+                for key, value in terms.items():
+                    diagnostics[key].append(value)
+    for flat in flats.values():
+        flat.write_back()
+    return True
