@@ -20,7 +20,7 @@ def _random_actions(env: GymEnv, rng: np.random.Generator, steps: int) -> list[n
 
 @pytest.mark.parametrize(("env_id", "vectorization"), [
     ("CartPole-v1", "sync"), ("CartPole-v1", "async"), ("CartPole-v1", "native"),
-    ("Pendulum-v1", "sync"),
+    ("Pendulum-v1", "sync"), ("Pendulum-v1", "native"),
     ("HalfCheetah-v5", "sync"),
 ])
 def test_env_snapshot_continues_the_same_episodes(env_id, vectorization):

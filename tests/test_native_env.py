@@ -1,10 +1,12 @@
-"""Gymnasium's native CartPole vector env behind GymEnv: same-step autoreset, the auto choice,
-seeding and the refusals."""
+"""Native vector envs behind GymEnv (Gymnasium's CartPole, our Pendulum): same-step autoreset,
+Pendulum's exactness against Gymnasium's, the auto choice, seeding and the refusals."""
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
 from torchrl_cli.envs import GymEnv
+from torchrl_cli.envs.pendulum import PendulumVectorEnv
 from torchrl_cli.errors import ConfigError
 
 THETA_LIMIT, X_LIMIT = 12 * 2 * np.pi / 360, 2.4
@@ -15,19 +17,24 @@ def balance(obs: np.ndarray) -> np.ndarray:
     return ((obs[:, 2] + 0.5 * obs[:, 3] + 0.01 * obs[:, 0] + 0.1 * obs[:, 1]) > 0).astype(np.int64)
 
 
-def test_auto_picks_native_from_eight_copies_without_wrappers():
+def test_auto_picks_native_from_eight_copies_without_wrappers_or_rendering():
     assert GymEnv("CartPole-v1", n_envs=8, vectorization="auto").vectorization == "native"
     assert GymEnv("CartPole-v1", n_envs=4, vectorization="auto").vectorization == "sync"
-    assert GymEnv("Pendulum-v1", n_envs=16, vectorization="auto").vectorization == "sync"
+    assert GymEnv("Pendulum-v1", n_envs=8, vectorization="auto").vectorization == "native"
+    assert GymEnv("Pendulum-v1", n_envs=4, vectorization="auto").vectorization == "sync"
     wrapped = GymEnv("CartPole-v1", n_envs=8, vectorization="auto", wrappers=[lambda e: e])
     assert wrapped.vectorization == "sync"
+    rendered = GymEnv("Pendulum-v1", n_envs=8, vectorization="auto", render_mode="rgb_array")
+    assert rendered.vectorization == "sync"
 
 
 def test_native_is_refused_where_it_cannot_serve():
     with pytest.raises(ConfigError, match="no native vector env"):
-        GymEnv("Pendulum-v1", n_envs=2, vectorization="native")
+        GymEnv("Acrobot-v1", n_envs=2, vectorization="native")
     with pytest.raises(ConfigError, match="takes no env.wrappers"):
         GymEnv("CartPole-v1", n_envs=2, vectorization="native", wrappers=[lambda e: e])
+    with pytest.raises(ConfigError, match="use vectorization=sync"):
+        GymEnv("Pendulum-v1", n_envs=2, vectorization="native", render_mode="rgb_array")
 
 
 def test_terminated_copies_reset_in_the_same_step():
@@ -65,10 +72,61 @@ def test_time_limit_truncates_at_500_and_restarts_the_copy():
     assert ended == [500] * 16
 
 
-def test_native_reset_is_seeded():
-    a, b = (GymEnv("CartPole-v1", n_envs=8, vectorization="native") for _ in range(2))
+@pytest.mark.parametrize(("env_id", "actions"), [
+    ("CartPole-v1", np.ones(8, dtype=np.int64)),
+    ("Pendulum-v1", np.ones((8, 1), dtype=np.float32)),
+])
+def test_native_reset_is_seeded(env_id, actions):
+    """Same seed, same trajectory (through Pendulum's time-limit restarts); another seed differs."""
+    a, b = (GymEnv(env_id, n_envs=8, vectorization="native") for _ in range(2))
     np.testing.assert_array_equal(a.reset(seed=3), b.reset(seed=3))
-    actions = np.ones(8, dtype=np.int64)
-    for _ in range(50):
+    for _ in range(250):
         np.testing.assert_array_equal(a.step(actions).obs, b.step(actions).obs)
     assert not np.array_equal(a.reset(seed=3), a.reset(seed=4))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_native_pendulum_steps_bit_for_bit_as_gymnasium(dtype):
+    """From the start states of 16 ``gym.make("Pendulum-v1")`` envs and under the same random
+    torques (a third of them out of bounds, so clipped), our native env gives identical
+    observations and rewards; every copy is truncated at step 200 with its last observation in
+    final_obs and a new start state in obs, from which both step on alike."""
+    rng = np.random.default_rng(0)
+    singles = [gym.make("Pendulum-v1") for _ in range(16)]
+    env = GymEnv("Pendulum-v1", n_envs=16, vectorization="native")
+    env.reset(seed=0)
+    vec = env.vec.unwrapped
+    for i, single in enumerate(singles):
+        single.reset(seed=i)
+    vec.theta, vec.theta_dot = np.array([s.unwrapped.state for s in singles]).T.copy()
+    for t in range(1, 261):
+        actions = rng.uniform(-3.0, 3.0, size=(16, 1)).astype(dtype)
+        expected = [single.step(a) for single, a in zip(singles, actions, strict=True)]
+        step = env.step(actions)
+        obs = np.stack([e[0] for e in expected])
+        assert np.array_equal(step.reward, np.array([e[1] for e in expected]))
+        assert step.reward.dtype == np.float64 and step.obs.dtype == np.float32
+        assert not step.terminated.any()
+        assert step.truncated.all() == (t == 200) and step.truncated.any() == (t == 200)
+        if t != 200:
+            assert step.final_obs is None and np.array_equal(step.obs, obs)
+            continue
+        assert np.array_equal(step.final_obs, obs)
+        assert np.all(np.abs(vec.theta) <= np.pi) and np.all(np.abs(vec.theta_dot) <= 1.0)
+        start_obs = np.c_[np.cos(vec.theta), np.sin(vec.theta), vec.theta_dot]
+        assert np.array_equal(step.obs, start_obs.astype(np.float32))
+        for single, start in zip(singles, np.c_[vec.theta, vec.theta_dot], strict=True):
+            single.reset()  # restarts the time limit; the start state is ours
+            single.unwrapped.state = start.copy()
+
+
+def test_pendulum_alone_restarts_on_the_next_step():
+    """Without ``reset_copies``, a truncated copy restarts on the step after (NEXT_STEP, as
+    Gymnasium's own native vector envs), with a zero reward on that step."""
+    env = PendulumVectorEnv(num_envs=4, max_episode_steps=3)
+    env.reset(seed=0)
+    actions = np.zeros((4, 1), dtype=np.float32)
+    assert [env.step(actions)[3].all() for _ in range(3)] == [False, False, True]
+    obs, reward, terminated, truncated, _ = env.step(actions)
+    assert not (terminated.any() or truncated.any()) and np.all(reward == 0.0)
+    assert np.all(env.steps == 0) and np.all(np.abs(obs[:, 2]) <= 1.0)

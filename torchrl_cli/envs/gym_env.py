@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
-from torchrl_cli.envs.native import SAME_STEP_RESETS, has_native
+from torchrl_cli.envs.native import OWN_NATIVE, SAME_STEP_RESETS, has_native
 from torchrl_cli.envs.registry import missing_package, register_ale
 from torchrl_cli.envs.snapshot import EXACT_SIMULATORS, Snapshot, restore, snapshot
 from torchrl_cli.envs.spaces import action_info, state_info
@@ -16,7 +16,8 @@ from torchrl_cli.errors import ConfigError, did_you_mean
 
 VECTORIZATIONS = ("auto", "sync", "async", "native")
 # auto picks native from this many copies: below ~5, SyncVectorEnv steps CartPole faster
-# (a native step costs ~30 us of numpy calls whatever the batch; docs/performance.md)
+# (a native step costs ~30 us of numpy calls whatever the batch; docs/performance.md);
+# Pendulum's native env (~20 us a step) is faster from 2 copies, but one threshold serves both
 NATIVE_MIN_ENVS = 8
 
 
@@ -58,14 +59,16 @@ class BaseEnv(abc.ABC):
 
 class GymEnv(BaseEnv):
     """``n_envs`` copies of a Gymnasium env, stepped in this process (sync), in subprocesses
-    (async) or as one numpy batch by Gymnasium's native vector env (native), with same-step
-    autoreset so that a time-limit truncation can bootstrap from the final observation.
+    (async) or as one numpy batch by a native vector env (native: Gymnasium's CartPole, our
+    Pendulum), with same-step autoreset so that a time-limit truncation can bootstrap from the
+    final observation.
 
     Parameters:
         env_name: a registered Gymnasium id.
         n_envs: number of copies.
         vectorization: ``sync``, ``async``, ``native`` or ``auto`` (native where the env has
-            one torchrl-cli supports, no wrappers are given and ``n_envs >= 8``, else sync).
+            one torchrl-cli supports, no wrappers or render_mode are given and ``n_envs >= 8``,
+            else sync).
         wrappers: callables applied to each copy, in order (each receives and returns an env).
         **kwargs: passed to ``gymnasium.make``.
     """
@@ -85,7 +88,12 @@ class GymEnv(BaseEnv):
                 f"env.vectorization='{vectorization}' is not one of {', '.join(VECTORIZATIONS)}"
             )
         if vectorization == "auto":
-            native = has_native(env_name) and not wrappers and n_envs >= NATIVE_MIN_ENVS
+            native = (
+                has_native(env_name)
+                and not wrappers
+                and kwargs.get("render_mode") is None  # rendering goes copy by copy: sync
+                and n_envs >= NATIVE_MIN_ENVS
+            )
             vectorization = "native" if native else "sync"
         self.env_name = env_name
         self.n_envs = n_envs
@@ -177,7 +185,8 @@ class GymEnv(BaseEnv):
 def make_native(
     env_name: str, n_envs: int, wrappers: Sequence, kwargs: dict
 ) -> gym.vector.VectorEnv:
-    """Gymnasium's native vector env for ``env_name``; refuses envs and options it cannot serve."""
+    """The native vector env for ``env_name`` (ours, else Gymnasium's); refuses envs and options
+    it cannot serve."""
     if not has_native(env_name):
         raise ConfigError(
             f"env.vectorization='native': '{env_name}' has no native vector env that "
@@ -186,6 +195,10 @@ def make_native(
         )
     if wrappers:
         raise ConfigError("env.vectorization='native' takes no env.wrappers; use sync or async")
+    if env_name in OWN_NATIVE:  # built as make_vec builds a vector_entry_point: spec's time limit
+        spec = gym.spec(env_name)
+        kwargs = {"max_episode_steps": spec.max_episode_steps, **spec.kwargs, **kwargs}
+        return OWN_NATIVE[env_name](num_envs=n_envs, **kwargs)
     return gym.make_vec(
         env_name, num_envs=n_envs, vectorization_mode="vector_entry_point", **kwargs
     )

@@ -1,4 +1,5 @@
-"""Gymnasium's native (whole-batch numpy) vector envs, adapted to same-step autoreset.
+"""Native (whole-batch numpy) vector envs, adapted to same-step autoreset: Gymnasium's own
+(CartPole) and ours (``OWN_NATIVE``, for envs Gymnasium has none for).
 
 Native vector envs step every copy in one numpy call (CartPole: ~20x the stepping rate of
 SyncVectorEnv at 64 copies), but they reset a finished copy on the *next* step (NEXT_STEP),
@@ -11,6 +12,8 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
+
+from torchrl_cli.envs.pendulum import PendulumVectorEnv
 
 
 def reset_cartpole_copies(env: CartPoleVectorEnv, done: np.ndarray) -> np.ndarray:
@@ -25,11 +28,17 @@ def reset_cartpole_copies(env: CartPoleVectorEnv, done: np.ndarray) -> np.ndarra
 #: native vector env class -> resets the finished copies in place, returns the new observations
 SAME_STEP_RESETS: dict[type, Callable[[gym.vector.VectorEnv, np.ndarray], np.ndarray]] = {
     CartPoleVectorEnv: reset_cartpole_copies,
+    PendulumVectorEnv: PendulumVectorEnv.reset_copies,
 }
+
+#: env id -> our own native vector env, where Gymnasium's spec has no vector_entry_point
+OWN_NATIVE: dict[str, type[gym.vector.VectorEnv]] = {"Pendulum-v1": PendulumVectorEnv}
 
 
 def has_native(env_id: str) -> bool:
     """Whether ``env_id`` has a native vector env that torchrl-cli can reset on the same step."""
+    if env_id in OWN_NATIVE:
+        return True
     entry = gym.spec(env_id).vector_entry_point
     if not isinstance(entry, str):
         return False
