@@ -6,7 +6,9 @@ import torch
 from conftest import TINY, compose_config, make_agent
 from torch.testing import assert_close
 
+from torchrl_cli.agents import pg
 from torchrl_cli.envs import RewardScaler, RunningMeanStd, StateNormalizer
+from torchrl_cli.models import PPOClipModel, numpy_update
 from torchrl_cli.train import build_env
 from torchrl_cli.utils import normalize
 
@@ -152,9 +154,9 @@ def scaled_by_hand(rewards, dones, gamma):
 def test_reward_scaler_first_step_by_hand():
     """Step 1: returns [1, 2] have std 0.5, so rewards [1, 2] become [2, 4]."""
     scaler = RewardScaler(2, gamma=0.9, enabled=True, clip=10.0)
-    out = scaler(torch.tensor([1.0, 2.0]), torch.tensor([False, False]))
-    assert out.dtype == torch.float32
-    assert_close(out, torch.tensor([2.0, 4.0]), rtol=1e-3, atol=0)
+    out = scaler(np.array([1.0, 2.0], np.float32), np.array([False, False]))
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, [2.0, 4.0], rtol=1e-3, atol=0)
 
 
 def test_reward_scaler_divides_by_std_of_discounted_return_and_resets_on_done():
@@ -166,7 +168,7 @@ def test_reward_scaler_divides_by_std_of_discounted_return_and_resets_on_done():
     scaler = RewardScaler(2, gamma=gamma, enabled=True, clip=10.0)
     got = []
     for reward, done in zip(rewards, dones, strict=True):
-        got.append(scaler(torch.tensor(reward, dtype=torch.float32), torch.tensor(done)).numpy())
+        got.append(scaler(reward.astype(np.float32), done))
         if done[0]:
             # env 0's return was 0.9 * 1 + 0.5 = 1.4 before the reset; env 1's goes on
             assert scaler.returns.tolist() == pytest.approx([0.0, 0.9 * 2.0 - 1.0])
@@ -179,12 +181,12 @@ def test_reward_scaler_clips_and_can_be_disabled():
     """Scaled rewards are clipped to [-clip, clip]; enabled=False returns the rewards as given."""
     scaler = RewardScaler(2, gamma=0.99, enabled=True, clip=3.0)
     for _ in range(20):
-        scaler(torch.tensor([0.01, -0.01]), torch.tensor([False, False]))
-    out = scaler(torch.tensor([50.0, -50.0]), torch.tensor([False, False]))
+        scaler(np.array([0.01, -0.01], np.float32), np.array([False, False]))
+    out = scaler(np.array([50.0, -50.0], np.float32), np.array([False, False]))
     assert out.tolist() == [3.0, -3.0]
     off = RewardScaler(2, gamma=0.99, enabled=False, clip=3.0)
-    reward = torch.tensor([50.0, -0.25])
-    assert torch.equal(off(reward, torch.tensor([True, False])), reward)
+    reward = np.array([50.0, -0.25], np.float32)
+    assert np.array_equal(off(reward, np.array([True, False])), reward)
     assert off.rms.count.item() == pytest.approx(PRIOR)
 
 
@@ -205,7 +207,10 @@ def test_normalize_constant_input_gives_zeros():
     assert torch.equal(normalize(torch.full((5,), 3.0)), torch.zeros(5))
 
 
-def _record_minibatch_advantages(env, normalize_advantages):
+def _record_minibatch_advantages(env, normalize_advantages, monkeypatch, path="numpy"):
+    """The advantages each policy minibatch step sees, through the numpy update or (forcing it
+    off) the torch one; and the state normalizer's counts before, after a step and after an
+    evaluation."""
     cfg = compose_config([*TINY, f"env={env}",
                           f"agent.normalize_advantages={str(normalize_advantages).lower()}"])
     agent, train_env = make_agent(cfg)
@@ -213,13 +218,23 @@ def _record_minibatch_advantages(env, normalize_advantages):
     try:
         agent.max_steps = cfg.max_steps
         seen = []
-        original = agent.policy_model.register_losses
+        if path == "torch":
+            monkeypatch.setattr(pg, "numpy_fit", lambda *args: False)
+            original = agent.policy_model.register_losses
 
-        def recording(batch):
-            seen.append(batch.advantages.clone())
-            return original(batch)
+            def recording(batch):
+                seen.append(batch.advantages.clone())
+                return original(batch)
 
-        agent.policy_model.register_losses = recording
+            agent.policy_model.register_losses = recording
+        else:
+            numpy_step = numpy_update.STEPS[PPOClipModel]
+
+            def recording(flat, minibatch):
+                seen.append(torch.tensor(minibatch["advantages"]))
+                return numpy_step(flat, minibatch)
+
+            monkeypatch.setitem(numpy_update.STEPS, PPOClipModel, recording)
         counts = [agent.batcher.state_normalizer.rms.count.item()]
         agent.step()
         counts.append(agent.batcher.state_normalizer.rms.count.item())
@@ -231,21 +246,22 @@ def _record_minibatch_advantages(env, normalize_advantages):
     return seen, counts
 
 
-def test_agent_normalizes_advantages_per_minibatch():
+@pytest.mark.parametrize("path", ["numpy", "torch"])
+def test_agent_normalizes_advantages_per_minibatch(path, monkeypatch):
     """Real update: each minibatch's own advantages have mean 0, std 1 (and not when off)."""
-    seen, _ = _record_minibatch_advantages("CartPole-v1", True)
+    seen, _ = _record_minibatch_advantages("CartPole-v1", True, monkeypatch, path)
     assert len(seen) == 2  # 1 epoch x 2 minibatches of 32
     for adv in seen:
         assert adv.shape == (32,)
         assert adv.mean().item() == pytest.approx(0.0, abs=1e-6)
         assert adv.std().item() == pytest.approx(1.0, rel=1e-5)
-    raw, _ = _record_minibatch_advantages("CartPole-v1", False)
+    raw, _ = _record_minibatch_advantages("CartPole-v1", False, monkeypatch, path)
     assert all(abs(adv.mean().item()) > 0.1 for adv in raw)
 
 
-def test_agent_state_statistics_count_training_observations_only():
+def test_agent_state_statistics_count_training_observations_only(monkeypatch):
     """Real run: obs statistics count collected observations only, none from evaluation."""
-    _, counts = _record_minibatch_advantages("Pendulum-v1", True)
+    _, counts = _record_minibatch_advantages("Pendulum-v1", True, monkeypatch)
     n_envs, n_steps = 2, 32
     assert counts[0] == pytest.approx(PRIOR + n_envs)
     assert counts[1] == pytest.approx(PRIOR + n_envs * (1 + n_steps))

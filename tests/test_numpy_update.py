@@ -86,7 +86,7 @@ def test_adam_steps_and_state_match_torch():
             norm = reference.optimizer_step()
             np.testing.assert_allclose(flat.optimizer_step(), float(norm), rtol=1e-4)
         flat.write_back()
-        for (name, got), want in zip(model.named_parameters(), reference.parameters()):
+        for (name, got), want in zip(model.named_parameters(), reference.parameters(), strict=True):
             torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6, msg=name)
             got_state, want_state = model.optimizer.state[got], reference.optimizer.state[want]
             for key in ("step", "exp_avg", "exp_avg_sq"):
@@ -108,7 +108,7 @@ def test_a_whole_update_matches_pgagent_fit(num_mini_batches):
         agent.models = reference
         agent.fit(list(reference.values()), batch, 5, num_mini_batches)
         for name, model in models.items():
-            for got, want in zip(model.parameters(), reference[name].parameters()):
+            for got, want in zip(model.parameters(), reference[name].parameters(), strict=True):
                 torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-5)
         assert len(diagnostics["grad_norm_policy"]) == 5 * num_mini_batches
         for key, values in diagnostics.items():

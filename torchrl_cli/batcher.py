@@ -132,7 +132,7 @@ class Batcher:
             truncations = self._steps_torch(policy.select_action)
         buf.terminated.copy_(torch.from_numpy(self.env_terminated))
         buf.truncated.copy_(torch.from_numpy(self.env_truncated))
-        self._scale_rewards(torch.from_numpy(self.env_rewards).to(self.device))
+        buf.rewards.copy_(torch.from_numpy(self._scaled_rewards()))
         buf.values.copy_(value_fn(buf.obs.flatten(0, 1)).view_as(buf.values))
         buf.last_values.copy_(value_fn(self.obs))
         buf.final_values.zero_()
@@ -194,16 +194,14 @@ class Batcher:
         self._track_episodes(step.reward, step.terminated | step.truncated)
         return step
 
-    def _scale_rewards(self, rewards: torch.Tensor) -> None:
-        """Rewards as the models learn from them; the scaler's running statistics advance step
-        by step, exactly as if it had been called during collection."""
-        buf = self.buffers
+    def _scaled_rewards(self) -> np.ndarray:
+        """The rollout's rewards as the models learn from them; the scaler's running statistics
+        advance step by step, exactly as if it had been called during collection."""
         if not self.reward_scaler.enabled:
-            buf.rewards.copy_(rewards)
-            return
-        done = buf.terminated | buf.truncated
-        for t in range(self.n_steps):
-            buf.rewards[t] = self.reward_scaler(rewards[t], done[t])
+            return self.env_rewards
+        done = self.env_terminated | self.env_truncated
+        steps = zip(self.env_rewards, done, strict=True)
+        return np.stack([self.reward_scaler(reward, ended) for reward, ended in steps])
 
     def _track_episodes(self, reward: np.ndarray, done: np.ndarray) -> None:
         self.episode_returns += reward

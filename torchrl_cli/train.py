@@ -105,7 +105,7 @@ def build_agent(cfg: DictConfig, env: GymEnv, device: torch.device, logger: Logg
         value = build_model(cfg.agent.value, cfg.net, state_info, action_info, output_gain=1.0)
         value.to(device)
     batcher = Batcher(
-        env, cfg.agent.n_steps, normalizer.to(device), scaler.to(device), device, seed=cfg.seed
+        env, cfg.agent.n_steps, normalizer.to(device), scaler, device, seed=cfg.seed
     )
     return PGAgent(
         batcher,
