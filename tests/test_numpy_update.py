@@ -7,7 +7,7 @@ from collections import defaultdict
 import numpy as np
 import pytest
 import torch
-from conftest import make_agent
+from conftest import TINY, compose_config, make_agent
 
 from torchrl_cli.batcher import Batch
 from torchrl_cli.models.numpy_update import STEPS, flat_model, numpy_fit
@@ -129,3 +129,20 @@ def test_models_numpy_cannot_train_keep_the_torch_path():
     env.close()
     assert flat_model(agent.policy_model) is None
     assert flat_model(agent.value_model) is not None
+
+
+def test_training_holds_numpy_blas_to_torch_threads(tmp_path):
+    """OpenBLAS starts a thread per core; the numpy paths must keep to ``torch_threads`` like
+    torch does (one thread each in the benchmarks, no oversubscription in parallel jobs)."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from torchrl_cli.train import train
+
+    def blas_threads() -> set[int]:
+        return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}
+
+    threadpool_limits(2, user_api="blas")
+    if blas_threads() != {2}:
+        pytest.skip("a single-core machine: nothing to hold back")
+    train(compose_config([*TINY, "torch_threads=1"]), run_dir=tmp_path)
+    assert blas_threads() == {1}

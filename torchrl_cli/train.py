@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
+from threadpoolctl import threadpool_limits
 
 from torchrl_cli.agents import PGAgent, TrainResult
 from torchrl_cli.agents.base import Evaluation
@@ -157,6 +158,9 @@ def _train(
     wall_start = time.perf_counter()
     seed_everything(cfg.seed)
     torch.set_num_threads(cfg.torch_threads)
+    # numpy's BLAS too (the numpy acting and update paths): OpenBLAS would otherwise start one
+    # thread per core, which on small matrices costs more than it gives, 5x under contention
+    threadpool_limits(cfg.torch_threads, user_api="blas")
     device = resolve_device(cfg.device, cfg.net)
     checkpoint = resume[1]["agent"] if resume else None
     start_step = checkpoint["batcher"]["num_steps"] if checkpoint else 0

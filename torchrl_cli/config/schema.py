@@ -212,7 +212,7 @@ class Config:
     seed: int = 0
     seeds: list[int] | None = None  # train each of these seeds in one job, return their mean
     device: str = "auto"  # auto (CUDA for conv nets when present, else CPU) | cpu | cuda
-    torch_threads: int = 1  # small nets: more threads cost more than they give
+    torch_threads: int = 1  # torch's and numpy's BLAS threads; small nets: more cost more
     max_steps: int = 100_000  # env steps; -1: no limit
     max_iters: int = -1  # updates; -1: no limit
     max_episodes: int = -1  # finished training episodes; -1: no limit
