@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 
 import torch
+from threadpoolctl import threadpool_limits
 
 from torchrl_cli.config import load_default
 from torchrl_cli.envs import GymEnv
@@ -57,6 +58,7 @@ def collector_stepper(env: GymEnv, vectorization: str) -> Callable[[], int]:
 def measure(n_envs: int, vectorization: str, seconds: float, repeats: int) -> dict[str, float]:
     """Median raw and collector steps/s, interleaved; the env is built once for both."""
     torch.set_num_threads(1)
+    threadpool_limits(1, user_api="blas")  # numpy acting: one thread, as in training
     cfg = load_default("cartpole_solve", [f"env.vectorization={vectorization}"])
     env = build_env(cfg.env, n_envs)
     try:

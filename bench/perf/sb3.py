@@ -6,6 +6,7 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
+from threadpoolctl import threadpool_limits
 
 from bench.perf.evaluate import Evaluator
 from bench.perf.records import SolveRun, Throughput
@@ -29,6 +30,7 @@ def make_ppo(env_id: str, seed: int) -> PPO:
         zoo = dict(ZOO_PENDULUM)
     env = make_vec_env(env_id, n_envs=zoo.pop("n_envs"), seed=seed)
     torch.set_num_threads(1)  # one thread, as torchrl-cli's default torch_threads=1
+    threadpool_limits(1, user_api="blas")  # and numpy's BLAS, as torchrl-cli holds its own
     return PPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **zoo)
 
 
