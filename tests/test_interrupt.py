@@ -1,9 +1,10 @@
 """Ctrl-C (SIGINT) and SIGTERM: stop after the current update, save, one line, no traceback."""
 
 import json
+import queue
 import signal
 import subprocess
-import time
+import threading
 
 import pytest
 import torch
@@ -16,13 +17,19 @@ def test_signal_stops_cleanly_and_saves(tmp_path, torchrl_bin, cli_env, sig, cod
         [torchrl_bin, "train", "max_steps=10000000", "eval_freq=0", "logger.progress=false",
          "logger.log_freq=5"], cwd=tmp_path, env=cli_env, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 60
-    while not list(tmp_path.glob("runs/*/*/events.out.tfevents.*")):
-        assert time.monotonic() < deadline and proc.poll() is None, "training did not start"
-        time.sleep(0.2)
-    time.sleep(2.0)  # well inside the training loop
+    lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=lambda: [*map(lines.put, proc.stdout), lines.put(None)],
+                     daemon=True).start()
+    seen = []
+    while not any(line.startswith("iteration") for line in seen):  # inside the training loop
+        line = lines.get(timeout=60)
+        assert line is not None, "".join(seen)
+        seen.append(line)
     proc.send_signal(sig)
-    out, _ = proc.communicate(timeout=60)
+    proc.wait(timeout=60)
+    while (line := lines.get(timeout=10)) is not None:
+        seen.append(line)
+    out = "".join(seen)
     assert proc.returncode == code, out
     assert "Traceback" not in out
     assert f"interrupted by {sig.name} after" in out
