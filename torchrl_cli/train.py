@@ -254,8 +254,10 @@ def restore(agent: PGAgent, cfg: DictConfig, resume: tuple[Path, dict], console:
         f"iteration {agent.num_iters}"
     )
     if not exact:
+        env = agent.batcher.env
+        kind = "EnvPool" if env.vectorization == "envpool" else env.simulator
         console.print(
-            f"[yellow]warning[/yellow]: {agent.batcher.env.simulator} envs cannot be restored "
+            f"[yellow]warning[/yellow]: {kind} envs cannot be restored "
             "mid-episode; their episodes in progress were restarted"
         )
 

@@ -8,6 +8,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig
 
 from torchrl_cli.envs.atari import check_atari
+from torchrl_cli.envs.envpool_env import check_supported as check_envpool
 from torchrl_cli.envs.gym_env import VECTORIZATIONS, check_env_id
 from torchrl_cli.envs.spaces import action_info, state_info
 from torchrl_cli.errors import ConfigError
@@ -34,6 +35,13 @@ def validate(cfg: DictConfig) -> None:
         env.vectorization in VECTORIZATIONS,
         f"env.vectorization='{env.vectorization}' must be one of {', '.join(VECTORIZATIONS)}",
     )
+    if env.vectorization == "envpool":
+        _check(
+            env.atari is None,
+            "env.vectorization=envpool cannot apply env.atari preprocessing (it takes no "
+            "wrappers); use sync or async",
+        )
+        check_envpool(env.id, env.wrappers, env.kwargs)
     _check(env.clip_states > 0, f"env.clip_states={env.clip_states} must be > 0")
     _check(env.clip_reward > 0, f"env.clip_reward={env.clip_reward} must be > 0")
     _check(cfg.net.init in INITS, f"net.init='{cfg.net.init}' must be one of {', '.join(INITS)}")

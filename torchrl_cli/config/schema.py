@@ -34,7 +34,8 @@ class EnvConfig:
 
     id: str = MISSING
     n_envs: int = 8
-    vectorization: str = "auto"  # auto (native where supported, else sync) | sync | async | native
+    vectorization: str = "auto"  # auto (native if supported, else sync) | sync | async | native
+    #   | envpool (the envpool extra; auto never picks it)
     running_normalize_states: bool = False  # running mean/std of observations, part of the model
     fixed_normalize_states: bool = False  # rescale to [-1, 1] using the Box bounds
     scale_reward: bool = False  # divide rewards by the running std of the discounted return

@@ -8,13 +8,14 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
+from torchrl_cli.envs.envpool_env import EnvPoolVectorEnv
 from torchrl_cli.envs.native import OWN_NATIVE, SAME_STEP_RESETS, has_native
 from torchrl_cli.envs.registry import missing_package, register_ale
 from torchrl_cli.envs.snapshot import EXACT_SIMULATORS, Snapshot, restore, snapshot
 from torchrl_cli.envs.spaces import action_info, state_info
 from torchrl_cli.errors import ConfigError, did_you_mean
 
-VECTORIZATIONS = ("auto", "sync", "async", "native")
+VECTORIZATIONS = ("auto", "sync", "async", "native", "envpool")
 # auto picks native from this many copies: below ~5, SyncVectorEnv steps CartPole faster
 # (a native step costs ~30 us of numpy calls whatever the batch; docs/performance.md);
 # Pendulum's native env (~20 us a step) is faster from 2 copies, but one threshold serves both
@@ -59,16 +60,17 @@ class BaseEnv(abc.ABC):
 
 class GymEnv(BaseEnv):
     """``n_envs`` copies of a Gymnasium env, stepped in this process (sync), in subprocesses
-    (async) or as one numpy batch by a native vector env (native: Gymnasium's CartPole, our
-    Pendulum), with same-step autoreset so that a time-limit truncation can bootstrap from the
-    final observation.
+    (async), as one numpy batch by a native vector env (native: Gymnasium's CartPole, our
+    Pendulum) or by EnvPool's C++ threads (envpool, optional: ``envs.envpool_env``), with
+    same-step autoreset so that a time-limit truncation can bootstrap from the final
+    observation.
 
     Parameters:
         env_name: a registered Gymnasium id.
         n_envs: number of copies.
-        vectorization: ``sync``, ``async``, ``native`` or ``auto`` (native where the env has
-            one torchrl-cli supports, no wrappers or render_mode are given and ``n_envs >= 8``,
-            else sync).
+        vectorization: ``sync``, ``async``, ``native``, ``envpool`` or ``auto`` (native where
+            the env has one torchrl-cli supports, no wrappers or render_mode are given and
+            ``n_envs >= 8``, else sync; never envpool, which is opt-in).
         wrappers: callables applied to each copy, in order (each receives and returns an env).
         **kwargs: passed to ``gymnasium.make``.
     """
@@ -98,10 +100,13 @@ class GymEnv(BaseEnv):
         self.env_name = env_name
         self.n_envs = n_envs
         self.vectorization = vectorization
-        self._reset_copies = None  # native only: same-step reset of finished copies
+        self._reset_copies = None  # native and envpool: same-step reset of finished copies
         if vectorization == "native":
             self.vec = make_native(env_name, n_envs, wrappers, kwargs)
             self._reset_copies = SAME_STEP_RESETS[type(self.vec.unwrapped)]
+        elif vectorization == "envpool":
+            self.vec = EnvPoolVectorEnv(env_name, n_envs, wrappers, kwargs)
+            self._reset_copies = EnvPoolVectorEnv.reset_copies
         else:
             self.vec = gym.make_vec(
                 env_name,
@@ -135,7 +140,7 @@ class GymEnv(BaseEnv):
         if seed is not None:
             seeds = env_seeds(seed, self.n_envs)
             self.vec.action_space.seed(seed)
-        if self._reset_copies is not None and seed is not None:
+        if self.vectorization == "native" and seed is not None:
             seeds = seeds[0]  # a native env draws every copy from one generator
         obs, _ = self.vec.reset(seed=seeds)
         return obs
@@ -158,12 +163,13 @@ class GymEnv(BaseEnv):
 
     @property
     def restorable(self) -> bool:
-        """Whether ``set_state`` restores the episodes in progress exactly."""
-        return self.simulator in EXACT_SIMULATORS
+        """Whether ``set_state`` restores the episodes in progress exactly (never for EnvPool,
+        whose state lives in C++)."""
+        return self.vectorization != "envpool" and self.simulator in EXACT_SIMULATORS
 
     def get_state(self) -> list[str]:
         """JSON snapshots (see ``envs.snapshot``): one per copy, or one of the whole native
-        vector env."""
+        vector env (EnvPool's: only its Python-side attributes)."""
         if self._reset_copies is not None:
             return [snapshot(self.vec)]
         return list(self.vec.call("get_snapshot"))
