@@ -306,6 +306,8 @@ BAD_INPUT = {
     "unparsable-override": (["train", "agent.lr=[1"], ["cannot parse", "agent.lr=[1"]),
     "unknown-command": (["trian"], ["unknown command 'trian'", "did you mean 'train'"]),
     "sweep-without-m": (["train", "seed=0,1"], ["seed=0,1"]),
+    "native-without-one": (["train", "env=Acrobot-v1", "env.vectorization=native"],
+                           ["'Acrobot-v1' has no native vector env", "use sync or async"]),
 }
 
 

@@ -9,7 +9,7 @@ from omegaconf import DictConfig
 
 from torchrl_cli.envs.atari import check_atari
 from torchrl_cli.envs.envpool_env import check_supported as check_envpool
-from torchrl_cli.envs.gym_env import VECTORIZATIONS, check_env_id
+from torchrl_cli.envs.gym_env import VECTORIZATIONS, check_env_id, check_native
 from torchrl_cli.envs.spaces import action_info, state_info
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.models.base import SCHEDULES
@@ -42,6 +42,8 @@ def validate(cfg: DictConfig) -> None:
             "wrappers); use sync or async",
         )
         check_envpool(env.id, env.wrappers, env.kwargs)
+    if env.vectorization == "native":  # here too, so that a refusal leaves no run folder
+        check_native(env.id, [*env.wrappers, *([env.atari] if env.atari is not None else [])])
     _check(env.clip_states > 0, f"env.clip_states={env.clip_states} must be > 0")
     _check(env.clip_reward > 0, f"env.clip_reward={env.clip_reward} must be > 0")
     _check(cfg.net.init in INITS, f"net.init='{cfg.net.init}' must be one of {', '.join(INITS)}")

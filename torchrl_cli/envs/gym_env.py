@@ -193,6 +193,18 @@ def make_native(
 ) -> gym.vector.VectorEnv:
     """The native vector env for ``env_name`` (ours, else Gymnasium's); refuses envs and options
     it cannot serve."""
+    check_native(env_name, wrappers)
+    if env_name in OWN_NATIVE:  # built as make_vec builds a vector_entry_point: spec's time limit
+        spec = gym.spec(env_name)
+        kwargs = {"max_episode_steps": spec.max_episode_steps, **spec.kwargs, **kwargs}
+        return OWN_NATIVE[env_name](num_envs=n_envs, **kwargs)
+    return gym.make_vec(
+        env_name, num_envs=n_envs, vectorization_mode="vector_entry_point", **kwargs
+    )
+
+
+def check_native(env_name: str, wrappers: Sequence) -> None:
+    """Refuse, in one line, an env without a native vector env, or wrappers for one."""
     if not has_native(env_name):
         raise ConfigError(
             f"env.vectorization='native': '{env_name}' has no native vector env that "
@@ -201,13 +213,6 @@ def make_native(
         )
     if wrappers:
         raise ConfigError("env.vectorization='native' takes no env.wrappers; use sync or async")
-    if env_name in OWN_NATIVE:  # built as make_vec builds a vector_entry_point: spec's time limit
-        spec = gym.spec(env_name)
-        kwargs = {"max_episode_steps": spec.max_episode_steps, **spec.kwargs, **kwargs}
-        return OWN_NATIVE[env_name](num_envs=n_envs, **kwargs)
-    return gym.make_vec(
-        env_name, num_envs=n_envs, vectorization_mode="vector_entry_point", **kwargs
-    )
 
 
 def env_seeds(seed: int, n: int) -> list[int]:
