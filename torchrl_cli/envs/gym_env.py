@@ -140,8 +140,8 @@ class GymEnv(BaseEnv):
         if seed is not None:
             seeds = env_seeds(seed, self.n_envs)
             self.vec.action_space.seed(seed)
-        if self.vectorization == "native" and seed is not None:
-            seeds = seeds[0]  # a native env draws every copy from one generator
+        if self.vectorization == "native" and self.env_name not in OWN_NATIVE and seeds:
+            seeds = seeds[0]  # Gymnasium's native envs draw every copy from one generator
         obs, _ = self.vec.reset(seed=seeds)
         return obs
 

@@ -8,6 +8,7 @@ same order and dtypes, so that each copy steps bit for bit as ``gym.make("Pendul
 import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
+from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
@@ -42,14 +43,21 @@ class PendulumVectorEnv(gym.vector.VectorEnv):
         self.theta_dot = np.zeros(num_envs)
         self.steps = np.zeros(num_envs, dtype=np.int32)
         self.prev_done = np.zeros(num_envs, dtype=np.bool_)
+        self.copy_rngs: list[np.random.Generator] = []  # one per copy (see reset)
         high = np.array([1.0, 1.0, MAX_SPEED], dtype=np.float32)
         self.single_observation_space = spaces.Box(-high, high, dtype=np.float32)
         self.single_action_space = spaces.Box(-MAX_TORQUE, MAX_TORQUE, (1,), np.float32)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
 
-    def reset(self, *, seed: int | None = None, options: dict | None = None):
-        super().reset(seed=seed)
+    def reset(self, *, seed: int | list[int] | None = None, options: dict | None = None):
+        """Restart every copy. ``seed``: one per copy (an int ``s`` means ``s, s + 1, ...``, as
+        SyncVectorEnv takes them); each copy draws its start states from its own generator,
+        the very stream a ``gym.make("Pendulum-v1")`` reset with that seed would use, so that a
+        seeded run is the same run whether its Pendulums are native or sync."""
+        if seed is not None or not self.copy_rngs:
+            seeds = [seed + i for i in range(self.num_envs)] if isinstance(seed, int) else seed
+            self.copy_rngs = [seeding.np_random(s)[0] for s in seeds or [None] * self.num_envs]
         return self.reset_copies(np.ones(self.num_envs, dtype=np.bool_)), {}
 
     def step(self, actions: np.ndarray):
@@ -84,8 +92,8 @@ class PendulumVectorEnv(gym.vector.VectorEnv):
         return self._obs()
 
     def _restart(self, done: np.ndarray) -> None:
-        start = self.np_random.uniform(-RESET_HIGH, RESET_HIGH, size=(int(done.sum()), 2))
-        self.theta[done], self.theta_dot[done] = start[:, 0], start[:, 1]
+        for i in np.flatnonzero(done):  # copy by copy, as Pendulum's reset draws
+            self.theta[i], self.theta_dot[i] = self.copy_rngs[i].uniform(-RESET_HIGH, RESET_HIGH)
         self.steps[done] = 0
 
     def _obs(self) -> np.ndarray:

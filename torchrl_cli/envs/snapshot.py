@@ -66,6 +66,12 @@ def _layer_state(layer) -> dict:
     state = {"attrs": {k: v for k, v in attrs.items() if k not in _SKIPPED and _is_plain(v)}}
     if isinstance(attrs.get("_np_random"), np.random.Generator):
         state["rng"] = attrs["_np_random"].bit_generator.state
+    # lists of generators (a native vector env's per-copy streams)
+    state["rng_lists"] = {
+        name: [rng.bit_generator.state for rng in value]
+        for name, value in attrs.items()
+        if isinstance(value, list) and value and isinstance(value[0], np.random.Generator)
+    }
     if _is_mujoco(layer):
         import mujoco
 
@@ -82,6 +88,11 @@ def _set_layer_state(layer, state: dict) -> None:
         setattr(layer, name, value)
     if "rng" in state:
         layer._np_random.bit_generator.state = state["rng"]
+    for name, states in state.get("rng_lists", {}).items():
+        rngs = [np.random.Generator(np.random.PCG64()) for _ in states]
+        for rng, rng_state in zip(rngs, states, strict=True):
+            rng.bit_generator.state = rng_state
+        setattr(layer, name, rngs)
     if "physics" in state:
         import mujoco
 
