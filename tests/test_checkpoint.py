@@ -107,3 +107,15 @@ def test_ppo_adaptive_beta_travels_in_the_state_dict():
     finally:
         env.close()
         other_env.close()
+
+
+def test_a_batcher_state_without_the_acting_stream_still_loads():
+    """Checkpoints written before numpy acting have no "rng": the seeded stream goes on."""
+    agent, env = make_agent(["env=CartPole-v1", "env.n_envs=2", "agent.n_steps=8"])
+    try:
+        agent.step()
+        state = agent.batcher.state_dict()
+        del state["rng"]
+        assert agent.batcher.load_state_dict(state, seed=0) is True
+    finally:
+        env.close()

@@ -1,5 +1,6 @@
 """The collector's numpy acting path against the torch models and distributions it stands for."""
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -101,3 +102,34 @@ def test_numpy_normalizer_matches_the_torch_one(running, fixed):
         )
     for key, value in in_torch.state_dict().items():
         torch.testing.assert_close(in_numpy.state_dict()[key], value, rtol=1e-9, atol=1e-9)
+
+
+class _ScalarBoxEnv(gym.Env):
+    """A Box action space of shape (): the policy's Gaussian has no event dims."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (3,), np.float32)
+    action_space = gym.spaces.Box(-1.0, 1.0, (), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.zeros(3, np.float32), {}
+
+    def step(self, action):
+        return np.zeros(3, np.float32), -float(np.square(action)), False, False, {}
+
+
+def test_a_scalar_box_acts_in_torch_with_per_env_log_probs():
+    if "test/ScalarBox-v0" not in gym.registry:
+        gym.register("test/ScalarBox-v0", entry_point=_ScalarBoxEnv, max_episode_steps=5)
+    agent, env = make_agent(["env=test/ScalarBox-v0", "env.n_envs=4", "agent.n_steps=8"])
+    try:
+        assert agent.policy_model.numpy_actor(np.random.default_rng(0)) is None
+        rollout = agent.batcher.collect(agent.policy_model, agent.values)
+        assert rollout.actions.shape == rollout.log_probs.shape == (8, 4)
+        # one log-prob per env: the Gaussian's density of that env's own action
+        mean = agent.policy_model(rollout.obs[0]).reshape(4)
+        std = agent.policy_model.log_std.exp()
+        want = torch.distributions.Normal(mean, std).log_prob(rollout.actions[0])
+        torch.testing.assert_close(rollout.log_probs[0], want)
+    finally:
+        env.close()

@@ -243,7 +243,8 @@ class Batcher:
         self.reward_scaler.load_state_dict(state["reward_scaler"])
         self.num_steps, self.num_episodes = state["num_steps"], state["num_episodes"]
         self.finished = [Episode(ret, int(length)) for ret, length in state["finished"]]
-        self.rng.bit_generator.state = from_json(state["rng"])
+        if "rng" in state:  # checkpoints from before numpy acting go on with the seeded stream
+            self.rng.bit_generator.state = from_json(state["rng"])
         if not self.env.restorable:
             self.obs = self._normalize(self.env.reset(seed=seed + self.num_steps))
             self.episode_returns[:] = 0.0

@@ -44,10 +44,14 @@ class DiagGaussian:
 
     def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
         z = (actions - self.mean) * torch.exp(-self.log_std)
-        return (-0.5 * z.square() - self.log_std - HALF_LOG_2PI).sum(self.dims)
+        return self._sum(-0.5 * z.square() - self.log_std - HALF_LOG_2PI)
 
     def entropy(self) -> torch.Tensor:
-        return (0.5 + HALF_LOG_2PI + self.log_std).sum(self.dims)
+        return self._sum(0.5 + HALF_LOG_2PI + self.log_std)
+
+    def _sum(self, x: torch.Tensor) -> torch.Tensor:
+        # a scalar Box (shape ()) has no event dims; torch's sum(()) would sum every dim
+        return x.sum(self.dims) if self.dims else x
 
 
 class MultiCategorical(Distribution):

@@ -26,7 +26,7 @@ def numpy_actor(model, rng: np.random.Generator) -> Actor | None:
     kind, shape = model.action_info["kind"], model.action_info["shape"]
     if (
         kind not in ("discrete", "continuous")
-        or len(shape) > 1
+        or (kind == "continuous" and len(shape) != 1)
         or any(p.device.type != "cpu" for p in model.parameters())
     ):
         return None
@@ -56,7 +56,9 @@ def sample_categorical(logits: Array, rng: np.random.Generator) -> tuple[Array, 
 
 def sample_gaussian(mean: Array, log_std: Array, rng: np.random.Generator) -> tuple[Array, Array]:
     """A diagonal Gaussian with state-independent ``log_std`` (one action dim per column)."""
-    noise = rng.standard_normal(mean.shape, dtype=np.float32)
-    actions = mean + np.exp(log_std) * noise
-    log_probs = (-0.5 * noise * noise - log_std - np.float32(HALF_LOG_2PI)).sum(axis=1)
+    actions = mean + np.exp(log_std) * rng.standard_normal(mean.shape, dtype=np.float32)
+    # from the stored float32 action, as the update recomputes it (the raw noise can differ
+    # from it by rounding where the std is tiny next to the mean)
+    z = (actions - mean) * np.exp(-log_std)
+    log_probs = (-0.5 * z * z - log_std - np.float32(HALF_LOG_2PI)).sum(axis=1)
     return actions, log_probs

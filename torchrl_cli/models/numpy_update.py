@@ -108,7 +108,9 @@ def flat_model(model: BaseModel) -> FlatModel | None:
         return None
     if isinstance(model, PPOClipModel):
         info = model.action_info
-        if info["kind"] not in ("discrete", "continuous") or len(info["shape"]) > 1:
+        if info["kind"] not in ("discrete", "continuous") or (
+            info["kind"] == "continuous" and len(info["shape"]) != 1
+        ):
             return None
     adam, mlp = _adam_settings(model.optimizer), NumpyMLP.of(model.layers)
     if adam is None or mlp is None:
