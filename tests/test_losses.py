@@ -9,6 +9,7 @@ import torch
 from conftest import TINY, compose_config, make_agent
 from torch.testing import assert_close
 
+from torchrl_cli.agents import pg
 from torchrl_cli.batcher import Batch
 from torchrl_cli.models import PPOClipModel, SurrogatePGModel, ValueModel
 from torchrl_cli.nn import nn_from_config
@@ -307,8 +308,10 @@ def test_lr_schedule_reaches_every_param_group():
 
 
 @pytest.mark.parametrize("env", ["CartPole-v1", "Pendulum-v1"])
-def test_ratio_is_one_on_first_minibatch_of_first_epoch(env):
-    """Real update: ratio 1 on the first minibatch of the first epoch, != 1 afterwards."""
+def test_ratio_is_one_on_first_minibatch_of_first_epoch(env, monkeypatch):
+    """Real update through the torch path: ratio 1 on the first minibatch of the first epoch,
+    != 1 afterwards."""
+    monkeypatch.setattr(pg, "numpy_fit", lambda *args: False)
     cfg = compose_config([*TINY, f"env={env}", "agent.policy.num_epochs=2",
                           "agent.value.num_epochs=2"])
     agent, train_env = make_agent(cfg)
@@ -333,3 +336,21 @@ def test_ratio_is_one_on_first_minibatch_of_first_epoch(env):
     assert agent.diagnostics["clip_fraction"][0].item() == 0.0
     for later in ratios[1:]:
         assert (later - 1).abs().max().item() > 1e-5
+
+
+@pytest.mark.parametrize("env", ["CartPole-v1", "Pendulum-v1"])
+def test_numpy_update_starts_at_ratio_one(env):
+    """The numpy update's first minibatch sees the rollout's own policy (approx KL 0, nothing
+    clipped: the acting log-probs and the update's agree); later ones have moved."""
+    cfg = compose_config([*TINY, f"env={env}", "agent.policy.num_epochs=2",
+                          "agent.value.num_epochs=2"])
+    agent, train_env = make_agent(cfg)
+    try:
+        agent.max_steps = cfg.max_steps
+        agent.step()
+    finally:
+        train_env.close()
+    kl, clipped = agent.diagnostics["approx_kl"], agent.diagnostics["clip_fraction"]
+    assert len(kl) == 4 and all(isinstance(v, float) for v in kl)  # the numpy path ran
+    assert abs(kl[0]) < 1e-9 and clipped[0] == 0.0
+    assert all(v > 1e-9 for v in kl[1:])
