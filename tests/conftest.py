@@ -1,11 +1,13 @@
 """Shared fixtures: compose the real config through Hydra, shrunk for fast tests."""
 
+import importlib.util
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
@@ -17,6 +19,15 @@ from torchrl_cli.train import build_agent, build_env
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 120  # seconds for one command; a tiny run takes a few
+needs_envpool = pytest.mark.skipif(
+    importlib.util.find_spec("envpool") is None, reason="envpool is not installed"
+)
+THETA_LIMIT, X_LIMIT = 12 * 2 * np.pi / 360, 2.4  # CartPole's termination bounds
+
+
+def balance(obs: np.ndarray) -> np.ndarray:
+    """A hand-made CartPole controller that holds the pole for the whole 500 steps."""
+    return ((obs[:, 2] + 0.5 * obs[:, 3] + 0.01 * obs[:, 0] + 0.1 * obs[:, 1]) > 0).astype(np.int64)
 # A tiny run: a few hundred env steps, no progress bar, one short final evaluation.
 TINY = ["max_steps=256", "agent.n_steps=32", "env.n_envs=2", "eval_freq=0", "eval_episodes=2",
         "logger.progress=false", "agent.policy.num_epochs=1", "agent.value.num_epochs=1",

@@ -5,7 +5,7 @@ import random
 import numpy as np
 import pytest
 import torch
-from conftest import make_agent
+from conftest import make_agent, needs_envpool
 
 from torchrl_cli.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from torchrl_cli.envs import GymEnv
@@ -44,10 +44,16 @@ def test_env_snapshot_continues_the_same_episodes(env_id, vectorization):
         copy.close()
 
 
-def test_box2d_is_not_restorable_and_resumes_with_new_episodes():
-    """LunarLander's state lives in a Box2D world: the batcher restarts its episodes instead."""
-    pytest.importorskip("Box2D")
-    agent, env = make_agent(["env=LunarLander-v3", "env.n_envs=2", "agent.n_steps=8"])
+@pytest.mark.parametrize("env_overrides", [
+    ["env=LunarLander-v3"],
+    pytest.param(["env=CartPole-v1", "env.vectorization=envpool"], marks=needs_envpool),
+], ids=["box2d", "envpool"])
+def test_not_restorable_resumes_with_new_episodes(env_overrides):
+    """LunarLander's state lives in a Box2D world, EnvPool's in its C++ pool: the batcher
+    restarts their episodes instead."""
+    if env_overrides[0] == "env=LunarLander-v3":
+        pytest.importorskip("Box2D")
+    agent, env = make_agent([*env_overrides, "env.n_envs=2", "agent.n_steps=8"])
     try:
         assert not env.restorable
         agent.step()

@@ -1,28 +1,17 @@
 """env.vectorization=envpool (the envpool extra): same-step autoreset, time limits, seeding,
 the refusals, not restorable, and a real CLI run that learns and resumes."""
 
-import importlib.util
 import json
 import sys
 
 import numpy as np
 import pytest
-from conftest import compose_config, make_agent, torchrl
+from conftest import THETA_LIMIT, X_LIMIT, compose_config, needs_envpool, torchrl
 
 from torchrl_cli.envs import GymEnv, env_seeds
 from torchrl_cli.envs.envpool_env import INT32_SEEDS
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.validate import validate
-
-needs_envpool = pytest.mark.skipif(
-    importlib.util.find_spec("envpool") is None, reason="envpool is not installed"
-)
-THETA_LIMIT, X_LIMIT = 12 * 2 * np.pi / 360, 2.4
-
-
-def balance(obs: np.ndarray) -> np.ndarray:
-    """A hand-made controller that holds the pole for the whole 500 steps."""
-    return ((obs[:, 2] + 0.5 * obs[:, 3] + 0.01 * obs[:, 0] + 0.1 * obs[:, 1]) > 0).astype(np.int64)
 
 
 @needs_envpool
@@ -57,23 +46,6 @@ def test_terminated_copies_reset_in_the_same_step_with_no_dead_transition():
         assert np.all(np.abs(step.obs[done]) <= 0.05)
         np.testing.assert_array_equal(step.final_obs[~done], step.obs[~done])
     assert ends > 100
-    env.close()
-
-
-@needs_envpool
-def test_cartpole_is_truncated_at_500_not_terminated():
-    env = GymEnv("CartPole-v1", n_envs=8, vectorization="envpool")
-    obs, lengths, ended = env.reset(seed=1), np.zeros(8, dtype=int), []
-    for _ in range(1100):
-        step = env.step(balance(obs))
-        lengths += 1
-        assert not step.terminated.any()
-        for i in np.flatnonzero(step.truncated):
-            ended.append(lengths[i])
-            lengths[i] = 0
-            assert np.all(np.abs(step.obs[i]) <= 0.05)
-        obs = step.obs
-    assert ended == [500] * 16
     env.close()
 
 
@@ -173,20 +145,6 @@ def test_refusals_come_before_anything_is_built(overrides, needle):
     cfg = compose_config([*overrides, "env.vectorization=envpool"])
     with pytest.raises(ConfigError, match=needle):
         validate(cfg)
-
-
-@needs_envpool
-def test_not_restorable_resumes_with_new_episodes():
-    agent, env = make_agent(["env=CartPole-v1", "env.n_envs=2", "env.vectorization=envpool",
-                             "agent.n_steps=8"])
-    try:
-        agent.step()
-        state = agent.state_dict()
-        assert agent.load_state_dict(state, seed=0, source="mem") is False
-        assert agent.num_steps == state["batcher"]["num_steps"]
-        assert agent.batcher.episode_lengths.tolist() == [0, 0]
-    finally:
-        env.close()
 
 
 @needs_envpool

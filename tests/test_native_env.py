@@ -6,19 +6,12 @@ import io
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import compose_config
+from conftest import THETA_LIMIT, X_LIMIT, balance, compose_config, needs_envpool
 from rich.console import Console
 
 from torchrl_cli.envs import GymEnv
 from torchrl_cli.envs.pendulum import PendulumVectorEnv
 from torchrl_cli.errors import ConfigError
-
-THETA_LIMIT, X_LIMIT = 12 * 2 * np.pi / 360, 2.4
-
-
-def balance(obs: np.ndarray) -> np.ndarray:
-    """A hand-made controller that holds the pole for the whole 500 steps."""
-    return ((obs[:, 2] + 0.5 * obs[:, 3] + 0.01 * obs[:, 0] + 0.1 * obs[:, 1]) > 0).astype(np.int64)
 
 
 def test_auto_picks_native_from_eight_copies_without_wrappers_or_rendering():
@@ -61,8 +54,9 @@ def test_terminated_copies_reset_in_the_same_step():
     assert ends > 100
 
 
-def test_time_limit_truncates_at_500_and_restarts_the_copy():
-    env = GymEnv("CartPole-v1", n_envs=8, vectorization="native")
+@pytest.mark.parametrize("vectorization", ["native", pytest.param("envpool", marks=needs_envpool)])
+def test_time_limit_truncates_at_500_and_restarts_the_copy(vectorization):
+    env = GymEnv("CartPole-v1", n_envs=8, vectorization=vectorization)
     obs, lengths, ended = env.reset(seed=1), np.zeros(8, dtype=int), []
     for _ in range(1100):
         step = env.step(balance(obs))
@@ -74,6 +68,7 @@ def test_time_limit_truncates_at_500_and_restarts_the_copy():
             assert np.all(np.abs(step.obs[i]) <= 0.05)
         obs = step.obs
     assert ended == [500] * 16
+    env.close()
 
 
 @pytest.mark.parametrize(("env_id", "actions"), [

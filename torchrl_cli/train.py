@@ -105,9 +105,7 @@ def build_agent(cfg: DictConfig, env: GymEnv, device: torch.device, logger: Logg
     if cfg.agent.value is not None:
         value = build_model(cfg.agent.value, cfg.net, state_info, action_info, output_gain=1.0)
         value.to(device)
-    batcher = Batcher(
-        env, cfg.agent.n_steps, normalizer.to(device), scaler, device, seed=cfg.seed
-    )
+    batcher = Batcher(env, cfg.agent.n_steps, normalizer.to(device), scaler, device, seed=cfg.seed)
     return PGAgent(
         batcher,
         policy_model=policy.to(device),
@@ -254,10 +252,8 @@ def restore(agent: PGAgent, cfg: DictConfig, resume: tuple[Path, dict], console:
         f"iteration {agent.num_iters}"
     )
     if not exact:
-        env = agent.batcher.env
-        kind = "EnvPool" if env.vectorization == "envpool" else env.simulator
         console.print(
-            f"[yellow]warning[/yellow]: {kind} envs cannot be restored "
+            f"[yellow]warning[/yellow]: {agent.batcher.env.state_holder} envs cannot be restored "
             "mid-episode; their episodes in progress were restarted"
         )
 

@@ -144,8 +144,13 @@ class PGAgent(BaseAgent):
 
     def write_logs(self) -> None:
         for key, values in self.diagnostics.items():
-            # floats from the numpy update, 0-d tensors from the torch one
-            self.logger.add_log(f"losses/{key}", float(np.mean([float(v) for v in values])), 4)
+            # floats from the numpy update; 0-d tensors from the torch one, stacked so that a
+            # GPU run syncs once per key, not once per minibatch
+            if isinstance(values[0], torch.Tensor):
+                mean = torch.stack(values).float().mean().item()
+            else:
+                mean = float(np.mean(values))
+            self.logger.add_log(f"losses/{key}", mean, 4)
         self.diagnostics.clear()
         self.logger.add_log("charts/learning_rate", self.policy_model.lr, 6)
         if self.value_model is not None:

@@ -162,10 +162,14 @@ class GymEnv(BaseEnv):
         return EnvStep(obs, reward, terminated, truncated, final_obs)
 
     @property
+    def state_holder(self) -> str:
+        """What holds the episodes in progress: EnvPool's C++ pool, else the simulator."""
+        return "EnvPool" if self.vectorization == "envpool" else self.simulator
+
+    @property
     def restorable(self) -> bool:
-        """Whether ``set_state`` restores the episodes in progress exactly (never for EnvPool,
-        whose state lives in C++)."""
-        return self.vectorization != "envpool" and self.simulator in EXACT_SIMULATORS
+        """Whether ``set_state`` restores the episodes in progress exactly."""
+        return self.state_holder in EXACT_SIMULATORS
 
     def get_state(self) -> list[str]:
         """JSON snapshots (see ``envs.snapshot``): one per copy, or one of the whole native

@@ -14,29 +14,21 @@ from collections.abc import Callable
 import numpy as np
 
 from torchrl_cli.models.distributions import HALF_LOG_2PI
-from torchrl_cli.models.numpy_mlp import NumpyMLP
+from torchrl_cli.models.numpy_mlp import Array, NumpyMLP, numpy_actions
 
-Array = np.ndarray
 Actor = Callable[[Array], tuple[Array, Array]]
 
 
 def numpy_actor(model, rng: np.random.Generator) -> Actor | None:
     """``obs -> (actions, log_probs)`` in numpy with a BasePGModel's current parameters, drawing
     from ``rng``; None when the model cannot act in numpy (see the module docstring)."""
-    kind, shape = model.action_info["kind"], model.action_info["shape"]
-    if (
-        kind not in ("discrete", "continuous")
-        or (kind == "continuous" and len(shape) != 1)
-        or any(p.device.type != "cpu" for p in model.parameters())
-    ):
-        return None
     spec = NumpyMLP.of(model.layers)
-    if spec is None:
+    if spec is None or not numpy_actions(model.action_info):
         return None
     kinds, params = spec
     forward = NumpyMLP(kinds, [p.detach().numpy() for p in params]).forward
 
-    if kind == "discrete":
+    if model.action_info["kind"] == "discrete":
         return lambda obs: sample_categorical(forward(obs), rng)
     log_std = model.log_std.detach().numpy()
     return lambda obs: sample_gaussian(forward(obs), log_std, rng)

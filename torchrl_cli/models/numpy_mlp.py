@@ -7,11 +7,18 @@ PyTorch spends most of its time dispatching small ops and recording autograd, no
 """
 
 import numpy as np
+import torch
 from torch import nn
 
 from torchrl_cli.nn import FlattenLinear, Tanh
 
 Array = np.ndarray
+
+
+def numpy_actions(action_info: dict) -> bool:
+    """Whether numpy samples and scores this action space: Discrete, or a Box with one dim."""
+    kind = action_info["kind"]
+    return kind == "discrete" or (kind == "continuous" and len(action_info["shape"]) == 1)
 
 
 def layer_kind(layer: nn.Module) -> str | None:
@@ -42,7 +49,8 @@ class NumpyMLP:
 
     @staticmethod
     def of(layers: list[nn.Module]) -> tuple[list[str], list[nn.Parameter]] | None:
-        """The kinds of ``layers`` and their parameters in ``NumpyMLP`` order, or None."""
+        """The kinds of ``layers`` and their parameters in ``NumpyMLP`` order; None when a layer
+        is not one numpy evaluates or a parameter is not float32 on the CPU."""
         kinds = [layer_kind(layer) for layer in layers]
         if None in kinds:
             return None
@@ -52,6 +60,8 @@ class NumpyMLP:
             if isinstance(layer, nn.Linear)
             for p in (layer.weight, layer.bias)
         ]
+        if any(p.device.type != "cpu" or p.dtype != torch.float32 for p in params):
+            return None
         return kinds, params
 
     def forward(self, x: Array, keep: bool = False) -> Array:

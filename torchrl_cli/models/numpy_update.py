@@ -17,7 +17,7 @@ import torch
 
 from torchrl_cli.models.base import BaseModel
 from torchrl_cli.models.distributions import HALF_LOG_2PI
-from torchrl_cli.models.numpy_mlp import Array, NumpyMLP
+from torchrl_cli.models.numpy_mlp import Array, NumpyMLP, numpy_actions
 from torchrl_cli.models.ppo_clip import PPOClipModel
 from torchrl_cli.models.value import ValueModel
 
@@ -104,14 +104,8 @@ def flat_model(model: BaseModel) -> FlatModel | None:
     """``model`` as a FlatModel when numpy can train it, else None."""
     if type(model) not in (PPOClipModel, ValueModel):
         return None
-    if any(p.device.type != "cpu" or p.dtype != torch.float32 for p in model.parameters()):
+    if isinstance(model, PPOClipModel) and not numpy_actions(model.action_info):
         return None
-    if isinstance(model, PPOClipModel):
-        info = model.action_info
-        if info["kind"] not in ("discrete", "continuous") or (
-            info["kind"] == "continuous" and len(info["shape"]) != 1
-        ):
-            return None
     adam, mlp = _adam_settings(model.optimizer), NumpyMLP.of(model.layers)
     if adam is None or mlp is None:
         return None
