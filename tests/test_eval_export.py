@@ -86,15 +86,19 @@ def test_exported_file_runs_with_torch_alone(runs, tmp_path, torchrl_bin, cli_en
     assert_one_line_error(again, "already exists")
 
 
-def test_eval_prints_the_table_and_matches_training(runs, tmp_path, torchrl_bin, cli_env):
-    """`torchrl eval <run>` replays the final evaluation: the same mean, in a table."""
-    run = runs["cartpole"]
+@pytest.mark.parametrize("name", ["cartpole", "pendulum"])
+def test_eval_prints_the_table_and_matches_training(runs, name, tmp_path, torchrl_bin, cli_env):
+    """`torchrl eval <run>` replays the final evaluation: the same mean, in a table, whole even
+    in an 80-column console (Pendulum's returns are long numbers)."""
+    run = runs[name]
     metrics = json.loads((run / "metrics.json").read_text())
-    proc = run_cli(torchrl_bin, ["eval", str(run)], tmp_path, cli_env)
+    proc = run_cli(torchrl_bin, ["eval", str(run)], tmp_path, {**cli_env, "COLUMNS": "80"})
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert_no_traceback(proc)
-    assert "6 deterministic episodes" in proc.stdout
+    assert "6 deterministic episodes" in " ".join(proc.stdout.split())  # the header may wrap
     assert f"{metrics['mean_return']:.2f}" in proc.stdout
+    returns = metrics["returns"]
+    assert f"{min(returns):.2f}" in proc.stdout and f"{max(returns):.2f}" in proc.stdout
     for column in ("mean", "std", "min", "max", "length"):
         assert column in proc.stdout
 

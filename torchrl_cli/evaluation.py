@@ -66,29 +66,23 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
 
 
 def results_table(returns: list[float], lengths: list[int]) -> Table:
+    """One row per statistic, like the training tables: eight columns side by side would be cut
+    to fit an 80-column console (a return of -1051.28 printed as -1051.…)."""
     table = Table(title="returns")
-    for name in (
-        "episodes",
-        "mean",
-        "std",
-        "min",
-        "max",
-        "mean length",
-        "min length",
-        "max length",
-    ):
-        table.add_column(name, justify="right")
+    table.add_column("statistic")
+    table.add_column("value", justify="right")
     r, n = np.asarray(returns), np.asarray(lengths)
-    table.add_row(
-        str(len(r)),
-        f"{r.mean():.2f}",
-        f"{r.std():.2f}",
-        f"{r.min():.2f}",
-        f"{r.max():.2f}",
-        f"{n.mean():.1f}",
-        str(n.min()),
-        str(n.max()),
-    )
+    for name, value in (
+        ("episodes", str(len(r))),
+        ("mean", f"{r.mean():.2f}"),
+        ("std", f"{r.std():.2f}"),
+        ("min", f"{r.min():.2f}"),
+        ("max", f"{r.max():.2f}"),
+        ("mean length", f"{n.mean():.1f}"),
+        ("min length", str(n.min())),
+        ("max length", str(n.max())),
+    ):
+        table.add_row(name, value)
     return table
 
 
