@@ -1,7 +1,7 @@
 """`make bench-learning`: every agent on CartPole-v1 and Pendulum-v1, and PPO-clip on
 HalfCheetah-v5, Hopper-v5 and Walker2d-v5 at 1M steps, 3 seeds each, through the real
 `torchrl train` command with each pair's tuned config. Writes docs/benchmarks.md (final returns
-next to published references) and learning-curve PNGs made by torchrl_cli.plot.
+next to published references) and learning-curve PNGs made by torchrl_cli.analysis.plot.
 
 Runs land in runs/bench-learning/<agent>_<env>_<seed>/; a run whose metrics.json exists is
 reused, so an interrupted benchmark resumes where it stopped.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from torchrl_cli.plot import plot_learning_curves
+from torchrl_cli.analysis.plot import plot_learning_curves
 
 AGENTS = ("vanilla_pg", "a2c", "surrogate_pg", "ppo_clip", "ppo_adaptive")
 PAIRS = [(a, e) for e in ("CartPole-v1", "Pendulum-v1") for a in AGENTS]

@@ -14,8 +14,8 @@ from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
 from torchrl_cli.config import CONFIG_NAME, config_dir, register_configs
-from torchrl_cli.logger import Logger
-from torchrl_cli.train import build_agent, build_env
+from torchrl_cli.agents.logger import Logger
+from torchrl_cli.run.train import build_agent, build_env
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 120  # seconds for one command; a tiny run takes a few

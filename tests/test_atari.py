@@ -13,8 +13,8 @@ from conftest import TINY, compose_config, make_agent
 from torchrl_cli.envs.atari import EpisodicLife, FireReset, wrap_atari
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.nn import PixelScale
-from torchrl_cli.train import build_env
-from torchrl_cli.validate import validate
+from torchrl_cli.run.train import build_env
+from torchrl_cli.config.validate import validate
 
 gym.register_envs(ale_py)
 ATARI = {"noop_max": 30, "frame_skip": 4, "screen_size": 84, "frame_stack": 4,
@@ -197,7 +197,7 @@ def test_bad_atari_values_are_refused(overrides, message):
 @pytest.mark.parametrize("override", ["env.atari.noop_max=5", "env.atari={noop_max: 5}"])
 def test_atari_settings_on_a_non_ale_env_are_refused(override):
     """Setting env.atari on CartPole names the problem instead of Hydra's internal error."""
-    from torchrl_cli.compose import compose_config as compose_cli
+    from torchrl_cli.config.compose import compose_config as compose_cli
 
     with pytest.raises(ConfigError, match=r"env.atari applies to ALE games only"):
         compose_cli([override])

@@ -7,7 +7,7 @@ import pytest
 import torch
 from conftest import make_agent, needs_envpool
 
-from torchrl_cli.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from torchrl_cli.run.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from torchrl_cli.envs import GymEnv
 from torchrl_cli.errors import ConfigError
 

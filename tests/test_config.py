@@ -12,13 +12,13 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-from torchrl_cli.compose import compose_config as cli_compose
+from torchrl_cli.config.compose import compose_config as cli_compose
 from torchrl_cli.config import config_dir, load_default
 from torchrl_cli.config.schema import Config, EnvConfig, PPOClipAgentConfig
 from torchrl_cli.envs import BaseEnv, EnvStep
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.nn import FlattenLinear, nn_from_config
-from torchrl_cli.validate import validate
+from torchrl_cli.config.validate import validate
 
 CONF = config_dir()
 N_ENVS, N_STEPS = 2, 8
@@ -429,7 +429,7 @@ def test_advantage_option_composes_and_steps(option):
     model for discounted_returns)."""
     extra = ["agent.value=null"] if option == "discounted_returns" else []
     cfg = compose_config([*SMALL, "agent=vanilla_pg", f"agent/advantage={option}", *extra])
-    assert cfg.agent.advantage._target_.startswith("torchrl_cli.estimators.")
+    assert cfg.agent.advantage._target_.startswith("torchrl_cli.agents.estimators.")
     agent, env = make_agent(cfg)
     try:
         agent.step()

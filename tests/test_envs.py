@@ -6,7 +6,7 @@ from conftest import compose_config
 
 from torchrl_cli.envs import GymEnv
 from torchrl_cli.errors import ConfigError
-from torchrl_cli.train import build_env
+from torchrl_cli.run.train import build_env
 
 
 def test_space_info_discrete_and_box():

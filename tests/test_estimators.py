@@ -12,7 +12,7 @@ from conftest import TINY, compose_config, make_agent
 from torch.testing import assert_close
 
 from torchrl_cli.envs import env_seeds
-from torchrl_cli.estimators import GAE, FromAdvantage
+from torchrl_cli.agents.estimators import GAE, FromAdvantage
 
 
 def col(*values):

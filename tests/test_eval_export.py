@@ -15,8 +15,8 @@ from conftest import torchrl as run_cli
 
 import torchrl_cli
 from torchrl_cli.agents.base import run_episodes
-from torchrl_cli.checkpoint import step_checkpoints
-from torchrl_cli.train import EVAL_SEED_OFFSET, build_env, train
+from torchrl_cli.run.checkpoint import step_checkpoints
+from torchrl_cli.run.train import EVAL_SEED_OFFSET, build_env, train
 
 # Long enough that the returns differ between episodes, short enough for a test.
 RUN = [o for o in TINY if not o.startswith(("max_steps", "eval_"))] + [
@@ -56,7 +56,7 @@ def test_load_policy_and_export_reproduce_the_final_evaluation(runs, tmp_path, n
         returns, _ = run_episodes(policy, env, cfg.eval_episodes, seed)
         assert returns == pytest.approx(metrics["returns"], rel=1e-5)
         out = tmp_path / "policy.pt2"
-        from torchrl_cli.policy import export_policy
+        from torchrl_cli.run.policy import export_policy
 
         export_policy(policy, out)
         program = torch.export.load(out).module()

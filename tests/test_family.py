@@ -9,8 +9,8 @@ import torch
 from conftest import TINY, compose_config, make_agent
 from torch.distributions import Bernoulli, Categorical
 
-from torchrl_cli.batcher import Batch
-from torchrl_cli.estimators import DiscountedReturns
+from torchrl_cli.models.batch import Batch
+from torchrl_cli.agents.estimators import DiscountedReturns
 from torchrl_cli.models import A2CModel, PPOAdaptiveModel, VanillaPGModel
 from torchrl_cli.models.distributions import greedy_action, make_dist
 from torchrl_cli.models.ppo_adaptive import update_kl_penalty
@@ -172,7 +172,7 @@ def test_multi_action_spaces_train_end_to_end(tmp_path, space):
     env_id = f"test/MultiAction-{space}-v0"
     if env_id not in gym.registry:
         gym.register(env_id, entry_point=_MultiActionEnv, kwargs={"space": space})
-    from torchrl_cli.train import train
+    from torchrl_cli.run.train import train
 
     cfg = compose_config([*TINY, f"env={env_id}", "max_steps=4096", "agent.lr=3e-3",
                           "agent.policy.num_epochs=4", "agent.value.num_epochs=4"])

@@ -4,7 +4,7 @@ import pytest
 import torch
 from conftest import TINY, compose_config
 
-from torchrl_cli.train import train
+from torchrl_cli.run.train import train
 
 pytestmark = pytest.mark.slow
 

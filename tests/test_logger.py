@@ -6,7 +6,7 @@ import torch
 from rich.console import Console
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from torchrl_cli.logger import Logger
+from torchrl_cli.agents.logger import Logger
 
 
 def _events(log_dir):

@@ -10,7 +10,7 @@ from conftest import TINY, compose_config, make_agent
 from torch.testing import assert_close
 
 from torchrl_cli.agents import pg
-from torchrl_cli.batcher import Batch
+from torchrl_cli.models.batch import Batch
 from torchrl_cli.models import PPOClipModel, SurrogatePGModel, ValueModel
 from torchrl_cli.nn import nn_from_config
 

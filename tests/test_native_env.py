@@ -153,7 +153,7 @@ def test_native_pendulum_is_the_sync_env_exactly_resets_included():
 
 
 def test_a_seeded_pendulum_run_is_the_same_native_or_sync():
-    from torchrl_cli.train import train
+    from torchrl_cli.run.train import train
 
     def run(vectorization: str) -> dict:
         cfg = compose_config(["env=Pendulum-v1", "env.n_envs=8", "agent.n_steps=64",

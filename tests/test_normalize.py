@@ -9,7 +9,7 @@ from torch.testing import assert_close
 from torchrl_cli.agents import pg
 from torchrl_cli.envs import RewardScaler, RunningMeanStd, StateNormalizer
 from torchrl_cli.models import PPOClipModel, numpy_update
-from torchrl_cli.train import build_env
+from torchrl_cli.run.train import build_env
 from torchrl_cli.utils import normalize
 
 PRIOR = 1e-4  # RunningMeanStd's default pseudo-count (a prior of mean 0, variance 1)

@@ -8,7 +8,7 @@ from conftest import make_agent
 
 from torchrl_cli.envs import StateNormalizer
 from torchrl_cli.models.distributions import DiagGaussian, LogitsCategorical
-from torchrl_cli.models.numpy_actor import sample_categorical, sample_gaussian
+from torchrl_cli.backends.numpy_actor import sample_categorical, sample_gaussian
 
 
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1", "Acrobot-v1"])

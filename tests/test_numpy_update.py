@@ -9,8 +9,8 @@ import pytest
 import torch
 from conftest import TINY, compose_config, make_agent
 
-from torchrl_cli.batcher import Batch
-from torchrl_cli.models.numpy_update import STEPS, flat_model, numpy_fit
+from torchrl_cli.models.batch import Batch
+from torchrl_cli.backends.numpy_update import STEPS, flat_model, numpy_fit
 
 CASES = {
     "discrete": ["env=CartPole-v1"],
@@ -136,7 +136,7 @@ def test_training_holds_numpy_blas_to_torch_threads(tmp_path):
     torch does (one thread each in the benchmarks, no oversubscription in parallel jobs)."""
     from threadpoolctl import threadpool_info, threadpool_limits
 
-    from torchrl_cli.train import train
+    from torchrl_cli.run.train import train
 
     def blas_threads() -> set[int]:
         return {pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"}

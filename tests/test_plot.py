@@ -3,7 +3,7 @@
 import numpy as np
 from PIL import Image
 
-from torchrl_cli.plot import aggregate, plot_learning_curves
+from torchrl_cli.analysis.plot import aggregate, plot_learning_curves
 
 
 def test_aggregate_interpolates_onto_a_common_grid():

@@ -12,7 +12,7 @@ import torch
 from conftest import assert_one_line_error, snapshot, torchrl
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from torchrl_cli.checkpoint import load_checkpoint, step_checkpoints
+from torchrl_cli.run.checkpoint import load_checkpoint, step_checkpoints
 
 # PPO-clip on CartPole with running state normalization: every piece of state a resume must
 # carry (optimizers, normalizer statistics, the env's episodes in progress, RNG) matters here.

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import TINY
 
-from torchrl_cli.summary import bootstrap_ci
+from torchrl_cli.analysis.summary import bootstrap_ci
 
 
 def _multirun(tmp_path, torchrl_bin, cli_env, *overrides):
@@ -106,7 +106,7 @@ def test_seeds_in_one_job_return_their_mean(tmp_path):
     means across them."""
     from conftest import compose_config
 
-    from torchrl_cli.train import train_seeds
+    from torchrl_cli.run.train import train_seeds
 
     metrics = train_seeds(compose_config([*TINY, "seeds=[0,1]"]), tmp_path)
     assert [m["seed"] for m in metrics["per_seed"]] == [0, 1]
@@ -137,7 +137,7 @@ def test_labels_do_not_depend_on_override_order(tmp_path):
     """`agent=a2c env=X` and `env=X agent=a2c` are one configuration."""
     import json
 
-    from torchrl_cli.summary import load_runs, summarize
+    from torchrl_cli.analysis.summary import load_runs, summarize
 
     for name, overrides in (("a", ["agent=a2c", "lr=1", "seed=0"]),
                             ("b", ["lr=1", "agent=a2c", "seed=1"]),

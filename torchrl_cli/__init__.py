@@ -2,7 +2,7 @@
 
 
 def load_policy(run_dir, checkpoint: str = "last"):
-    """See ``torchrl_cli.policy.load_policy`` (imported lazily: the CLI starts faster)."""
-    from torchrl_cli.policy import load_policy as load
+    """See ``torchrl_cli.run.policy.load_policy`` (imported lazily: the CLI starts faster)."""
+    from torchrl_cli.run.policy import load_policy as load
 
     return load(run_dir, checkpoint)

@@ -11,8 +11,8 @@ from threadpoolctl import threadpool_limits
 
 from torchrl_cli.config import load_default
 from torchrl_cli.envs import GymEnv
-from torchrl_cli.logger import Logger
-from torchrl_cli.train import build_agent, build_env
+from torchrl_cli.agents.logger import Logger
+from torchrl_cli.run.train import build_agent, build_env
 
 ROLLOUT_STEPS = 2048  # env steps per collect() call, split over the copies
 

@@ -7,7 +7,7 @@ from rich.console import Console
 from bench.perf.records import SolveRun, Throughput
 from bench.perf.settings import EVAL_EPISODES, ZOO_CARTPOLE, Solve
 from torchrl_cli.config import load_default
-from torchrl_cli.train import train
+from torchrl_cli.run.train import train
 
 # Console output off (a logging table is printed outside the training clock anyway).
 QUIET = ["logger.progress=false", "logger.log_freq=1000000", "save_model=false"]

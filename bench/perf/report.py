@@ -185,7 +185,7 @@ def commands(budgets: Budgets) -> list[str]:
     ours_pd = " ".join(solve_overrides(pd, 0) + QUIET)
     ours_tp = " ".join(zoo_overrides(budgets.throughput_steps) + QUIET)
     return [
-        "torchrl-cli (in-process `torchrl_cli.train.train(cfg)`, the config these `torchrl "
+        "torchrl-cli (in-process `torchrl_cli.run.train.train(cfg)`, the config these `torchrl "
         "train` command lines compose; seed 0 shown):",
         "",
         "```",

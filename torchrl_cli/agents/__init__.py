@@ -1,6 +1,8 @@
-"""Agents: the training loop (BaseAgent) and the policy-gradient agent (PGAgent)."""
+"""Agents: the training loop (BaseAgent) and the policy-gradient agent (PGAgent), with what the
+loop uses: the collector (batcher), estimators, evaluation, logger, and the builders."""
 
-from torchrl_cli.agents.base import BaseAgent, Evaluation, TrainResult
+from torchrl_cli.agents.base import BaseAgent, TrainResult, TrainSchedule
+from torchrl_cli.agents.evaluation import Evaluation
 from torchrl_cli.agents.pg import PGAgent
 
-__all__ = ["BaseAgent", "Evaluation", "PGAgent", "TrainResult"]
+__all__ = ["BaseAgent", "Evaluation", "PGAgent", "TrainResult", "TrainSchedule"]

@@ -1,39 +1,47 @@
-"""BaseAgent: the training loop, its termination, evaluation and logging."""
+"""BaseAgent: the training loop, its budgets, its evaluation schedule and its state."""
 
 import abc
 import math
-import signal
-import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from torchrl_cli.batcher import Batcher, Episode
-from torchrl_cli.checkpoint import Checkpoints, rng_state, set_rng_state
+from torchrl_cli.agents.batcher import Batcher, Episode
+from torchrl_cli.agents.evaluation import Evaluation, run_episodes
+from torchrl_cli.agents.logger import Logger
+from torchrl_cli.agents.rng import rng_state, set_rng_state
+from torchrl_cli.agents.signals import stop_on_signal
 from torchrl_cli.envs import BaseEnv
-from torchrl_cli.logger import Logger
-from torchrl_cli.run_folder import load_weights
+
+if TYPE_CHECKING:  # the run layer's checkpoint writer, handed in by the caller
+    from torchrl_cli.run.checkpoint import Checkpoints
 
 
-@dataclass
-class Evaluation:
-    env_steps: int
-    train_seconds: float
-    returns: list[float]
-    lengths: list[int]
+@dataclass(frozen=True)
+class TrainSchedule:
+    """When training stops, logs and evaluates (the config's values: see ``config.schema``).
 
-    @property
-    def mean(self) -> float:
-        return float(np.mean(self.returns))
+    Budgets of -1 (or 0) are off; training stops at the first budget spent, or at the first
+    evaluation whose mean reaches ``target_return``. Evaluations run every ``eval_freq`` env
+    steps (0 or less: none during training), ``eval_episodes`` deterministic episodes with
+    seeds from ``eval_seed``; the console table is written every ``log_freq`` iterations.
+    """
 
-    @property
-    def std(self) -> float:
-        return float(np.std(self.returns))
+    max_steps: int
+    max_iters: int
+    max_episodes: int
+    log_freq: int
+    eval_freq: int
+    eval_episodes: int
+    eval_seed: int
+    target_return: float | None
+
+    def __post_init__(self):
+        if self.max_iters <= 0 and self.max_episodes <= 0 and self.max_steps <= 0:
+            raise ValueError("training needs a budget: max_steps, max_iters or max_episodes > 0")
 
 
 @dataclass
@@ -62,7 +70,7 @@ class BaseAgent(abc.ABC):
         self.train_seconds = 0.0  # time in step() and logging, evaluations excluded
         self._logged_iters = 0
         self.stop_requested: str | None = None
-        self.max_steps = self.max_iters = self.max_episodes = -1
+        self.schedule: TrainSchedule | None = None
         self.result = TrainResult()  # evaluations so far: part of the state, so resumes keep them
         self.next_eval: int | None = None  # env steps of the next scheduled evaluation
         self.best_return = -math.inf
@@ -83,81 +91,59 @@ class BaseAgent(abc.ABC):
         """One iteration: collect a rollout and update the models."""
 
     @abc.abstractmethod
-    def select_action(self, state: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
-        """Actions for a batch of (normalized) states."""
-
-    @abc.abstractmethod
-    def normalize_state(self, obs: np.ndarray) -> torch.Tensor:
-        """Raw observations to network inputs, without updating any statistics."""
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        """Greedy actions for raw observations, as the env takes them."""
 
     def _check_termination(self) -> bool:
         """True once any budget (steps, iterations, episodes) is spent; -1 means no budget."""
+        s = self.schedule
         return (
-            (self.max_steps > 0 and self.num_steps >= self.max_steps)
-            or (self.max_iters > 0 and self.num_iters >= self.max_iters)
-            or (self.max_episodes > 0 and self.num_episodes >= self.max_episodes)
+            (s.max_steps > 0 and self.num_steps >= s.max_steps)
+            or (s.max_iters > 0 and self.num_iters >= s.max_iters)
+            or (s.max_episodes > 0 and self.num_episodes >= s.max_episodes)
         )
 
     @property
     def progress(self) -> float:
         """Fraction of the budget spent, for schedules (0 when there is no step/iter budget)."""
-        if self.max_steps > 0:
-            return min(self.num_steps / self.max_steps, 1.0)
-        if self.max_iters > 0:
-            return min(self.num_iters / self.max_iters, 1.0)
+        s = self.schedule
+        if s.max_steps > 0:
+            return min(self.num_steps / s.max_steps, 1.0)
+        if s.max_iters > 0:
+            return min(self.num_iters / s.max_iters, 1.0)
         return 0.0
 
     def train(
         self,
+        schedule: TrainSchedule,
         *,
-        max_iters: int = -1,
-        max_episodes: int = -1,
-        max_steps: int = -1,
-        log_freq: int = 1,
-        eval_env: BaseEnv | None = None,
-        eval_freq: int | None = None,
-        eval_episodes: int = 20,
-        eval_seed: int = 0,
-        target_return: float | None = None,
-        checkpoints: Checkpoints | None = None,
-    ) -> TrainResult:
-        """Train until a budget is spent or an evaluation reaches ``target_return``.
-
-        Evaluation runs every ``eval_freq`` env steps on ``eval_env`` (``eval_episodes``
-        deterministic episodes, seeds from ``eval_seed``); its time is not training time.
-        ``checkpoints`` (if given) saves the state on its schedule, on each new best evaluation
-        and at the end, also when a signal stops training. A resumed agent (``load_state_dict``)
-        goes on from its counters, evaluation schedule and evaluations so far.
+        eval_env: BaseEnv | None,
+        checkpoints: "Checkpoints | None",
+    ) -> "TrainResult":
+        """Train until a budget of ``schedule`` is spent or an evaluation (on ``eval_env``)
+        reaches its target; evaluation time is not training time. ``checkpoints`` (if given)
+        saves the state on its schedule, on each new best evaluation and at the end, also when
+        a signal stops training. A resumed agent (``load_state_dict``) goes on from its
+        counters, evaluation schedule and evaluations so far.
         """
-        if max_iters <= 0 and max_episodes <= 0 and max_steps <= 0:
-            raise ValueError("train() needs a budget: max_steps, max_iters or max_episodes > 0")
-        self.max_steps, self.max_iters, self.max_episodes = max_steps, max_iters, max_episodes
-        result = self.result
-        if eval_env is None or not eval_freq or eval_freq <= 0:
+        self.schedule = schedule
+        if eval_env is None or schedule.eval_freq <= 0:
             self.next_eval = None
         elif self.next_eval is None:
-            self.next_eval = self.num_steps + eval_freq
-        with self.stop_on_signal():
+            self.next_eval = self.num_steps + schedule.eval_freq
+        with stop_on_signal(self.request_stop):
             while not self._check_termination() and not self.stop_requested:
                 start = time.perf_counter()
                 self.step()
                 self.num_iters += 1
                 self.train_seconds += time.perf_counter() - start
-                if self.num_iters % log_freq == 0:
+                if self.num_iters % schedule.log_freq == 0:
                     self.write_logs()
                 else:
-                    self.logger.advance(self.num_steps, self.max_steps)
+                    self.logger.advance(self.num_steps, schedule.max_steps)
                 if self.next_eval is not None and self.num_steps >= self.next_eval:
-                    self.next_eval += eval_freq
-                    evaluation = self.evaluate(eval_env, eval_episodes, eval_seed)
-                    result.evaluations.append(evaluation)
-                    self.log_evaluation(evaluation)
-                    if target_return is not None and evaluation.mean >= target_return:
-                        result.solved = evaluation
-                    if checkpoints is not None and evaluation.mean > self.best_return:
-                        self.best_return = evaluation.mean
-                        checkpoints.save_best(self.state_dict())
-                    if result.solved:
+                    self.next_eval += schedule.eval_freq
+                    if self.evaluate_on_schedule(eval_env, checkpoints):
                         break
                 if checkpoints is not None and checkpoints.due(self.num_steps):
                     checkpoints.save(self.state_dict(), self.num_steps)
@@ -165,10 +151,37 @@ class BaseAgent(abc.ABC):
             self.write_logs()  # the last, partial log_freq window
         if checkpoints is not None and checkpoints.last_step != self.num_steps:
             checkpoints.save(self.state_dict(), self.num_steps)
+        result = self.result
         result.env_steps, result.iterations = self.num_steps, self.num_iters
         result.train_seconds = self.train_seconds
         result.interrupted = self.stop_requested
         return result
+
+    def evaluate_on_schedule(self, env: BaseEnv, checkpoints: "Checkpoints | None") -> bool:
+        """A scheduled evaluation: logged, kept, saved as best.pt when it is the best so far;
+        returns whether it reached the target."""
+        evaluation = self.evaluate(env, self.schedule.eval_episodes, self.schedule.eval_seed)
+        self.result.evaluations.append(evaluation)
+        self.log_evaluation(evaluation)
+        target = self.schedule.target_return
+        if target is not None and evaluation.mean >= target:
+            self.result.solved = evaluation
+        if checkpoints is not None and evaluation.mean > self.best_return:
+            self.best_return = evaluation.mean
+            checkpoints.save_best(self.state_dict())
+        return self.result.solved is not None
+
+    def request_stop(self, signal_name: str) -> bool:
+        """A signal asks the loop to stop after the current iteration, so the models are never
+        left half-updated; returns whether a stop had been asked for already."""
+        if self.stop_requested:
+            return True
+        self.stop_requested = signal_name
+        self.logger.console.print(
+            f"[yellow]{signal_name}: stopping after this "
+            "update (send it again to abort at once)[/yellow]"
+        )
+        return False
 
     def state_dict(self) -> dict:
         """The full training state: models, optimizers, collector, counters, evaluations so
@@ -186,11 +199,11 @@ class BaseAgent(abc.ABC):
             "rng": rng_state(),
         }
 
-    def load_state_dict(self, state: dict, seed: int, source: Path) -> bool:
-        """Restore ``state_dict()`` (read from ``source``) to go on training; returns whether
-        the env's episodes in progress were restored exactly (``Batcher.load_state_dict``)."""
+    def load_state_dict(self, state: dict, seed: int) -> bool:
+        """Restore ``state_dict()`` to go on training; returns whether the env's episodes in
+        progress were restored exactly (``Batcher.load_state_dict``)."""
         for name, model in self.models.items():
-            load_weights(model, state["models"][name], source)
+            model.load_state_dict(state["models"][name])
         for name, model in self.models.items():
             model.optimizer.load_state_dict(state["optimizers"][name])
         exact = self.batcher.load_state_dict(state["batcher"], seed)
@@ -202,45 +215,17 @@ class BaseAgent(abc.ABC):
         set_rng_state(state["rng"])
         return exact
 
-    @contextmanager
-    def stop_on_signal(self) -> Iterator[None]:
-        """SIGINT (Ctrl-C) and SIGTERM ask the loop to stop after the current iteration, so the
-        models are never left half-updated; a second signal interrupts at once."""
-        if threading.current_thread() is not threading.main_thread():
-            yield  # signal handlers can only be set from the main thread
-            return
-        signals = (signal.SIGINT, signal.SIGTERM)
-        previous = {sig: signal.getsignal(sig) for sig in signals}
-
-        def request_stop(signum, frame):
-            if self.stop_requested:
-                raise KeyboardInterrupt
-            self.stop_requested = signal.Signals(signum).name
-            self.logger.console.print(
-                f"[yellow]{self.stop_requested}: stopping after this "
-                "update (send it again to abort at once)[/yellow]"
-            )
-
-        for sig in signals:
-            signal.signal(sig, request_stop)
-        try:
-            yield
-        finally:
-            for sig, handler in previous.items():
-                signal.signal(sig, handler)
-
-    def final_evaluation(
-        self, result: TrainResult, env: BaseEnv, episodes: int, seed: int
-    ) -> Evaluation | None:
+    def final_evaluation(self, env: BaseEnv) -> Evaluation | None:
         """The evaluation at the end of training: the one that reached the target, the last
         scheduled one if it ran at this very step, or a new one (none when interrupted)."""
+        result = self.result
         if result.solved is not None:
             return result.solved
         if result.interrupted:
             return None
         if result.evaluations and result.evaluations[-1].env_steps == self.num_steps:
             return result.evaluations[-1]
-        evaluation = self.evaluate(env, episodes, seed)
+        evaluation = self.evaluate(env, self.schedule.eval_episodes, self.schedule.eval_seed)
         self.log_evaluation(evaluation)
         return evaluation
 
@@ -254,11 +239,6 @@ class BaseAgent(abc.ABC):
             model.train()
         return Evaluation(self.num_steps, self.train_seconds, returns, lengths)
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        """Greedy actions for raw observations, as the env takes them."""
-        actions = self.select_action(self.normalize_state(obs), deterministic=True)
-        return self.batcher.to_env_action(actions)
-
     def write_logs(self) -> None:
         """Episode statistics, speed and the console table."""
         episodes: list[Episode] = self.batcher.pop_episodes()
@@ -266,7 +246,7 @@ class BaseAgent(abc.ABC):
             self.logger.add_log("charts/episode_return", np.mean([e.ret for e in episodes]))
             self.logger.add_log("charts/episode_length", np.mean([e.length for e in episodes]), 0)
         self._logged_iters = self.num_iters
-        self.logger.timeit(self.num_steps, self.max_steps, seconds=self.train_seconds)
+        self.logger.timeit(self.num_steps, self.schedule.max_steps, seconds=self.train_seconds)
         self.logger.log(
             self.num_steps,
             header=f"iteration {self.num_iters}  |  "
@@ -283,22 +263,3 @@ class BaseAgent(abc.ABC):
             f"({len(evaluation.returns)} deterministic episodes)",
         )
 
-
-def run_episodes(
-    act: Callable[[np.ndarray], np.ndarray], env: BaseEnv, episodes: int, seed: int
-) -> tuple[list[float], list[int]]:
-    """Returns and lengths of one episode on each of the first ``episodes`` copies of ``env``,
-    reset with ``seed``; ``act`` maps a batch of raw observations to env actions."""
-    n = env.n_envs
-    if n < episodes:
-        raise ValueError(f"the env has {n} copies, fewer than {episodes} episodes")
-    obs = env.reset(seed=seed)
-    returns, lengths = np.zeros(n), np.zeros(n, dtype=np.int64)
-    active = np.ones(n, dtype=bool)
-    while active[:episodes].any():
-        step = env.step(act(obs))
-        returns += step.reward * active
-        lengths += active
-        active &= ~(step.terminated | step.truncated)
-        obs = step.obs
-    return returns[:episodes].tolist(), lengths[:episodes].tolist()

@@ -1,17 +1,20 @@
 """PGAgent: rollout, advantages, value targets and minibatch updates for any PG model."""
 
 from collections import defaultdict
-from dataclasses import replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
 from torchrl_cli.agents.base import BaseAgent
-from torchrl_cli.batcher import Batch, Batcher
-from torchrl_cli.estimators import GAE, FromAdvantage
+from torchrl_cli.agents.batcher import Batcher
+from torchrl_cli.agents.estimators import GAE, FromAdvantage
 from torchrl_cli.models import BaseModel, BasePGModel, ValueModel
-from torchrl_cli.models.numpy_update import numpy_fit
-from torchrl_cli.utils import explained_var, normalize
+from torchrl_cli.models.batch import Batch
+from torchrl_cli.utils import explained_var
+
+if TYPE_CHECKING:  # resolved by agents.build, which hands it in
+    from torchrl_cli.backends import Backend
 
 
 class PGAgent(BaseAgent):
@@ -24,6 +27,7 @@ class PGAgent(BaseAgent):
         normalize_advantages: normalize advantages per minibatch.
         advantage: advantage estimator (GAE).
         vtarget: value-target estimator (FromAdvantage).
+        backend: where acting and updates run (``backends.resolve_backend``).
         **kwargs: BaseAgent's parameters.
     """
 
@@ -36,6 +40,7 @@ class PGAgent(BaseAgent):
         normalize_advantages: bool,
         advantage: GAE,
         vtarget: FromAdvantage,
+        backend: "Backend",
         **kwargs,
     ):
         super().__init__(batcher, **kwargs)
@@ -44,18 +49,18 @@ class PGAgent(BaseAgent):
         self.normalize_advantages = normalize_advantages
         self.advantage = advantage
         self.vtarget = vtarget
+        self.backend = backend
         self._register_model("policy", policy_model)
         if value_model is not None:
             self._register_model("value", value_model)
-        self.diagnostics: dict[str, list[torch.Tensor]] = defaultdict(list)
+        self.diagnostics: dict[str, list[float]] = defaultdict(list)  # drained by write_logs
 
-    def normalize_state(self, obs: np.ndarray) -> torch.Tensor:
-        return self.batcher.state_normalizer.normalize(
+    def act(self, obs: np.ndarray) -> np.ndarray:
+        state = self.batcher.state_normalizer.normalize(
             torch.as_tensor(obs, device=self.batcher.device)
         )
-
-    def select_action(self, state: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
-        return self.policy_model.select_action(state, deterministic)[0]
+        actions = self.policy_model.select_action(state, deterministic=True)[0]
+        return self.batcher.to_env_action(actions)
 
     def values(self, state: torch.Tensor) -> torch.Tensor:
         if self.value_model is None:
@@ -65,15 +70,8 @@ class PGAgent(BaseAgent):
     def step(self) -> None:
         for model in self.models.values():
             model.set_progress(self.progress)
-        rollout = self.batcher.collect(self.policy_model, self.values)
-        advantages = self.advantage(
-            rollout.rewards,
-            rollout.values,
-            rollout.terminated,
-            rollout.truncated,
-            rollout.final_values,
-            rollout.last_values,
-        )
+        rollout = self.batcher.collect(self.backend.acting_for(self.policy_model), self.values)
+        advantages = self.advantage(rollout)
         returns = self.vtarget(advantages, rollout.values)
         batch = Batch(
             obs=rollout.obs.flatten(0, 1),
@@ -84,73 +82,28 @@ class PGAgent(BaseAgent):
             returns=returns.flatten(),
         )
         self.update(batch)
-        self.diagnostics["explained_variance"].append(
-            torch.tensor(explained_var(batch.returns, batch.values))
-        )
+        self.diagnostics["explained_variance"].append(explained_var(batch.returns, batch.values))
 
     def update(self, batch: Batch) -> None:
-        """Train the models; those with the same epochs and minibatches share one pass, summing
-        their losses into one backward (each steps its own optimizer). PPO-clip with plain MLPs
-        on the CPU trains in numpy (``models.numpy_update``), anything else in torch."""
+        """Train the models; those with the same epochs and minibatches share one pass (the
+        default: the agent's ``num_epochs``/``num_mini_batches``), summing their losses into one
+        backward, each stepping its own optimizer. The backend runs each pass."""
         groups: dict[tuple[int, int], dict[str, BaseModel]] = defaultdict(dict)
         for name, model in self.models.items():
             groups[(model.num_epochs, model.num_mini_batches)][name] = model
         for (num_epochs, num_mini_batches), models in groups.items():
-            args = batch, num_epochs, num_mini_batches
-            if not numpy_fit(models, *args, self.normalize_advantages, self.diagnostics):
-                self.fit(list(models.values()), *args)
+            diagnostics = self.backend.fit(
+                models, batch, num_epochs, num_mini_batches, self.normalize_advantages
+            )
+            for key, values in diagnostics.items():
+                self.diagnostics[key].extend(values)
         for model in self.models.values():
             for key, value in model.on_batch_end(batch).items():
-                self.diagnostics[key].append(value)
-
-    def fit(
-        self, models: list[BaseModel], batch: Batch, num_epochs: int, num_mini_batches: int
-    ) -> None:
-        """``num_epochs`` passes over ``batch`` in shuffled minibatches; a model that asks to
-        stop early (PPO-adaptive's KL limit) sits out the rest while the others go on."""
-        names = {id(model): name for name, model in self.models.items()}
-        size = len(batch) // num_mini_batches
-        # one minibatch of everything: the losses are means, so a shuffle would not change them;
-        # skip it and the gather, and normalize the advantages once instead of every epoch
-        whole = size == len(batch)
-        if whole and self.normalize_advantages:
-            batch = replace(batch, advantages=normalize(batch.advantages))
-        active = list(models)
-        for _ in range(num_epochs):
-            order = None if whole else torch.randperm(len(batch), device=batch.obs.device)
-            for start in range(0, size * num_mini_batches, size):
-                if not active:
-                    return
-                if whole:
-                    minibatch = batch
-                else:
-                    keys = {key for model in active for key in model.batch_keys}
-                    minibatch = batch.index(order[start : start + size], keys)
-                    if self.normalize_advantages and minibatch.advantages is not None:
-                        minibatch.advantages = normalize(minibatch.advantages)
-                terms: dict[str, torch.Tensor] = {}
-                for model in active:
-                    terms.update(model.register_losses(minibatch))
-                loss = sum(v for k, v in terms.items() if k.startswith("loss_"))
-                for model in active:
-                    model.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                for model in active:
-                    terms[f"grad_norm_{names[id(model)]}"] = model.optimizer_step()
-                for key, value in terms.items():
-                    if not key.startswith("loss_"):
-                        self.diagnostics[key].append(value.detach())
-                active = [model for model in active if not model.stop_early(terms)]
+                self.diagnostics[key].append(float(value))
 
     def write_logs(self) -> None:
         for key, values in self.diagnostics.items():
-            # floats from the numpy update; 0-d tensors from the torch one, stacked so that a
-            # GPU run syncs once per key, not once per minibatch
-            if isinstance(values[0], torch.Tensor):
-                mean = torch.stack(values).float().mean().item()
-            else:
-                mean = float(np.mean(values))
-            self.logger.add_log(f"losses/{key}", mean, 4)
+            self.logger.add_log(f"losses/{key}", float(np.mean(values)), 4)
         self.diagnostics.clear()
         self.logger.add_log("charts/learning_rate", self.policy_model.lr, 6)
         if self.value_model is not None:

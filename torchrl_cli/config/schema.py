@@ -8,7 +8,7 @@ environment decides (input and output widths) never appear here: they are filled
 from dataclasses import dataclass, field
 from typing import Any
 
-from omegaconf import MISSING
+from omegaconf import II, MISSING
 
 
 @dataclass
@@ -61,14 +61,16 @@ class ModelConfig:
 
     Policy and value are separate networks with separate optimizers: ``loss_coef`` scales a
     model's loss, which with Adam or RMSprop mostly moves the effective ``clip_grad_norm``.
+    Models that share epochs and minibatches train in one pass over each rollout.
     """
 
     _target_: str = MISSING
-    num_epochs: int = 10
-    num_mini_batches: int = 4
+    # the agent's update settings unless this model overrides them (vanilla PG's 1-epoch policy)
+    num_epochs: int = II("agent.num_epochs")
+    num_mini_batches: int = II("agent.num_mini_batches")
     optimizer: Any = field(default_factory=adam)  # Adam eps 1e-5: a PPO implementation detail
-    clip_grad_norm: float = 0.5  # global gradient-norm clipping; inf disables it
-    lr_schedule: str = "linear"  # constant | linear (annealed to 0 over the run)
+    clip_grad_norm: float = II("agent.clip_grad_norm")
+    lr_schedule: str = II("agent.lr_schedule")
     loss_coef: float = 1.0  # weight of this model's loss in the summed objective
 
 
@@ -133,7 +135,7 @@ class PPOAdaptiveModelConfig(PGModelConfig):
 class VTargetConfig:
     """Value targets computed from the advantages: adv + V."""
 
-    _target_: str = "torchrl_cli.estimators.FromAdvantage"
+    _target_: str = "torchrl_cli.agents.estimators.FromAdvantage"
 
 
 @dataclass
@@ -143,7 +145,13 @@ class AgentConfig:
     name: str = MISSING
     n_steps: int = 128  # rollout length per env; a batch holds n_steps * n_envs transitions
     gamma: float = 0.99
-    lr: float = 3e-4
+    lr: float = 3e-4  # every model's optimizer (agent.<model>.optimizer.lr overrides)
+    # the update, for every model (agent.<model>.<key> overrides one model's):
+    num_epochs: int = 10  # passes over each rollout
+    num_mini_batches: int = 4  # minibatches each pass is split into
+    lr_schedule: str = "linear"  # constant | linear (annealed to 0 over the run)
+    clip_grad_norm: float = 0.5  # global gradient-norm clipping, per model; inf disables it
+    backend: str = "auto"  # auto | torch | numpy: where acting and updates run (torchrl_cli/backends)
     normalize_advantages: bool = True  # per minibatch
     advantage: Any = MISSING  # the agent/advantage group: gae | discounted_returns
     vtarget: Any = field(default_factory=VTargetConfig)  # a _target_ node: FromAdvantage

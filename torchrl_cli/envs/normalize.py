@@ -34,7 +34,7 @@ class RunningMeanStd(nn.Module):
 
     def numpy_update(self) -> Callable[[np.ndarray], None]:
         """``update`` in numpy on views of the (CPU) buffers, for the collector's per-step path
-        (a dozen float64 torch ops on a few numbers cost ~30 us; see models.numpy_actor)."""
+        (a dozen float64 torch ops on a few numbers cost ~30 us; see backends.numpy_actor)."""
         mean, var, count = self.mean.numpy(), self.var.numpy(), self.count.numpy()
 
         def update(batch: np.ndarray) -> None:
@@ -91,30 +91,6 @@ class StateNormalizer(nn.Module):
             return obs
         return self._standardize(self._rescale(obs.float()))
 
-    def numpy_forward(self, update_stats: bool) -> Callable[[np.ndarray], np.ndarray] | None:
-        """``forward`` (``update_stats``) or ``normalize`` in numpy on views of the buffers, for
-        the collector's per-step path; None on the GPU."""
-        if self.low.device.type != "cpu":
-            return None
-        if self.dtype == torch.uint8:
-            return lambda obs: obs
-        update = self.rms.numpy_update() if self.running and update_stats else None
-        low, span, shift = self.low.numpy(), self.span.numpy(), self.shift.numpy()
-        mean, var, clip = self.rms.mean.numpy(), self.rms.var.numpy(), self.clip
-
-        def forward(obs: np.ndarray) -> np.ndarray:
-            obs = obs.astype(np.float32)
-            if self.fixed:
-                obs = (obs - low) / span * np.float32(2.0) - shift
-            if update is not None:
-                update(obs)
-            if not self.running:
-                return obs
-            std = np.sqrt(var + 1e-8).astype(np.float32)
-            return ((obs - mean.astype(np.float32)) / std).clip(-clip, clip)
-
-        return forward
-
     def _standardize(self, obs: torch.Tensor) -> torch.Tensor:
         if not self.running:
             return obs
@@ -153,3 +129,11 @@ class RewardScaler(nn.Module):
         returns[done] = 0.0
         std = np.sqrt(self.rms.var.numpy() + 1e-8)
         return (reward / std).clip(-self.clip, self.clip).astype(np.float32)
+
+    def scale_rollout(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
+        """A rollout's rewards ``[T, N]`` as the models learn from them; the running statistics
+        advance step by step, exactly as if ``forward`` had been called during collection."""
+        if not self.enabled:
+            return rewards
+        steps = zip(rewards, dones, strict=True)
+        return np.stack([self(reward, done) for reward, done in steps])

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from torchrl_cli.batcher import Batch
+from torchrl_cli.models.batch import Batch
 from torchrl_cli.nn import ModuleExtended, SequentialExtended
 
 SCHEDULES = ("constant", "linear")
@@ -55,8 +55,8 @@ class BaseModel(ModuleExtended, abc.ABC):
         loss_coef: weight of this model's losses in the summed objective.
     """
 
-    #: the Batch fields this model's losses read
-    batch_keys: tuple[str, ...] = ()
+    #: gain of the output layer's orthogonal init (``init_orthogonal``); subclasses set it
+    output_gain: float = 1.0
 
     def __init__(
         self,
@@ -126,7 +126,7 @@ class BaseModel(ModuleExtended, abc.ABC):
         self.optimizer.step()
         return grad_norm
 
-    def init_orthogonal(self, output_gain: float) -> None:
+    def init_orthogonal(self) -> None:
         """Orthogonal weights, zero biases: sqrt(2) gain in hidden layers, ``output_gain`` last
         (a PPO implementation detail, Engstrom et al. 2020)."""
         for module in self.net.modules():
@@ -135,5 +135,5 @@ class BaseModel(ModuleExtended, abc.ABC):
                 nn.init.zeros_(module.bias)
         for module in self.out.modules():
             if isinstance(module, nn.Linear):
-                nn.init.orthogonal_(module.weight, output_gain)
+                nn.init.orthogonal_(module.weight, self.output_gain)
                 nn.init.zeros_(module.bias)

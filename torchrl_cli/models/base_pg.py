@@ -1,12 +1,10 @@
 """BasePGModel: a stochastic policy with an entropy bonus."""
 
-import numpy as np
 import torch
 from torch import nn
 
 from torchrl_cli.models.base import BaseModel
 from torchrl_cli.models.distributions import greedy_action, make_dist
-from torchrl_cli.models.numpy_actor import Actor, numpy_actor
 from torchrl_cli.nn import ActionLinear
 
 
@@ -18,6 +16,8 @@ class BasePGModel(BaseModel):
         log_std_init: Box actions: the initial log-std of the state-independent Gaussian.
         **kwargs: BaseModel's parameters.
     """
+
+    output_gain = 0.01  # near-uniform initial actions (Andrychowicz et al. 2021)
 
     def __init__(
         self,
@@ -51,10 +51,6 @@ class BasePGModel(BaseModel):
         dist = self.create_dist(params)
         actions = greedy_action(params, self.action_info) if deterministic else dist.sample()
         return actions, dist.log_prob(actions)
-
-    def numpy_actor(self, rng: np.random.Generator) -> Actor | None:
-        """``select_action`` for sampling in numpy, where this model can (``numpy_actor``)."""
-        return numpy_actor(self, rng)
 
     def entropy_loss(self, dist) -> dict[str, torch.Tensor]:
         if self.entropy_coef == 0:  # no bonus: a diagnostic only, kept out of the backward pass

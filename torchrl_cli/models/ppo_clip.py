@@ -2,7 +2,7 @@
 
 import torch
 
-from torchrl_cli.batcher import Batch
+from torchrl_cli.models.batch import Batch
 from torchrl_cli.models.base import schedule
 from torchrl_cli.models.surrogate_pg import SurrogatePGModel
 

@@ -2,14 +2,13 @@
 
 import torch
 
-from torchrl_cli.batcher import Batch
+from torchrl_cli.models.batch import Batch
 from torchrl_cli.models.base_pg import BasePGModel
 
 
 class SurrogatePGModel(BasePGModel):
     """Maximizes L^CPI = E[ pi(a|s) / pi_old(a|s) * A ] (Schulman et al. 2017, eq. 6)."""
 
-    batch_keys = ("obs", "actions", "log_probs", "advantages")
 
     @staticmethod
     def calculate_prob_ratio(new_log_probs: torch.Tensor, old_log_probs: torch.Tensor):

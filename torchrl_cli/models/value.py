@@ -3,7 +3,7 @@
 import torch
 from torch import nn
 
-from torchrl_cli.batcher import Batch
+from torchrl_cli.models.batch import Batch
 from torchrl_cli.models.base import BaseModel
 from torchrl_cli.nn import FlattenLinear
 
@@ -18,7 +18,6 @@ class ValueModel(BaseModel):
         **kwargs: BaseModel's parameters.
     """
 
-    batch_keys = ("obs", "values", "returns")
 
     def __init__(self, net: nn.Module, *, clip_range: float | None, **kwargs):
         super().__init__(net, **kwargs)

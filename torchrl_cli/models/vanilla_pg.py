@@ -2,7 +2,7 @@
 
 import torch
 
-from torchrl_cli.batcher import Batch
+from torchrl_cli.models.batch import Batch
 from torchrl_cli.models.base_pg import BasePGModel
 
 
@@ -11,7 +11,6 @@ class VanillaPGModel(BasePGModel):
     L^PG = -E[ log pi(a|s) * A ], with A from any advantage estimator (returns minus a baseline).
     """
 
-    batch_keys = ("obs", "actions", "log_probs", "advantages")
 
     def pg_loss(self, batch: Batch) -> dict[str, torch.Tensor]:
         dist = self.create_dist(self(batch.obs))

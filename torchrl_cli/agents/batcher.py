@@ -1,7 +1,8 @@
 """Rollout collection from a vector env into preallocated ``[T, N, ...]`` tensors."""
 
-from collections.abc import Collection
-from dataclasses import dataclass, fields
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -9,48 +10,58 @@ import torch
 from torchrl_cli.envs import BaseEnv, EnvStep, RewardScaler, StateNormalizer
 from torchrl_cli.envs.snapshot import from_json, to_json
 from torchrl_cli.envs.spaces import to_env_action
-
-
-@dataclass
-class Rollout:
-    """One rollout of ``T`` vector steps over ``N`` envs (tensors ``[T, N, ...]``)."""
-
-    obs: torch.Tensor  # normalized, as the networks saw them (uint8 frames stay uint8)
-    actions: torch.Tensor  # as sampled (unclipped for Box spaces)
-    log_probs: torch.Tensor
-    values: torch.Tensor  # V(s_t) at collection time
-    rewards: torch.Tensor  # scaled when reward scaling is on
-    terminated: torch.Tensor
-    truncated: torch.Tensor
-    final_values: torch.Tensor  # V(final obs) where truncated, else 0
-    last_values: torch.Tensor  # [N]: V of the observation after the last step
-
-
-@dataclass
-class Batch:
-    """Flattened training samples ``[B, ...]``; what each model's loss reads."""
-
-    obs: torch.Tensor
-    actions: torch.Tensor
-    log_probs: torch.Tensor
-    values: torch.Tensor
-    advantages: torch.Tensor
-    returns: torch.Tensor
-
-    def __len__(self) -> int:
-        return self.obs.shape[0]
-
-    def index(self, idx: torch.Tensor, keys: Collection[str]) -> "Batch":
-        """The samples at ``idx``; only the fields in ``keys`` are gathered (others None)."""
-        return Batch(
-            *(getattr(self, f.name)[idx] if f.name in keys else None for f in fields(self))
-        )
+from torchrl_cli.models import BasePGModel
+from torchrl_cli.models.batch import Rollout
 
 
 @dataclass
 class Episode:
     ret: float
     length: int
+
+
+class Truncation(NamedTuple):
+    """A time-limit cut at step ``t`` of the rollout: the envs cut, and their final
+    observations (normalized, for the bootstrap V(final obs))."""
+
+    t: int
+    envs: np.ndarray
+    final_obs: torch.Tensor
+
+
+class Acting(Protocol):
+    """How a rollout's steps are taken: ``TorchActing`` here, or a backend's twin."""
+
+    def steps(self, batcher: "Batcher") -> list[Truncation]:
+        """Step ``batcher.env`` ``batcher.n_steps`` times through ``batcher.env_step``, writing
+        the normalized observations, actions and log-probs into ``batcher.buffers`` and leaving
+        the next normalized observation in ``batcher.obs``."""
+        ...
+
+
+class TorchActing:
+    """The policy acting in torch (``BasePGModel.select_action``): the reference path."""
+
+    def __init__(self, policy: BasePGModel):
+        self.policy = policy
+
+    def steps(self, batcher: "Batcher") -> list[Truncation]:
+        buf, truncations = batcher.buffers, []
+        normalizer = batcher.state_normalizer
+        for t in range(batcher.n_steps):
+            obs = batcher.obs
+            actions, log_probs = self.policy.select_action(obs)
+            buf.obs[t] = obs
+            buf.actions[t] = actions
+            buf.log_probs[t] = log_probs
+            step = batcher.env_step(t, actions)
+            if step.truncated.any():
+                # bootstrap from V(final obs), normalized but not counted in the statistics
+                idx = np.flatnonzero(step.truncated)
+                final = torch.as_tensor(step.final_obs[idx], device=batcher.device)
+                truncations.append(Truncation(t, idx, normalizer.normalize(final)))
+            batcher.obs = batcher.normalize(step.obs)
+        return truncations
 
 
 class Batcher:
@@ -99,7 +110,7 @@ class Batcher:
         self.env_rewards = np.zeros(t, dtype=np.float32)
         self.env_terminated = np.zeros(t, dtype=bool)
         self.env_truncated = np.zeros(t, dtype=bool)
-        self.obs = self._normalize(env.reset(seed=seed))
+        self.obs = self.normalize(env.reset(seed=seed))
         # numpy acting draws from its own stream, independent of the env seeds' (both from seed)
         self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
         self.episode_returns = np.zeros(n)
@@ -108,7 +119,7 @@ class Batcher:
         self.num_steps = 0
         self.num_episodes = 0
 
-    def _normalize(self, obs: np.ndarray) -> torch.Tensor:
+    def normalize(self, obs: np.ndarray) -> torch.Tensor:
         return self.state_normalizer(torch.as_tensor(obs, device=self.device))
 
     def to_env_action(self, actions: torch.Tensor | np.ndarray) -> np.ndarray:
@@ -116,76 +127,33 @@ class Batcher:
         return to_env_action(actions, self.action_info)
 
     @torch.inference_mode()
-    def collect(self, policy, value_fn) -> Rollout:
-        """Fill the buffers with ``n_steps`` vector steps, ``policy`` (a BasePGModel) acting.
+    def collect(self, acting: "Acting", value_fn: Callable[[torch.Tensor], torch.Tensor]) -> Rollout:
+        """Fill the buffers with ``n_steps`` vector steps, ``acting`` choosing the actions.
 
         ``value_fn(obs) -> values``: values do not change during a rollout, so they are
-        computed in one batch at its end. The policy acts in numpy where it can (CPU, plain
-        MLP; see ``models.numpy_actor``), else through ``policy.select_action``.
+        computed in one batch at its end. The buffers are reused by the next call (copy what
+        must outlive it).
         """
         buf = self.buffers
-        act = policy.numpy_actor(self.rng)
-        normalize = self.state_normalizer.numpy_forward(self.state_normalizer.training)
-        if act is not None and normalize is not None:
-            truncations = self._steps_numpy(act, normalize)
-        else:
-            truncations = self._steps_torch(policy.select_action)
+        truncations = acting.steps(self)
         buf.terminated.copy_(torch.from_numpy(self.env_terminated))
         buf.truncated.copy_(torch.from_numpy(self.env_truncated))
-        buf.rewards.copy_(torch.from_numpy(self._scaled_rewards()))
+        buf.rewards.copy_(torch.from_numpy(self.reward_scaler.scale_rollout(
+            self.env_rewards, self.env_terminated | self.env_truncated
+        )))
         buf.values.copy_(value_fn(buf.obs.flatten(0, 1)).view_as(buf.values))
         buf.last_values.copy_(value_fn(self.obs))
         buf.final_values.zero_()
         if truncations:
-            final_values = value_fn(torch.cat([final for _, _, final in truncations]))
+            final_values = value_fn(torch.cat([cut.final_obs for cut in truncations]))
             start = 0
-            for t, idx, _ in truncations:
-                buf.final_values[t, idx] = final_values[start : start + len(idx)]
-                start += len(idx)
+            for cut in truncations:
+                buf.final_values[cut.t, cut.envs] = final_values[start : start + len(cut.envs)]
+                start += len(cut.envs)
         self.num_steps += self.n_steps * self.env.n_envs
         return buf
 
-    def _steps_torch(self, policy) -> list[tuple[int, np.ndarray, torch.Tensor]]:
-        """The rollout's steps with ``policy(obs) -> (actions, log_probs)`` in torch; returns
-        the time-limit cuts: (t, env indices, normalized final observations)."""
-        buf, truncations = self.buffers, []
-        for t in range(self.n_steps):
-            obs = self.obs
-            actions, log_probs = policy(obs)
-            buf.obs[t] = obs
-            buf.actions[t] = actions
-            buf.log_probs[t] = log_probs
-            step = self._env_step(t, actions)
-            if step.truncated.any():
-                # bootstrap from V(final obs), normalized but not counted in the statistics
-                idx = np.flatnonzero(step.truncated)
-                final = torch.as_tensor(step.final_obs[idx], device=self.device)
-                truncations.append((t, idx, self.state_normalizer.normalize(final)))
-            self.obs = self._normalize(step.obs)
-        return truncations
-
-    def _steps_numpy(self, act, normalize) -> list[tuple[int, np.ndarray, torch.Tensor]]:
-        """``_steps_torch`` with numpy acting and normalization, writing through numpy views of
-        the (CPU) rollout buffers; the same steps, a fraction of the per-step overhead."""
-        rows = (
-            self.buffers.obs.numpy(),
-            self.buffers.actions.numpy(),
-            self.buffers.log_probs.numpy(),
-        )
-        normalize_final = self.state_normalizer.numpy_forward(update_stats=False)
-        obs, truncations = self.obs.numpy(), []
-        for t in range(self.n_steps):
-            actions, log_probs = act(obs)
-            rows[0][t], rows[1][t], rows[2][t] = obs, actions, log_probs
-            step = self._env_step(t, actions)
-            if step.truncated.any():
-                idx = np.flatnonzero(step.truncated)
-                truncations.append((t, idx, torch.from_numpy(normalize_final(step.final_obs[idx]))))
-            obs = normalize(step.obs)
-        self.obs = torch.from_numpy(obs)
-        return truncations
-
-    def _env_step(self, t: int, actions: torch.Tensor | np.ndarray) -> EnvStep:
+    def env_step(self, t: int, actions: torch.Tensor | np.ndarray) -> EnvStep:
         """Step the env, record its outputs in row ``t`` and track the episodes."""
         step = self.env.step(self.to_env_action(actions))
         self.env_rewards[t] = step.reward
@@ -193,15 +161,6 @@ class Batcher:
         self.env_truncated[t] = step.truncated
         self._track_episodes(step.reward, step.terminated | step.truncated)
         return step
-
-    def _scaled_rewards(self) -> np.ndarray:
-        """The rollout's rewards as the models learn from them; the scaler's running statistics
-        advance step by step, exactly as if it had been called during collection."""
-        if not self.reward_scaler.enabled:
-            return self.env_rewards
-        done = self.env_terminated | self.env_truncated
-        steps = zip(self.env_rewards, done, strict=True)
-        return np.stack([self.reward_scaler(reward, ended) for reward, ended in steps])
 
     def _track_episodes(self, reward: np.ndarray, done: np.ndarray) -> None:
         self.episode_returns += reward
@@ -243,10 +202,9 @@ class Batcher:
         self.reward_scaler.load_state_dict(state["reward_scaler"])
         self.num_steps, self.num_episodes = state["num_steps"], state["num_episodes"]
         self.finished = [Episode(ret, int(length)) for ret, length in state["finished"]]
-        if "rng" in state:  # checkpoints from before numpy acting go on with the seeded stream
-            self.rng.bit_generator.state = from_json(state["rng"])
+        self.rng.bit_generator.state = from_json(state["rng"])
         if not self.env.restorable:
-            self.obs = self._normalize(self.env.reset(seed=seed + self.num_steps))
+            self.obs = self.normalize(self.env.reset(seed=seed + self.num_steps))
             self.episode_returns[:] = 0.0
             self.episode_lengths[:] = 0
             self.reward_scaler.returns.zero_()

@@ -10,7 +10,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
-from torchrl_cli import summary
+from torchrl_cli.analysis import summary
 from torchrl_cli.config import config_dir
 
 

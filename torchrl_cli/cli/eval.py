@@ -12,21 +12,23 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from torchrl_cli.agents.base import run_episodes
+from torchrl_cli.agents.evaluation import EVAL_SEED_OFFSET, run_episodes
 from torchrl_cli.errors import ConfigError
-from torchrl_cli.run_folder import load_run, parse_run_args
+from torchrl_cli.run.checkpoint import LAST
+from torchrl_cli.run.folder import load_run, parse_run_args
 
 OPTIONS = {"checkpoint": str, "episodes": int, "seed": int, "video": bool, "render": bool}
 VIDEO_DIR = "videos"
 
 
 def eval_command(args: list[str], console: Console | None = None) -> int:
-    from torchrl_cli.policy import policy_from_checkpoint
-    from torchrl_cli.train import EVAL_SEED_OFFSET, build_env
+    from torchrl_cli.agents.build import build_env
+    from torchrl_cli.run.policy import policy_from_checkpoint
 
     console = console or Console()
     run_dir, options = parse_run_args("eval", args, OPTIONS)
-    cfg, path, state = load_run(run_dir, options.get("checkpoint", "last"))
+    cfg, checkpoint = load_run(run_dir, options.get("checkpoint", LAST))
+    path = checkpoint.path
     episodes = options.get("episodes", cfg.eval_episodes)
     if episodes < 1:
         raise ConfigError(f"episodes={episodes} must be at least 1")
@@ -34,7 +36,7 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
     video, render = options.get("video", False), options.get("render", False)
     if render:
         check_display()
-    policy = policy_from_checkpoint(cfg, path, state)
+    policy = policy_from_checkpoint(cfg, checkpoint)
     env_cfg, video_dir = cfg.env.copy(), None
     if video or render:
         env_cfg.kwargs = {**env_cfg.kwargs, "render_mode": "human" if render else "rgb_array"}
@@ -53,7 +55,7 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
         returns, lengths = run_episodes(policy, env, episodes, seed)
     finally:
         env.close()
-    steps = state["agent"]["batcher"]["num_steps"]
+    steps = checkpoint.env_steps
     console.print(
         f"[bold]torchrl eval[/bold] {cfg.agent.name} on {cfg.env.id}: {path.name} "
         f"({steps} env steps), {episodes} deterministic episodes, seed {seed}"

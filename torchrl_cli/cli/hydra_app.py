@@ -11,11 +11,16 @@ from omegaconf import DictConfig
 
 from torchrl_cli.config import CONFIG_NAME, config_dir, register_configs
 from torchrl_cli.errors import ConfigError
+from torchrl_cli.run.folder import register_resolvers
+
+# at import: sweep workers (joblib, Ray) import this module to unpickle hydra_main, and resolve
+# the job's folder name there
+register_resolvers()
 
 
 def hydra_main(cfg: DictConfig) -> float:
     """Train one job; returns the final mean return so that sweepers can optimize it."""
-    from torchrl_cli.train import train, train_seeds
+    from torchrl_cli.run.train import train, train_seeds
 
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:

@@ -1,4 +1,4 @@
-"""Advantage and value-target estimators over rollouts shaped ``[T, N]`` (time, env).
+"""Advantage and value-target estimators over a ``Rollout`` shaped ``[T, N]`` (time, env).
 
 Episode ends come in two kinds (Gymnasium's API): ``terminated`` (a true terminal state: the
 future is worth 0) and ``truncated`` (a time limit cut the episode: the future is worth
@@ -8,6 +8,8 @@ V(final observation), given as ``final_values``). Either kind stops the advantag
 from dataclasses import dataclass
 
 import torch
+
+from torchrl_cli.models.batch import Rollout
 
 
 @dataclass(frozen=True)
@@ -22,22 +24,16 @@ class GAE:
     gae_lambda: float
 
     @torch.no_grad()
-    def __call__(
-        self,
-        rewards: torch.Tensor,
-        values: torch.Tensor,
-        terminated: torch.Tensor,
-        truncated: torch.Tensor,
-        final_values: torch.Tensor,
-        last_values: torch.Tensor,
-    ) -> torch.Tensor:
-        """Advantages ``[T, N]``.
+    def __call__(self, rollout: Rollout) -> torch.Tensor:
+        """Advantages ``[T, N]`` of ``rollout``.
 
         ``values[t]`` is V(s_t); ``last_values`` is V of the observation after the last step
         (the bootstrap for unfinished episodes); ``final_values[t]`` is V(final obs) where
         ``truncated[t]``.
         """
-        done = terminated | truncated
+        rewards, values, last_values = rollout.rewards, rollout.values, rollout.last_values
+        terminated, final_values = rollout.terminated, rollout.final_values
+        done = terminated | rollout.truncated
         next_values = torch.cat([values[1:], last_values.unsqueeze(0)])
         next_values = torch.where(done, final_values, next_values)
         deltas = rewards + self.gamma * next_values * (~terminated) - values
@@ -69,8 +65,5 @@ class DiscountedReturns:
     gamma: float
 
     @torch.no_grad()
-    def __call__(self, rewards, values, terminated, truncated, final_values, last_values):
-        advantages = GAE(self.gamma, 1.0)(
-            rewards, values, terminated, truncated, final_values, last_values
-        )
-        return advantages + values
+    def __call__(self, rollout: Rollout) -> torch.Tensor:
+        return GAE(self.gamma, 1.0)(rollout) + rollout.values

@@ -1,38 +1,60 @@
-"""PPO-clip's minibatch steps in numpy: forward, hand-derived backward, gradient clipping and
-Adam, for a PPOClipModel and a ValueModel whose networks are plain MLPs on the CPU.
+"""The numpy backend's update: PPO-clip's minibatch steps in numpy (forward, hand-derived
+backward, gradient clipping and Adam) for a PPOClipModel and a ValueModel whose networks are
+plain MLPs on the CPU; ``update_unfit`` says why a model cannot train this way.
 
 Why: rl-zoo3's CartPole PPO makes 20 gradient steps per 256 env steps, and eager PyTorch
 spends most of each (~1.1 ms) dispatching ~150 small ops and recording autograd; numpy does
-the same arithmetic in under half of that (docs/performance.md). The torch path
-(``PGAgent.fit``) stays the reference: tests check these gradients against autograd and this
+the same arithmetic in under half of that (docs/performance.md). The torch backend
+(``backends.torch_update.torch_fit``) stays the reference: tests check these gradients against autograd and this
 Adam against torch.optim.Adam. Parameters and Adam's moments are copied into flat arrays when
 an update starts and written back when it ends, so outside an update torch holds the only copy
 (checkpoints, evaluation and export see nothing of this).
 """
 
 import math
+from collections import defaultdict
+from dataclasses import fields
 
 import numpy as np
 import torch
 
+from torchrl_cli.backends.torch_update import Diagnostics
 from torchrl_cli.models.base import BaseModel
+from torchrl_cli.models.batch import Batch
 from torchrl_cli.models.distributions import HALF_LOG_2PI
-from torchrl_cli.models.numpy_mlp import Array, NumpyMLP, numpy_actions
+from torchrl_cli.backends.numpy_mlp import Array, NumpyMLP, actions_unfit, layers_unfit
 from torchrl_cli.models.ppo_clip import PPOClipModel
 from torchrl_cli.models.value import ValueModel
 
 
-def _adam_settings(optimizer: torch.optim.Optimizer) -> dict | None:
-    """lr, betas and eps of a plain Adam (one setting for every group), or None."""
+def optimizer_unfit(optimizer: torch.optim.Optimizer) -> str | None:
+    """Why numpy cannot run this optimizer's steps (it runs plain Adam, one setting for every
+    parameter group), or None."""
+    name = type(optimizer).__name__
     if type(optimizer) is not torch.optim.Adam:
-        return None
+        return f"optimizer {name} is not torch.optim.Adam"
     groups = optimizer.param_groups
     keys = ("lr", "betas", "eps", "weight_decay", "amsgrad", "maximize")
     if any(tuple(g[k] for k in keys) != tuple(groups[0][k] for k in keys) for g in groups):
-        return None
-    if groups[0]["weight_decay"] or groups[0]["amsgrad"] or groups[0]["maximize"]:
-        return None
-    return {"lr": groups[0]["lr"], "betas": groups[0]["betas"], "eps": groups[0]["eps"]}
+        return "Adam's parameter groups differ"
+    for key in ("weight_decay", "amsgrad", "maximize"):
+        if groups[0][key]:
+            return f"Adam with {key}={groups[0][key]}"
+    return None
+
+
+def adam_settings(optimizer: torch.optim.Optimizer) -> dict:
+    group = optimizer.param_groups[0]
+    return {"lr": group["lr"], "betas": group["betas"], "eps": group["eps"]}
+
+
+def update_unfit(model: BaseModel) -> str | None:
+    """Why numpy cannot train ``model``, or None when it can."""
+    if type(model) not in STEPS:
+        return f"{type(model).__name__} has no numpy update (PPOClipModel and ValueModel do)"
+    if isinstance(model, PPOClipModel) and (reason := actions_unfit(model.action_info)):
+        return reason
+    return layers_unfit(model.layers) or optimizer_unfit(model.optimizer)
 
 
 class FlatModel:
@@ -98,18 +120,6 @@ class FlatModel:
             state["step"] = torch.tensor(self.step, dtype=torch.float32)
             state["exp_avg"] = torch.from_numpy(self._view(self.exp_avg, i).copy())
             state["exp_avg_sq"] = torch.from_numpy(self._view(self.exp_avg_sq, i).copy())
-
-
-def flat_model(model: BaseModel) -> FlatModel | None:
-    """``model`` as a FlatModel when numpy can train it, else None."""
-    if type(model) not in (PPOClipModel, ValueModel):
-        return None
-    if isinstance(model, PPOClipModel) and not numpy_actions(model.action_info):
-        return None
-    adam, mlp = _adam_settings(model.optimizer), NumpyMLP.of(model.layers)
-    if adam is None or mlp is None:
-        return None
-    return FlatModel(model, adam, mlp)
 
 
 def ppo_clip_step(flat: FlatModel, mb: dict[str, Array]) -> dict[str, float]:
@@ -186,6 +196,8 @@ def value_step(flat: FlatModel, mb: dict[str, Array]) -> dict[str, float]:
     return {"value_loss": 0.5 * float(loss.mean())}
 
 
+
+
 STEPS = {PPOClipModel: ppo_clip_step, ValueModel: value_step}
 
 
@@ -196,23 +208,22 @@ def normalize(array: Array, eps: float = 1e-8) -> Array:
 
 def numpy_fit(
     models: dict[str, BaseModel],
-    batch,
+    batch: Batch,
     num_epochs: int,
     num_mini_batches: int,
     normalize_advantages: bool,
-    diagnostics: dict[str, list],
-) -> bool:
-    """``PGAgent.fit`` in numpy for ``models`` (by name), when numpy can train every one of them
-    (returns False, having done nothing, otherwise). Diagnostics are appended as floats."""
-    flats = {name: flat_model(model) for name, model in models.items()}
-    if None in flats.values():
-        return False
-    keys = {key for model in models.values() for key in model.batch_keys}
-    data = {key: getattr(batch, key).numpy() for key in keys}
+) -> Diagnostics:
+    """``torch_fit`` in numpy for ``models`` (by name), each of which passes ``update_unfit``."""
+    flats = {
+        name: FlatModel(model, adam_settings(model.optimizer), NumpyMLP.of(model.layers))
+        for name, model in models.items()
+    }
+    data = {f.name: getattr(batch, f.name).numpy() for f in fields(batch)}
     size = len(batch) // num_mini_batches
-    whole = size == len(batch)  # as in PGAgent.fit: one minibatch, normalized once
-    if whole and normalize_advantages and "advantages" in data:
+    whole = size == len(batch)  # as in torch_fit: one minibatch, normalized once
+    if whole and normalize_advantages:
         data["advantages"] = normalize(data["advantages"])
+    diagnostics: Diagnostics = defaultdict(list)
     for _ in range(num_epochs):
         order = None if whole else torch.randperm(len(batch)).numpy()
         for start in range(0, size * num_mini_batches, size):
@@ -220,7 +231,7 @@ def numpy_fit(
             if not whole:
                 idx = order[start : start + size]
                 minibatch = {key: value[idx] for key, value in data.items()}
-                if normalize_advantages and "advantages" in minibatch:
+                if normalize_advantages:
                     minibatch["advantages"] = normalize(minibatch["advantages"])
             for name, flat in flats.items():
                 terms = STEPS[type(flat.model)](flat, minibatch)
@@ -229,4 +240,4 @@ def numpy_fit(
                     diagnostics[key].append(value)
     for flat in flats.values():
         flat.write_back()
-    return True
+    return diagnostics

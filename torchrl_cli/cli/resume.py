@@ -8,7 +8,8 @@ from omegaconf import OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
 from torchrl_cli.errors import ConfigError
-from torchrl_cli.run_folder import load_run
+from torchrl_cli.run.checkpoint import LAST, Checkpoint
+from torchrl_cli.run.folder import load_run
 
 # What a resume may change: budgets, schedules of evaluation and checkpoints, where it runs and
 # what it shows. Anything else would make the rest of the run another experiment.
@@ -35,13 +36,13 @@ def resume_command(overrides: list[str], flags: list[str]) -> int:
         raise ConfigError(f"resume=... takes no Hydra flags ({' '.join(flags)}); drop them")
     run_dir = Path(next(o for o in overrides if o.startswith("resume=")).split("=", 1)[1])
     changes = [o for o in overrides if not o.startswith("resume=")]
-    cfg, path, state = load_run(run_dir, "last")
+    cfg, checkpoint = load_run(run_dir, LAST)
     for change in changes:
         apply_override(cfg, change, run_dir)
-    check_not_finished(run_dir, state, changes)
-    from torchrl_cli.train import train
+    check_not_finished(run_dir, checkpoint, changes)
+    from torchrl_cli.run.train import train
 
-    metrics = train(cfg, run_dir, resume=(path, state))
+    metrics = train(cfg, run_dir, resume=checkpoint)
     if metrics["interrupted"]:
         return 128 + signal.Signals[metrics["interrupted"]].value
     return 0
@@ -73,7 +74,7 @@ def apply_override(cfg, override: str, run_dir: Path) -> None:
         OmegaConf.update(cfg, key, value)
 
 
-def check_not_finished(run_dir: Path, state: dict, changes: list[str]) -> None:
+def check_not_finished(run_dir: Path, checkpoint: Checkpoint, changes: list[str]) -> None:
     """A finished run resumes only with a new budget."""
     metrics_file = run_dir / "metrics.json"
     if not metrics_file.is_file():
@@ -82,7 +83,7 @@ def check_not_finished(run_dir: Path, state: dict, changes: list[str]) -> None:
         metrics = json.loads(metrics_file.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError):
         return  # a partial write from a killed run: the checkpoint is what counts
-    steps = state["agent"]["batcher"]["num_steps"]
+    steps = checkpoint.env_steps
     finished = metrics.get("interrupted") is None and metrics.get("env_steps") == steps
     if finished and not any(c.startswith(BUDGETS) for c in changes):
         raise ConfigError(

@@ -1,7 +1,7 @@
 """A model's plain MLP (Linear, Tanh and ReLU layers) evaluated in numpy, forward and backward.
 
-The collector acts through it (models/numpy_actor.py) and PPO-clip's minibatch steps train
-through it (models/numpy_update.py): on batches of a few hundred samples or fewer, eager
+The numpy backend acts through it (``numpy_actor``) and trains PPO-clip through it
+(``numpy_update``): on batches of a few hundred samples or fewer, eager
 PyTorch spends most of its time dispatching small ops and recording autograd, not computing
 (docs/performance.md). ``NumpyMLP.of`` returns None for any other layer.
 """
@@ -15,10 +15,27 @@ from torchrl_cli.nn import FlattenLinear, Tanh
 Array = np.ndarray
 
 
-def numpy_actions(action_info: dict) -> bool:
-    """Whether numpy samples and scores this action space: Discrete, or a Box with one dim."""
+def actions_unfit(action_info: dict) -> str | None:
+    """Why numpy cannot sample and score this action space (it takes Discrete, and Box with
+    one dim), or None."""
     kind = action_info["kind"]
-    return kind == "discrete" or (kind == "continuous" and len(action_info["shape"]) == 1)
+    if kind == "discrete" or (kind == "continuous" and len(action_info["shape"]) == 1):
+        return None
+    shape = "x".join(map(str, action_info["shape"])) or "scalar"
+    return f"{kind} actions of shape {shape} (numpy takes Discrete and 1-d Box)"
+
+
+def layers_unfit(layers: list[nn.Module]) -> str | None:
+    """Why numpy cannot evaluate these layers, or None."""
+    for layer in layers:
+        if layer_kind(layer) is None:
+            return f"net layer {type(layer).__name__} is not Linear, Tanh or ReLU"
+    for param in (p for layer in layers for p in layer.parameters()):
+        if param.device.type != "cpu":
+            return f"the net is on {param.device.type}"
+        if param.dtype != torch.float32:
+            return f"the net's parameters are {str(param.dtype).removeprefix('torch.')}"
+    return None
 
 
 def layer_kind(layer: nn.Module) -> str | None:
@@ -49,10 +66,9 @@ class NumpyMLP:
 
     @staticmethod
     def of(layers: list[nn.Module]) -> tuple[list[str], list[nn.Parameter]] | None:
-        """The kinds of ``layers`` and their parameters in ``NumpyMLP`` order; None when a layer
-        is not one numpy evaluates or a parameter is not float32 on the CPU."""
-        kinds = [layer_kind(layer) for layer in layers]
-        if None in kinds:
+        """The kinds of ``layers`` and their parameters in ``NumpyMLP`` order; None when
+        ``layers_unfit`` has a reason."""
+        if layers_unfit(layers) is not None:
             return None
         params = [
             p
@@ -60,9 +76,7 @@ class NumpyMLP:
             if isinstance(layer, nn.Linear)
             for p in (layer.weight, layer.bias)
         ]
-        if any(p.device.type != "cpu" or p.dtype != torch.float32 for p in params):
-            return None
-        return kinds, params
+        return [layer_kind(layer) for layer in layers], params
 
     def forward(self, x: Array, keep: bool = False) -> Array:
         """The output for ``x``; with ``keep``, what ``backward`` needs is kept."""

@@ -5,7 +5,7 @@ import inspect
 import gymnasium as gym
 import torch
 from hydra.utils import get_class
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from torchrl_cli.envs.atari import check_atari
 from torchrl_cli.envs.envpool_env import check_supported as check_envpool
@@ -28,7 +28,7 @@ def validate(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first bad value and what would be valid."""
     agent, env = cfg.agent, cfg.env
     check_env_id(env.id)
-    check_spaces(env)
+    spaces = check_spaces(env)
     check_atari(env.id, env.atari)
     _check(env.n_envs >= 1, f"env.n_envs={env.n_envs} must be at least 1")
     _check(
@@ -64,29 +64,37 @@ def validate(cfg: DictConfig) -> None:
         if model is None:
             continue
         key = f"agent.{name}"
+
+        def where(field: str, model=model, key=key) -> str:
+            """The key the user sets: the agent's, when the model takes it by interpolation."""
+            return f"agent.{field}" if OmegaConf.is_interpolation(model, field) else f"{key}.{field}"
+
         lr = model.optimizer.get("lr")
         _check(isinstance(lr, int | float) and lr > 0, f"{key}.optimizer.lr={lr} must be > 0")
         check_optimizer(f"{key}.optimizer", model.optimizer)
         _check(model.loss_coef > 0, f"{key}.loss_coef={model.loss_coef} must be > 0")
         if "entropy_coef" in model:
             _check(model.entropy_coef >= 0, f"{key}.entropy_coef={model.entropy_coef} must be >= 0")
-        _check(model.num_epochs >= 1, f"{key}.num_epochs={model.num_epochs} must be at least 1")
+        _check(
+            model.num_epochs >= 1, f"{where('num_epochs')}={model.num_epochs} must be at least 1"
+        )
         _check(
             model.num_mini_batches >= 1,
-            f"{key}.num_mini_batches={model.num_mini_batches} must be at least 1",
+            f"{where('num_mini_batches')}={model.num_mini_batches} must be at least 1",
         )
         _check(
             batch_size // model.num_mini_batches >= 2,
-            f"{key}.num_mini_batches={model.num_mini_batches} is too many for a batch of "
+            f"{where('num_mini_batches')}={model.num_mini_batches} is too many for a batch of "
             f"{batch_size} samples (agent.n_steps x env.n_envs); use at most {batch_size // 2}",
         )
         _check(
             model.clip_grad_norm > 0,
-            f"{key}.clip_grad_norm={model.clip_grad_norm} must be > 0 (inf disables clipping)",
+            f"{where('clip_grad_norm')}={model.clip_grad_norm} must be > 0 (inf disables "
+            "clipping)",
         )
         _check(
             model.lr_schedule in SCHEDULES,
-            f"{key}.lr_schedule='{model.lr_schedule}' must be one of {', '.join(SCHEDULES)}",
+            f"{where('lr_schedule')}='{model.lr_schedule}' must be one of {', '.join(SCHEDULES)}",
         )
         if "clip_schedule" in model:
             _check(
@@ -125,12 +133,32 @@ def validate(cfg: DictConfig) -> None:
     )
     _check(cfg.torch_threads >= 1, f"torch_threads={cfg.torch_threads} must be at least 1")
     _check(cfg.logger.log_freq >= 1, f"logger.log_freq={cfg.logger.log_freq} must be at least 1")
+    check_backend(cfg, *spaces)
+
+
+def check_backend(cfg: DictConfig, state: dict, action: dict) -> None:
+    """``agent.backend`` is known, and ``numpy`` can serve this run: the models are built (on
+    the env's spaces, as training would) and asked."""
+    from torchrl_cli.agents.build import build_model, build_normalizer, resolve_device
+    from torchrl_cli.backends import BACKENDS, resolve_backend
+
+    backend = cfg.agent.backend
+    _check(backend in BACKENDS, f"agent.backend={backend} must be one of {', '.join(BACKENDS)}")
+    if backend != "numpy":
+        return
+    device = resolve_device(cfg.device, cfg.net)
+    models = {
+        name: build_model(cfg.agent[name], cfg.net, state, action).to(device)
+        for name in ("policy", "value")
+        if cfg.agent.get(name) is not None
+    }
+    resolve_backend(backend, models["policy"], models, build_normalizer(cfg, state).to(device))
 
 
 EXTRAS = {"box2d": "box2d", "mujoco": "mujoco", "ale_py": "atari"}
 
 
-def check_spaces(env_cfg: DictConfig) -> None:
+def check_spaces(env_cfg: DictConfig) -> tuple[dict, dict]:
     """Make one copy of the env (wrappers applied) and check that its spaces are supported."""
     try:
         env = gym.make(env_cfg.id, **env_cfg.kwargs)
@@ -155,8 +183,9 @@ def check_spaces(env_cfg: DictConfig) -> None:
                 raise ConfigError(
                     f"env.wrappers entry {dict(node)} failed: {str(err).splitlines()[0]}"
                 ) from None
-        state_info(env.observation_space, env_cfg.id)
-        action_info(env.action_space, env_cfg.id)
+        return state_info(env.observation_space, env_cfg.id), action_info(
+            env.action_space, env_cfg.id
+        )
     finally:
         env.close()
 

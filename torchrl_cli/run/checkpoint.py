@@ -8,20 +8,20 @@ crash or ``kill -9`` at any moment leaves every checkpoint whole.
 """
 
 import os
-import random
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-import numpy as np
 import torch
 
-from torchrl_cli.envs.snapshot import from_json, to_json
+from torchrl_cli.envs.spaces import info_from_json, info_to_json
 from torchrl_cli.errors import ConfigError
 
 CHECKPOINT_DIR = "checkpoints"
 BEST = "best.pt"
+LAST = "last"  # the newest step_<n>.pt, what eval, export and resume read by default
 FORMAT = 1
 _STEP_FILE = re.compile(r"step_(\d+)\.pt")
 
@@ -41,7 +41,49 @@ def save_checkpoint(path: Path, state: dict) -> None:
     write_atomically(path, lambda f: torch.save(state, f))
 
 
-def load_checkpoint(path: Path) -> dict:
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint file's contents, read by name: this class alone knows the file's layout.
+
+    ``agent`` is ``BaseAgent.state_dict()``; ``state_info``/``action_info`` describe the spaces
+    of the env the run trained on; ``config`` is the run's resolved config as YAML.
+    """
+
+    path: Path
+    config: str
+    env_id: str
+    state_info: dict
+    action_info: dict
+    agent: dict
+
+    @property
+    def env_steps(self) -> int:
+        return self.agent["batcher"]["num_steps"]
+
+    @property
+    def train_seconds(self) -> float:
+        return self.agent["train_seconds"]
+
+    def model_weights(self, name: str) -> dict:
+        """The state dict of the agent's model ``name`` (policy, value)."""
+        return self.agent["models"][name]
+
+    @property
+    def normalizer_weights(self) -> dict:
+        return self.agent["batcher"]["state_normalizer"]
+
+
+def run_meta(config: str, env_id: str, state_info: dict, action_info: dict) -> dict:
+    """What every checkpoint of a run carries besides its progress."""
+    return {
+        "config": config,
+        "env_id": env_id,
+        "state_info": info_to_json(state_info),
+        "action_info": info_to_json(action_info),
+    }
+
+
+def load_checkpoint(path: Path) -> Checkpoint:
     """Read a checkpoint with ``weights_only=True`` (tensors and plain data; never runs code)."""
     if not path.is_file():
         raise ConfigError(f"checkpoint {path} does not exist")
@@ -55,7 +97,14 @@ def load_checkpoint(path: Path) -> dict:
         ) from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ConfigError(f"{path} is not a torchrl-cli checkpoint (format {FORMAT})")
-    return state
+    return Checkpoint(
+        path,
+        state["config"],
+        state["env_id"],
+        info_from_json(state["state_info"]),
+        info_from_json(state["action_info"]),
+        state["agent"],
+    )
 
 
 def step_checkpoints(folder: Path) -> list[Path]:
@@ -68,12 +117,12 @@ def step_checkpoints(folder: Path) -> list[Path]:
     return [p for _, p in sorted(found)]
 
 
-def find_checkpoint(run_dir: Path, which: str = "last") -> Path:
+def find_checkpoint(run_dir: Path, which: str = LAST) -> Path:
     """The checkpoint ``which`` names in ``run_dir``: ``last``, ``best`` or a file path."""
     if not run_dir.is_dir():
         raise ConfigError(f"run folder {run_dir} does not exist")
     folder = run_dir / CHECKPOINT_DIR
-    if which not in ("last", "best"):
+    if which not in (LAST, "best"):
         return Path(which)
     if not folder.is_dir():
         raise ConfigError(
@@ -88,21 +137,6 @@ def find_checkpoint(run_dir: Path, which: str = "last") -> Path:
     if not steps:
         raise ConfigError(f"{folder} holds no step_<n>.pt checkpoint yet")
     return steps[-1]
-
-
-def rng_state() -> dict:
-    """The global random states of python, numpy and torch (CPU), as checkpoint-safe data."""
-    return {
-        "python": random.getstate(),
-        "numpy": to_json(np.random.get_state(legacy=False)),
-        "torch": torch.get_rng_state(),
-    }
-
-
-def set_rng_state(state: dict) -> None:
-    random.setstate(state["python"])
-    np.random.set_state(from_json(state["numpy"]))
-    torch.set_rng_state(state["torch"])
 
 
 class Checkpoints:

@@ -1,25 +1,53 @@
-"""A run folder as the commands after training see it: its config, its checkpoints, its lock."""
+"""A run folder: its name, its config, its checkpoints as the commands after training see them,
+its lock."""
 
 import fcntl
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from torchrl_cli.checkpoint import find_checkpoint, load_checkpoint
+from torchrl_cli.run.checkpoint import LAST, Checkpoint, find_checkpoint, load_checkpoint
 from torchrl_cli.errors import ConfigError
 
 CONFIG_FILE = "config.yaml"
 LOCK_FILE = ".lock"
+RUNS_DIR = "runs"
+MULTIRUN = "multirun"
 
 
-def load_run(run_dir: Path, which: str = "last") -> tuple[DictConfig, Path, dict]:
-    """``(config, checkpoint path, checkpoint)`` of a run folder; ``which``: last, best or a
-    file, which must come from a run of the same env."""
+def run_name(agent: str, env_id: str) -> str:
+    """A run folder's name after its time: ``<agent>_<env id>``, '/' as '-' (ALE/Pong-v5)."""
+    return f"{agent}_{env_id.replace('/', '-')}"
+
+
+def new_run_dir(name: str, now: datetime | None = None) -> Path:
+    """``runs/<date>/<time>_<name>``: where a run (or, named ``multirun``, a sweep) goes."""
+    now = now or datetime.now()
+    return Path(RUNS_DIR) / f"{now:%Y-%m-%d}" / f"{now:%H-%M-%S}_{name}"
+
+
+def register_resolvers() -> None:
+    """The resolvers conf/config.yaml names its run and sweep folders with (this module's
+    functions, so that the CLI and Hydra name folders alike)."""
+    resolvers = {
+        "torchrl_run_name": run_name,
+        "torchrl_run_dir": lambda agent, env_id: str(new_run_dir(run_name(agent, env_id))),
+        "torchrl_sweep_dir": lambda: str(new_run_dir(MULTIRUN)),
+    }
+    for name, resolver in resolvers.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)
+
+
+def load_run(run_dir: Path, which: str = LAST) -> tuple[DictConfig, Checkpoint]:
+    """``(config, checkpoint)`` of a run folder; ``which``: last, best or a file, which must
+    come from a run of the same env."""
     config_file = run_dir / CONFIG_FILE
     if run_dir.is_dir() and not config_file.is_file():
         seeds = sorted(p.name for p in run_dir.glob("seed_*") if p.is_dir())
@@ -27,30 +55,36 @@ def load_run(run_dir: Path, which: str = "last") -> tuple[DictConfig, Path, dict
         raise ConfigError(
             f"{run_dir} is not a torchrl-cli run folder: it has no {CONFIG_FILE}{hint}"
         )
-    path = find_checkpoint(run_dir, which)
-    state = load_checkpoint(path)
+    checkpoint = load_checkpoint(find_checkpoint(run_dir, which))
     try:
         cfg = OmegaConf.load(config_file)
     except (OmegaConfBaseException, ValueError) as err:
         raise ConfigError(f"{config_file} cannot be read: {err}") from None
-    if state["env_id"] != cfg.env.id:
+    if checkpoint.env_id != cfg.env.id:
         raise ConfigError(
-            f"checkpoint {path} was saved by a run on {state['env_id']}, but {run_dir} "
-            f"trains on {cfg.env.id}; pick a checkpoint of this run"
+            f"checkpoint {checkpoint.path} was saved by a run on {checkpoint.env_id}, but "
+            f"{run_dir} trains on {cfg.env.id}; pick a checkpoint of this run"
         )
-    return cfg, path, state
+    return cfg, checkpoint
 
 
-def load_weights(module: torch.nn.Module, weights: dict, path: Path) -> None:
-    """``module.load_state_dict``, with a one-line error when the shapes do not fit."""
+@contextmanager
+def checkpoint_fits(path: Path) -> Iterator[None]:
+    """Turn ``load_state_dict``'s shape errors inside into a one-line error about ``path``."""
     try:
-        module.load_state_dict(weights)
+        yield
     except RuntimeError as err:
         detail = next((line.strip() for line in str(err).splitlines()[1:] if line.strip()), "")
         raise ConfigError(
             f"checkpoint {path} does not fit this run's network ({detail}); it was saved by a "
             "run with another net or env"
         ) from None
+
+
+def load_weights(module: torch.nn.Module, weights: dict, path: Path) -> None:
+    """``module.load_state_dict``, with a one-line error when the shapes do not fit."""
+    with checkpoint_fits(path):
+        module.load_state_dict(weights)
 
 
 @contextmanager

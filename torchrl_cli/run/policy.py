@@ -8,9 +8,10 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from torchrl_cli.envs.spaces import info_from_json, to_env_action
+from torchrl_cli.envs.spaces import to_env_action
 from torchrl_cli.models.distributions import greedy_action
-from torchrl_cli.run_folder import load_run, load_weights
+from torchrl_cli.run.checkpoint import LAST, Checkpoint
+from torchrl_cli.run.folder import load_run, load_weights
 
 
 class GreedyPolicy(nn.Module):
@@ -52,7 +53,7 @@ class Policy:
         return actions[0] if single else actions
 
 
-def load_policy(run_dir: str | Path, checkpoint: str = "last") -> Policy:
+def load_policy(run_dir: str | Path, checkpoint: str = LAST) -> Policy:
     """The policy of a run folder's checkpoint (``last``, ``best`` or a file), ready to act::
 
     policy = load_policy("runs/2026-11-23/10-00-00_ppo_clip_CartPole-v1")
@@ -61,16 +62,15 @@ def load_policy(run_dir: str | Path, checkpoint: str = "last") -> Policy:
     return policy_from_checkpoint(*load_run(Path(run_dir), checkpoint))
 
 
-def policy_from_checkpoint(cfg: DictConfig, path: Path, state: dict) -> Policy:
-    """The policy of checkpoint ``state`` (read from ``path``) of a run with config ``cfg``."""
-    from torchrl_cli.train import build_model, build_normalizer
+def policy_from_checkpoint(cfg: DictConfig, checkpoint: Checkpoint) -> Policy:
+    """The policy of ``checkpoint``, of a run with config ``cfg``."""
+    from torchrl_cli.agents.build import build_model, build_normalizer
 
-    state_info = info_from_json(state["state_info"])
-    action_info = info_from_json(state["action_info"])
-    model = build_model(cfg.agent.policy, cfg.net, state_info, action_info, output_gain=0.01)
-    load_weights(model, state["agent"]["models"]["policy"], path)
+    state_info, action_info = checkpoint.state_info, checkpoint.action_info
+    model = build_model(cfg.agent.policy, cfg.net, state_info, action_info)
+    load_weights(model, checkpoint.model_weights("policy"), checkpoint.path)
     normalizer = build_normalizer(cfg, state_info)
-    load_weights(normalizer, state["agent"]["batcher"]["state_normalizer"], path)
+    load_weights(normalizer, checkpoint.normalizer_weights, checkpoint.path)
     return Policy(GreedyPolicy(normalizer, model, action_info), state_info, action_info)
 
 

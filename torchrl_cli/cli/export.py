@@ -5,23 +5,25 @@ from pathlib import Path
 from rich.console import Console
 
 from torchrl_cli.errors import ConfigError
-from torchrl_cli.run_folder import load_run, parse_run_args
+from torchrl_cli.run.checkpoint import LAST
+from torchrl_cli.run.folder import load_run, parse_run_args
 
 OPTIONS = {"checkpoint": str, "out": str}
 
 
 def export_command(args: list[str], console: Console | None = None) -> int:
-    from torchrl_cli.policy import export_policy, policy_from_checkpoint
+    from torchrl_cli.run.policy import export_policy, policy_from_checkpoint
 
     console = console or Console()
     run_dir, options = parse_run_args("export", args, OPTIONS)
-    cfg, path, state = load_run(run_dir, options.get("checkpoint", "last"))
+    cfg, checkpoint = load_run(run_dir, options.get("checkpoint", LAST))
+    path = checkpoint.path
     out = Path(options.get("out", run_dir / f"policy_{path.stem}.pt2"))
     if out.exists():
         raise ConfigError(f"{out} already exists; exports never overwrite: name another out=<file>")
     if not out.parent.is_dir():
         raise ConfigError(f"out={out}: folder {out.parent} does not exist")
-    export_policy(policy_from_checkpoint(cfg, path, state), out)
+    export_policy(policy_from_checkpoint(cfg, checkpoint), out)
     console.print(f"exported {path.name} of {run_dir} ({cfg.agent.name}, {cfg.env.id}) to {out}")
     console.print(
         f"use it with torch alone: policy = torch.export.load({str(out)!r}).module(); "

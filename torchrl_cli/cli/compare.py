@@ -8,7 +8,7 @@ from pathlib import Path
 import yaml
 from rich.console import Console
 
-from torchrl_cli import summary
+from torchrl_cli.analysis import summary
 from torchrl_cli.errors import ConfigError
 
 TAGS = {"eval": "eval/mean_return", "train": "charts/episode_return"}
@@ -101,7 +101,7 @@ def compare_command(args: list[str], console: Console | None = None) -> int:
         console.print(f"[yellow]left out of the plot[/yellow]: {run} has no '{tag}' scalar")
     name, target = describe(list(curves_of))
     try:
-        from torchrl_cli.plot import plot_learning_curves
+        from torchrl_cli.analysis.plot import plot_learning_curves
 
         path = plot_learning_curves(
             curves,

@@ -1,0 +1,122 @@
+"""Building the training stack from a composed config: envs, networks, models, normalization,
+the backend, the collector and the agent. Every factory takes the config node it reads."""
+
+import random
+from functools import partial
+
+import numpy as np
+import torch
+from omegaconf import DictConfig
+
+from torchrl_cli.agents.base import TrainSchedule
+from torchrl_cli.agents.batcher import Batcher
+from torchrl_cli.agents.evaluation import EVAL_SEED_OFFSET
+from torchrl_cli.agents.logger import Logger
+from torchrl_cli.agents.pg import PGAgent
+from torchrl_cli.backends import resolve_backend
+from torchrl_cli.envs import GymEnv, RewardScaler, StateNormalizer, wrap_atari
+from torchrl_cli.models import BaseModel
+from torchrl_cli.nn import nn_from_config
+from torchrl_cli.utils import get_obj
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str, net_cfg: DictConfig | None = None) -> torch.device:
+    """``auto``: CUDA only for nets with convolutions (image observations) when a GPU is there.
+
+    An MLP on low-dimensional observations does a few microseconds of arithmetic per call, so on
+    a GPU the kernel launches and the host-device copy of every acting step cost more than they
+    save; a conv net over images is the opposite (docs/performance.md).
+    """
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() and has_conv(net_cfg) else "cpu"
+    return torch.device(device)
+
+
+def has_conv(net_cfg: DictConfig | None) -> bool:
+    layers = [] if net_cfg is None else [*net_cfg.body, *net_cfg.head]
+    return any("Conv" in str(layer.get("_target_", "")) for layer in layers)
+
+
+def build_env(
+    env_cfg: DictConfig, n_envs: int, *, evaluation: bool = False, extra_wrappers: list = ()
+) -> GymEnv:
+    """The vector env ``env_cfg`` describes; ``evaluation``: without training-only wrappers;
+    ``extra_wrappers`` go outside the configured ones (e.g. a video recorder)."""
+    wrappers = [get_obj(node, _partial_=True) for node in env_cfg.wrappers]
+    wrappers += extra_wrappers
+    kwargs = dict(env_cfg.kwargs)
+    if env_cfg.atari is not None:
+        wrappers.insert(0, partial(wrap_atari, **env_cfg.atari, training=not evaluation))
+        kwargs["frameskip"] = 1  # the preprocessing skips frames itself (and max-pools them)
+    return GymEnv(
+        env_cfg.id,
+        n_envs=n_envs,
+        vectorization=env_cfg.vectorization,
+        wrappers=wrappers,
+        **kwargs,
+    )
+
+
+def build_model(
+    model_cfg: DictConfig, net_cfg: DictConfig, state_info: dict, action_info: dict
+) -> BaseModel:
+    """A model (policy or value) on its own network, initialized as ``net_cfg.init`` says."""
+    net = nn_from_config(net_cfg, state_info, action_info)
+    model = get_obj(model_cfg, net=net, action_info=action_info)
+    if net_cfg.init == "orthogonal":
+        model.init_orthogonal()
+    return model
+
+
+def build_normalizer(cfg: DictConfig, state_info: dict) -> StateNormalizer:
+    return StateNormalizer(
+        state_info,
+        running=cfg.env.running_normalize_states,
+        fixed=cfg.env.fixed_normalize_states,
+        clip=cfg.env.clip_states,
+    )
+
+
+def build_agent(cfg: DictConfig, env: GymEnv, device: torch.device, logger: Logger) -> PGAgent:
+    state_info, action_info = env.get_state_info(), env.get_action_info()
+    normalizer = build_normalizer(cfg, state_info).to(device)
+    scaler = RewardScaler(
+        env.n_envs, gamma=cfg.agent.gamma, enabled=cfg.env.scale_reward, clip=cfg.env.clip_reward
+    )
+    policy = build_model(cfg.agent.policy, cfg.net, state_info, action_info).to(device)
+    models = {"policy": policy}
+    value = None
+    if cfg.agent.value is not None:
+        value = build_model(cfg.agent.value, cfg.net, state_info, action_info).to(device)
+        models["value"] = value
+    backend = resolve_backend(cfg.agent.backend, policy, models, normalizer)
+    batcher = Batcher(env, cfg.agent.n_steps, normalizer, scaler, device, seed=cfg.seed)
+    return PGAgent(
+        batcher,
+        policy_model=policy,
+        value_model=value,
+        normalize_advantages=cfg.agent.normalize_advantages,
+        advantage=get_obj(cfg.agent.advantage),
+        vtarget=get_obj(cfg.agent.vtarget),
+        backend=backend,
+        logger=logger,
+    )
+
+
+def build_schedule(cfg: DictConfig) -> TrainSchedule:
+    return TrainSchedule(
+        max_steps=cfg.max_steps,
+        max_iters=cfg.max_iters,
+        max_episodes=cfg.max_episodes,
+        log_freq=cfg.logger.log_freq,
+        eval_freq=cfg.eval_freq,
+        eval_episodes=cfg.eval_episodes,
+        eval_seed=cfg.seed + EVAL_SEED_OFFSET,
+        target_return=cfg.target_return,
+    )

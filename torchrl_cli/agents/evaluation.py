@@ -1,0 +1,46 @@
+"""Evaluating a policy: deterministic episodes on an evaluation env, and their statistics."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from torchrl_cli.envs import BaseEnv
+
+EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never reuse training seeds
+
+
+@dataclass
+class Evaluation:
+    env_steps: int
+    train_seconds: float
+    returns: list[float]
+    lengths: list[int]
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.returns))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.returns))
+
+
+def run_episodes(
+    act: Callable[[np.ndarray], np.ndarray], env: BaseEnv, episodes: int, seed: int
+) -> tuple[list[float], list[int]]:
+    """Returns and lengths of one episode on each of the first ``episodes`` copies of ``env``,
+    reset with ``seed``; ``act`` maps a batch of raw observations to env actions."""
+    n = env.n_envs
+    if n < episodes:
+        raise ValueError(f"the env has {n} copies, fewer than {episodes} episodes")
+    obs = env.reset(seed=seed)
+    returns, lengths = np.zeros(n), np.zeros(n, dtype=np.int64)
+    active = np.ones(n, dtype=bool)
+    while active[:episodes].any():
+        step = env.step(act(obs))
+        returns += step.reward * active
+        lengths += active
+        active &= ~(step.terminated | step.truncated)
+        obs = step.obs
+    return returns[:episodes].tolist(), lengths[:episodes].tolist()

@@ -1,0 +1,92 @@
+"""Where a run acts and updates: ``agent.backend`` = ``auto | torch | numpy``.
+
+``torch`` is the reference: the models' own ``select_action`` and ``register_losses`` with
+autograd (``TorchActing``, ``torch_update``). ``numpy`` is a measured fast path for small nets
+on the CPU, where eager PyTorch spends its time dispatching ops rather than computing: the
+policy's MLP, sampling and normalization in numpy while collecting (``numpy_actor``), and
+PPO-clip's and the value model's minibatch steps with hand-derived gradients and Adam
+(``numpy_update``), checked against autograd and torch.optim.Adam in the tests.
+``auto`` uses numpy for each part that it can serve and torch for the rest, and says why.
+"""
+
+from dataclasses import dataclass, field
+
+from torchrl_cli.agents.batcher import Acting, TorchActing
+from torchrl_cli.backends.numpy_actor import NumpyActing, acting_unfit
+from torchrl_cli.backends.numpy_update import numpy_fit, update_unfit
+from torchrl_cli.backends.torch_update import Diagnostics, torch_fit
+from torchrl_cli.envs import StateNormalizer
+from torchrl_cli.errors import ConfigError
+from torchrl_cli.models import BaseModel, BasePGModel
+from torchrl_cli.models.batch import Batch
+
+BACKENDS = ("auto", "torch", "numpy")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """The resolved choice: ``acting`` and each model's ``updates`` are ``torch`` or ``numpy``;
+    ``reasons`` says why a part that ``auto`` could not serve in numpy runs in torch."""
+
+    requested: str
+    acting: str
+    updates: dict[str, str]
+    reasons: dict[str, str] = field(default_factory=dict)
+
+    def acting_for(self, policy: BasePGModel) -> Acting:
+        return NumpyActing(policy) if self.acting == "numpy" else TorchActing(policy)
+
+    def fit(
+        self,
+        models: dict[str, BaseModel],
+        batch: Batch,
+        num_epochs: int,
+        num_mini_batches: int,
+        normalize_advantages: bool,
+    ) -> Diagnostics:
+        """One update of ``models`` (sharing epochs and minibatches): numpy when every one of
+        them trains in numpy, else torch."""
+        numpy = all(self.updates[name] == "numpy" for name in models)
+        fit = numpy_fit if numpy else torch_fit
+        return fit(models, batch, num_epochs, num_mini_batches, normalize_advantages)
+
+    def describe(self) -> str:
+        """One line for the start banner: which backend acts, which updates, and why."""
+        if self.requested != "auto":
+            return f"backend {self.requested} (acting and update)"
+        acting = "acting numpy" if self.acting == "numpy" else f"acting torch ({self.reasons['acting']})"
+        kinds = set(self.updates.values())
+        if kinds == {"numpy"}:
+            update = "update numpy"
+        else:
+            why = "; ".join(self.reasons[name] for name, k in self.updates.items() if k == "torch")
+            on_numpy = [name for name, k in self.updates.items() if k == "numpy"]
+            update = f"update numpy for {', '.join(on_numpy)}, torch" if on_numpy else "update torch"
+            update += f" ({why})"
+        return f"backend auto: {acting}, {update}"
+
+
+def resolve_backend(
+    requested: str,
+    policy: BasePGModel,
+    models: dict[str, BaseModel],
+    normalizer: StateNormalizer,
+) -> Backend:
+    """The backend ``agent.backend=requested`` gives these models; ``numpy`` on a run it cannot
+    serve is a ConfigError naming why."""
+    if requested not in BACKENDS:
+        raise ConfigError(f"agent.backend={requested} must be one of: {', '.join(BACKENDS)}")
+    if requested == "torch":
+        return Backend("torch", "torch", dict.fromkeys(models, "torch"))
+    reasons = {"acting": acting_unfit(policy, normalizer)}
+    reasons |= {name: update_unfit(model) for name, model in models.items()}
+    if requested == "numpy":
+        reason = next((r for r in reasons.values() if r is not None), None)
+        if reason is not None:
+            raise ConfigError(
+                f"agent.backend=numpy cannot serve this run: {reason}; use agent.backend=auto "
+                "(numpy where it can, torch for the rest) or agent.backend=torch"
+            )
+    acting = "torch" if reasons["acting"] else "numpy"
+    updates = {name: "torch" if reasons[name] else "numpy" for name in models}
+    return Backend(requested, acting, updates, {k: v for k, v in reasons.items() if v})

@@ -1,0 +1,75 @@
+"""The ``torchrl`` command: one module per subcommand (train, eval, export, configs, compare)."""
+
+import sys
+
+from rich.console import Console
+
+from torchrl_cli.errors import ConfigError
+
+USAGE = """usage: torchrl <command> [overrides...] [hydra flags]
+
+commands:
+  train     train an agent: torchrl train agent=ppo_clip env=CartPole-v1 agent.lr=1e-3 seed=3
+            (Hydra flags work: -m/--multirun, --cfg job, --help, --info)
+  configs   list the agents, envs, nets, experiments and tuned pairs available
+  eval      replay a run's policy: torchrl eval <run folder> [checkpoint=last|best|<file>]
+            [episodes=N] [seed=N] [video=true] [render=true]
+  export    write a run's policy as a torch.export file: torchrl export <run folder>
+            [checkpoint=last|best|<file>] [out=<file>]
+  compare   compare runs: torchrl compare <run or sweep folders...> [--out DIR]
+            [--metric eval|train]: a table per configuration across seeds and compare.png
+
+examples:
+  torchrl train                                   # PPO-clip on CartPole-v1
+  torchrl train env=Pendulum-v1                   # continuous actions
+  torchrl train experiment=cartpole_solve         # a named preset from conf/experiment/
+  torchrl train -m seed=0,1,2                     # a sweep, one run folder per job
+  torchrl train resume=runs/2026-11-23/10-00-00_ppo_clip_CartPole-v1   # go on after Ctrl-C
+  torchrl eval runs/2026-11-23/10-00-00_ppo_clip_CartPole-v1 video=true
+  torchrl compare runs/2026-11-23                 # every run below a folder, grouped by config
+"""
+COMMANDS = ("train", "configs", "eval", "export", "compare")
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    command, args = argv[0], argv[1:]
+    try:
+        if command == "train":
+            from torchrl_cli.cli.train import train_command
+
+            return train_command(args)
+        if command == "configs":
+            from torchrl_cli.cli.configs import print_configs
+
+            print_configs(Console())
+            return 0
+        if command == "eval":
+            from torchrl_cli.cli.eval import eval_command
+
+            return eval_command(args)
+        if command == "export":
+            from torchrl_cli.cli.export import export_command
+
+            return export_command(args)
+        if command == "compare":
+            from torchrl_cli.cli.compare import compare_command
+
+            return compare_command(args)
+        from torchrl_cli.errors import did_you_mean
+
+        raise ConfigError(
+            f"unknown command '{command}'{did_you_mean(command, COMMANDS)}; "
+            f"choose one of: {', '.join(COMMANDS)}"
+        )
+    except ConfigError as err:
+        print(f"torchrl: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:  # a second Ctrl-C: abort at once, without a traceback
+        print("torchrl: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

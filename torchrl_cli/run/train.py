@@ -1,0 +1,163 @@
+"""``train(cfg)``: one run from a composed config, top to bottom — set up, build, (restore),
+train, evaluate, write the outputs. ``train_seeds``: several seeds as one job."""
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from omegaconf import DictConfig, OmegaConf, open_dict
+from rich.console import Console
+from threadpoolctl import threadpool_limits
+
+from torchrl_cli.agents import PGAgent
+from torchrl_cli.agents.build import (
+    build_agent,
+    build_env,
+    build_schedule,
+    resolve_device,
+    seed_everything,
+)
+from torchrl_cli.agents.logger import Logger
+from torchrl_cli.config.validate import validate
+from torchrl_cli.run.checkpoint import CHECKPOINT_DIR, Checkpoint, Checkpoints, run_meta
+from torchrl_cli.run.checkpoint import write_atomically
+from torchrl_cli.run.folder import CONFIG_FILE, checkpoint_fits, lock_run
+from torchrl_cli.run.outputs import (
+    METRICS_FILE,
+    final_metrics,
+    report_end,
+    shown_path,
+    write_metrics,
+    write_model,
+)
+
+
+def train(
+    cfg: DictConfig,
+    run_dir: Path | None = None,
+    console: Console | None = None,
+    resume: Checkpoint | None = None,
+) -> dict:
+    """Train the agent ``cfg`` describes; returns the final evaluation's metrics.
+
+    ``run_dir`` receives config.yaml, TensorBoard events, checkpoints/, ``model.pt`` and
+    ``metrics.json`` (None: no files). ``resume``: a checkpoint of this run to go on from.
+    """
+    validate(cfg)
+    console = console or Console()
+    if run_dir is None:
+        return _train(cfg, None, console, resume)
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with lock_run(run_dir):
+        config = OmegaConf.to_yaml(cfg, resolve=True).encode()
+        write_atomically(run_dir / CONFIG_FILE, lambda f: f.write(config))
+        return _train(cfg, run_dir, console, resume)
+
+
+def _train(
+    cfg: DictConfig, run_dir: Path | None, console: Console, resume: Checkpoint | None
+) -> dict:
+    wall_start = time.perf_counter()
+    seed_everything(cfg.seed)
+    torch.set_num_threads(cfg.torch_threads)
+    # numpy's BLAS too (the numpy backend): OpenBLAS would otherwise start one thread per core,
+    # which on small matrices costs more than it gives, 5x under contention
+    threadpool_limits(cfg.torch_threads, user_api="blas")
+    device = resolve_device(cfg.device, cfg.net)
+    env = build_env(cfg.env, cfg.env.n_envs)
+    eval_env = build_env(cfg.env, cfg.eval_episodes, evaluation=True)
+    logger = Logger(
+        run_dir,
+        console=console,
+        progress=cfg.logger.progress,
+        histograms=cfg.logger.histograms,
+        start_step=resume.env_steps if resume else 0,
+        start_seconds=resume.train_seconds if resume else 0.0,
+    )
+    if not resume:
+        logger.add_text("config", "```\n" + OmegaConf.to_yaml(cfg, resolve=True) + "\n```")
+    agent = checkpoints = None
+    try:
+        agent = build_agent(cfg, env, device, logger)
+        if run_dir is not None:
+            checkpoints = Checkpoints(
+                run_dir / CHECKPOINT_DIR,
+                freq=cfg.checkpoint_freq,
+                keep=cfg.keep_checkpoints,
+                meta=run_meta(
+                    OmegaConf.to_yaml(cfg, resolve=True),
+                    cfg.env.id,
+                    env.get_state_info(),
+                    env.get_action_info(),
+                ),
+                start_step=resume.env_steps if resume else 0,
+            )
+        console.print(
+            f"[bold]torchrl train[/bold] {cfg.agent.name} on {cfg.env.id} "
+            f"({env.simulator}, {env.n_envs} envs, net {cfg.net.name}, device {device}, "
+            f"seed {cfg.seed})" + (f" -> {run_dir}" if run_dir else "")
+        )
+        console.print(agent.backend.describe(), soft_wrap=True, markup=False)
+        if resume:
+            restore(agent, cfg, resume, console)
+        result = agent.train(build_schedule(cfg), eval_env=eval_env, checkpoints=checkpoints)
+        final = agent.final_evaluation(eval_env)
+    finally:
+        logger.close(final_step=agent.num_steps if agent is not None else None)
+        env.close()
+        eval_env.close()
+    metrics = final_metrics(cfg, result, final, time.perf_counter() - wall_start)
+    if run_dir is not None:
+        if cfg.save_model:
+            write_model(run_dir, agent)
+        write_metrics(run_dir, metrics)
+    report_end(console, metrics, run_dir, checkpoints)
+    return metrics
+
+
+def restore(agent: PGAgent, cfg: DictConfig, checkpoint: Checkpoint, console: Console) -> None:
+    """Load a checkpoint of this run (``load_run`` checked its env) into a freshly built agent."""
+    with checkpoint_fits(checkpoint.path):
+        exact = agent.load_state_dict(checkpoint.agent, seed=cfg.seed)
+    console.print(
+        f"resumed from {shown_path(checkpoint.path)} at {agent.num_steps} env steps, "
+        f"iteration {agent.num_iters}"
+    )
+    if not exact:
+        console.print(
+            f"[yellow]warning[/yellow]: {agent.batcher.env.state_holder} envs cannot be restored "
+            "mid-episode; their episodes in progress were restarted"
+        )
+
+
+def train_seeds(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dict:
+    """Train every seed of ``cfg.seeds`` in turn (run folders ``seed_<s>/``); the job's metrics
+    are the means across seeds, so that a tuning objective is not fooled by one lucky seed."""
+    per_seed = []
+    for seed in cfg.seeds:
+        seed_cfg = cfg.copy()
+        with open_dict(seed_cfg):
+            seed_cfg.seed, seed_cfg.seeds = seed, None
+        (run_dir / f"seed_{seed}").mkdir()
+        per_seed.append(train(seed_cfg, run_dir / f"seed_{seed}", console))
+        if per_seed[-1]["interrupted"]:
+            break
+    interrupted = next((m["interrupted"] for m in per_seed if m["interrupted"]), None)
+    # an interrupted job has no result: a mean over the seeds that happened to finish would mislead
+    finals = [] if interrupted else [m["mean_return"] for m in per_seed]
+    metrics = {
+        "agent": cfg.agent.name,
+        "env": cfg.env.id,
+        "seeds": [m["seed"] for m in per_seed],
+        "mean_return": float(np.mean(finals)) if finals else None,
+        "std_return": float(np.std(finals)) if finals else None,
+        "env_steps": float(np.mean([m["env_steps"] for m in per_seed])),
+        "wall_seconds": float(np.sum([m["wall_seconds"] for m in per_seed])),
+        "interrupted": interrupted,
+        "per_seed": per_seed,
+    }
+    (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    return metrics
