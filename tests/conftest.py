@@ -13,9 +13,9 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from torchrl_cli.config import CONFIG_NAME, config_dir, register_configs
+from torchrl_cli.agents.build import build_agent, build_env, build_schedule
 from torchrl_cli.agents.logger import Logger
-from torchrl_cli.run.train import build_agent, build_env
+from torchrl_cli.config import CONFIG_NAME, config_dir, register_configs
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 120  # seconds for one command; a tiny run takes a few
@@ -30,8 +30,7 @@ def balance(obs: np.ndarray) -> np.ndarray:
     return ((obs[:, 2] + 0.5 * obs[:, 3] + 0.01 * obs[:, 0] + 0.1 * obs[:, 1]) > 0).astype(np.int64)
 # A tiny run: a few hundred env steps, no progress bar, one short final evaluation.
 TINY = ["max_steps=256", "agent.n_steps=32", "env.n_envs=2", "eval_freq=0", "eval_episodes=2",
-        "logger.progress=false", "agent.policy.num_epochs=1", "agent.value.num_epochs=1",
-        "agent.policy.num_mini_batches=2", "agent.value.num_mini_batches=2"]
+        "logger.progress=false", "agent.num_epochs=1", "agent.num_mini_batches=2"]
 
 
 def compose_config(overrides: list[str] | None = None) -> DictConfig:
@@ -43,7 +42,8 @@ def compose_config(overrides: list[str] | None = None) -> DictConfig:
 
 def make_agent(overrides: list[str] | DictConfig, n_envs: int | None = None, seed: int | None = 0,
                env=None):
-    """``(agent, env)``: the agent ``build_agent`` makes on CPU with a silent Logger.
+    """``(agent, env)``: the agent ``build_agent`` makes on CPU with a silent Logger, its
+    schedule set from the config (so that ``agent.step()`` can run outside ``train``).
 
     ``overrides`` are composed with ``compose_config`` (or are an already composed config);
     ``seed`` seeds torch first (None: leave the RNG as it is); the env is ``env`` if given,
@@ -57,7 +57,9 @@ def make_agent(overrides: list[str] | DictConfig, n_envs: int | None = None, see
     if own_env:
         env = build_env(cfg.env, cfg.env.n_envs if n_envs is None else n_envs)
     try:
-        return build_agent(cfg, env, torch.device("cpu"), Logger(None, progress=False)), env
+        agent = build_agent(cfg, env, torch.device("cpu"), Logger(None, progress=False))
+        agent.schedule = build_schedule(cfg)
+        return agent, env
     except BaseException:
         if own_env:
             env.close()

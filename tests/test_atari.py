@@ -10,11 +10,11 @@ import pytest
 import torch
 from conftest import TINY, compose_config, make_agent
 
+from torchrl_cli.agents.build import build_env
+from torchrl_cli.config.validate import validate
 from torchrl_cli.envs.atari import EpisodicLife, FireReset, wrap_atari
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.nn import PixelScale
-from torchrl_cli.run.train import build_env
-from torchrl_cli.config.validate import validate
 
 gym.register_envs(ale_py)
 ATARI = {"noop_max": 30, "frame_skip": 4, "screen_size": 84, "frame_stack": 4,
@@ -161,7 +161,7 @@ def test_frames_stay_uint8_in_the_rollout():
     """The rollout stores uint8 frames; the nets scale them (PixelScale) on the device."""
     agent, env = make_agent(["env=ALE/Pong-v5", *TINY, *SHORT], seed=0)
     try:
-        rollout = agent.batcher.collect(agent.policy_model, agent.values)
+        rollout = agent.batcher.collect(agent.backend.acting_for(agent.policy_model), agent.values)
         assert rollout.obs.dtype == torch.uint8 and rollout.obs.shape == (32, 2, 4, 84, 84)
         assert any(isinstance(m, PixelScale) for m in agent.policy_model.net.modules())
         with torch.no_grad():

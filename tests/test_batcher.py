@@ -8,7 +8,7 @@ def test_rollout_shapes_and_values_from_the_value_model():
     """[T, N] tensors; stored values equal the value model on the stored (normalized) obs."""
     agent, env = make_agent([*TINY, "agent.n_steps=16", "env.running_normalize_states=true"],
                             n_envs=2, seed=None)
-    rollout = agent.batcher.collect(agent.policy_model, agent.values)
+    rollout = agent.batcher.collect(agent.backend.acting_for(agent.policy_model), agent.values)
     assert rollout.obs.shape == (16, 2, 4) and rollout.actions.shape == (16, 2)
     assert rollout.actions.dtype == torch.long
     with torch.no_grad():
@@ -21,7 +21,7 @@ def test_truncated_steps_get_final_values_and_only_they():
     """With a 5-step time limit, final_values is V(final obs) exactly where truncated."""
     agent, env = make_agent([*TINY, "agent.n_steps=12", "+env.kwargs.max_episode_steps=5"],
                             n_envs=2, seed=None)
-    rollout = agent.batcher.collect(agent.policy_model, agent.values)
+    rollout = agent.batcher.collect(agent.backend.acting_for(agent.policy_model), agent.values)
     truncated = rollout.truncated
     assert truncated.sum() > 0
     assert (rollout.final_values[~truncated] == 0).all()
@@ -38,7 +38,7 @@ def test_box_actions_are_stored_unclipped_and_clipped_for_the_env():
                             n_envs=2, seed=None)
     with torch.no_grad():
         agent.policy_model.log_std.fill_(1.5)  # wide enough to leave the bounds often
-    rollout = agent.batcher.collect(agent.policy_model, agent.values)
+    rollout = agent.batcher.collect(agent.backend.acting_for(agent.policy_model), agent.values)
     assert rollout.actions.abs().max() > 2.0
     clipped = agent.batcher.to_env_action(rollout.actions[0])
     assert abs(clipped).max() <= 2.0

@@ -12,20 +12,19 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-from torchrl_cli.config.compose import compose_config as cli_compose
 from torchrl_cli.config import config_dir, load_default
+from torchrl_cli.config.compose import compose_config as cli_compose
 from torchrl_cli.config.schema import Config, EnvConfig, PPOClipAgentConfig
+from torchrl_cli.config.validate import validate
 from torchrl_cli.envs import BaseEnv, EnvStep
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.nn import FlattenLinear, nn_from_config
-from torchrl_cli.config.validate import validate
 
 CONF = config_dir()
 N_ENVS, N_STEPS = 2, 8
 # Small but valid: one epoch of two minibatches over a 2 x 8 rollout.
-SMALL = [f"env.n_envs={N_ENVS}", f"agent.n_steps={N_STEPS}", "agent.policy.num_epochs=1",
-         "agent.value.num_epochs=1", "agent.policy.num_mini_batches=2",
-         "agent.value.num_mini_batches=2", "logger.progress=false"]
+SMALL = [f"env.n_envs={N_ENVS}", f"agent.n_steps={N_STEPS}", "agent.num_epochs=1",
+         "agent.num_mini_batches=2", "logger.progress=false"]
 IMAGE_SHAPE = (4, 84, 84)
 
 

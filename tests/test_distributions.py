@@ -3,6 +3,7 @@
 import math
 
 import torch
+from torch.distributions import Bernoulli, Categorical
 from torch.testing import assert_close
 
 from torchrl_cli.models.distributions import greedy_action, make_dist
@@ -123,3 +124,30 @@ def test_box_log_prob_gradient_reaches_mean_and_log_std():
     make_dist(mean, box(2), log_std).log_prob(actions).sum().backward()
     assert_close(mean.grad, torch.tensor([[1.0, 4.0]]))  # (a - mu) / sigma^2 = 1/1, 1/0.25
     assert_close(log_std.grad, torch.tensor([0.0, 3.0]))  # z^2 - 1 = 0, 3
+
+
+def test_multi_discrete_distribution_matches_torch():
+    """MultiDiscrete([3, 2]): log-prob and entropy are sums of per-dimension categoricals."""
+    info = {"kind": "multi_discrete", "shape": (2,), "nvec": [3, 2]}
+    params = torch.randn(4, 5)
+    dist = make_dist(params, info, None)
+    actions = torch.tensor([[0, 1], [2, 0], [1, 1], [2, 1]])
+    first, second = Categorical(logits=params[:, :3]), Categorical(logits=params[:, 3:])
+    torch.testing.assert_close(dist.log_prob(actions),
+                               first.log_prob(actions[:, 0]) + second.log_prob(actions[:, 1]))
+    torch.testing.assert_close(dist.entropy(), first.entropy() + second.entropy())
+    torch.testing.assert_close(greedy_action(params, info), torch.stack([params[:, :3].argmax(-1),
+                                                        params[:, 3:].argmax(-1)], -1))
+    assert dist.sample().shape == (4, 2)
+
+
+def test_multi_binary_distribution_matches_torch():
+    """MultiBinary(3): independent Bernoullis over logits; the mode is logits > 0."""
+    info = {"kind": "multi_binary", "shape": (3,), "n": 3}
+    params = torch.randn(4, 3)
+    dist = make_dist(params, info, None)
+    actions = torch.tensor([[0, 1, 1], [1, 0, 0], [1, 1, 1], [0, 0, 0]], dtype=torch.float32)
+    torch.testing.assert_close(dist.log_prob(actions),
+                               Bernoulli(logits=params).log_prob(actions).sum(-1))
+    torch.testing.assert_close(dist.entropy(), Bernoulli(logits=params).entropy().sum(-1))
+    torch.testing.assert_close(greedy_action(params, info), (params > 0).float())

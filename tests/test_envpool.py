@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from conftest import THETA_LIMIT, X_LIMIT, compose_config, needs_envpool, torchrl
 
+from torchrl_cli.config.validate import validate
 from torchrl_cli.envs import GymEnv, env_seeds
 from torchrl_cli.envs.envpool_env import INT32_SEEDS
 from torchrl_cli.errors import ConfigError
-from torchrl_cli.config.validate import validate
 
 
 @needs_envpool

@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 from conftest import compose_config
 
+from torchrl_cli.agents.build import build_env
 from torchrl_cli.envs import GymEnv
 from torchrl_cli.errors import ConfigError
-from torchrl_cli.run.train import build_env
 
 
 def test_space_info_discrete_and_box():

@@ -11,8 +11,16 @@ import torch
 from conftest import TINY, compose_config, make_agent
 from torch.testing import assert_close
 
+from torchrl_cli.agents.estimators import GAE, DiscountedReturns, FromAdvantage
 from torchrl_cli.envs import env_seeds
-from torchrl_cli.agents.estimators import GAE, FromAdvantage
+from torchrl_cli.models.batch import Rollout
+
+
+def rollout(rewards, values, terminated, truncated, final_values, last_values) -> Rollout:
+    """A Rollout holding what the estimators read (no observations or actions)."""
+    empty = torch.empty(0)
+    return Rollout(empty, empty, empty, values, rewards, terminated, truncated, final_values,
+                   last_values)
 
 
 def col(*values):
@@ -32,14 +40,14 @@ GAE_HALF = GAE(gamma=0.5, gae_lambda=0.5)
 
 def test_gae_plain_rollout_by_hand():
     """No episode end: deltas bootstrap from the next V and the last step from last_values."""
-    adv = GAE_HALF(
+    adv = GAE_HALF(rollout(
         rewards=col(1.0, 2.0, 3.0),
         values=col(0.5, 1.0, 1.5),
         terminated=flags(3),
         truncated=flags(3),
         final_values=col(0.0, 0.0, 0.0),
         last_values=torch.tensor([2.0]),
-    )
+    ))
     # delta2 = 3 + 0.5 * 2.0 - 1.5 = 2.5      A2 = 2.5
     # delta1 = 2 + 0.5 * 1.5 - 1.0 = 1.75     A1 = 1.75 + 0.25 * 2.5 = 2.375
     # delta0 = 1 + 0.5 * 1.0 - 0.5 = 1.0      A0 = 1.0 + 0.25 * 2.375 = 1.59375
@@ -48,14 +56,14 @@ def test_gae_plain_rollout_by_hand():
 
 def test_gae_termination_mid_rollout_by_hand():
     """Terminated at t=1: no bootstrap from V(s_2) and A1 does not see A2."""
-    adv = GAE_HALF(
+    adv = GAE_HALF(rollout(
         rewards=col(1.0, 1.0, 1.0, 1.0),
         values=col(1.0, 2.0, 3.0, 4.0),
         terminated=flags(4, 1),
         truncated=flags(4),
         final_values=col(0.0, 0.0, 0.0, 0.0),
         last_values=torch.tensor([5.0]),
-    )
+    ))
     # delta3 = 1 + 0.5 * 5 - 4 = -0.5        A3 = -0.5
     # delta2 = 1 + 0.5 * 4 - 3 = 0           A2 = 0 + 0.25 * -0.5 = -0.125
     # delta1 = 1 + 0       - 2 = -1          A1 = -1            (recursion stops)
@@ -65,14 +73,14 @@ def test_gae_termination_mid_rollout_by_hand():
 
 def test_gae_truncation_mid_rollout_bootstraps_from_final_value():
     """Truncated at t=1: bootstrap from final_values[1], not V(s_2); the recursion stops."""
-    adv = GAE_HALF(
+    adv = GAE_HALF(rollout(
         rewards=col(1.0, 1.0, 1.0, 1.0),
         values=col(1.0, 2.0, 3.0, 4.0),
         terminated=flags(4),
         truncated=flags(4, 1),
         final_values=col(0.0, 10.0, 0.0, 0.0),
         last_values=torch.tensor([5.0]),
-    )
+    ))
     # A3 = -0.5, A2 = -0.125 as without any episode end
     # delta1 = 1 + 0.5 * 10 - 2 = 4          A1 = 4             (recursion stops)
     # delta0 = 1 + 0.5 * 2 - 1 = 1           A0 = 1 + 0.25 * 4 = 2
@@ -81,14 +89,14 @@ def test_gae_truncation_mid_rollout_bootstraps_from_final_value():
 
 def test_gae_truncation_at_last_step_uses_final_value_not_last_value():
     """Truncated on the last step: bootstrap from V(final obs); last_values is ignored."""
-    adv = GAE_HALF(
+    adv = GAE_HALF(rollout(
         rewards=col(0.0, 0.0, 1.0),
         values=col(0.0, 0.0, 2.0),
         terminated=flags(3),
         truncated=flags(3, 2),
         final_values=col(0.0, 0.0, 6.0),
         last_values=torch.tensor([100.0]),
-    )
+    ))
     # delta2 = 1 + 0.5 * 6 - 2 = 2           A2 = 2
     # delta1 = 0 + 0.5 * 2 - 0 = 1           A1 = 1 + 0.25 * 2 = 1.5
     # delta0 = 0 + 0.5 * 0 - 0 = 0           A0 = 0 + 0.25 * 1.5 = 0.375
@@ -97,14 +105,14 @@ def test_gae_truncation_at_last_step_uses_final_value_not_last_value():
 
 def test_gae_terminated_and_truncated_together_counts_as_terminal():
     """A step both terminated and truncated is terminal: its future is worth 0, not V(final)."""
-    adv = GAE_HALF(
+    adv = GAE_HALF(rollout(
         rewards=col(1.0, 1.0),
         values=col(1.0, 2.0),
         terminated=flags(2, 1),
         truncated=flags(2, 1),
         final_values=col(0.0, 10.0),
         last_values=torch.tensor([5.0]),
-    )
+    ))
     # delta1 = 1 - 2 = -1                    A1 = -1
     # delta0 = 1 + 0.5 * 2 - 1 = 1           A0 = 1 + 0.25 * -1 = 0.75
     assert_close(adv, col(0.75, -1.0))
@@ -115,7 +123,7 @@ def test_gae_bootstraps_each_env_from_its_own_last_value():
     rewards = torch.tensor([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0]])
     values = torch.tensor([[0.5, 0.0], [1.0, 0.0], [1.5, 0.0]])
     no = torch.zeros(3, 2, dtype=torch.bool)
-    adv = GAE_HALF(rewards, values, no, no, torch.zeros(3, 2), torch.tensor([2.0, 4.0]))
+    adv = GAE_HALF(rollout(rewards, values, no, no, torch.zeros(3, 2), torch.tensor([2.0, 4.0])))
     # env 0 is the plain case above; env 1: delta2 = 0.5 * 4 = 2, delta1 = delta0 = 0
     # A2 = 2, A1 = 0.25 * 2 = 0.5, A0 = 0.25 * 0.5 = 0.125
     expected = torch.tensor([[1.59375, 0.125], [2.375, 0.5], [2.5, 2.0]])
@@ -129,7 +137,8 @@ def test_gae_envs_are_independent():
     terminated = torch.zeros(4, 2, dtype=torch.bool)
     terminated[1, 0] = True
     no = torch.zeros(4, 2, dtype=torch.bool)
-    adv = GAE_HALF(rewards, values, terminated, no, torch.zeros(4, 2), torch.tensor([5.0, 5.0]))
+    adv = GAE_HALF(rollout(rewards, values, terminated, no, torch.zeros(4, 2),
+                           torch.tensor([5.0, 5.0])))
     # env 0: the termination case above; env 1: A3 = -0.5, A2 = -0.125,
     # delta1 = 1 + 1.5 - 2 = 0.5, A1 = 0.5 + 0.25 * -0.125 = 0.46875
     # delta0 = 1 + 1 - 1 = 1,      A0 = 1 + 0.25 * 0.46875 = 1.1171875
@@ -173,8 +182,8 @@ def _discounted_returns(rewards, terminated, truncated, final_values, last_value
 def test_gae_lambda_one_is_discounted_return_minus_value(gamma):
     """GAE(gamma, 1) = Monte-Carlo discounted return (bootstrapped at cuts) minus V(s_t)."""
     rewards, values, terminated, truncated, final_values, last_values = _random_rollout(0)
-    adv = GAE(gamma=gamma, gae_lambda=1.0)(rewards, values, terminated, truncated,
-                                           final_values, last_values)
+    adv = GAE(gamma=gamma, gae_lambda=1.0)(rollout(rewards, values, terminated, truncated,
+                                           final_values, last_values))
     returns = _discounted_returns(rewards, terminated, truncated, final_values, last_values, gamma)
     assert_close(adv, returns - values, rtol=1e-5, atol=1e-5)
 
@@ -183,8 +192,8 @@ def test_gae_lambda_zero_is_one_step_td_error():
     """GAE(gamma, 0) = r + gamma * V(next) - V, with V(next) = 0 / V(final) / last_values."""
     gamma = 0.9
     rewards, values, terminated, truncated, final_values, last_values = _random_rollout(1)
-    adv = GAE(gamma=gamma, gae_lambda=0.0)(rewards, values, terminated, truncated,
-                                           final_values, last_values)
+    adv = GAE(gamma=gamma, gae_lambda=0.0)(rollout(rewards, values, terminated, truncated,
+                                           final_values, last_values))
     expected = torch.empty_like(rewards)
     t_len, n = rewards.shape
     for t in range(t_len):
@@ -208,7 +217,8 @@ def test_gae_does_not_modify_inputs_or_track_gradients():
     rewards, values, terminated, truncated, final_values, last_values = _random_rollout(2)
     values.requires_grad_(True)
     before = [x.clone() for x in (rewards, values, final_values, last_values)]
-    adv = GAE(0.99, 0.95)(rewards, values, terminated, truncated, final_values, last_values)
+    adv = GAE(0.99, 0.95)(rollout(rewards, values, terminated, truncated, final_values,
+                                  last_values))
     assert not adv.requires_grad
     for x, y in zip(before, (rewards, values, final_values, last_values), strict=True):
         assert torch.equal(x, y.detach())
@@ -225,7 +235,8 @@ def test_from_advantage_with_gae_lambda_one_gives_discounted_return():
     """Targets from GAE(gamma, 1) are the discounted returns themselves (V cancels)."""
     gamma = 0.9
     rewards, values, terminated, truncated, final_values, last_values = _random_rollout(3)
-    adv = GAE(gamma, 1.0)(rewards, values, terminated, truncated, final_values, last_values)
+    adv = GAE(gamma, 1.0)(rollout(rewards, values, terminated, truncated, final_values,
+                                  last_values))
     returns = _discounted_returns(rewards, terminated, truncated, final_values, last_values, gamma)
     assert_close(FromAdvantage()(adv, values), returns, rtol=1e-5, atol=1e-5)
 
@@ -235,7 +246,7 @@ def test_rollout_final_values_are_values_of_the_true_final_observations():
     cfg = compose_config([*TINY, "+env.kwargs.max_episode_steps=5", "seed=7"])
     agent, train_env = make_agent(cfg)
     try:
-        rollout = agent.batcher.collect(agent.policy_model, agent.values)
+        rollout = agent.batcher.collect(agent.backend.acting_for(agent.policy_model), agent.values)
     finally:
         train_env.close()
     n_steps, n_envs = rollout.rewards.shape
@@ -256,3 +267,15 @@ def test_rollout_final_values_are_values_of_the_true_final_observations():
                 assert final_value != 0
                 obs, _ = env.reset()
         env.close()
+
+
+def test_discounted_returns_hand_computed():
+    """G = r + gamma G', cut at a termination, bootstrapped from V at the rollout's end."""
+    rewards = torch.tensor([[1.0], [2.0], [3.0], [4.0]])
+    terminated = torch.tensor([[False], [True], [False], [False]])
+    truncated = torch.zeros_like(terminated)
+    values = torch.zeros(4, 1)
+    returns = DiscountedReturns(0.5)(rollout(rewards, values, terminated, truncated,
+                                             torch.zeros(4, 1), torch.tensor([10.0])))
+    expected = [[1 + 0.5 * 2], [2.0], [3 + 0.5 * (4 + 0.5 * 10)], [4 + 0.5 * 10]]
+    torch.testing.assert_close(returns, torch.tensor(expected))

@@ -14,9 +14,10 @@ from conftest import TINY, assert_no_traceback, assert_one_line_error, compose_c
 from conftest import torchrl as run_cli
 
 import torchrl_cli
-from torchrl_cli.agents.base import run_episodes
+from torchrl_cli.agents.build import build_env
+from torchrl_cli.agents.evaluation import EVAL_SEED_OFFSET, run_episodes
 from torchrl_cli.run.checkpoint import step_checkpoints
-from torchrl_cli.run.train import EVAL_SEED_OFFSET, build_env, train
+from torchrl_cli.run.train import train
 
 # Long enough that the returns differ between episodes, short enough for a test.
 RUN = [o for o in TINY if not o.startswith(("max_steps", "eval_"))] + [

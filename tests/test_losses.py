@@ -6,12 +6,18 @@ import math
 
 import pytest
 import torch
-from conftest import TINY, compose_config, make_agent
 from torch.testing import assert_close
 
-from torchrl_cli.agents import pg
+from torchrl_cli.models import (
+    A2CModel,
+    PPOAdaptiveModel,
+    PPOClipModel,
+    SurrogatePGModel,
+    ValueModel,
+    VanillaPGModel,
+)
 from torchrl_cli.models.batch import Batch
-from torchrl_cli.models import PPOClipModel, SurrogatePGModel, ValueModel
+from torchrl_cli.models.ppo_adaptive import update_kl_penalty
 from torchrl_cli.nn import nn_from_config
 
 NET = {
@@ -304,53 +310,61 @@ def test_lr_schedule_reaches_every_param_group():
     assert [g["lr"] for g in model.optimizer.param_groups] == pytest.approx([5e-4, 5e-4])
 
 
-# ---------------------------------------------------------------- a real PGAgent update
+# ---------------------------------------------------------------- vanilla PG, A2C, PPO-adaptive
+
+PG_NET = {"body": [{"_target_": "torch.nn.Linear", "out_features": 8},
+                {"_target_": "torch.nn.Tanh"}], "head": []}
+PG_STATE = {"shape": (3,)}
+PG_DISCRETE = {"kind": "discrete", "shape": (), "n": 2}
+PG_COMMON = dict(log_std_init=0.0, num_epochs=1, num_mini_batches=1, clip_grad_norm=0.5,
+              lr_schedule="constant", loss_coef=1.0,
+              optimizer=functools.partial(torch.optim.Adam, lr=1e-3))
 
 
-@pytest.mark.parametrize("env", ["CartPole-v1", "Pendulum-v1"])
-def test_ratio_is_one_on_first_minibatch_of_first_epoch(env, monkeypatch):
-    """Real update through the torch path: ratio 1 on the first minibatch of the first epoch,
-    != 1 afterwards."""
-    monkeypatch.setattr(pg, "numpy_fit", lambda *args: False)
-    cfg = compose_config([*TINY, f"env={env}", "agent.policy.num_epochs=2",
-                          "agent.value.num_epochs=2"])
-    agent, train_env = make_agent(cfg)
-    try:
-        agent.max_steps = cfg.max_steps
-        ratios = []
-        original = agent.policy_model.ratio_and_dist
-
-        def recording(batch):
-            log_ratio, ratio, dist = original(batch)
-            ratios.append(ratio.detach().clone())
-            return log_ratio, ratio, dist
-
-        agent.policy_model.ratio_and_dist = recording
-        agent.step()
-    finally:
-        train_env.close()
-    assert len(ratios) == 4  # 2 epochs x 2 minibatches
-    assert ratios[0].shape == (32,)
-    assert_close(ratios[0], torch.ones(32), rtol=0, atol=1e-5)
-    assert agent.diagnostics["approx_kl"][0].item() == pytest.approx(0.0, abs=1e-6)
-    assert agent.diagnostics["clip_fraction"][0].item() == 0.0
-    for later in ratios[1:]:
-        assert (later - 1).abs().max().item() > 1e-5
+def _batch(n=5):
+    torch.manual_seed(0)
+    return Batch(obs=torch.randn(n, 3), actions=torch.tensor([0, 1, 1, 0, 1][:n]),
+                 log_probs=torch.log(torch.full((n,), 0.5)), values=torch.zeros(n),
+                 advantages=torch.tensor([1.0, -2.0, 0.5, 3.0, -1.0][:n]), returns=torch.zeros(n))
 
 
-@pytest.mark.parametrize("env", ["CartPole-v1", "Pendulum-v1"])
-def test_numpy_update_starts_at_ratio_one(env):
-    """The numpy update's first minibatch sees the rollout's own policy (approx KL 0, nothing
-    clipped: the acting log-probs and the update's agree); later ones have moved."""
-    cfg = compose_config([*TINY, f"env={env}", "agent.policy.num_epochs=2",
-                          "agent.value.num_epochs=2"])
-    agent, train_env = make_agent(cfg)
-    try:
-        agent.max_steps = cfg.max_steps
-        agent.step()
-    finally:
-        train_env.close()
-    kl, clipped = agent.diagnostics["approx_kl"], agent.diagnostics["clip_fraction"]
-    assert len(kl) == 4 and all(isinstance(v, float) for v in kl)  # the numpy path ran
-    assert abs(kl[0]) < 1e-9 and clipped[0] == 0.0
-    assert all(v > 1e-9 for v in kl[1:])
+@pytest.mark.parametrize("cls", [VanillaPGModel, A2CModel])
+def test_pg_loss_is_minus_mean_logprob_times_advantage(cls):
+    """L^PG = -mean(log pi(a|s) * A); the entropy term is -entropy_coef * mean H."""
+    torch.manual_seed(0)
+    model = cls(nn_from_config(PG_NET, PG_STATE, PG_DISCRETE), action_info=PG_DISCRETE,
+                entropy_coef=0.1, **PG_COMMON)
+    batch = _batch()
+    terms = model.register_losses(batch)
+    logits = model(batch.obs)
+    log_probs = torch.log_softmax(logits, -1).gather(1, batch.actions[:, None]).squeeze(1)
+    torch.testing.assert_close(terms["loss_policy"], -(log_probs * batch.advantages).mean())
+    entropy = -(torch.softmax(logits, -1) * torch.log_softmax(logits, -1)).sum(-1).mean()
+    torch.testing.assert_close(terms["loss_entropy"], -0.1 * entropy)
+
+
+def _adaptive(beta=1.0, early=None):
+    torch.manual_seed(0)
+    return PPOAdaptiveModel(nn_from_config(PG_NET, PG_STATE, PG_DISCRETE), action_info=PG_DISCRETE,
+                            entropy_coef=0.0, kl_target=0.01, kl_penalty=beta,
+                            kl_early_stop=early, **PG_COMMON)
+
+
+def test_adaptive_loss_is_surrogate_plus_beta_kl():
+    """L = -mean(r A) + beta * mean((r - 1) - log r), with r from the stored log-probs."""
+    model = _adaptive(beta=2.0)
+    batch = _batch()
+    terms = model.register_losses(batch)
+    new = torch.log_softmax(model(batch.obs), -1).gather(1, batch.actions[:, None]).squeeze(1)
+    ratio = (new - batch.log_probs).exp()
+    torch.testing.assert_close(terms["loss_policy"], -(ratio * batch.advantages).mean())
+    kl = ((ratio - 1) - (new - batch.log_probs)).mean()
+    torch.testing.assert_close(terms["loss_kl_penalty"], 2.0 * kl)
+    assert float(terms["kl_beta"]) == 2.0
+
+
+@pytest.mark.parametrize(("kl", "expected"), [(0.001, 0.5), (0.0066, 0.5), (0.0067, 1.0),
+                                              (0.01, 1.0), (0.015, 1.0), (0.0151, 2.0)])
+def test_beta_update_rule(kl, expected):
+    """beta halves when d < d_targ/1.5, doubles when d > 1.5 d_targ, else stays."""
+    assert update_kl_penalty(1.0, kl, 0.01) == expected

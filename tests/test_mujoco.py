@@ -38,7 +38,7 @@ def test_preset_clips_observations_rewards_and_actions():
         assert isinstance(env.vec, AsyncVectorEnv) and env.simulator == "mujoco"
         with torch.no_grad():
             agent.policy_model.log_std.fill_(1.0)  # samples often leave [-1, 1]
-        rollout = agent.batcher.collect(agent.policy_model, agent.values)
+        rollout = agent.batcher.collect(agent.backend.acting_for(agent.policy_model), agent.values)
         assert rollout.obs.abs().max() == pytest.approx(0.5)
         assert rollout.rewards.abs().max() <= 0.1 + 1e-6
         assert agent.batcher.state_normalizer.rms.count > 32 * 2

@@ -114,7 +114,7 @@ def test_sigint_and_kill_9_at_random_points_always_resume(tmp_path, torchrl_bin,
         kills += 1
         for path in [*step_checkpoints(run / "checkpoints"), run / "checkpoints" / "best.pt"]:
             if path.exists():
-                assert load_checkpoint(path)["format"] == 1  # every file whole
+                assert load_checkpoint(path).env_steps > 0  # every file whole
     else:
         final = torchrl(torchrl_bin, ["train", "resume=run"], tmp_path, cli_env)
         assert final.returncode == 0, final.stdout + final.stderr

@@ -9,9 +9,9 @@ from collections.abc import Callable
 import torch
 from threadpoolctl import threadpool_limits
 
+from torchrl_cli.agents.logger import Logger
 from torchrl_cli.config import load_default
 from torchrl_cli.envs import GymEnv
-from torchrl_cli.agents.logger import Logger
 from torchrl_cli.run.train import build_agent, build_env
 
 ROLLOUT_STEPS = 2048  # env steps per collect() call, split over the copies
@@ -49,7 +49,7 @@ def collector_stepper(env: GymEnv, vectorization: str) -> Callable[[], int]:
     agent = build_agent(cfg, env, torch.device("cpu"), Logger(None, progress=False))
 
     def step() -> int:
-        agent.batcher.collect(agent.policy_model, agent.values)
+        agent.batcher.collect(agent.backend.acting_for(agent.policy_model), agent.values)
         return agent.batcher.n_steps * n
 
     return step

@@ -41,12 +41,6 @@ def zoo_overrides(steps: int) -> list[str]:
     """rl-zoo3's CartPole-v1 PPO hyperparameters as `torchrl train` overrides."""
     zoo = ZOO_CARTPOLE
     minibatches = zoo["n_envs"] * zoo["n_steps"] // zoo["batch_size"]
-    per_model = [
-        f"num_epochs={zoo['n_epochs']}",
-        f"num_mini_batches={minibatches}",
-        "lr_schedule=linear",
-        "clip_grad_norm=0.5",
-    ]
     return [
         "agent=ppo_clip",
         "env=CartPole-v1",
@@ -64,8 +58,10 @@ def zoo_overrides(steps: int) -> list[str]:
         "agent.normalize_advantages=true",
         "env.running_normalize_states=false",
         "env.scale_reward=false",
-        *(f"agent.policy.{o}" for o in per_model),
-        *(f"agent.value.{o}" for o in per_model),
+        f"agent.num_epochs={zoo['n_epochs']}",
+        f"agent.num_mini_batches={minibatches}",
+        "agent.lr_schedule=linear",
+        "agent.clip_grad_norm=0.5",
         f"max_steps={steps}",
         "eval_freq=0",
         f"eval_episodes={EVAL_EPISODES}",

@@ -127,7 +127,9 @@ class Batcher:
         return to_env_action(actions, self.action_info)
 
     @torch.inference_mode()
-    def collect(self, acting: "Acting", value_fn: Callable[[torch.Tensor], torch.Tensor]) -> Rollout:
+    def collect(
+        self, acting: Acting, value_fn: Callable[[torch.Tensor], torch.Tensor]
+    ) -> Rollout:
         """Fill the buffers with ``n_steps`` vector steps, ``acting`` choosing the actions.
 
         ``value_fn(obs) -> values``: values do not change during a rollout, so they are
@@ -138,9 +140,9 @@ class Batcher:
         truncations = acting.steps(self)
         buf.terminated.copy_(torch.from_numpy(self.env_terminated))
         buf.truncated.copy_(torch.from_numpy(self.env_truncated))
-        buf.rewards.copy_(torch.from_numpy(self.reward_scaler.scale_rollout(
-            self.env_rewards, self.env_terminated | self.env_truncated
-        )))
+        dones = self.env_terminated | self.env_truncated
+        rewards = self.reward_scaler.scale_rollout(self.env_rewards, dones)
+        buf.rewards.copy_(torch.from_numpy(rewards))
         buf.values.copy_(value_fn(buf.obs.flatten(0, 1)).view_as(buf.values))
         buf.last_values.copy_(value_fn(self.obs))
         buf.final_values.zero_()

@@ -54,14 +54,18 @@ class Backend:
         """One line for the start banner: which backend acts, which updates, and why."""
         if self.requested != "auto":
             return f"backend {self.requested} (acting and update)"
-        acting = "acting numpy" if self.acting == "numpy" else f"acting torch ({self.reasons['acting']})"
+        acting = "acting numpy"
+        if self.acting == "torch":
+            acting = f"acting torch ({self.reasons['acting']})"
         kinds = set(self.updates.values())
         if kinds == {"numpy"}:
             update = "update numpy"
         else:
             why = "; ".join(self.reasons[name] for name, k in self.updates.items() if k == "torch")
             on_numpy = [name for name, k in self.updates.items() if k == "numpy"]
-            update = f"update numpy for {', '.join(on_numpy)}, torch" if on_numpy else "update torch"
+            update = "update torch"
+            if on_numpy:
+                update = f"update numpy for {', '.join(on_numpy)}, torch"
             update += f" ({why})"
         return f"backend auto: {acting}, {update}"
 

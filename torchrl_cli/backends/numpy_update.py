@@ -5,10 +5,10 @@ plain MLPs on the CPU; ``update_unfit`` says why a model cannot train this way.
 Why: rl-zoo3's CartPole PPO makes 20 gradient steps per 256 env steps, and eager PyTorch
 spends most of each (~1.1 ms) dispatching ~150 small ops and recording autograd; numpy does
 the same arithmetic in under half of that (docs/performance.md). The torch backend
-(``backends.torch_update.torch_fit``) stays the reference: tests check these gradients against autograd and this
-Adam against torch.optim.Adam. Parameters and Adam's moments are copied into flat arrays when
-an update starts and written back when it ends, so outside an update torch holds the only copy
-(checkpoints, evaluation and export see nothing of this).
+(``torch_update.torch_fit``) stays the reference: tests check these gradients against
+autograd and this Adam against torch.optim.Adam. Parameters and Adam's moments are copied
+into flat arrays when an update starts and written back when it ends, so outside an update
+torch holds the only copy (checkpoints, evaluation and export see nothing of this).
 """
 
 import math
@@ -18,11 +18,11 @@ from dataclasses import fields
 import numpy as np
 import torch
 
+from torchrl_cli.backends.numpy_mlp import Array, NumpyMLP, actions_unfit, layers_unfit
 from torchrl_cli.backends.torch_update import Diagnostics
 from torchrl_cli.models.base import BaseModel
 from torchrl_cli.models.batch import Batch
 from torchrl_cli.models.distributions import HALF_LOG_2PI
-from torchrl_cli.backends.numpy_mlp import Array, NumpyMLP, actions_unfit, layers_unfit
 from torchrl_cli.models.ppo_clip import PPOClipModel
 from torchrl_cli.models.value import ValueModel
 

@@ -12,9 +12,9 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationErr
 
 from torchrl_cli.config import CONFIG_NAME, config_dir, register_configs
 from torchrl_cli.config.store import SCHEMA_SUFFIX
+from torchrl_cli.config.validate import validate
 from torchrl_cli.envs.gym_env import unknown_env
 from torchrl_cli.errors import ConfigError, did_you_mean
-from torchrl_cli.config.validate import validate
 
 
 def compose_config(overrides: list[str]) -> DictConfig:

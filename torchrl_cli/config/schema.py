@@ -151,7 +151,7 @@ class AgentConfig:
     num_mini_batches: int = 4  # minibatches each pass is split into
     lr_schedule: str = "linear"  # constant | linear (annealed to 0 over the run)
     clip_grad_norm: float = 0.5  # global gradient-norm clipping, per model; inf disables it
-    backend: str = "auto"  # auto | torch | numpy: where acting and updates run (torchrl_cli/backends)
+    backend: str = "auto"  # auto | torch | numpy: where acting and updates run (see backends/)
     normalize_advantages: bool = True  # per minibatch
     advantage: Any = MISSING  # the agent/advantage group: gae | discounted_returns
     vtarget: Any = field(default_factory=VTargetConfig)  # a _target_ node: FromAdvantage

@@ -67,7 +67,8 @@ def validate(cfg: DictConfig) -> None:
 
         def where(field: str, model=model, key=key) -> str:
             """The key the user sets: the agent's, when the model takes it by interpolation."""
-            return f"agent.{field}" if OmegaConf.is_interpolation(model, field) else f"{key}.{field}"
+            shared = OmegaConf.is_interpolation(model, field)
+            return f"agent.{field}" if shared else f"{key}.{field}"
 
         lr = model.optimizer.get("lr")
         _check(isinstance(lr, int | float) and lr > 0, f"{key}.optimizer.lr={lr} must be > 0")

@@ -2,8 +2,8 @@
 
 import torch
 
-from torchrl_cli.models.batch import Batch
 from torchrl_cli.models.base import schedule
+from torchrl_cli.models.batch import Batch
 from torchrl_cli.models.surrogate_pg import SurrogatePGModel
 
 

@@ -3,8 +3,8 @@
 import torch
 from torch import nn
 
-from torchrl_cli.models.batch import Batch
 from torchrl_cli.models.base import BaseModel
+from torchrl_cli.models.batch import Batch
 from torchrl_cli.nn import FlattenLinear
 
 

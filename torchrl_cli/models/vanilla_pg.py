@@ -2,8 +2,8 @@
 
 import torch
 
-from torchrl_cli.models.batch import Batch
 from torchrl_cli.models.base_pg import BasePGModel
+from torchrl_cli.models.batch import Batch
 
 
 class VanillaPGModel(BasePGModel):

@@ -95,7 +95,10 @@ def load_checkpoint(path: Path) -> Checkpoint:
             f"checkpoint {path} is truncated or corrupted ({reason}); pick another one "
             f"with checkpoint=<file> from {path.parent}"
         ) from None
-    if not isinstance(state, dict) or state.get("format") != FORMAT:
+    fields = ("config", "env_id", "state_info", "action_info", "agent")
+    if not isinstance(state, dict) or state.get("format") != FORMAT or not all(
+        key in state for key in fields
+    ):
         raise ConfigError(f"{path} is not a torchrl-cli checkpoint (format {FORMAT})")
     return Checkpoint(
         path,

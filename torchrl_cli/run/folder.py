@@ -12,8 +12,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from torchrl_cli.run.checkpoint import LAST, Checkpoint, find_checkpoint, load_checkpoint
 from torchrl_cli.errors import ConfigError
+from torchrl_cli.run.checkpoint import LAST, Checkpoint, find_checkpoint, load_checkpoint
 
 CONFIG_FILE = "config.yaml"
 LOCK_FILE = ".lock"

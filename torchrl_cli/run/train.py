@@ -21,8 +21,13 @@ from torchrl_cli.agents.build import (
 )
 from torchrl_cli.agents.logger import Logger
 from torchrl_cli.config.validate import validate
-from torchrl_cli.run.checkpoint import CHECKPOINT_DIR, Checkpoint, Checkpoints, run_meta
-from torchrl_cli.run.checkpoint import write_atomically
+from torchrl_cli.run.checkpoint import (
+    CHECKPOINT_DIR,
+    Checkpoint,
+    Checkpoints,
+    run_meta,
+    write_atomically,
+)
 from torchrl_cli.run.folder import CONFIG_FILE, checkpoint_fits, lock_run
 from torchrl_cli.run.outputs import (
     METRICS_FILE,
