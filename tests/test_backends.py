@@ -10,7 +10,6 @@ import pytest
 import torch
 from conftest import TINY, assert_one_line_error, compose_config, make_agent, torchrl
 
-from torchrl_cli.agents.batcher import TorchActing
 from torchrl_cli.backends import resolve_backend
 from torchrl_cli.backends.numpy_actor import (
     acting_unfit,
@@ -27,6 +26,7 @@ from torchrl_cli.backends.numpy_update import (
     numpy_fit,
     update_unfit,
 )
+from torchrl_cli.backends.torch_actor import TorchActing
 from torchrl_cli.backends.torch_update import torch_fit
 from torchrl_cli.envs import StateNormalizer
 from torchrl_cli.errors import ConfigError

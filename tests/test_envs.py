@@ -11,12 +11,12 @@ from torchrl_cli.errors import ConfigError
 
 def test_space_info_discrete_and_box():
     """CartPole: Box(4,) states, Discrete(2) actions; Pendulum: Box(1,) actions in [-2, 2]."""
-    cartpole = GymEnv("CartPole-v1", n_envs=2)
+    cartpole = GymEnv("CartPole-v1", n_envs=2, vectorization="sync")
     assert cartpole.get_state_info()["shape"] == (4,)
     assert cartpole.get_action_info() == {"kind": "discrete", "shape": (), "n": 2,
                                           "dtype": "int64"}
     assert cartpole.simulator == "classic_control"
-    pendulum = GymEnv("Pendulum-v1", n_envs=1)
+    pendulum = GymEnv("Pendulum-v1", n_envs=1, vectorization="sync")
     info = pendulum.get_action_info()
     assert info["kind"] == "continuous" and info["shape"] == (1,)
     assert info["low"].tolist() == [-2.0] and info["high"].tolist() == [2.0]
@@ -27,7 +27,7 @@ def test_space_info_discrete_and_box():
 def test_truncation_reports_final_obs_and_resets_same_step():
     """A time-limit cut sets truncated, hands back the episode's last observation, and the
     returned observation already starts the next episode."""
-    env = GymEnv("CartPole-v1", n_envs=2, max_episode_steps=3)
+    env = GymEnv("CartPole-v1", n_envs=2, vectorization="sync", max_episode_steps=3)
     env.reset(seed=0)
     steps = [env.step(np.zeros(2, dtype=np.int64)) for _ in range(3)]
     assert not steps[0].truncated.any() and steps[0].final_obs is None
@@ -41,7 +41,7 @@ def test_truncation_reports_final_obs_and_resets_same_step():
 
 def test_same_seed_same_observations():
     """Copy i is seeded with seed + i: two envs with one seed agree, copies differ."""
-    a, b = GymEnv("CartPole-v1", n_envs=3), GymEnv("CartPole-v1", n_envs=3)
+    a, b = (GymEnv("CartPole-v1", n_envs=3, vectorization="sync") for _ in range(2))
     obs_a, obs_b = a.reset(seed=7), b.reset(seed=7)
     np.testing.assert_array_equal(obs_a, obs_b)
     assert not np.allclose(obs_a[0], obs_a[1])
@@ -78,4 +78,4 @@ def test_wrappers_from_config_are_applied():
 
 def test_unknown_id_suggests_registered_ids():
     with pytest.raises(ConfigError, match="did you mean 'CartPole-v1'"):
-        GymEnv("CartPole-v9")
+        GymEnv("CartPole-v9", n_envs=1, vectorization="sync")

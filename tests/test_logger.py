@@ -18,7 +18,8 @@ def _events(log_dir):
 def test_values_are_averaged_and_tf_only_values_stay_off_the_console(tmp_path):
     """Two add_log calls average; add_tf_only_log reaches TensorBoard but not the table."""
     out = io.StringIO()
-    logger = Logger(tmp_path, console=Console(file=out, width=100), progress=False)
+    logger = Logger(tmp_path, console=Console(file=out, width=100), progress=False,
+                    histograms=False)
     logger.add_log("losses/value_loss", 1.0)
     logger.add_log("losses/value_loss", 3.0)
     logger.add_tf_only_log("charts/learning_rate_value", 0.5)
@@ -52,6 +53,6 @@ def test_histograms_only_when_enabled_and_text(tmp_path):
 
 def test_timeit_uses_the_callers_clock():
     """Steps per second over the given (training) seconds, not the wall clock."""
-    logger = Logger(None, console=Console(file=io.StringIO()), progress=False)
+    logger = Logger(None, console=Console(file=io.StringIO()), progress=False, histograms=False)
     assert logger.timeit(1000, seconds=2.0) == 500.0
     assert logger.timeit(4000, seconds=3.0) == 3000.0

@@ -46,7 +46,8 @@ def collector_stepper(env: GymEnv, vectorization: str) -> Callable[[], int]:
         [f"env.n_envs={n}", f"env.vectorization={vectorization}",
          f"agent.n_steps={max(1, ROLLOUT_STEPS // n)}", "device=cpu"],
     )
-    agent = build_agent(cfg, env, torch.device("cpu"), Logger(None, progress=False))
+    logger = Logger(None, progress=False, histograms=False)
+    agent = build_agent(cfg, env, torch.device("cpu"), logger)
 
     def step() -> int:
         agent.batcher.collect(agent.backend.acting_for(agent.policy_model), agent.values)

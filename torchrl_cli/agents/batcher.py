@@ -2,7 +2,6 @@
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple, Protocol
 
 import numpy as np
 import torch
@@ -10,58 +9,13 @@ import torch
 from torchrl_cli.envs import BaseEnv, EnvStep, RewardScaler, StateNormalizer
 from torchrl_cli.envs.snapshot import from_json, to_json
 from torchrl_cli.envs.spaces import to_env_action
-from torchrl_cli.models import BasePGModel
-from torchrl_cli.models.batch import Rollout
+from torchrl_cli.models.batch import Acting, Rollout
 
 
 @dataclass
 class Episode:
     ret: float
     length: int
-
-
-class Truncation(NamedTuple):
-    """A time-limit cut at step ``t`` of the rollout: the envs cut, and their final
-    observations (normalized, for the bootstrap V(final obs))."""
-
-    t: int
-    envs: np.ndarray
-    final_obs: torch.Tensor
-
-
-class Acting(Protocol):
-    """How a rollout's steps are taken: ``TorchActing`` here, or a backend's twin."""
-
-    def steps(self, batcher: "Batcher") -> list[Truncation]:
-        """Step ``batcher.env`` ``batcher.n_steps`` times through ``batcher.env_step``, writing
-        the normalized observations, actions and log-probs into ``batcher.buffers`` and leaving
-        the next normalized observation in ``batcher.obs``."""
-        ...
-
-
-class TorchActing:
-    """The policy acting in torch (``BasePGModel.select_action``): the reference path."""
-
-    def __init__(self, policy: BasePGModel):
-        self.policy = policy
-
-    def steps(self, batcher: "Batcher") -> list[Truncation]:
-        buf, truncations = batcher.buffers, []
-        normalizer = batcher.state_normalizer
-        for t in range(batcher.n_steps):
-            obs = batcher.obs
-            actions, log_probs = self.policy.select_action(obs)
-            buf.obs[t] = obs
-            buf.actions[t] = actions
-            buf.log_probs[t] = log_probs
-            step = batcher.env_step(t, actions)
-            if step.truncated.any():
-                # bootstrap from V(final obs), normalized but not counted in the statistics
-                idx = np.flatnonzero(step.truncated)
-                final = torch.as_tensor(step.final_obs[idx], device=batcher.device)
-                truncations.append(Truncation(t, idx, normalizer.normalize(final)))
-            batcher.obs = batcher.normalize(step.obs)
-        return truncations
 
 
 class Batcher:

@@ -40,8 +40,8 @@ class Logger:
         log_dir: str | Path | None,
         *,
         console: Console | None = None,
-        progress: bool = True,
-        histograms: bool = False,
+        progress: bool,
+        histograms: bool,
         start_step: int = 0,
         start_seconds: float = 0.0,
     ):

@@ -1,7 +1,7 @@
 """Where a run acts and updates: ``agent.backend`` = ``auto | torch | numpy``.
 
 ``torch`` is the reference: the models' own ``select_action`` and ``register_losses`` with
-autograd (``TorchActing``, ``torch_update``). ``numpy`` is a measured fast path for small nets
+autograd (``torch_actor``, ``torch_update``). ``numpy`` is a measured fast path for small nets
 on the CPU, where eager PyTorch spends its time dispatching ops rather than computing: the
 policy's MLP, sampling and normalization in numpy while collecting (``numpy_actor``), and
 PPO-clip's and the value model's minibatch steps with hand-derived gradients and Adam
@@ -11,14 +11,14 @@ PPO-clip's and the value model's minibatch steps with hand-derived gradients and
 
 from dataclasses import dataclass, field
 
-from torchrl_cli.agents.batcher import Acting, TorchActing
 from torchrl_cli.backends.numpy_actor import NumpyActing, acting_unfit
 from torchrl_cli.backends.numpy_update import numpy_fit, update_unfit
+from torchrl_cli.backends.torch_actor import TorchActing
 from torchrl_cli.backends.torch_update import Diagnostics, torch_fit
 from torchrl_cli.envs import StateNormalizer
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.models import BaseModel, BasePGModel
-from torchrl_cli.models.batch import Batch
+from torchrl_cli.models.batch import Acting, Batch
 
 BACKENDS = ("auto", "torch", "numpy")
 

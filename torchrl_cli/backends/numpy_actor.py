@@ -8,14 +8,19 @@ the model's CPU parameters and the normalizer's buffers, so every optimizer step
 update shows through without a copy. ``acting_unfit`` says why a policy cannot act this way.
 """
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 
-from torchrl_cli.agents.batcher import Batcher, Truncation
 from torchrl_cli.backends.numpy_mlp import Array, NumpyMLP, actions_unfit, layers_unfit
 from torchrl_cli.envs import StateNormalizer
 from torchrl_cli.models import BasePGModel
+from torchrl_cli.models.batch import Truncation
 from torchrl_cli.models.distributions import HALF_LOG_2PI
+
+if TYPE_CHECKING:  # the collector that calls steps()
+    from torchrl_cli.agents.batcher import Batcher
 
 
 def acting_unfit(policy: BasePGModel, normalizer: StateNormalizer) -> str | None:
@@ -32,7 +37,7 @@ class NumpyActing:
     def __init__(self, policy: BasePGModel):
         self.policy = policy
 
-    def steps(self, batcher: Batcher) -> list[Truncation]:
+    def steps(self, batcher: "Batcher") -> list[Truncation]:
         act = numpy_policy(self.policy, batcher.rng)
         normalize = numpy_normalizer(batcher.state_normalizer, batcher.state_normalizer.training)
         normalize_final = numpy_normalizer(batcher.state_normalizer, update_stats=False)

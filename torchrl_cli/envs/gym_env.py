@@ -79,8 +79,8 @@ class GymEnv(BaseEnv):
         self,
         env_name: str,
         *,
-        n_envs: int = 1,
-        vectorization: str = "sync",
+        n_envs: int,
+        vectorization: str,
         wrappers: Sequence[Callable[[gym.Env], gym.Env]] = (),
         **kwargs,
     ):

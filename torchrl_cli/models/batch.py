@@ -1,8 +1,14 @@
-"""What the collector hands to the learners: a rollout ``[T, N, ...]`` and its flattened batch."""
+"""The data between the collector and the learners: a rollout ``[T, N, ...]``, its flattened
+batch, and how a rollout's steps are taken (``Acting``, implemented by the backends)."""
 
 from dataclasses import dataclass, fields
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
+import numpy as np
 import torch
+
+if TYPE_CHECKING:  # the collector that calls Acting.steps
+    from torchrl_cli.agents.batcher import Batcher
 
 
 @dataclass
@@ -37,3 +43,22 @@ class Batch:
     def index(self, idx: torch.Tensor) -> "Batch":
         """The samples at ``idx`` (a minibatch)."""
         return Batch(*(getattr(self, f.name)[idx] for f in fields(self)))
+
+
+class Truncation(NamedTuple):
+    """A time-limit cut at step ``t`` of the rollout: the envs cut, and their final
+    observations (normalized, for the bootstrap V(final obs))."""
+
+    t: int
+    envs: np.ndarray
+    final_obs: torch.Tensor
+
+
+class Acting(Protocol):
+    """How a rollout's steps are taken (``backends``: ``TorchActing``, ``NumpyActing``)."""
+
+    def steps(self, batcher: "Batcher") -> list[Truncation]:
+        """Step ``batcher.env`` ``batcher.n_steps`` times through ``batcher.env_step``, writing
+        the normalized observations, actions and log-probs into ``batcher.buffers`` and leaving
+        the next normalized observation in ``batcher.obs``."""
+        ...

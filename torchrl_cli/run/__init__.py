@@ -1,0 +1,1 @@
+"""One run: ``train(cfg)`` top to bottom, its folder, checkpoints, outputs and trained policy."""
