@@ -47,8 +47,8 @@ def test_vector_env_gives_uint8_frame_stacks():
     env = build_env(compose_config(["env=ALE/Pong-v5"]).env, n_envs=2)
     try:
         info = env.get_state_info()
-        assert info["shape"] == (4, 84, 84) and info["dtype"] == "uint8"
-        assert env.get_action_info()["n"] == 6
+        assert info.shape == (4, 84, 84) and info.dtype == "uint8"
+        assert env.get_action_info().n == 6
         assert env.simulator == "ale_py"
         obs = env.reset(seed=0)
         assert obs.shape == (2, 4, 84, 84) and obs.dtype == np.uint8

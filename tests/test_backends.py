@@ -29,6 +29,7 @@ from torchrl_cli.backends.numpy_update import (
 from torchrl_cli.backends.torch_actor import TorchActing
 from torchrl_cli.backends.torch_update import torch_fit
 from torchrl_cli.envs import StateNormalizer
+from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.models.batch import Batch
 from torchrl_cli.models.distributions import DiagGaussian, LogitsCategorical
@@ -166,7 +167,7 @@ def test_log_probs_match_the_torch_policy_and_follow_its_weights(env_id):
     try:
         model = agent.policy_model
         act = numpy_policy(model, np.random.default_rng(0))
-        obs = np.random.default_rng(1).normal(size=(64, *env.get_state_info()["shape"]))
+        obs = np.random.default_rng(1).normal(size=(64, *env.get_state_info().shape))
         obs = obs.astype(np.float32)
         for _ in range(2):
             actions, log_probs = act(obs)
@@ -240,7 +241,8 @@ def test_a_conv_net_keeps_the_torch_path():
 
 @pytest.mark.parametrize(("running", "fixed"), [(True, False), (False, True), (True, True)])
 def test_numpy_normalizer_matches_the_torch_one(running, fixed):
-    info = {"shape": (3,), "low": np.array([-1.0, -5.0, -np.inf]), "high": [1.0, 5.0, np.inf]}
+    info = SpaceInfo(SpaceKind.CONTINUOUS, (3,), low=np.array([-1.0, -5.0, -np.inf]),
+                     high=np.array([1.0, 5.0, np.inf]))
     in_torch, in_numpy = (
         StateNormalizer(info, running=running, fixed=fixed, clip=3.0) for _ in range(2)
     )

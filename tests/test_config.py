@@ -17,6 +17,7 @@ from torchrl_cli.config.compose import compose_config as cli_compose
 from torchrl_cli.config.schema import Config, EnvConfig, PPOClipAgentConfig
 from torchrl_cli.config.validate import validate
 from torchrl_cli.envs import BaseEnv, EnvStep
+from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.nn import FlattenLinear, nn_from_config
 
@@ -92,7 +93,7 @@ def build_and_step(cfg, env: BaseEnv | None = None) -> None:
         obs = agent.batcher.obs.clone()
         with torch.no_grad():
             out, values = agent.policy_model(obs), agent.values(obs)
-        width = info["n"] if info["kind"] == "discrete" else int(np.prod(info["shape"]))
+        width = info.n if info.kind == "discrete" else int(np.prod(info.shape))
         assert out.shape == (env.n_envs, width)
         assert values.shape == (env.n_envs,)
     finally:
@@ -134,11 +135,12 @@ class FakeImageEnv(BaseEnv):
         self.rng = np.random.default_rng(0)
 
     def get_state_info(self) -> dict:
-        return {"kind": "continuous", "shape": IMAGE_SHAPE, "dtype": "uint8",
-                "low": np.zeros(IMAGE_SHAPE, np.uint8), "high": np.full(IMAGE_SHAPE, 255, np.uint8)}
+        return SpaceInfo(SpaceKind.CONTINUOUS, IMAGE_SHAPE, dtype="uint8",
+                         low=np.zeros(IMAGE_SHAPE, np.uint8),
+                         high=np.full(IMAGE_SHAPE, 255, np.uint8))
 
     def get_action_info(self) -> dict:
-        return {"kind": "discrete", "shape": (), "n": 6, "dtype": "int64"}
+        return SpaceInfo(SpaceKind.DISCRETE, (), n=6, dtype="int64")
 
     @property
     def simulator(self) -> str:
@@ -174,7 +176,7 @@ def test_net_option_composes_and_steps(net):
 def test_nature_cnn_builds_on_image_state():
     """net=nature_cnn through nn_from_config on (4,84,84): in_channels 4, Flatten 3136 -> 512."""
     cfg = compose_config(["net=nature_cnn"])
-    net = nn_from_config(cfg.net, {"shape": IMAGE_SHAPE})
+    net = nn_from_config(cfg.net, SpaceInfo(SpaceKind.CONTINUOUS, IMAGE_SHAPE))
     body = list(net.layers[0].layers)
     assert next(m for m in body if isinstance(m, torch.nn.Conv2d)).in_channels == 4
     flat = next(m for m in body if isinstance(m, FlattenLinear))

@@ -6,13 +6,14 @@ import torch
 from torch.distributions import Bernoulli, Categorical
 from torch.testing import assert_close
 
+from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
 from torchrl_cli.models.distributions import greedy_action, make_dist
 
-DISCRETE = {"kind": "discrete", "shape": (), "n": 3}
+DISCRETE = SpaceInfo(SpaceKind.DISCRETE, (), n=3)
 
 
 def box(*shape):
-    return {"kind": "continuous", "shape": shape}
+    return SpaceInfo(SpaceKind.CONTINUOUS, shape)
 
 
 def test_discrete_log_prob_matches_log_softmax_by_hand():
@@ -28,7 +29,7 @@ def test_discrete_log_prob_and_entropy_match_torch_categorical():
     """Discrete: log-probs and entropy equal torch's Categorical over softmax probabilities."""
     gen = torch.Generator().manual_seed(0)
     logits = torch.randn(5, 4, generator=gen) * 3
-    info = {"kind": "discrete", "shape": (), "n": 4}
+    info = SpaceInfo(SpaceKind.DISCRETE, (), n=4)
     dist = make_dist(logits, info, None)
     ref = torch.distributions.Categorical(probs=torch.softmax(logits, -1))
     actions = torch.tensor([0, 3, 1, 2, 3])
@@ -128,7 +129,7 @@ def test_box_log_prob_gradient_reaches_mean_and_log_std():
 
 def test_multi_discrete_distribution_matches_torch():
     """MultiDiscrete([3, 2]): log-prob and entropy are sums of per-dimension categoricals."""
-    info = {"kind": "multi_discrete", "shape": (2,), "nvec": [3, 2]}
+    info = SpaceInfo(SpaceKind.MULTI_DISCRETE, (2,), nvec=[3, 2])
     params = torch.randn(4, 5)
     dist = make_dist(params, info, None)
     actions = torch.tensor([[0, 1], [2, 0], [1, 1], [2, 1]])
@@ -143,7 +144,7 @@ def test_multi_discrete_distribution_matches_torch():
 
 def test_multi_binary_distribution_matches_torch():
     """MultiBinary(3): independent Bernoullis over logits; the mode is logits > 0."""
-    info = {"kind": "multi_binary", "shape": (3,), "n": 3}
+    info = SpaceInfo(SpaceKind.MULTI_BINARY, (3,), n=3)
     params = torch.randn(4, 3)
     dist = make_dist(params, info, None)
     actions = torch.tensor([[0, 1, 1], [1, 0, 0], [1, 1, 1], [0, 0, 0]], dtype=torch.float32)

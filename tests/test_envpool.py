@@ -27,7 +27,7 @@ def test_terminated_copies_reset_in_the_same_step_with_no_dead_transition():
     after one push left), not restarted again as EnvPool alone would do."""
     env = GymEnv("CartPole-v1", n_envs=16, vectorization="envpool")
     assert env.simulator == "classic_control" and not env.restorable
-    assert env.get_state_info()["shape"] == (4,) and env.get_action_info()["n"] == 2
+    assert env.get_state_info().shape == (4,) and env.get_action_info().n == 2
     env.reset(seed=0)
     ends, restarted = 0, np.zeros(16, dtype=bool)
     for _ in range(200):

@@ -6,20 +6,20 @@ from conftest import compose_config
 
 from torchrl_cli.agents.build import build_env
 from torchrl_cli.envs import GymEnv
+from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
 from torchrl_cli.errors import ConfigError
 
 
 def test_space_info_discrete_and_box():
     """CartPole: Box(4,) states, Discrete(2) actions; Pendulum: Box(1,) actions in [-2, 2]."""
     cartpole = GymEnv("CartPole-v1", n_envs=2, vectorization="sync")
-    assert cartpole.get_state_info()["shape"] == (4,)
-    assert cartpole.get_action_info() == {"kind": "discrete", "shape": (), "n": 2,
-                                          "dtype": "int64"}
+    assert cartpole.get_state_info().shape == (4,)
+    assert cartpole.get_action_info() == SpaceInfo(SpaceKind.DISCRETE, (), n=2, dtype="int64")
     assert cartpole.simulator == "classic_control"
     pendulum = GymEnv("Pendulum-v1", n_envs=1, vectorization="sync")
     info = pendulum.get_action_info()
-    assert info["kind"] == "continuous" and info["shape"] == (1,)
-    assert info["low"].tolist() == [-2.0] and info["high"].tolist() == [2.0]
+    assert info.kind == "continuous" and info.shape == (1,)
+    assert info.low.tolist() == [-2.0] and info.high.tolist() == [2.0]
     cartpole.close()
     pendulum.close()
 

@@ -8,6 +8,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
+from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
 from torchrl_cli.models import (
     A2CModel,
     PPOAdaptiveModel,
@@ -24,9 +25,9 @@ NET = {
     "body": [{"_target_": "torch.nn.Linear", "out_features": 8}, {"_target_": "torch.nn.Tanh"}],
     "head": [],
 }
-STATE = {"shape": (4,)}
-DISCRETE = {"kind": "discrete", "shape": (), "n": 3}
-BOX = {"kind": "continuous", "shape": (2,)}
+STATE = SpaceInfo(SpaceKind.CONTINUOUS, (4,))
+DISCRETE = SpaceInfo(SpaceKind.DISCRETE, (), n=3)
+BOX = SpaceInfo(SpaceKind.CONTINUOUS, (2,))
 
 # Hand-picked probability ratios and advantages; eps = 0.2.
 RATIOS = [0.5, 0.9, 1.1, 1.5, 1.5, 0.5]
@@ -314,8 +315,8 @@ def test_lr_schedule_reaches_every_param_group():
 
 PG_NET = {"body": [{"_target_": "torch.nn.Linear", "out_features": 8},
                 {"_target_": "torch.nn.Tanh"}], "head": []}
-PG_STATE = {"shape": (3,)}
-PG_DISCRETE = {"kind": "discrete", "shape": (), "n": 2}
+PG_STATE = SpaceInfo(SpaceKind.CONTINUOUS, (3,))
+PG_DISCRETE = SpaceInfo(SpaceKind.DISCRETE, (), n=2)
 PG_COMMON = dict(log_std_init=0.0, num_epochs=1, num_mini_batches=1, clip_grad_norm=0.5,
               lr_schedule="constant", loss_coef=1.0,
               optimizer=functools.partial(torch.optim.Adam, lr=1e-3))

@@ -6,6 +6,7 @@ import pytest
 import torch
 from torch import nn
 
+from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
 from torchrl_cli.nn import (
     ActionLinear,
     FlattenLinear,
@@ -33,12 +34,12 @@ NATURE_BODY = [
     {"_target_": "torch.nn.ReLU"},
 ]
 ACTION_HEAD = [{"_target_": "torchrl_cli.nn.ActionLinear"}]
-DISCRETE = {"kind": "discrete", "shape": (), "n": 3, "dtype": "int64"}
-BOX = {"kind": "continuous", "shape": (2, 3), "dtype": "float32"}
+DISCRETE = SpaceInfo(SpaceKind.DISCRETE, (), n=3, dtype="int64")
+BOX = SpaceInfo(SpaceKind.CONTINUOUS, (2, 3), dtype="float32")
 
 
 def _state(shape):
-    return {"kind": "continuous", "shape": tuple(shape)}
+    return SpaceInfo(SpaceKind.CONTINUOUS, tuple(shape))
 
 
 def _layers(net: SequentialExtended) -> tuple[list[nn.Module], list[nn.Module]]:
@@ -79,8 +80,8 @@ def test_action_linear_box_outputs_prod_of_shape():
 
 @pytest.mark.parametrize(
     ("info", "size"),
-    [(DISCRETE, 3), ({"kind": "discrete", "shape": (), "n": 7}, 7), (BOX, 6),
-     ({"kind": "continuous", "shape": (1,)}, 1)],
+    [(DISCRETE, 3), (SpaceInfo(SpaceKind.DISCRETE, (), n=7), 7), (BOX, 6),
+     (SpaceInfo(SpaceKind.CONTINUOUS, (1,)), 1)],
 )
 def test_action_output_size(info, size):
     """action_output_size is n for Discrete and prod(shape) for Box; ActionLinear matches it."""
@@ -105,7 +106,7 @@ def test_nature_cnn_infers_channels_and_flattened_size():
 def test_nature_cnn_with_action_head():
     """The Nature CNN followed by an ActionLinear head outputs one logit per action."""
     net = nn_from_config({"body": NATURE_BODY, "head": ACTION_HEAD}, _state((4, 84, 84)),
-                         {"kind": "discrete", "shape": (), "n": 6})
+                         SpaceInfo(SpaceKind.DISCRETE, (), n=6))
     assert net.out_shape == (6,)
     assert net(torch.zeros(3, 4, 84, 84)).shape == (3, 6)
 

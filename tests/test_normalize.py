@@ -8,6 +8,7 @@ from torch.testing import assert_close
 
 from torchrl_cli.agents.build import build_env
 from torchrl_cli.envs import RewardScaler, RunningMeanStd, StateNormalizer
+from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
 from torchrl_cli.utils import normalize
 
 PRIOR = 1e-4  # RunningMeanStd's default pseudo-count (a prior of mean 0, variance 1)
@@ -68,10 +69,10 @@ def test_running_mean_std_flattens_leading_dims():
 
 # ---------------------------------------------------------------- StateNormalizer
 
-BOUNDED = {"shape": (2,), "low": np.array([-2.0, -np.inf], dtype=np.float32),
-           "high": np.array([6.0, np.inf], dtype=np.float32)}
-UNBOUNDED = {"shape": (3,), "low": np.full(3, -np.inf, dtype=np.float32),
-             "high": np.full(3, np.inf, dtype=np.float32)}
+BOUNDED = SpaceInfo(SpaceKind.CONTINUOUS, (2,), low=np.array([-2.0, -np.inf], dtype=np.float32),
+                    high=np.array([6.0, np.inf], dtype=np.float32))
+UNBOUNDED = SpaceInfo(SpaceKind.CONTINUOUS, (3,), low=np.full(3, -np.inf, dtype=np.float32),
+                      high=np.full(3, np.inf, dtype=np.float32))
 
 
 def test_fixed_normalization_maps_box_bounds_to_minus_one_one():

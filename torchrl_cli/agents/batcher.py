@@ -8,7 +8,7 @@ import torch
 
 from torchrl_cli.envs import BaseEnv, EnvStep, RewardScaler, StateNormalizer
 from torchrl_cli.envs.snapshot import from_json, to_json
-from torchrl_cli.envs.spaces import to_env_action
+from torchrl_cli.envs.spaces import SpaceKind, to_env_action
 from torchrl_cli.models.batch import Acting, Rollout
 
 
@@ -41,11 +41,10 @@ class Batcher:
         self.reward_scaler = reward_scaler
         self.device = device
         n, info = env.n_envs, env.get_action_info()
-        state_shape = tuple(env.get_state_info()["shape"])
-        action_shape = tuple(info["shape"])
-        action_dtype = (
-            torch.long if info["kind"] in ("discrete", "multi_discrete") else torch.float32
-        )
+        state_shape = tuple(env.get_state_info().shape)
+        action_shape = tuple(info.shape)
+        integer = info.kind in (SpaceKind.DISCRETE, SpaceKind.MULTI_DISCRETE)
+        action_dtype = torch.long if integer else torch.float32
         t = (n_steps, n)
         self.buffers = Rollout(
             obs=torch.zeros(*t, *state_shape, dtype=state_normalizer.dtype, device=device),

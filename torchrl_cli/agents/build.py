@@ -15,6 +15,7 @@ from torchrl_cli.agents.logger import Logger
 from torchrl_cli.agents.pg import PGAgent
 from torchrl_cli.backends import resolve_backend
 from torchrl_cli.envs import GymEnv, RewardScaler, StateNormalizer, wrap_atari
+from torchrl_cli.envs.spaces import SpaceInfo
 from torchrl_cli.models import BaseModel
 from torchrl_cli.nn import nn_from_config
 from torchrl_cli.utils import get_obj
@@ -64,17 +65,18 @@ def build_env(
 
 
 def build_model(
-    model_cfg: DictConfig, net_cfg: DictConfig, state_info: dict, action_info: dict
+    model_cfg: DictConfig, net_cfg: DictConfig, state_info: SpaceInfo, action_info: SpaceInfo
 ) -> BaseModel:
     """A model (policy or value) on its own network, initialized as ``net_cfg.init`` says."""
     net = nn_from_config(net_cfg, state_info, action_info)
-    model = get_obj(model_cfg, net=net, action_info=action_info)
+    # action_info after instantiation: Hydra would turn the SpaceInfo dataclass into a dict
+    model = get_obj(model_cfg, _partial_=True)(net=net, action_info=action_info)
     if net_cfg.init == "orthogonal":
         model.init_orthogonal()
     return model
 
 
-def build_normalizer(cfg: DictConfig, state_info: dict) -> StateNormalizer:
+def build_normalizer(cfg: DictConfig, state_info: SpaceInfo) -> StateNormalizer:
     return StateNormalizer(
         state_info,
         running=cfg.env.running_normalize_states,

@@ -15,6 +15,7 @@ import torch
 
 from torchrl_cli.backends.numpy_mlp import Array, NumpyMLP, actions_unfit, layers_unfit
 from torchrl_cli.envs import StateNormalizer
+from torchrl_cli.envs.spaces import SpaceKind
 from torchrl_cli.models import BasePGModel
 from torchrl_cli.models.batch import Truncation
 from torchrl_cli.models.distributions import HALF_LOG_2PI
@@ -62,7 +63,7 @@ def numpy_policy(model: BasePGModel, rng: np.random.Generator):
     drawing from ``rng``; the model must pass ``acting_unfit``."""
     kinds, params = NumpyMLP.of(model.layers)
     forward = NumpyMLP(kinds, [p.detach().numpy() for p in params]).forward
-    if model.action_info["kind"] == "discrete":
+    if model.action_info.kind == SpaceKind.DISCRETE:
         return lambda obs: sample_categorical(forward(obs), rng)
     log_std = model.log_std.detach().numpy()
     return lambda obs: sample_gaussian(forward(obs), log_std, rng)

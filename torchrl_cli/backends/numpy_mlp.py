@@ -10,18 +10,19 @@ import numpy as np
 import torch
 from torch import nn
 
+from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
 from torchrl_cli.nn import FlattenLinear, Tanh
 
 Array = np.ndarray
 
 
-def actions_unfit(action_info: dict) -> str | None:
+def actions_unfit(action_info: SpaceInfo) -> str | None:
     """Why numpy cannot sample and score this action space (it takes Discrete, and Box with
     one dim), or None."""
-    kind = action_info["kind"]
-    if kind == "discrete" or (kind == "continuous" and len(action_info["shape"]) == 1):
+    kind = action_info.kind
+    if kind == SpaceKind.DISCRETE or (kind == SpaceKind.CONTINUOUS and len(action_info.shape) == 1):
         return None
-    shape = "x".join(map(str, action_info["shape"])) or "scalar"
+    shape = "x".join(map(str, action_info.shape)) or "scalar"
     return f"{kind} actions of shape {shape} (numpy takes Discrete and 1-d Box)"
 
 

@@ -20,6 +20,7 @@ import torch
 
 from torchrl_cli.backends.numpy_mlp import Array, NumpyMLP, actions_unfit, layers_unfit
 from torchrl_cli.backends.torch_update import Diagnostics
+from torchrl_cli.envs.spaces import SpaceKind
 from torchrl_cli.models.base import BaseModel
 from torchrl_cli.models.batch import Batch
 from torchrl_cli.models.distributions import HALF_LOG_2PI
@@ -128,7 +129,7 @@ def ppo_clip_step(flat: FlatModel, mb: dict[str, Array]) -> dict[str, float]:
     out = flat.mlp.forward(mb["obs"], keep=True)
     n, eps = len(out), model.ppo_clip_range
     actions = mb["actions"]
-    if model.action_info["kind"] == "discrete":
+    if model.action_info.kind == SpaceKind.DISCRETE:
         shifted = out - out.max(axis=1, keepdims=True)
         exp = np.exp(shifted)
         total = exp.sum(axis=1, keepdims=True)
@@ -152,7 +153,7 @@ def ppo_clip_step(flat: FlatModel, mb: dict[str, Array]) -> dict[str, float]:
     through = (unclipped < clipped) | ((ratio >= 1 - eps) & (ratio <= 1 + eps))
     d_log_probs = np.where(through, adv * ratio * (-model.loss_coef / n), 0).astype(np.float32)
     coef = model.entropy_coef
-    if model.action_info["kind"] == "discrete":
+    if model.action_info.kind == SpaceKind.DISCRETE:
         d_out = probs * -d_log_probs[:, None]
         d_out[rows, actions] += d_log_probs
         if coef:  # d(-coef * mean H)/dlogits = coef/n * p (log p + H)

@@ -4,7 +4,7 @@ preprocessing."""
 from torchrl_cli.envs.atari import is_atari, wrap_atari
 from torchrl_cli.envs.gym_env import BaseEnv, EnvStep, GymEnv, check_env_id, env_seeds
 from torchrl_cli.envs.normalize import RewardScaler, RunningMeanStd, StateNormalizer
-from torchrl_cli.envs.spaces import action_info, state_info
+from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind, action_info, state_info
 
 __all__ = [
     "BaseEnv",
@@ -12,6 +12,8 @@ __all__ = [
     "GymEnv",
     "RewardScaler",
     "RunningMeanStd",
+    "SpaceInfo",
+    "SpaceKind",
     "StateNormalizer",
     "action_info",
     "check_env_id",

@@ -12,7 +12,7 @@ from torchrl_cli.envs.envpool_env import EnvPoolVectorEnv
 from torchrl_cli.envs.native import OWN_NATIVE, SAME_STEP_RESETS, has_native
 from torchrl_cli.envs.registry import missing_package, register_ale
 from torchrl_cli.envs.snapshot import EXACT_SIMULATORS, Snapshot, restore, snapshot
-from torchrl_cli.envs.spaces import action_info, state_info
+from torchrl_cli.envs.spaces import SpaceInfo, action_info, state_info
 from torchrl_cli.errors import ConfigError, did_you_mean
 
 VECTORIZATIONS = ("auto", "sync", "async", "native", "envpool")
@@ -39,10 +39,10 @@ class BaseEnv(abc.ABC):
     n_envs: int
 
     @abc.abstractmethod
-    def get_state_info(self) -> dict: ...
+    def get_state_info(self) -> SpaceInfo: ...
 
     @abc.abstractmethod
-    def get_action_info(self) -> dict: ...
+    def get_action_info(self) -> SpaceInfo: ...
 
     @property
     @abc.abstractmethod
@@ -119,10 +119,10 @@ class GymEnv(BaseEnv):
         self._state_info = state_info(self.vec.single_observation_space, env_name)
         self._action_info = action_info(self.vec.single_action_space, env_name)
 
-    def get_state_info(self) -> dict:
+    def get_state_info(self) -> SpaceInfo:
         return self._state_info
 
-    def get_action_info(self) -> dict:
+    def get_action_info(self) -> SpaceInfo:
         return self._action_info
 
     @property

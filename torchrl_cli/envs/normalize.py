@@ -10,6 +10,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from torchrl_cli.envs.spaces import SpaceInfo
+
 
 class RunningMeanStd(nn.Module):
     """Running mean and variance of a stream of batches (Chan et al.'s parallel update)."""
@@ -58,16 +60,16 @@ class StateNormalizer(nn.Module):
     pass through as uint8 (``dtype``): the rollout stores them 4x smaller and the net scales them.
     """
 
-    def __init__(self, state_info: dict, *, running: bool, fixed: bool, clip: float):
+    def __init__(self, state_info: SpaceInfo, *, running: bool, fixed: bool, clip: float):
         super().__init__()
         self.running = running
         self.fixed = fixed
         self.clip = clip
-        raw_frames = np.asarray(state_info["low"]).dtype == np.uint8 and not (running or fixed)
+        raw_frames = np.asarray(state_info.low).dtype == np.uint8 and not (running or fixed)
         self.dtype = torch.uint8 if raw_frames else torch.float32  # of the normalized obs
-        shape = tuple(state_info["shape"])
-        low = torch.as_tensor(np.asarray(state_info["low"], dtype=np.float32))
-        high = torch.as_tensor(np.asarray(state_info["high"], dtype=np.float32))
+        shape = tuple(state_info.shape)
+        low = torch.as_tensor(np.asarray(state_info.low, dtype=np.float32))
+        high = torch.as_tensor(np.asarray(state_info.high, dtype=np.float32))
         finite = torch.isfinite(high - low) & (high > low)  # -max..max overflows: unbounded
         self.register_buffer("low", torch.where(finite, low, torch.zeros_like(low)))
         self.register_buffer("span", torch.where(finite, high - low, torch.full_like(low, 2.0)))

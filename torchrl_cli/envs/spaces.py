@@ -1,6 +1,8 @@
-"""Gymnasium spaces as the plain dicts the builders use (``state_info``, ``action_info``)."""
+"""Gymnasium spaces as the ``SpaceInfo`` descriptions the builders use."""
 
 import json
+from dataclasses import asdict, dataclass
+from enum import StrEnum
 
 import numpy as np
 import torch
@@ -12,7 +14,52 @@ SUPPORTED_ACTIONS = "Discrete, Box, MultiDiscrete, MultiBinary"
 SUPPORTED_STATES = "Box"
 
 
-def state_info(space: spaces.Space, env_id: str) -> dict:
+class SpaceKind(StrEnum):
+    CONTINUOUS = "continuous"  # Box
+    DISCRETE = "discrete"
+    MULTI_DISCRETE = "multi_discrete"
+    MULTI_BINARY = "multi_binary"
+
+
+@dataclass(frozen=True, eq=False)
+class SpaceInfo:
+    """What the builders need of an observation or action space: its kind, shape and dtype,
+    and by kind the bounds (Box), ``n`` (Discrete: actions; MultiBinary: bits) or ``nvec``
+    (MultiDiscrete: choices per dimension)."""
+
+    kind: SpaceKind
+    shape: tuple[int, ...]
+    dtype: str = "float32"
+    low: np.ndarray | None = None
+    high: np.ndarray | None = None
+    n: int | None = None
+    nvec: tuple[int, ...] | None = None
+
+    def to_json(self) -> str:
+        """As JSON (bounds as lists), e.g. for checkpoints."""
+        fields = {k: v for k, v in asdict(self).items() if v is not None}
+        as_lists = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in fields.items()}
+        return json.dumps(as_lists)
+
+    @classmethod
+    def from_json(cls, text: str) -> "SpaceInfo":
+        data = json.loads(text)
+        for key in ("low", "high"):
+            if key in data:
+                data[key] = np.asarray(data[key], dtype=np.float32)
+        data["shape"] = tuple(data["shape"])
+        if "nvec" in data:
+            data["nvec"] = tuple(data["nvec"])
+        return cls(**{**data, "kind": SpaceKind(data["kind"])})
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SpaceInfo) and self.to_json() == other.to_json()
+
+    def __hash__(self) -> int:
+        return hash(self.to_json())
+
+
+def state_info(space: spaces.Space, env_id: str) -> SpaceInfo:
     """Shape, dtype and bounds of an observation space (Box only)."""
     if not isinstance(space, spaces.Box):
         raise ConfigError(
@@ -20,42 +67,25 @@ def state_info(space: spaces.Space, env_id: str) -> dict:
             f"(supported: {SUPPORTED_STATES}); wrap it with a Gymnasium observation wrapper "
             "through env.wrappers"
         )
-    return {
-        "kind": "continuous",
-        "shape": tuple(space.shape),
-        "dtype": str(space.dtype),
-        "low": space.low,
-        "high": space.high,
-    }
+    return SpaceInfo(
+        SpaceKind.CONTINUOUS, tuple(space.shape), str(space.dtype), space.low, space.high
+    )
 
 
-def action_info(space: spaces.Space, env_id: str) -> dict:
-    """Kind (discrete | continuous | multi_discrete | multi_binary), shape, and n, nvec or
+def action_info(space: spaces.Space, env_id: str) -> SpaceInfo:
+    """The kind (discrete | continuous | multi_discrete | multi_binary), shape, and n, nvec or
     bounds of an action space."""
     if isinstance(space, spaces.Discrete) and space.start == 0:
-        return {"kind": "discrete", "shape": (), "n": int(space.n), "dtype": "int64"}
+        return SpaceInfo(SpaceKind.DISCRETE, (), "int64", n=int(space.n))
     if isinstance(space, spaces.MultiDiscrete) and space.nvec.ndim == 1 and not np.any(space.start):
-        return {
-            "kind": "multi_discrete",
-            "shape": tuple(space.shape),
-            "nvec": [int(n) for n in space.nvec],
-            "dtype": "int64",
-        }
+        nvec = tuple(int(n) for n in space.nvec)
+        return SpaceInfo(SpaceKind.MULTI_DISCRETE, tuple(space.shape), "int64", nvec=nvec)
     if isinstance(space, spaces.MultiBinary) and len(space.shape) == 1:
-        return {
-            "kind": "multi_binary",
-            "shape": tuple(space.shape),
-            "n": int(space.shape[0]),
-            "dtype": "int8",
-        }
+        shape = tuple(space.shape)
+        return SpaceInfo(SpaceKind.MULTI_BINARY, shape, "int8", n=int(shape[0]))
     if isinstance(space, spaces.Box) and np.issubdtype(space.dtype, np.floating):
-        return {
-            "kind": "continuous",
-            "shape": tuple(space.shape),
-            "dtype": "float32",
-            "low": space.low.astype(np.float32),
-            "high": space.high.astype(np.float32),
-        }
+        low, high = space.low.astype(np.float32), space.high.astype(np.float32)
+        return SpaceInfo(SpaceKind.CONTINUOUS, tuple(space.shape), "float32", low, high)
     raise ConfigError(
         f"env '{env_id}' has action space {space}, which torchrl-cli cannot handle yet "
         f"(supported: {SUPPORTED_ACTIONS}, starting at 0, one-dimensional); pick another env "
@@ -63,26 +93,12 @@ def action_info(space: spaces.Space, env_id: str) -> dict:
     )
 
 
-def info_to_json(info: dict) -> str:
-    """A ``state_info``/``action_info`` dict as JSON (bounds as lists), e.g. for checkpoints."""
-    return json.dumps({k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in info.items()})
-
-
-def info_from_json(text: str) -> dict:
-    info = json.loads(text)
-    info["shape"] = tuple(info["shape"])
-    for key in ("low", "high"):
-        if key in info:
-            info[key] = np.asarray(info[key], dtype=np.float32)
-    return info
-
-
-def to_env_action(actions: torch.Tensor | np.ndarray, info: dict) -> np.ndarray:
+def to_env_action(actions: torch.Tensor | np.ndarray, info: SpaceInfo) -> np.ndarray:
     """Actions as the env takes them: Box actions clipped to the bounds, MultiBinary as int8."""
     if isinstance(actions, torch.Tensor):
         actions = actions.cpu().numpy()
-    if info["kind"] == "continuous":
-        actions = np.clip(actions, info["low"], info["high"])
-    elif info["kind"] == "multi_binary":
+    if info.kind == SpaceKind.CONTINUOUS:
+        actions = np.clip(actions, info.low, info.high)
+    elif info.kind == SpaceKind.MULTI_BINARY:
         actions = actions.astype(np.int8)
     return actions

@@ -8,6 +8,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from torchrl_cli.envs.spaces import SpaceInfo
 from torchrl_cli.models.batch import Batch
 from torchrl_cli.nn import ModuleExtended, SequentialExtended
 
@@ -62,7 +63,7 @@ class BaseModel(ModuleExtended, abc.ABC):
         self,
         net: nn.Module,
         *,
-        action_info: dict,
+        action_info: SpaceInfo,
         num_epochs: int,
         num_mini_batches: int,
         optimizer: Callable[..., torch.optim.Optimizer],
@@ -84,7 +85,7 @@ class BaseModel(ModuleExtended, abc.ABC):
 
     @staticmethod
     @abc.abstractmethod
-    def output_layer(input_shape: tuple[int, ...], action_info: dict) -> nn.Module:
+    def output_layer(input_shape: tuple[int, ...], action_info: SpaceInfo) -> nn.Module:
         """The final layer, appended to the network's head."""
 
     @abc.abstractmethod

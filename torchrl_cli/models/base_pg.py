@@ -3,6 +3,7 @@
 import torch
 from torch import nn
 
+from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
 from torchrl_cli.models.base import BaseModel
 from torchrl_cli.models.distributions import greedy_action, make_dist
 from torchrl_cli.nn import ActionLinear
@@ -23,7 +24,7 @@ class BasePGModel(BaseModel):
         self,
         net: nn.Module,
         *,
-        action_info: dict,
+        action_info: SpaceInfo,
         entropy_coef: float,
         log_std_init: float,
         **kwargs,
@@ -32,14 +33,14 @@ class BasePGModel(BaseModel):
         self.action_info = action_info
         self.entropy_coef = entropy_coef
         self.log_std = None
-        if action_info["kind"] == "continuous":
-            self.log_std = nn.Parameter(torch.full(action_info["shape"], float(log_std_init)))
+        if action_info.kind == SpaceKind.CONTINUOUS:
+            self.log_std = nn.Parameter(torch.full(action_info.shape, float(log_std_init)))
             # the optimizer was built before log_std existed
             self.optimizer.add_param_group({"params": [self.log_std]})
             self.initial_lr.append(self.initial_lr[0])
 
     @staticmethod
-    def output_layer(input_shape: tuple[int, ...], action_info: dict) -> nn.Module:
+    def output_layer(input_shape: tuple[int, ...], action_info: SpaceInfo) -> nn.Module:
         return ActionLinear(input_shape, action_info)
 
     def create_dist(self, params: torch.Tensor):

@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from torch.distributions import Bernoulli, Categorical, Distribution, Independent
 
+from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
+
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 
 
@@ -76,33 +78,33 @@ class MultiCategorical(Distribution):
         return sum(d.entropy() for d in self.dists)
 
 
-def make_dist(params: torch.Tensor, action_info: dict, log_std: nn.Parameter | None):
+def make_dist(params: torch.Tensor, action_info: SpaceInfo, log_std: nn.Parameter | None):
     """The policy's distribution over actions, from the network's output ``params``.
 
     Discrete: Categorical over logits. MultiDiscrete: one Categorical per dimension.
     MultiBinary: independent Bernoullis over logits. Box: diagonal Gaussian with the
     state-independent ``log_std``. Log-probs and entropies sum over action dimensions.
     """
-    kind = action_info["kind"]
-    if kind == "discrete":
+    kind = action_info.kind
+    if kind == SpaceKind.DISCRETE:
         return LogitsCategorical(params)
-    if kind == "multi_discrete":
-        return MultiCategorical(params, action_info["nvec"])
-    if kind == "multi_binary":
+    if kind == SpaceKind.MULTI_DISCRETE:
+        return MultiCategorical(params, action_info.nvec)
+    if kind == SpaceKind.MULTI_BINARY:
         return Independent(Bernoulli(logits=params, validate_args=False), 1, validate_args=False)
-    mean = params.reshape(*params.shape[:-1], *action_info["shape"])
-    return DiagGaussian(mean, log_std, len(action_info["shape"]))
+    mean = params.reshape(*params.shape[:-1], *action_info.shape)
+    return DiagGaussian(mean, log_std, len(action_info.shape))
 
 
-def greedy_action(params: torch.Tensor, action_info: dict) -> torch.Tensor:
+def greedy_action(params: torch.Tensor, action_info: SpaceInfo) -> torch.Tensor:
     """The most likely action under ``make_dist(params, ...)`` (deterministic evaluation),
     computed from the network's output alone so that exported policies need no distribution."""
-    kind = action_info["kind"]
-    if kind == "discrete":
+    kind = action_info.kind
+    if kind == SpaceKind.DISCRETE:
         return params.argmax(-1)
-    if kind == "multi_discrete":
-        parts = torch.split(params, action_info["nvec"], dim=-1)
+    if kind == SpaceKind.MULTI_DISCRETE:
+        parts = torch.split(params, action_info.nvec, dim=-1)
         return torch.stack([part.argmax(-1) for part in parts], dim=-1)
-    if kind == "multi_binary":
+    if kind == SpaceKind.MULTI_BINARY:
         return (params > 0).float()
-    return params.reshape(*params.shape[:-1], *action_info["shape"])
+    return params.reshape(*params.shape[:-1], *action_info.shape)

@@ -3,6 +3,7 @@
 import torch
 from torch import nn
 
+from torchrl_cli.envs.spaces import SpaceInfo
 from torchrl_cli.models.base import BaseModel
 from torchrl_cli.models.batch import Batch
 from torchrl_cli.nn import FlattenLinear
@@ -24,7 +25,7 @@ class ValueModel(BaseModel):
         self.clip_range = clip_range
 
     @staticmethod
-    def output_layer(input_shape: tuple[int, ...], action_info: dict) -> nn.Module:
+    def output_layer(input_shape: tuple[int, ...], action_info: SpaceInfo) -> nn.Module:
         return FlattenLinear(input_shape, 1)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:

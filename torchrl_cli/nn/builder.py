@@ -8,6 +8,7 @@ from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from torchrl_cli.envs.spaces import SpaceInfo
 from torchrl_cli.nn.layers import FlattenLinear, ModuleExtended, SequentialExtended
 from torchrl_cli.utils import get_obj
 
@@ -37,7 +38,7 @@ def auto_input_shape(obj_config: dict, input_shape: Sequence[int]) -> dict:
 
 
 def get_module_list(
-    config: Sequence, input_shape: Sequence[int], action_info: dict | None = None
+    config: Sequence, input_shape: Sequence[int], action_info: SpaceInfo | None = None
 ) -> tuple[list[nn.Module], tuple[int, ...]]:
     """Instantiate a list of layer nodes in order, feeding each one's output shape to the next.
 
@@ -50,9 +51,12 @@ def get_module_list(
         node = OmegaConf.to_container(node) if isinstance(node, DictConfig) else dict(node)
         node = auto_input_shape(node, shape)
         cls = get_class(node["_target_"])
+        layer = get_obj(node, _partial_=True)
         if "action_info" in inspect.signature(cls.__init__).parameters:
-            node["action_info"] = action_info
-        layer = get_obj(node)
+            # given after instantiation: Hydra would turn the SpaceInfo dataclass into a dict
+            layer = layer(action_info=action_info)
+        else:
+            layer = layer()
         layers.append(layer)
         shape = _output_shape(layer, shape)
     return layers, shape
@@ -60,8 +64,8 @@ def get_module_list(
 
 def nn_from_config(
     config: DictConfig | dict,
-    state_info: dict,
-    action_info: dict | None = None,
+    state_info: SpaceInfo,
+    action_info: SpaceInfo | None = None,
     body: nn.Module | None = None,
     head: nn.Module | None = None,
 ) -> SequentialExtended:
@@ -70,7 +74,7 @@ def nn_from_config(
     A given ``body`` or ``head`` module is used instead of building that part. The result is a
     SequentialExtended whose ``out_shape`` is the shape a model's output layer receives.
     """
-    shape = tuple(state_info["shape"])
+    shape = tuple(state_info.shape)
     if body is None:
         layers, shape = get_module_list(config["body"], shape, action_info)
         body = SequentialExtended(*layers)

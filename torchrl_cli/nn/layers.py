@@ -5,6 +5,8 @@ import math
 import torch
 from torch import nn
 
+from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
+
 
 class ModuleExtended(nn.Module):
     """A torch module that can report its output shape for an input shape."""
@@ -80,16 +82,16 @@ class ActionLinear(FlattenLinear):
     Box(shape): one mean per action dimension.
     """
 
-    def __init__(self, in_features: int | tuple[int, ...], action_info: dict, **kwargs):
+    def __init__(self, in_features: int | tuple[int, ...], action_info: SpaceInfo, **kwargs):
         super().__init__(in_features, action_output_size(action_info), **kwargs)
 
 
-def action_output_size(action_info: dict) -> int:
-    if action_info["kind"] in ("discrete", "multi_binary"):
-        return int(action_info["n"])
-    if action_info["kind"] == "multi_discrete":
-        return sum(action_info["nvec"])
-    return math.prod(action_info["shape"])
+def action_output_size(action_info: SpaceInfo) -> int:
+    if action_info.kind in (SpaceKind.DISCRETE, SpaceKind.MULTI_BINARY):
+        return int(action_info.n)
+    if action_info.kind == SpaceKind.MULTI_DISCRETE:
+        return sum(action_info.nvec)
+    return math.prod(action_info.shape)
 
 
 def _as_shape(size: int | tuple[int, ...]) -> tuple[int, ...]:

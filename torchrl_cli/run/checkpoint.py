@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 import torch
 
-from torchrl_cli.envs.spaces import info_from_json, info_to_json
+from torchrl_cli.envs.spaces import SpaceInfo
 from torchrl_cli.errors import ConfigError
 
 CHECKPOINT_DIR = "checkpoints"
@@ -52,8 +52,8 @@ class Checkpoint:
     path: Path
     config: str
     env_id: str
-    state_info: dict
-    action_info: dict
+    state_info: SpaceInfo
+    action_info: SpaceInfo
     agent: dict
 
     @property
@@ -73,13 +73,13 @@ class Checkpoint:
         return self.agent["batcher"]["state_normalizer"]
 
 
-def run_meta(config: str, env_id: str, state_info: dict, action_info: dict) -> dict:
+def run_meta(config: str, env_id: str, state_info: SpaceInfo, action_info: SpaceInfo) -> dict:
     """What every checkpoint of a run carries besides its progress."""
     return {
         "config": config,
         "env_id": env_id,
-        "state_info": info_to_json(state_info),
-        "action_info": info_to_json(action_info),
+        "state_info": state_info.to_json(),
+        "action_info": action_info.to_json(),
     }
 
 
@@ -104,8 +104,8 @@ def load_checkpoint(path: Path) -> Checkpoint:
         path,
         state["config"],
         state["env_id"],
-        info_from_json(state["state_info"]),
-        info_from_json(state["action_info"]),
+        SpaceInfo.from_json(state["state_info"]),
+        SpaceInfo.from_json(state["action_info"]),
         state["agent"],
     )
 

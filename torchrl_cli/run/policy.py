@@ -8,7 +8,7 @@ import torch
 from omegaconf import DictConfig
 from torch import nn
 
-from torchrl_cli.envs.spaces import to_env_action
+from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind, to_env_action
 from torchrl_cli.models.distributions import greedy_action
 from torchrl_cli.run.checkpoint import LAST, Checkpoint
 from torchrl_cli.run.folder import load_run, load_weights
@@ -19,15 +19,15 @@ class GreedyPolicy(nn.Module):
     normalizer with its frozen statistics, the policy network, the most likely action, and Box
     actions clipped to the bounds."""
 
-    def __init__(self, normalizer: nn.Module, model: nn.Module, action_info: dict):
+    def __init__(self, normalizer: nn.Module, model: nn.Module, action_info: SpaceInfo):
         super().__init__()
         self.normalizer = normalizer.eval()
         self.model = model.eval()
         self.action_info = action_info
-        self.clipped = action_info["kind"] == "continuous"
+        self.clipped = action_info.kind == SpaceKind.CONTINUOUS
         if self.clipped:
-            self.register_buffer("low", torch.as_tensor(action_info["low"]))
-            self.register_buffer("high", torch.as_tensor(action_info["high"]))
+            self.register_buffer("low", torch.as_tensor(action_info.low))
+            self.register_buffer("high", torch.as_tensor(action_info.high))
         self.requires_grad_(False)  # acting only: exported outputs carry no autograd graph
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -39,7 +39,7 @@ class Policy:
     """A callable from an observation as the env gives it (one, or a batch) to an action as
     the env takes it; ``module`` is the underlying ``GreedyPolicy``."""
 
-    def __init__(self, module: GreedyPolicy, state_info: dict, action_info: dict):
+    def __init__(self, module: GreedyPolicy, state_info: SpaceInfo, action_info: SpaceInfo):
         self.module = module
         self.state_info = state_info
         self.action_info = action_info
@@ -47,7 +47,7 @@ class Policy:
     @torch.inference_mode()
     def __call__(self, obs) -> np.ndarray:
         obs = np.asarray(obs)
-        single = obs.shape == tuple(self.state_info["shape"])
+        single = obs.shape == tuple(self.state_info.shape)
         batch = torch.as_tensor(obs[None] if single else obs)
         actions = to_env_action(self.module(batch), self.action_info)
         return actions[0] if single else actions
@@ -77,7 +77,7 @@ def policy_from_checkpoint(cfg: DictConfig, checkpoint: Checkpoint) -> Policy:
 def export_policy(policy: Policy, out: Path) -> Path:
     """Write ``policy`` as a ``torch.export`` program (batch size free): it runs with torch
     alone, ``torch.export.load(out).module()(obs)``."""
-    example = torch.zeros((2, *policy.state_info["shape"]), dtype=torch.float32)
+    example = torch.zeros((2, *policy.state_info.shape), dtype=torch.float32)
     batch = torch.export.Dim("batch", min=1)
     with torch.no_grad():
         program = torch.export.export(policy.module, (example,), dynamic_shapes=({0: batch},))
