@@ -1,7 +1,12 @@
 """Rollout collection: shapes, truncation bootstrap values, episode tracking, normalization."""
 
+import gymnasium as gym
+import numpy as np
+import pytest
 import torch
-from conftest import TINY, make_agent
+from conftest import TINY, compose_config, make_agent
+
+from torchrl_cli.envs import GymEnv
 
 
 def test_rollout_shapes_and_values_from_the_value_model():
@@ -32,14 +37,31 @@ def test_truncated_steps_get_final_values_and_only_they():
     env.close()
 
 
-def test_box_actions_are_stored_unclipped_and_clipped_for_the_env():
-    """Gaussian samples beyond [-2, 2] stay in the rollout; the env receives clipped ones."""
-    agent, env = make_agent([*TINY, "env=Pendulum-v1", "agent.n_steps=64"],
-                            n_envs=2, seed=None)
-    with torch.no_grad():
-        agent.policy_model.log_std.fill_(1.5)  # wide enough to leave the bounds often
-    rollout = agent.batcher.collect(agent.backend.acting_for(agent.policy_model), agent.values)
+class RecordActions(gym.ActionWrapper):
+    """Keeps every action the env copy receives."""
+
+    received: list[np.ndarray] = []
+
+    def action(self, action):
+        RecordActions.received.append(np.array(action))
+        return action
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_box_actions_are_stored_unclipped_and_clipped_for_the_env(backend):
+    """Gaussian samples beyond [-2, 2] stay in the rollout; what the env receives is each
+    stored action clipped to the bounds."""
+    cfg = compose_config([*TINY, "env=Pendulum-v1", "agent.n_steps=64",
+                          f"agent.backend={backend}"])
+    RecordActions.received = []
+    env = GymEnv("Pendulum-v1", n_envs=2, vectorization="sync", wrappers=[RecordActions])
+    agent, _ = make_agent(cfg, env=env, seed=0)
+    try:
+        with torch.no_grad():
+            agent.policy_model.log_std.fill_(1.5)  # wide enough to leave the bounds often
+        rollout = agent.batcher.collect(agent.backend.acting_for(agent.policy_model), agent.values)
+    finally:
+        env.close()
+    received = np.stack(RecordActions.received).reshape(64, 2, 1)  # copies step in order
     assert rollout.actions.abs().max() > 2.0
-    clipped = agent.batcher.to_env_action(rollout.actions[0])
-    assert abs(clipped).max() <= 2.0
-    env.close()
+    np.testing.assert_array_equal(received, np.clip(rollout.actions.numpy(), -2.0, 2.0))
