@@ -14,3 +14,8 @@ def did_you_mean(word: str, choices: Iterable[str], n: int = 3) -> str:
     if not close:
         return ""
     return " (did you mean " + ", ".join(f"'{c}'" for c in close) + "?)"
+
+
+class FaultError(RuntimeError):
+    """A fault the user did not type (an env that raises, non-finite numbers, a full disk);
+    printed as one line naming what failed and how to recover, exit code 1."""

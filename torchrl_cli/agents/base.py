@@ -11,6 +11,7 @@ import torch
 
 from torchrl_cli.agents.batcher import Batcher, Episode
 from torchrl_cli.agents.evaluation import Evaluation, run_episodes
+from torchrl_cli.agents.guard import Guard, NonFiniteError
 from torchrl_cli.agents.logger import Logger
 from torchrl_cli.agents.rng import rng_state, set_rng_state
 from torchrl_cli.agents.signals import stop_on_signal
@@ -60,11 +61,13 @@ class BaseAgent(abc.ABC):
     Parameters:
         batcher: collects rollouts from the training env.
         logger: console table, progress bar and TensorBoard.
+        guard: the non-finite guard and divergence warnings (``agents.guard``).
     """
 
-    def __init__(self, batcher: Batcher, *, logger: Logger):
+    def __init__(self, batcher: Batcher, *, logger: Logger, guard: Guard):
         self.batcher = batcher
         self.logger = logger
+        self.guard = guard
         self.models: dict[str, torch.nn.Module] = {}
         self.num_iters = 0
         self.train_seconds = 0.0  # time in step() and logging, evaluations excluded
@@ -160,7 +163,13 @@ class BaseAgent(abc.ABC):
     def evaluate_on_schedule(self, env: BaseEnv, checkpoints: "Checkpoints | None") -> bool:
         """A scheduled evaluation: logged, kept, saved as best.pt when it is the best so far;
         returns whether it reached the target."""
-        evaluation = self.evaluate(env, self.schedule.eval_episodes, self.schedule.eval_seed)
+        try:
+            evaluation = self.evaluate(env, self.schedule.eval_episodes, self.schedule.eval_seed)
+        except NonFiniteError as err:
+            if self.guard.mode != "skip":
+                raise
+            self.logger.console.print(f"[yellow]warning[/yellow]: {err}; evaluation skipped")
+            return False
         self.result.evaluations.append(evaluation)
         self.log_evaluation(evaluation)
         target = self.schedule.target_return
@@ -237,6 +246,11 @@ class BaseAgent(abc.ABC):
         returns, lengths = run_episodes(self.act, env, episodes, seed)
         for model in self.models.values():
             model.train()
+        if not np.isfinite(returns).all():
+            raise NonFiniteError(
+                f"non-finite evaluation returns at env step {self.num_steps} (the evaluation "
+                "env gave NaN or infinite rewards)"
+            )
         return Evaluation(self.num_steps, self.train_seconds, returns, lengths)
 
     def write_logs(self) -> None:

@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from torchrl_cli.agents.base import TrainSchedule
 from torchrl_cli.agents.batcher import Batcher
 from torchrl_cli.agents.evaluation import EVAL_SEED_OFFSET
+from torchrl_cli.agents.guard import Guard
 from torchrl_cli.agents.logger import Logger
 from torchrl_cli.agents.pg import PGAgent
 from torchrl_cli.backends import resolve_backend
@@ -107,6 +108,7 @@ def build_agent(cfg: DictConfig, env: GymEnv, device: torch.device, logger: Logg
         advantage=get_obj(cfg.agent.advantage),
         vtarget=get_obj(cfg.agent.vtarget),
         backend=backend,
+        guard=Guard(**cfg.guard),
         logger=logger,
     )
 

@@ -9,8 +9,10 @@ import torch
 from torchrl_cli.agents.base import BaseAgent
 from torchrl_cli.agents.batcher import Batcher
 from torchrl_cli.agents.estimators import GAE, FromAdvantage
+from torchrl_cli.agents.guard import NonFiniteError
+from torchrl_cli.envs.spaces import SpaceKind
 from torchrl_cli.models import BaseModel, BasePGModel, ValueModel
-from torchrl_cli.models.batch import Batch
+from torchrl_cli.models.batch import Batch, Rollout
 from torchrl_cli.utils import explained_var
 
 if TYPE_CHECKING:  # resolved by agents.build, which hands it in
@@ -50,6 +52,7 @@ class PGAgent(BaseAgent):
         self.advantage = advantage
         self.vtarget = vtarget
         self.backend = backend
+        self.discrete = policy_model.action_info.kind != SpaceKind.CONTINUOUS
         self._register_model("policy", policy_model)
         if value_model is not None:
             self._register_model("value", value_model)
@@ -70,7 +73,40 @@ class PGAgent(BaseAgent):
     def step(self) -> None:
         for model in self.models.values():
             model.set_progress(self.progress)
+        snapshot = self.guard.snapshot(self) if self.guard.mode == "skip" else None
         rollout = self.batcher.collect(self.backend.acting_for(self.policy_model), self.values)
+        problem = self.guard.rollout_problem(rollout, self.batcher.env_rewards)
+        diagnostics: dict[str, list[float]] = {}
+        if problem is None:
+            diagnostics = self.learn(rollout)
+            problem = self.guard.update_problem(diagnostics, self.models)
+        if problem is not None:
+            self.non_finite(problem, snapshot)
+            return
+        for key, values in diagnostics.items():
+            self.diagnostics[key].extend(values)
+        warning = self.guard.divergence(diagnostics, self.num_iters, self.discrete)
+        if warning is not None:
+            self.logger.console.print(
+                f"[yellow]warning[/yellow] at env step {self.num_steps}: {warning}",
+                soft_wrap=True,
+            )
+
+    def non_finite(self, problem: str, snapshot: dict | None) -> None:
+        """Stop (NonFiniteError) or, with ``guard.mode=skip``, undo this iteration's update."""
+        where = f"at env step {self.num_steps}, iteration {self.num_iters + 1}"
+        if snapshot is None:
+            raise NonFiniteError(f"non-finite {problem} {where}")
+        self.guard.restore(self, snapshot)
+        self.guard.skipped += 1
+        self.logger.console.print(
+            f"[yellow]warning[/yellow]: non-finite {problem} {where}; update skipped "
+            f"({self.guard.skipped} so far)",
+            soft_wrap=True,
+        )
+
+    def learn(self, rollout: Rollout) -> dict[str, list[float]]:
+        """Advantages, value targets and the update from one rollout; returns its diagnostics."""
         advantages = self.advantage(rollout)
         returns = self.vtarget(advantages, rollout.values)
         batch = Batch(
@@ -81,31 +117,36 @@ class PGAgent(BaseAgent):
             advantages=advantages.flatten(),
             returns=returns.flatten(),
         )
-        self.update(batch)
-        self.diagnostics["explained_variance"].append(explained_var(batch.returns, batch.values))
+        diagnostics = self.update(batch)
+        diagnostics["explained_variance"] = [explained_var(batch.returns, batch.values)]
+        return diagnostics
 
-    def update(self, batch: Batch) -> None:
+    def update(self, batch: Batch) -> dict[str, list[float]]:
         """Train the models; those with the same epochs and minibatches share one pass (the
         default: the agent's ``num_epochs``/``num_mini_batches``), summing their losses into one
         backward, each stepping its own optimizer. The backend runs each pass."""
         groups: dict[tuple[int, int], dict[str, BaseModel]] = defaultdict(dict)
         for name, model in self.models.items():
             groups[(model.num_epochs, model.num_mini_batches)][name] = model
+        diagnostics: dict[str, list[float]] = defaultdict(list)
         for (num_epochs, num_mini_batches), models in groups.items():
-            diagnostics = self.backend.fit(
+            fitted = self.backend.fit(
                 models, batch, num_epochs, num_mini_batches, self.normalize_advantages
             )
-            for key, values in diagnostics.items():
-                self.diagnostics[key].extend(values)
+            for key, values in fitted.items():
+                diagnostics[key].extend(values)
         for model in self.models.values():
             for key, value in model.on_batch_end(batch).items():
-                self.diagnostics[key].append(float(value))
+                diagnostics[key].append(float(value))
+        return diagnostics
 
     def write_logs(self) -> None:
         for key, values in self.diagnostics.items():
             self.logger.add_log(f"losses/{key}", float(np.mean(values)), 4)
         self.diagnostics.clear()
         self.logger.add_log("charts/learning_rate", self.policy_model.lr, 6)
+        if self.guard.skipped:
+            self.logger.add_log("charts/skipped_updates", self.guard.skipped, 0)
         if self.value_model is not None:
             self.logger.add_tf_only_log("charts/learning_rate_value", self.value_model.lr, 6)
         rollout = self.batcher.buffers

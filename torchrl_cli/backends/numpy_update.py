@@ -225,20 +225,22 @@ def numpy_fit(
     if whole and normalize_advantages:
         data["advantages"] = normalize(data["advantages"])
     diagnostics: Diagnostics = defaultdict(list)
-    for _ in range(num_epochs):
-        order = None if whole else torch.randperm(len(batch)).numpy()
-        for start in range(0, size * num_mini_batches, size):
-            minibatch = data
-            if not whole:
-                idx = order[start : start + size]
-                minibatch = {key: value[idx] for key, value in data.items()}
-                if normalize_advantages:
-                    minibatch["advantages"] = normalize(minibatch["advantages"])
-            for name, flat in flats.items():
-                terms = STEPS[type(flat.model)](flat, minibatch)
-                terms[f"grad_norm_{name}"] = flat.optimizer_step()
-                for key, value in terms.items():
-                    diagnostics[key].append(value)
+    # overflow to inf/NaN is the guard's to report (agents.guard), not numpy's to warn about
+    with np.errstate(all="ignore"):
+        for _ in range(num_epochs):
+            order = None if whole else torch.randperm(len(batch)).numpy()
+            for start in range(0, size * num_mini_batches, size):
+                minibatch = data
+                if not whole:
+                    idx = order[start : start + size]
+                    minibatch = {key: value[idx] for key, value in data.items()}
+                    if normalize_advantages:
+                        minibatch["advantages"] = normalize(minibatch["advantages"])
+                for name, flat in flats.items():
+                    terms = STEPS[type(flat.model)](flat, minibatch)
+                    terms[f"grad_norm_{name}"] = flat.optimizer_step()
+                    for key, value in terms.items():
+                        diagnostics[key].append(value)
     for flat in flats.values():
         flat.write_back()
     return diagnostics

@@ -4,7 +4,7 @@ import sys
 
 from rich.console import Console
 
-from torchrl_cli.errors import ConfigError
+from torchrl_cli.errors import ConfigError, FaultError
 
 USAGE = """usage: torchrl <command> [overrides...] [hydra flags]
 
@@ -66,6 +66,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as err:
         print(f"torchrl: error: {err}", file=sys.stderr)
         return 2
+    except FaultError as err:
+        print(f"torchrl: error: {err}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:  # a second Ctrl-C: abort at once, without a traceback
         print("torchrl: interrupted", file=sys.stderr)
         return 130

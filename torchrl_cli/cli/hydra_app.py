@@ -10,7 +10,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from torchrl_cli.config import CONFIG_NAME, config_dir, register_configs
-from torchrl_cli.errors import ConfigError
+from torchrl_cli.errors import ConfigError, FaultError
 from torchrl_cli.run.folder import register_resolvers
 
 # at import: sweep workers (joblib, Ray) import this module to unpickle hydra_main, and resolve
@@ -25,11 +25,11 @@ def hydra_main(cfg: DictConfig) -> float:
     run_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         metrics = train_seeds(cfg, run_dir) if cfg.seeds else train(cfg, run_dir=run_dir)
-    except ConfigError as err:
+    except (ConfigError, FaultError) as err:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise RuntimeError(str(err)) from None  # a failed job; the sweep goes on
         print(f"torchrl: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+        raise SystemExit(2 if isinstance(err, ConfigError) else 1) from None
     if metrics["interrupted"]:
         raise SystemExit(128 + signal.Signals[metrics["interrupted"]].value)
     return metrics["mean_return"]

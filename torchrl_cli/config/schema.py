@@ -211,6 +211,19 @@ class LoggerConfig:
 
 
 @dataclass
+class GuardConfig:
+    """The non-finite guard (on in every run) and the divergence warnings (torchrl_cli/agents/
+    guard.py). A NaN or infinity in the observations, rewards, values, losses, gradient norms
+    or parameters stops the run (``stop``, exit 1, the checkpoints untouched) or undoes that
+    iteration's update and goes on (``skip``, counted as charts/skipped_updates)."""
+
+    mode: str = "stop"  # stop | skip
+    kl_factor: float = 20.0  # warn when an update's approx KL exceeds this x its running median
+    kl_limit: float = 1.0  # warn when an update's approx KL exceeds this (nats)
+    entropy_floor: float = 1e-3  # warn when a discrete policy's entropy falls below this
+
+
+@dataclass
 class Config:
     """The root of the composed config."""
 
@@ -218,6 +231,7 @@ class Config:
     env: EnvConfig = field(default_factory=EnvConfig)
     net: NetConfig = field(default_factory=NetConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
+    guard: GuardConfig = field(default_factory=GuardConfig)
     seed: int = 0
     seeds: list[int] | None = None  # train each of these seeds in one job, return their mean
     device: str = "auto"  # auto (CUDA for conv nets when present, else CPU) | cpu | cuda

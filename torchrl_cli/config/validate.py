@@ -134,7 +134,16 @@ def validate(cfg: DictConfig) -> None:
     )
     _check(cfg.torch_threads >= 1, f"torch_threads={cfg.torch_threads} must be at least 1")
     _check(cfg.logger.log_freq >= 1, f"logger.log_freq={cfg.logger.log_freq} must be at least 1")
+    check_guard(cfg.guard)
     check_backend(cfg, *spaces)
+
+
+def check_guard(guard: DictConfig) -> None:
+    from torchrl_cli.agents.guard import MODES
+
+    _check(guard.mode in MODES, f"guard.mode={guard.mode} must be one of {', '.join(MODES)}")
+    for key in ("kl_factor", "kl_limit", "entropy_floor"):
+        _check(guard[key] > 0, f"guard.{key}={guard[key]} must be > 0")
 
 
 def check_backend(cfg: DictConfig, state: dict, action: dict) -> None:

@@ -16,6 +16,7 @@ from typing import BinaryIO
 
 import torch
 
+from torchrl_cli.agents.guard import NonFiniteError, first_non_finite
 from torchrl_cli.envs.spaces import SpaceInfo
 from torchrl_cli.errors import ConfigError
 
@@ -142,6 +143,15 @@ def find_checkpoint(run_dir: Path, which: str = LAST) -> Path:
     return steps[-1]
 
 
+def check_finite(agent_state: dict) -> None:
+    """NonFiniteError when a model's weights hold a NaN or an infinity (the guard stops such a
+    run first; this keeps a checkpoint from ever being written from them)."""
+    for model, weights in agent_state["models"].items():
+        name = first_non_finite(weights)
+        if name is not None:
+            raise NonFiniteError(f"non-finite weights ({model}.{name}); checkpoint not written")
+
+
 class Checkpoints:
     """Writes a run's checkpoints: every ``freq`` env steps, at the end, and on each new best
     evaluation; keeps the last ``keep`` step files.
@@ -171,6 +181,7 @@ class Checkpoints:
         return self.next_step is not None and num_steps >= self.next_step
 
     def save(self, agent_state: dict, num_steps: int) -> Path:
+        check_finite(agent_state)  # rotation must never replace a finite checkpoint by NaNs
         path = self.folder / f"step_{num_steps:09d}.pt"
         save_checkpoint(path, self._state(agent_state))
         self.last, self.last_step = path, num_steps
@@ -182,6 +193,7 @@ class Checkpoints:
         return path
 
     def save_best(self, agent_state: dict) -> Path:
+        check_finite(agent_state)
         path = self.folder / BEST
         save_checkpoint(path, self._state(agent_state))
         return path

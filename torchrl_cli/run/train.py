@@ -2,6 +2,7 @@
 train, evaluate, write the outputs. ``train_seeds``: several seeds as one job."""
 
 import json
+import shlex
 import time
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from torchrl_cli.agents.build import (
     resolve_device,
     seed_everything,
 )
+from torchrl_cli.agents.guard import NonFiniteError
 from torchrl_cli.agents.logger import Logger
 from torchrl_cli.config.validate import validate
 from torchrl_cli.run.checkpoint import (
@@ -26,6 +28,7 @@ from torchrl_cli.run.checkpoint import (
     Checkpoint,
     Checkpoints,
     run_meta,
+    step_checkpoints,
     write_atomically,
 )
 from torchrl_cli.run.folder import CONFIG_FILE, checkpoint_fits, lock_run
@@ -108,8 +111,11 @@ def _train(
         console.print(agent.backend.describe(), soft_wrap=True, markup=False)
         if resume:
             restore(agent, cfg, resume, console)
-        result = agent.train(build_schedule(cfg), eval_env=eval_env, checkpoints=checkpoints)
-        final = agent.final_evaluation(eval_env)
+        try:
+            result = agent.train(build_schedule(cfg), eval_env=eval_env, checkpoints=checkpoints)
+            final = agent.final_evaluation(eval_env)
+        except NonFiniteError as err:
+            raise NonFiniteError(f"{err}; {recovery(run_dir, checkpoints)}") from None
     finally:
         logger.close(final_step=agent.num_steps if agent is not None else None)
         env.close()
@@ -121,6 +127,18 @@ def _train(
         write_metrics(run_dir, metrics)
     report_end(console, metrics, run_dir, checkpoints)
     return metrics
+
+
+def recovery(run_dir: Path | None, checkpoints: Checkpoints | None) -> str:
+    """How to go on after a fault: the last checkpoint written (every one is finite: the
+    guard stops a run before its state is saved) and the resume command."""
+    saved = step_checkpoints(checkpoints.folder) if checkpoints is not None else []
+    if not saved:
+        return "no checkpoint was written before it (nothing to resume)"
+    return (
+        f"the last finite checkpoint is {shown_path(saved[-1])}; resume from it with "
+        f"torchrl train resume={shlex.quote(shown_path(run_dir))} (after fixing the cause)"
+    )
 
 
 def restore(agent: PGAgent, cfg: DictConfig, checkpoint: Checkpoint, console: Console) -> None:
