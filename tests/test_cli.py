@@ -16,12 +16,16 @@ from conftest import (
     TINY,
     assert_no_traceback,
     assert_one_line_error,
+    compose_config,
     snapshot,
     torchrl,
 )
 from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.util import tensor_util
+
+from torchrl_cli.errors import ConfigError
+from torchrl_cli.run.train import train
 
 RUN_NAME = re.compile(r"\d{2}-\d{2}-\d{2}_ppo_clip_CartPole-v1(_\d+)?")
 METRIC_KEYS = ("mean_return", "std_return", "episodes", "env_steps", "wall_seconds",
@@ -236,17 +240,42 @@ def test_concurrent_runs_get_distinct_folders(torchrl_bin, cli_env, tmp_path):
     assert seeds == {0, 1}
 
 
-def test_existing_run_dir_is_refused(tiny_run, torchrl_bin, cli_env, tmp_path):
-    """hydra.run.dir=<a folder holding a run> fails with exit 2 and leaves its files untouched."""
+@pytest.mark.parametrize("form", ["plain", "double-quoted", "interpolated", "++"])
+def test_existing_run_dir_is_refused(tiny_run, torchrl_bin, cli_env, tmp_path, form):
+    """hydra.run.dir=<a folder holding a run>, however it is written, fails with exit 2 and
+    leaves its files untouched."""
     old = tmp_path / "runs" / "old"
     shutil.copytree(tiny_run["dir"], old)
     before = snapshot(old)
-    proc = torchrl(torchrl_bin, ["train", *TINY, "seed=5", f"hydra.run.dir={old}"], tmp_path,
-                   cli_env)
+    env = {**cli_env, "RUN_NAME": "old"}
+    override = {
+        "plain": f"hydra.run.dir={old}",
+        "double-quoted": f'hydra.run.dir="{old}"',
+        "interpolated": f"hydra.run.dir={old.parent}/${{oc.env:RUN_NAME,new}}",
+        "++": f"++hydra.run.dir={old}",
+    }[form]
+    proc = torchrl(torchrl_bin, ["train", *TINY, "seed=5", override], tmp_path, env)
     assert_one_line_error(proc, "hydra.run.dir", "already exists and is not an empty folder")
     assert snapshot(old) == before
     assert [p.name for p in (tmp_path / "runs").iterdir()] == ["old"]
     assert [p.name for p in tmp_path.iterdir()] == ["runs"]
+
+
+def test_the_hydra_app_itself_refuses_an_existing_run_dir(tiny_run, tmp_path, capsys):
+    """Past the command line's check (the Hydra app run directly), the resolved folder is
+    claimed in the process that writes it: a run is refused before anything is written."""
+    from torchrl_cli.cli.hydra_app import run_hydra
+
+    old = tmp_path / "old"
+    shutil.copytree(tiny_run["dir"], old)
+    before = snapshot(old)
+    assert run_hydra([*TINY, f"hydra.run.dir={old}"]) == 2
+    assert snapshot(old) == before
+    line = capsys.readouterr().err.strip()
+    assert line.startswith("torchrl: error: hydra.run.dir=") and "already holds files" in line
+    with pytest.raises(ConfigError, match="already holds a run"):
+        train(compose_config(TINY), run_dir=old)
+    assert snapshot(old) == before
 
 
 def test_run_dir_that_is_a_file_is_refused(torchrl_bin, cli_env, tmp_path):

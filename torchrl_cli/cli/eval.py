@@ -16,8 +16,16 @@ from torchrl_cli.agents.evaluation import EVAL_SEED_OFFSET, run_episodes
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.run.checkpoint import LAST
 from torchrl_cli.run.folder import load_run, parse_run_args
+from torchrl_cli.run.trust import parse_trust
 
-OPTIONS = {"checkpoint": str, "episodes": int, "seed": int, "video": bool, "render": bool}
+OPTIONS = {
+    "checkpoint": str,
+    "trust": str,
+    "episodes": int,
+    "seed": int,
+    "video": bool,
+    "render": bool,
+}
 VIDEO_DIR = "videos"
 
 
@@ -27,7 +35,9 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
 
     console = console or Console()
     run_dir, options = parse_run_args("eval", args, OPTIONS)
-    cfg, checkpoint = load_run(run_dir, options.get("checkpoint", LAST))
+    cfg, checkpoint = load_run(
+        run_dir, options.get("checkpoint", LAST), parse_trust(options.get("trust", ""))
+    )
     path = checkpoint.path
     episodes = options.get("episodes", cfg.eval_episodes)
     if episodes < 1:

@@ -7,8 +7,9 @@ from rich.console import Console
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.run.checkpoint import LAST
 from torchrl_cli.run.folder import load_run, parse_run_args
+from torchrl_cli.run.trust import parse_trust
 
-OPTIONS = {"checkpoint": str, "out": str}
+OPTIONS = {"checkpoint": str, "trust": str, "out": str}
 
 
 def export_command(args: list[str], console: Console | None = None) -> int:
@@ -16,7 +17,9 @@ def export_command(args: list[str], console: Console | None = None) -> int:
 
     console = console or Console()
     run_dir, options = parse_run_args("export", args, OPTIONS)
-    cfg, checkpoint = load_run(run_dir, options.get("checkpoint", LAST))
+    cfg, checkpoint = load_run(
+        run_dir, options.get("checkpoint", LAST), parse_trust(options.get("trust", ""))
+    )
     path = checkpoint.path
     out = Path(options.get("out", run_dir / f"policy_{path.stem}.pt2"))
     if out.exists():

@@ -3,19 +3,41 @@
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from torchrl_cli.config import CONFIG_NAME, config_dir, register_configs
 from torchrl_cli.errors import ConfigError, FaultError
-from torchrl_cli.run.folder import register_resolvers
+from torchrl_cli.run.folder import claim_run_dir, register_resolvers
 
 # at import: sweep workers (joblib, Ray) import this module to unpickle hydra_main, and resolve
 # the job's folder name there
 register_resolvers()
+
+
+class ClaimOutputDir(Callback):
+    """Hydra callback: the run (or sweep) folder, as Hydra resolved it from whatever the command
+    line said (quotes, interpolations, ``+``/``++``), must be new or empty; it is claimed with
+    an exclusive create before Hydra writes anything into it. Runs are never overwritten."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        claim(config.hydra.run.dir, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        claim(config.hydra.sweep.dir, "hydra.sweep.dir")
+
+
+def claim(folder: str, key: str) -> None:
+    try:
+        claim_run_dir(Path(folder))
+    except ConfigError as err:
+        print(f"torchrl: error: {key}={folder}: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def hydra_main(cfg: DictConfig) -> float:

@@ -10,6 +10,7 @@ from omegaconf.errors import OmegaConfBaseException
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.run.checkpoint import LAST, Checkpoint
 from torchrl_cli.run.folder import load_run
+from torchrl_cli.run.trust import parse_trust
 
 # What a resume may change: budgets, schedules of evaluation and checkpoints, where it runs and
 # what it shows. Anything else would make the rest of the run another experiment.
@@ -35,8 +36,9 @@ def resume_command(overrides: list[str], flags: list[str]) -> int:
     if flags:
         raise ConfigError(f"resume=... takes no Hydra flags ({' '.join(flags)}); drop them")
     run_dir = Path(next(o for o in overrides if o.startswith("resume=")).split("=", 1)[1])
-    changes = [o for o in overrides if not o.startswith("resume=")]
-    cfg, checkpoint = load_run(run_dir, LAST)
+    trust = parse_trust(",".join(o.split("=", 1)[1] for o in overrides if o.startswith("trust=")))
+    changes = [o for o in overrides if not o.startswith(("resume=", "trust="))]
+    cfg, checkpoint = load_run(run_dir, LAST, trust)
     for change in changes:
         apply_override(cfg, change, run_dir)
     check_not_finished(run_dir, checkpoint, changes)

@@ -6,7 +6,7 @@ from pathlib import Path
 from rich.console import Console
 
 from torchrl_cli.errors import ConfigError
-from torchrl_cli.run.folder import MULTIRUN, new_run_dir, run_name
+from torchrl_cli.run.folder import MULTIRUN, new_run_dir, register_resolvers, run_name
 
 # Hydra flags that print something instead of running the app.
 _NO_RUN_FLAGS = {
@@ -94,9 +94,23 @@ def train_command(args: list[str]) -> int:
 
 
 def override_value(overrides: list[str], key: str) -> str | None:
-    """The value the last ``key=value`` override gives (quotes removed), or None."""
-    value = next((o.split("=", 1)[1] for o in reversed(overrides) if o.startswith(f"{key}=")), None)
-    return value.strip("'") if value is not None else None
+    """The value the last override of ``key`` gives (``key=``, ``+key=`` or ``++key=``), as
+    Hydra parses it (quotes removed) and with its interpolations resolved; None if none does."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    register_resolvers()
+    value = None
+    for override in OverridesParser.create().parse_overrides(
+        [o for o in overrides if o.lstrip("+").startswith(f"{key}=")]
+    ):
+        value = str(override.value())
+    if value is not None and "${" in value:
+        try:
+            value = str(OmegaConf.create({"value": value}).value)
+        except Exception:  # a resolver only Hydra knows at run time: ClaimOutputDir checks it
+            return value
+    return value
 
 
 def claim_output_dir(cfg, overrides: list[str], multirun: bool) -> str | None:

@@ -3,7 +3,7 @@ its lock."""
 
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -14,9 +14,11 @@ from omegaconf.errors import OmegaConfBaseException
 
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.run.checkpoint import LAST, Checkpoint, find_checkpoint, load_checkpoint
+from torchrl_cli.run.trust import check_targets
 
 CONFIG_FILE = "config.yaml"
 LOCK_FILE = ".lock"
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 RUNS_DIR = "runs"
 MULTIRUN = "multirun"
 
@@ -45,9 +47,12 @@ def register_resolvers() -> None:
             OmegaConf.register_new_resolver(name, resolver)
 
 
-def load_run(run_dir: Path, which: str = LAST) -> tuple[DictConfig, Checkpoint]:
+def load_run(
+    run_dir: Path, which: str = LAST, trust: Iterable[str] = ()
+) -> tuple[DictConfig, Checkpoint]:
     """``(config, checkpoint)`` of a run folder; ``which``: last, best or a file, which must
-    come from a run of the same env."""
+    come from a run of the same env. The config may only name the ``_target_``s that
+    ``run.trust`` permits, or ones under a ``trust`` prefix."""
     config_file = run_dir / CONFIG_FILE
     if run_dir.is_dir() and not config_file.is_file():
         seeds = sorted(p.name for p in run_dir.glob("seed_*") if p.is_dir())
@@ -60,6 +65,7 @@ def load_run(run_dir: Path, which: str = LAST) -> tuple[DictConfig, Checkpoint]:
         cfg = OmegaConf.load(config_file)
     except (OmegaConfBaseException, ValueError) as err:
         raise ConfigError(f"{config_file} cannot be read: {err}") from None
+    check_targets(cfg, str(config_file), trust)
     if checkpoint.env_id != cfg.env.id:
         raise ConfigError(
             f"checkpoint {checkpoint.path} was saved by a run on {checkpoint.env_id}, but "
@@ -85,6 +91,43 @@ def load_weights(module: torch.nn.Module, weights: dict, path: Path) -> None:
     """``module.load_state_dict``, with a one-line error when the shapes do not fit."""
     with checkpoint_fits(path):
         module.load_state_dict(weights)
+
+
+def claim_run_dir(run_dir: Path) -> None:
+    """Make ``run_dir`` (or take it when it is an empty folder) and claim it for one new run:
+    its lock file is created exclusively, so a second claimant, or a folder that already holds
+    anything, is refused (ConfigError). Symlinks are not followed."""
+    if run_dir.is_symlink():
+        raise ConfigError("is a symlink; name a real folder for the run")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise ConfigError(f"cannot create the folder ({err.strerror}); name another") from None
+    if not run_dir.is_dir():
+        raise ConfigError("is not a folder; name a new folder for the run")
+    if any(run_dir.iterdir()):
+        raise ConfigError(
+            "already holds files; runs are never overwritten, so name a new folder "
+            "(or go on with that run: torchrl train resume=<folder>)"
+        )
+    try:
+        flags = os.O_CREAT | os.O_EXCL | os.O_WRONLY | NOFOLLOW
+        os.close(os.open(run_dir / LOCK_FILE, flags, 0o644))
+    except FileExistsError:
+        raise ConfigError("was claimed by another run just now; name a new folder") from None
+    except OSError as err:
+        raise ConfigError(f"cannot be written ({err.strerror}); name another folder") from None
+
+
+def check_new_run(run_dir: Path) -> None:
+    """A new run may start in ``run_dir`` only if no run has written there (Hydra's own
+    ``.hydra/`` and the claim's lock excepted): ConfigError otherwise."""
+    ours = [p.name for p in run_dir.iterdir() if p.name not in (".hydra", LOCK_FILE)]
+    if ours:
+        raise ConfigError(
+            f"{run_dir} already holds a run ({', '.join(sorted(ours)[:3])}); runs are never "
+            f"overwritten: go on with it (torchrl train resume={run_dir}) or name a new folder"
+        )
 
 
 @contextmanager

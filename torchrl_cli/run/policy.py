@@ -1,6 +1,7 @@
 """Trained policies outside training: ``load_policy`` in Python, ``export_policy`` for torch
 alone. Both act as the final evaluation does: frozen normalization, greedy actions, clipping."""
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -53,13 +54,15 @@ class Policy:
         return actions[0] if single else actions
 
 
-def load_policy(run_dir: str | Path, checkpoint: str = LAST) -> Policy:
+def load_policy(
+    run_dir: str | Path, checkpoint: str = LAST, trust: Iterable[str] = ()
+) -> Policy:
     """The policy of a run folder's checkpoint (``last``, ``best`` or a file), ready to act::
 
     policy = load_policy("runs/2026-11-23/10-00-00_ppo_clip_CartPole-v1")
     action = policy(obs)
     """
-    return policy_from_checkpoint(*load_run(Path(run_dir), checkpoint))
+    return policy_from_checkpoint(*load_run(Path(run_dir), checkpoint, trust))
 
 
 def policy_from_checkpoint(cfg: DictConfig, checkpoint: Checkpoint) -> Policy:

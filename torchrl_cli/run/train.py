@@ -31,7 +31,7 @@ from torchrl_cli.run.checkpoint import (
     step_checkpoints,
     write_atomically,
 )
-from torchrl_cli.run.folder import CONFIG_FILE, checkpoint_fits, lock_run
+from torchrl_cli.run.folder import CONFIG_FILE, check_new_run, checkpoint_fits, lock_run
 from torchrl_cli.run.outputs import (
     METRICS_FILE,
     final_metrics,
@@ -59,6 +59,8 @@ def train(
         return _train(cfg, None, console, resume)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    if resume is None:
+        check_new_run(run_dir)
     with lock_run(run_dir):
         config = OmegaConf.to_yaml(cfg, resolve=True).encode()
         write_atomically(run_dir / CONFIG_FILE, lambda f: f.write(config))
