@@ -10,7 +10,7 @@ from conftest import make_agent, needs_envpool
 from torchrl_cli.agents.rng import rng_state, set_rng_state
 from torchrl_cli.envs import GymEnv
 from torchrl_cli.errors import ConfigError
-from torchrl_cli.run.checkpoint import load_checkpoint, save_checkpoint
+from torchrl_cli.run.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 
 
 def _random_actions(env: GymEnv, rng: np.random.Generator, steps: int) -> list[np.ndarray]:
@@ -70,7 +70,7 @@ def test_random_states_round_trip_through_a_checkpoint(tmp_path):
     state = rng_state()
     expected = (random.random(), np.random.rand(), torch.rand(1))
     save_checkpoint(tmp_path / "c.pt", {"format": 1, "rng": state})
-    set_rng_state(torch.load(tmp_path / "c.pt", weights_only=True)["rng"])
+    set_rng_state(read_checkpoint(tmp_path / "c.pt")["rng"])
     assert (random.random(), np.random.rand(), torch.rand(1)) == expected
 
 

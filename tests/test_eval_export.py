@@ -2,7 +2,9 @@
 
 import json
 import os
+import pickle
 import random
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +18,7 @@ from conftest import torchrl as run_cli
 import torchrl_cli
 from torchrl_cli.agents.build import build_env
 from torchrl_cli.agents.evaluation import EVAL_SEED_OFFSET, run_episodes
-from torchrl_cli.run.checkpoint import step_checkpoints
+from torchrl_cli.run.checkpoint import read_checkpoint, step_checkpoints
 from torchrl_cli.run.train import train
 
 # Long enough that the returns differ between episodes, short enough for a test.
@@ -148,22 +150,44 @@ def test_bad_eval_and_export_input(runs, tmp_path, torchrl_bin, cli_env, args, n
 
 def test_corrupted_checkpoint_is_refused_without_running_its_code(runs, tmp_path, torchrl_bin,
                                                                   cli_env):
-    """A checkpoint carrying a pickled payload is refused (weights_only) and never runs; a
-    file of garbage is reported as corrupted."""
+    """A checkpoint carrying a pickled payload (torch.save'd or raw pickle) is refused
+    (weights_only) with a line that says why and gives no advice to turn the protection off, and
+    never runs; a file of garbage is reported as corrupted; no torch warning is printed."""
     marker = tmp_path / "pwned"
 
     class Payload:
         def __reduce__(self):
             return (os.system, (f"touch {marker}",))
 
-    evil, garbage = tmp_path / "evil.pt", tmp_path / "garbage.pt"
+    evil, raw, garbage = tmp_path / "evil.pt", tmp_path / "raw.pkl", tmp_path / "garbage.pt"
     torch.save({"format": 1, "agent": Payload()}, evil)
+    raw.write_bytes(pickle.dumps({"agent": Payload()}, protocol=4))
     garbage.write_bytes(random.Random(0).randbytes(4096))
-    for path in (evil, garbage):
+    for path in (evil, raw):
         proc = run_cli(torchrl_bin, ["eval", str(runs["cartpole"]), f"checkpoint={path}"],
                        tmp_path, cli_env)
-        assert_one_line_error(proc, f"checkpoint {path} is truncated or corrupted")
+        line = assert_one_line_error(
+            proc, f"checkpoint {path} holds objects that are not plain tensors; refused, since "
+            "loading it could run code")
+        assert "weights_only" not in line and len(line) < 300
+    proc = run_cli(torchrl_bin, ["eval", str(runs["cartpole"]), f"checkpoint={garbage}"],
+                   tmp_path, cli_env)
+    assert_one_line_error(proc, f"checkpoint {garbage} is truncated or corrupted")
     assert not marker.exists()
+
+
+def test_a_flipped_bit_in_a_checkpoint_is_found(runs, tmp_path, torchrl_bin, cli_env):
+    """Eight bytes flipped inside the tensor data (torch.load itself would not notice): eval
+    refuses the file with one line naming the newest intact checkpoint."""
+    run = tmp_path / "run"
+    shutil.copytree(runs["cartpole"], run)
+    steps = step_checkpoints(run / "checkpoints")
+    data = bytearray(steps[-1].read_bytes())
+    middle = len(data) // 2
+    data[middle : middle + 8] = bytes(b ^ 0xFF for b in data[middle : middle + 8])
+    steps[-1].write_bytes(bytes(data))
+    proc = run_cli(torchrl_bin, ["eval", str(run)], tmp_path, cli_env)
+    assert_one_line_error(proc, f"checkpoint {steps[-1]} is", f"intact checkpoint is {steps[-2]}")
 
 
 def test_checkpoints_keep_the_last_k_and_the_best(runs):
@@ -171,7 +195,7 @@ def test_checkpoints_keep_the_last_k_and_the_best(runs):
     run = runs["cartpole"]
     steps = step_checkpoints(run / "checkpoints")
     assert [p.name for p in steps] == [f"step_{n:09d}.pt" for n in (2048, 3072, 4096)]
-    best = torch.load(run / "checkpoints" / "best.pt", weights_only=True)
+    best = read_checkpoint(run / "checkpoints" / "best.pt")
     metrics = json.loads((run / "metrics.json").read_text())
     assert best["agent"]["best_return"] == max(e["mean_return"] for e in metrics["evaluations"])
     assert not list((run / "checkpoints").glob(".*.tmp"))

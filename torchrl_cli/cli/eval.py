@@ -62,6 +62,7 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
         extra = [recorder(video_dir)] if video else []
         env = build_env(env_cfg, episodes, evaluation=True, extra_wrappers=extra)
     try:
+        checkpoint.check_env(env.get_state_info(), env.get_action_info())
         returns, lengths = run_episodes(policy, env, episodes, seed)
     finally:
         env.close()

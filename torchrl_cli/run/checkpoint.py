@@ -1,14 +1,22 @@
-"""Checkpoints: the whole training state in one file, written atomically, read without pickle.
+"""Checkpoints: the whole training state in one file, written atomically, verified on every
+read, read without running code.
 
 A checkpoint holds every model and optimizer state, the normalization statistics, the counters,
 the evaluations so far, the random states (python, numpy, torch, each env copy) and the config.
 Files live in ``<run>/checkpoints/``: ``step_<env steps>.pt`` (the last ``keep`` of them) and
-``best.pt`` (the best evaluation so far). They are written to a temporary file and renamed, so a
-crash or ``kill -9`` at any moment leaves every checkpoint whole.
+``best.pt`` (the best evaluation so far). They are written to a temporary file (created
+exclusively, never through a symlink) and renamed, so a crash or ``kill -9`` at any moment leaves
+every checkpoint whole. Each file is an envelope: the serialized state and its SHA-256, checked
+on every load, so flipped bits are found (``torch.load`` does not check the zip's CRCs).
 """
 
+import hashlib
+import io
 import os
+import pickle
 import re
+import shutil
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,28 +26,108 @@ import torch
 
 from torchrl_cli.agents.guard import NonFiniteError, first_non_finite
 from torchrl_cli.envs.spaces import SpaceInfo
-from torchrl_cli.errors import ConfigError
+from torchrl_cli.errors import ConfigError, FaultError
 
 CHECKPOINT_DIR = "checkpoints"
 BEST = "best.pt"
 LAST = "last"  # the newest step_<n>.pt, what eval, export and resume read by default
-FORMAT = 1
+FORMAT = 2  # 2: the state inside a SHA-256-checked envelope
 _STEP_FILE = re.compile(r"step_(\d+)\.pt")
+NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+
+
+def refuse_symlink(path: Path) -> None:
+    """ConfigError when a run-folder entry is a symlink: reading or writing through it would
+    reach a file outside the run."""
+    if path.is_symlink():
+        raise ConfigError(
+            f"{path} is a symlink; a run folder's entries must be plain files (remove it)"
+        )
 
 
 def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """``write(file)`` to a temporary file, flushed to disk, then renamed to ``path``: a crash
-    or ``kill -9`` leaves either the old file or the new one, whole."""
+    or ``kill -9`` leaves either the old file or the new one, whole. The temporary file is
+    created exclusively and never through a symlink (a stale one is removed first); a failed
+    write (a full disk) removes it and raises FaultError naming the file and the free space."""
+    refuse_symlink(path)
     tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    tmp.unlink(missing_ok=True)  # a kill -9 mid-write, or a planted symlink (not followed)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        try:
+            free = f"{shutil.disk_usage(path.parent).free / 2**20:.1f} MB free there"
+        except OSError:
+            free = "free space unknown"
+        raise FaultError(f"cannot write {path} ({err.strerror}; {free})") from None
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
-    write_atomically(path, lambda f: torch.save(state, f))
+    """``state`` in its envelope: ``{"sha256": digest, "payload": torch.save(state) bytes}``."""
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
+    envelope = {"sha256": hashlib.sha256(payload).hexdigest(), "payload": payload}
+    write_atomically(path, lambda f: torch.save(envelope, f))
+
+
+def read_checkpoint(path: Path) -> dict:
+    """The state ``save_checkpoint`` wrote, verified against its SHA-256; ConfigError naming the
+    problem otherwise. Loaded with ``weights_only=True``: tensors and plain data, no code."""
+    if path.is_dir():
+        raise ConfigError(f"checkpoint {path} is a folder; name a .pt file")
+    if not path.is_file():
+        raise ConfigError(f"checkpoint {path} does not exist")
+    refuse_symlink(path)
+    envelope = _unpickle(path.read_bytes(), path)
+    if not isinstance(envelope, dict) or set(envelope) != {"sha256", "payload"}:
+        raise ConfigError(f"{path} is not a torchrl-cli checkpoint (format {FORMAT})")
+    if hashlib.sha256(envelope["payload"]).hexdigest() != envelope["sha256"]:
+        raise ConfigError(
+            f"checkpoint {path} is corrupted (its SHA-256 does not match its contents); "
+            f"{intact_hint(path)}"
+        )
+    return _unpickle(envelope["payload"], path)
+
+
+def _unpickle(data: bytes, path: Path):
+    with warnings.catch_warnings():  # torch's notes on pickle protocols: the error says it all
+        warnings.simplefilter("ignore")
+        try:
+            return torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as err:
+            # a blocked global (a function to call), or a plain pickle stream (PROTO opcode)
+            if "GLOBAL" in str(err) or (data[:1] == b"\x80" and 2 <= data[1:2][0] <= 5):
+                raise ConfigError(
+                    f"checkpoint {path} holds objects that are not plain tensors; refused, "
+                    "since loading it could run code"
+                ) from None
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else "unreadable"
+        except Exception as err:  # damaged bytes fail anywhere in the unpickler (KeyError, ...)
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    raise ConfigError(
+        f"checkpoint {path} is truncated or corrupted ({reason[:120]}); {intact_hint(path)}"
+    )
+
+
+def intact_hint(path: Path) -> str:
+    """Where to go instead of a damaged checkpoint: the newest intact one beside it."""
+    for other in [*reversed(step_checkpoints(path.parent)), path.parent / BEST]:
+        if other == path or not other.is_file():
+            continue
+        try:
+            read_checkpoint(other)
+        except ConfigError:
+            continue
+        return f"the newest intact checkpoint is {other}: use checkpoint={other}"
+    return f"no intact checkpoint is left in {path.parent}"
 
 
 @dataclass(frozen=True)
@@ -73,6 +161,20 @@ class Checkpoint:
     def normalizer_weights(self) -> dict:
         return self.agent["batcher"]["state_normalizer"]
 
+    def check_env(self, state_info: SpaceInfo, action_info: SpaceInfo) -> None:
+        """ConfigError unless the env's spaces are the ones this checkpoint was trained on
+        (checked before any tensor is loaded: a shape error would say less)."""
+        for what, saved, env in (
+            ("observation", self.state_info, state_info),
+            ("action", self.action_info, action_info),
+        ):
+            if saved != env:
+                raise ConfigError(
+                    f"checkpoint {self.path} was trained on {what}s {saved.kind} of shape "
+                    f"{saved.shape}, but this env ({self.env_id}) has {env.kind} of shape "
+                    f"{env.shape}; pick a checkpoint of a run on this env"
+                )
+
 
 def run_meta(config: str, env_id: str, state_info: SpaceInfo, action_info: SpaceInfo) -> dict:
     """What every checkpoint of a run carries besides its progress."""
@@ -86,16 +188,7 @@ def run_meta(config: str, env_id: str, state_info: SpaceInfo, action_info: Space
 
 def load_checkpoint(path: Path) -> Checkpoint:
     """Read a checkpoint with ``weights_only=True`` (tensors and plain data; never runs code)."""
-    if not path.is_file():
-        raise ConfigError(f"checkpoint {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # damaged bytes fail anywhere in the unpickler (KeyError, ...)
-        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ConfigError(
-            f"checkpoint {path} is truncated or corrupted ({reason}); pick another one "
-            f"with checkpoint=<file> from {path.parent}"
-        ) from None
+    state = read_checkpoint(path)
     fields = ("config", "env_id", "state_info", "action_info", "agent")
     if not isinstance(state, dict) or state.get("format") != FORMAT or not all(
         key in state for key in fields
@@ -173,6 +266,7 @@ class Checkpoints:
         self.next_step = start_step + freq if freq > 0 else None
         self.last: Path | None = None
         self.last_step: int | None = None
+        refuse_symlink(folder)
         folder.mkdir(exist_ok=True)
         for stale in folder.glob(".*.pt.tmp"):  # a kill -9 mid-write; the run's lock is ours
             stale.unlink()

@@ -112,6 +112,7 @@ def _train(
         )
         console.print(agent.backend.describe(), soft_wrap=True, markup=False)
         if resume:
+            resume.check_env(env.get_state_info(), env.get_action_info())
             restore(agent, cfg, resume, console)
         try:
             result = agent.train(build_schedule(cfg), eval_env=eval_env, checkpoints=checkpoints)
