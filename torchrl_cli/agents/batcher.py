@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from torchrl_cli.envs import BaseEnv, EnvStep, RewardScaler, StateNormalizer
+from torchrl_cli.envs.gym_env import EnvError
 from torchrl_cli.envs.snapshot import from_json, to_json
 from torchrl_cli.envs.spaces import SpaceKind, to_env_action
 from torchrl_cli.models.batch import Acting, Rollout
@@ -110,7 +111,11 @@ class Batcher:
 
     def env_step(self, t: int, actions: torch.Tensor | np.ndarray) -> EnvStep:
         """Step the env, record its outputs in row ``t`` and track the episodes."""
-        step = self.env.step(self.to_env_action(actions))
+        try:
+            step = self.env.step(self.to_env_action(actions))
+        except EnvError as err:
+            at = self.num_steps + (t + 1) * self.env.n_envs
+            raise EnvError(f"{err} at env step {at}") from err.__cause__
         self.env_rewards[t] = step.reward
         self.env_terminated[t] = step.terminated
         self.env_truncated[t] = step.truncated

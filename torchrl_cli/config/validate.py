@@ -1,10 +1,10 @@
 """Range and consistency checks on a composed config, before anything is built."""
 
+import importlib
 import inspect
 
 import gymnasium as gym
 import torch
-from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 
 from torchrl_cli.envs.atari import check_atari
@@ -202,8 +202,11 @@ def check_spaces(env_cfg: DictConfig) -> tuple[dict, dict]:
 
 def check_optimizer(key: str, node: DictConfig) -> None:
     """Every optimizer argument must be a parameter of the chosen optimizer class."""
-    try:
-        cls = get_class(node._target_)
+    module, _, name = str(node._target_).rpartition(".")
+    try:  # not hydra's get_class: it logs three lines of its own before raising
+        cls = getattr(importlib.import_module(module), name)
+        if not isinstance(cls, type):
+            raise TypeError(name)
     except Exception:
         raise ConfigError(
             f"{key}._target_={node._target_} is not an importable class; use e.g. "

@@ -13,7 +13,7 @@ from torchrl_cli.envs.native import OWN_NATIVE, SAME_STEP_RESETS, has_native
 from torchrl_cli.envs.registry import missing_package, register_ale
 from torchrl_cli.envs.snapshot import EXACT_SIMULATORS, Snapshot, restore, snapshot
 from torchrl_cli.envs.spaces import SpaceInfo, action_info, state_info
-from torchrl_cli.errors import ConfigError, did_you_mean
+from torchrl_cli.errors import ConfigError, FaultError, did_you_mean
 
 VECTORIZATIONS = ("auto", "sync", "async", "native", "envpool")
 # auto picks native from this many copies: below ~5, SyncVectorEnv steps CartPole faster
@@ -56,6 +56,16 @@ class BaseEnv(abc.ABC):
 
     @abc.abstractmethod
     def close(self) -> None: ...
+
+
+class EnvError(FaultError):
+    """The env raised while stepping or resetting (its exception's first line is in the
+    message; the full traceback is the cause, shown with TORCHRL_DEBUG=1)."""
+
+
+def first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
 
 
 class GymEnv(BaseEnv):
@@ -142,11 +152,17 @@ class GymEnv(BaseEnv):
             self.vec.action_space.seed(seed)
         if self.vectorization == "native" and self.env_name not in OWN_NATIVE and seeds:
             seeds = seeds[0]  # Gymnasium's native envs draw every copy from one generator
-        obs, _ = self.vec.reset(seed=seeds)
+        try:
+            obs, _ = self.vec.reset(seed=seeds)
+        except Exception as err:
+            raise EnvError(f"env {self.env_name} raised {first_line(err)} in reset()") from err
         return obs
 
     def step(self, actions: np.ndarray) -> EnvStep:
-        obs, reward, terminated, truncated, info = self.vec.step(actions)
+        try:
+            obs, reward, terminated, truncated, info = self.vec.step(actions)
+        except Exception as err:  # the env's own failure, as one line (EnvError)
+            raise EnvError(f"env {self.env_name} raised {first_line(err)}") from err
         if self._reset_copies is not None:
             done = terminated | truncated
             if not done.any():

@@ -13,7 +13,14 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from torchrl_cli.errors import ConfigError
-from torchrl_cli.run.checkpoint import LAST, Checkpoint, find_checkpoint, load_checkpoint
+from torchrl_cli.run.checkpoint import (
+    CHECKPOINT_DIR,
+    LAST,
+    Checkpoint,
+    find_checkpoint,
+    load_checkpoint,
+    refuse_symlink,
+)
 from torchrl_cli.run.trust import check_targets
 
 CONFIG_FILE = "config.yaml"
@@ -54,6 +61,13 @@ def load_run(
     come from a run of the same env. The config may only name the ``_target_``s that
     ``run.trust`` permits, or ones under a ``trust`` prefix."""
     config_file = run_dir / CONFIG_FILE
+    if run_dir.is_file():
+        raise ConfigError(
+            f"{run_dir} is a file, not a run folder; give the run folder (a checkpoint file "
+            "goes in checkpoint=<file>)"
+        )
+    for entry in (config_file, run_dir / CHECKPOINT_DIR):
+        refuse_symlink(entry)
     if run_dir.is_dir() and not config_file.is_file():
         seeds = sorted(p.name for p in run_dir.glob("seed_*") if p.is_dir())
         hint = f"; it is a seeds=[...] job: use one of {', '.join(seeds)}" if seeds else ""
@@ -132,8 +146,18 @@ def check_new_run(run_dir: Path) -> None:
 
 @contextmanager
 def lock_run(run_dir: Path) -> Iterator[None]:
-    """Hold the run folder for one process: two resumes of one run would corrupt it."""
-    with open(run_dir / LOCK_FILE, "a+") as f:
+    """Hold the run folder for one process: two resumes of one run would corrupt it. The lock
+    file is never opened through a symlink (ConfigError)."""
+    try:
+        fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o644)
+    except OSError as err:
+        if (run_dir / LOCK_FILE).is_symlink():
+            raise ConfigError(
+                f"{run_dir / LOCK_FILE} is a symlink; a run folder's entries must be plain "
+                "files (remove it)"
+            ) from None
+        raise ConfigError(f"cannot lock {run_dir} ({err.strerror})") from None
+    with os.fdopen(fd, "r+") as f:
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

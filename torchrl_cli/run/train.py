@@ -20,9 +20,9 @@ from torchrl_cli.agents.build import (
     resolve_device,
     seed_everything,
 )
-from torchrl_cli.agents.guard import NonFiniteError
 from torchrl_cli.agents.logger import Logger
 from torchrl_cli.config.validate import validate
+from torchrl_cli.errors import FaultError
 from torchrl_cli.run.checkpoint import (
     CHECKPOINT_DIR,
     Checkpoint,
@@ -117,8 +117,8 @@ def _train(
         try:
             result = agent.train(build_schedule(cfg), eval_env=eval_env, checkpoints=checkpoints)
             final = agent.final_evaluation(eval_env)
-        except NonFiniteError as err:
-            raise NonFiniteError(f"{err}; {recovery(run_dir, checkpoints)}") from None
+        except FaultError as err:  # NaN, an env that raised, a full disk: say how to go on
+            raise type(err)(f"{err}; {recovery(run_dir, checkpoints)}") from err
     finally:
         logger.close(final_step=agent.num_steps if agent is not None else None)
         env.close()
@@ -137,10 +137,15 @@ def recovery(run_dir: Path | None, checkpoints: Checkpoints | None) -> str:
     guard stops a run before its state is saved) and the resume command."""
     saved = step_checkpoints(checkpoints.folder) if checkpoints is not None else []
     if not saved:
-        return "no checkpoint was written before it (nothing to resume)"
+        return (
+            "no checkpoint was written before it; start it again in place with "
+            f"torchrl train resume={shlex.quote(shown_path(run_dir))}"
+            if run_dir is not None
+            else "no checkpoint was written before it"
+        )
     return (
-        f"the last finite checkpoint is {shown_path(saved[-1])}; resume from it with "
-        f"torchrl train resume={shlex.quote(shown_path(run_dir))} (after fixing the cause)"
+        f"the last checkpoint (finite, like every one) is {shown_path(saved[-1])}; resume from "
+        f"it with torchrl train resume={shlex.quote(shown_path(run_dir))} (after fixing the cause)"
     )
 
 
