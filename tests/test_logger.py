@@ -19,7 +19,7 @@ def test_values_are_averaged_and_tf_only_values_stay_off_the_console(tmp_path):
     """Two add_log calls average; add_tf_only_log reaches TensorBoard but not the table."""
     out = io.StringIO()
     logger = Logger(tmp_path, console=Console(file=out, width=100), progress=False,
-                    histograms=False)
+                    histograms=False, mode="full", table_every_s=0.0)
     logger.add_log("losses/value_loss", 1.0)
     logger.add_log("losses/value_loss", 3.0)
     logger.add_tf_only_log("charts/learning_rate_value", 0.5)
@@ -39,7 +39,7 @@ def test_histograms_only_when_enabled_and_text(tmp_path):
     on, off = tmp_path / "on", tmp_path / "off"
     for folder, enabled in ((on, True), (off, False)):
         logger = Logger(folder, console=Console(file=io.StringIO()), progress=False,
-                        histograms=enabled)
+                        histograms=enabled, mode="full", table_every_s=0.0)
         logger.add_histogram("rollout/actions", torch.tensor([0.0, 1.0, 1.0, 2.0]))
         logger.add_text("config", "agent: ppo_clip")
         logger.add_log("charts/x", 1.0)
@@ -53,6 +53,7 @@ def test_histograms_only_when_enabled_and_text(tmp_path):
 
 def test_timeit_uses_the_callers_clock():
     """Steps per second over the given (training) seconds, not the wall clock."""
-    logger = Logger(None, console=Console(file=io.StringIO()), progress=False, histograms=False)
+    logger = Logger(None, console=Console(file=io.StringIO()), progress=False, histograms=False,
+                        mode="full", table_every_s=0.0)
     assert logger.timeit(1000, seconds=2.0) == 500.0
     assert logger.timeit(4000, seconds=3.0) == 3000.0
