@@ -54,6 +54,11 @@ class TrainResult:
     interrupted: str | None = None  # the signal (SIGINT, SIGTERM) that stopped training early
 
 
+def seconds(value: float) -> str:
+    """Seconds for a console line: one decimal, two below a second (0.04, not 0.0)."""
+    return f"{value:.1f}" if value >= 1 else f"{value:.2f}"
+
+
 class BaseAgent(abc.ABC):
     """Runs ``step`` (one rollout and update) until a budget is spent, evaluating on schedule.
 
@@ -169,7 +174,7 @@ class BaseAgent(abc.ABC):
             self.result.solved = evaluation
             self.logger.event(
                 f"[bold green]target {target:g} reached[/bold green] at {evaluation.env_steps} "
-                f"env steps, {evaluation.train_seconds:.1f} s of training; stopping",
+                f"env steps, {seconds(evaluation.train_seconds)} s of training; stopping",
                 always=True,
             )
         if checkpoints is not None and evaluation.mean > self.best_return:
