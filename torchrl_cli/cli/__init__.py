@@ -16,7 +16,8 @@ commands:
   export    write a run's policy as a torch.export file: torchrl export <run folder>
             [checkpoint=last|best|<file>] [out=<file>]
   compare   compare runs: torchrl compare <run or sweep folders...> [--out DIR]
-            [--metric eval|train]: a table per configuration across seeds and compare.png
+            [--metric eval|train] [--format png|pdf|svg] [--dpi N]: a table per
+            configuration across seeds and compare.png (in the folder given)
 
 examples:
   torchrl train                                   # PPO-clip on CartPole-v1
