@@ -57,7 +57,8 @@ def make_agent(overrides: list[str] | DictConfig, n_envs: int | None = None, see
     if own_env:
         env = build_env(cfg.env, cfg.env.n_envs if n_envs is None else n_envs)
     try:
-        logger = Logger(None, progress=False, histograms=False)
+        logger = Logger(None, progress=False, histograms=False,
+                        mode="full", table_every_s=0.0)
         agent = build_agent(cfg, env, torch.device("cpu"), logger)
         agent.schedule = build_schedule(cfg)
         return agent, env

@@ -24,6 +24,7 @@ from omegaconf import OmegaConf
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.util import tensor_util
 
+from torchrl_cli.config import config_dir
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.run.train import train
 
@@ -69,14 +70,40 @@ def test_usage(torchrl_bin, cli_env, tmp_path, args):
 
 
 def test_configs_lists_every_group(torchrl_bin, cli_env, tmp_path):
-    """`torchrl configs` lists agents, envs, nets, experiments and tuned pairs."""
+    """`torchrl configs` has a row for every group folder of conf/ (but tuned/ and Hydra's
+    own), with each of its options."""
     proc = torchrl(torchrl_bin, ["configs"], tmp_path, cli_env)
     assert proc.returncode == 0, proc.stderr
     assert_no_traceback(proc)
-    for name in ("ppo_clip", "CartPole-v1", "Pendulum-v1", "mlp", "nature_cnn",
-                 "cartpole_solve", "pendulum_solve", "agent", "env", "net", "experiment"):
+    conf = config_dir()
+    groups = {str(p.parent.relative_to(conf)) for p in conf.rglob("*.yaml")}
+    groups = {g for g in groups if g != "." and not g.startswith(("tuned", "hydra", "env/"))}
+    assert groups >= {"agent", "agent/advantage", "hparams_search"}
+    rows = {m.group(1): m.group(2) for m in re.finditer(r"^│ (\S+)\s+│ (.*?)\s*│$",
+                                                         proc.stdout, re.M)}
+    assert groups <= rows.keys(), rows.keys()
+    for group in groups - {"env"}:
+        for option in (conf / group).glob("*.yaml"):
+            assert option.stem in proc.stdout, (group, option.stem)
+    for name in ("CartPole-v1", "Pendulum-v1", "tuned"):
         assert name in proc.stdout
     assert "ppo_clip_schema" not in proc.stdout  # internal schema nodes are not options
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_configs_of_a_pair_prints_its_tuned_values(torchrl_bin, cli_env, tmp_path):
+    """`torchrl configs ppo_clip CartPole-v1`: one row per value the tuned file sets; a pair
+    without a file says so; an unknown agent is one error line."""
+    proc = torchrl(torchrl_bin, ["configs", "ppo_clip", "CartPole-v1"], tmp_path, cli_env)
+    assert proc.returncode == 0, proc.stderr
+    tuned = OmegaConf.load(config_dir() / "tuned" / "ppo_clip" / "CartPole-v1.yaml")
+    assert re.search(rf"│ agent\.lr\s+│ {tuned.agent.lr}\s+│", proc.stdout), proc.stdout
+    assert re.search(r"│ agent\.advantage\.gae_lambda\s+│ 0\.95\s+│", proc.stdout)
+    assert re.search(rf"│ max_steps\s+│ {tuned.max_steps}\s+│", proc.stdout)
+    proc = torchrl(torchrl_bin, ["configs", "a2c", "Acrobot-v1"], tmp_path, cli_env)
+    assert proc.returncode == 0 and "no tuned file for a2c + Acrobot-v1" in proc.stdout
+    assert_one_line_error(torchrl(torchrl_bin, ["configs", "ppo_clp", "CartPole-v1"], tmp_path,
+                                  cli_env), "unknown agent 'ppo_clp'", "did you mean 'ppo_clip'")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -132,6 +159,39 @@ def test_tiny_run_console_output(tiny_run):
     last = proc.stdout.strip().splitlines()[-1]
     assert re.match(r"final evaluation: mean return [\d.]+ ± [\d.]+ over 2 episodes after 256 "
                     r"env steps \([\d.]+ s of training\)$", last), last
+
+
+def test_tiny_run_console_is_unwrapped_and_mirrored_to_train_log(tiny_run):
+    """Piped, no line is hard-wrapped (the banner holds the whole run folder path, longer than
+    the console); train.log in the run folder holds exactly what was printed."""
+    proc, folder = tiny_run["proc"], tiny_run["dir"]
+    banner = proc.stdout.splitlines()[0]
+    assert banner.startswith("torchrl train ppo_clip") and len(banner) > 120, banner
+    assert banner.endswith(str(folder)), banner
+    assert (folder / "train.log").read_text() == proc.stdout
+
+
+def test_target_reached_is_said_and_stops(torchrl_bin, cli_env, tmp_path):
+    """A target every evaluation reaches: one line names the step and training time, then
+    the final evaluation, and training stops there."""
+    proc = torchrl(torchrl_bin, ["train", *TINY, "eval_freq=64", "target_return=-1"], tmp_path,
+                   cli_env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    reached = [line for line in lines if line.startswith("target -1 reached")]
+    assert len(reached) == 1, proc.stdout
+    assert re.fullmatch(r"target -1 reached at 64 env steps, [\d.]+ s of training; stopping",
+                        reached[0])
+    assert re.match(r"final evaluation: .* after 64 env steps", lines[-1]), lines[-1]
+
+
+def test_console_quiet_prints_the_start_and_the_end(torchrl_bin, cli_env, tmp_path):
+    proc = torchrl(torchrl_bin, ["train", *TINY, "eval_freq=64", "logger.console=quiet"],
+                   tmp_path, cli_env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == 3, proc.stdout  # banner, backend, final evaluation
+    assert lines[0].startswith("torchrl train") and lines[-1].startswith("final evaluation")
 
 
 def test_tiny_run_saves_config_and_overrides(tiny_run):
@@ -293,6 +353,9 @@ def test_multirun_writes_one_sweep_folder(torchrl_bin, cli_env, tmp_path):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert_no_traceback(proc)
     assert proc.stdout.count("final evaluation:") == 2
+    for job in (0, 1):  # each job's lines say whose they are
+        assert re.search(rf"^\[job {job}\] final evaluation:", proc.stdout, re.M), proc.stdout
+        assert re.search(rf"^\[job {job}\] torchrl train ppo_clip", proc.stdout, re.M)
     sweeps = run_folders(tmp_path)
     assert len(sweeps) == 1, sweeps
     sweep = sweeps[0]
@@ -306,6 +369,8 @@ def test_multirun_writes_one_sweep_folder(torchrl_bin, cli_env, tmp_path):
         assert (job / "model.pt").is_file()
         assert (job / ".hydra" / "config.yaml").is_file()
         assert len(list(job.glob("events.out.tfevents.*"))) == 1
+        log = (job / "train.log").read_text()  # the job's own log: untagged
+        assert log.startswith("torchrl train ppo_clip") and "final evaluation" in log
 
 
 # (command line after `torchrl`, what the one error line must contain)

@@ -42,11 +42,24 @@ def check_png(path: Path) -> None:
 
 
 def test_compare_sweep_prints_one_row_per_configuration(sweep, tmp_path):
-    """One row per lr over 2 seeds; compare.png goes into the current folder by default."""
+    """One row per lr over 2 seeds; compare.png goes into the sweep folder; a second compare
+    writes compare_2.png beside it and the first is left as it was; --format and --dpi."""
     proc = torchrl("compare", sweep, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert ROW.findall(proc.stdout) == [("agent.lr=0.001", "2"), ("agent.lr=0.0003", "2")]
-    check_png(tmp_path / "compare.png")
+    first = sweep / "compare.png"
+    check_png(first)
+    assert f"wrote {first}" in proc.stdout and list(tmp_path.iterdir()) == []
+    before = first.read_bytes()
+    proc = torchrl("compare", sweep, "--dpi", "55", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert first.read_bytes() == before
+    assert Image.open(sweep / "compare_2.png").width == Image.open(first).width // 2
+    proc = torchrl("compare", sweep, "--format", "svg", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert (sweep / "compare.svg").read_text().lstrip().startswith("<?xml")
+    proc = torchrl("compare", sweep, "--format", "gif", cwd=tmp_path)
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
 
 
 def test_compare_run_folders_and_a_parent_folder(sweep, tmp_path):
@@ -67,6 +80,10 @@ def test_compare_run_folders_and_a_parent_folder(sweep, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert ROW.findall(proc.stdout) == [("agent.lr=0.001", "2"), ("agent.lr=0.0003", "2")]
     check_png(tmp_path / "b" / "compare.png")
+    proc = torchrl("compare", sweep / "0_ppo_clip_CartPole-v1", sweep / "2_ppo_clip_CartPole-v1",
+                   cwd=tmp_path)  # several folders, no --out: the current folder
+    assert proc.returncode == 0, proc.stderr
+    check_png(tmp_path / "compare.png")
 
 
 @pytest.mark.parametrize("case", ["missing", "empty", "no_runs", "no_scalar"])
@@ -85,4 +102,4 @@ def test_bad_input_is_one_error_line(case, tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("torchrl: error:") and str(folder) in lines[0]
     assert "Traceback" not in proc.stderr + proc.stdout
-    assert not (tmp_path / "compare.png").exists()
+    assert not list(tmp_path.rglob("compare*"))

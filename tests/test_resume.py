@@ -166,4 +166,7 @@ def test_resume_extends_the_budget_in_the_same_folder(tmp_path, torchrl_bin, cli
     assert metrics["env_steps"] >= 45056
     steps = [s for s, _ in scalars(run, "losses/value_loss")]  # written every iteration
     assert steps == sorted(set(steps)) and steps[-1] >= 45056
+    log = (run / "train.log").read_text()  # the first run's lines, then the resume's
+    assert log.count("torchrl train ppo_clip") == 2 and log.count("final evaluation") == 2
+    assert log.index("resumed from") > log.index("final evaluation")
     assert sorted(p.name for p in run.iterdir() if p.is_dir()) == [".hydra", "checkpoints"]

@@ -46,7 +46,8 @@ def collector_stepper(env: GymEnv, vectorization: str) -> Callable[[], int]:
         [f"env.n_envs={n}", f"env.vectorization={vectorization}",
          f"agent.n_steps={max(1, ROLLOUT_STEPS // n)}", "device=cpu"],
     )
-    logger = Logger(None, progress=False, histograms=False)
+    logger = Logger(None, progress=False, histograms=False,
+                    mode="full", table_every_s=0.0)
     agent = build_agent(cfg, env, torch.device("cpu"), logger)
 
     def step() -> int:

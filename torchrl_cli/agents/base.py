@@ -55,6 +55,11 @@ class TrainResult:
     interrupted: str | None = None  # the signal (SIGINT, SIGTERM) that stopped training early
 
 
+def seconds(value: float) -> str:
+    """Seconds for a console line: one decimal, two below a second (0.04, not 0.0)."""
+    return f"{value:.1f}" if value >= 1 else f"{value:.2f}"
+
+
 class BaseAgent(abc.ABC):
     """Runs ``step`` (one rollout and update) until a budget is spent, evaluating on schedule.
 
@@ -152,6 +157,7 @@ class BaseAgent(abc.ABC):
                     checkpoints.save(self.state_dict(), self.num_steps)
         if self.num_iters > self._logged_iters:
             self.write_logs()  # the last, partial log_freq window
+        self.logger.flush_table()  # the state training ended in, whatever the cadence
         if checkpoints is not None and checkpoints.last_step != self.num_steps:
             checkpoints.save(self.state_dict(), self.num_steps)
         result = self.result
@@ -175,6 +181,11 @@ class BaseAgent(abc.ABC):
         target = self.schedule.target_return
         if target is not None and evaluation.mean >= target:
             self.result.solved = evaluation
+            self.logger.event(
+                f"[bold green]target {target:g} reached[/bold green] at {evaluation.env_steps} "
+                f"env steps, {seconds(evaluation.train_seconds)} s of training; stopping",
+                always=True,
+            )
         if checkpoints is not None and evaluation.mean > self.best_return:
             self.best_return = evaluation.mean
             checkpoints.save_best(self.state_dict())
@@ -235,7 +246,7 @@ class BaseAgent(abc.ABC):
         if result.evaluations and result.evaluations[-1].env_steps == self.num_steps:
             return result.evaluations[-1]
         evaluation = self.evaluate(env, self.schedule.eval_episodes, self.schedule.eval_seed)
-        self.log_evaluation(evaluation)
+        self.log_evaluation(evaluation, line=False)  # the run's closing line reports it
         return evaluation
 
     @torch.inference_mode()
@@ -243,7 +254,8 @@ class BaseAgent(abc.ABC):
         """``episodes`` deterministic episodes, one per copy of ``env`` (seeds from ``seed``)."""
         for model in self.models.values():
             model.eval()
-        returns, lengths = run_episodes(self.act, env, episodes, seed)
+        with self.logger.evaluating(episodes) as on_episode:
+            returns, lengths = run_episodes(self.act, env, episodes, seed, on_episode=on_episode)
         for model in self.models.values():
             model.train()
         if not np.isfinite(returns).all():
@@ -267,13 +279,17 @@ class BaseAgent(abc.ABC):
             f"env steps {self.num_steps}  |  episodes {self.num_episodes}",
         )
 
-    def log_evaluation(self, evaluation: Evaluation) -> None:
+    def log_evaluation(self, evaluation: Evaluation, line: bool = True) -> None:
+        """TensorBoard's eval/* scalars and (``line``) one console line."""
         self.logger.add_log("eval/mean_return", evaluation.mean)
         self.logger.add_log("eval/std_return", evaluation.std)
         self.logger.add_log("eval/mean_length", float(np.mean(evaluation.lengths)), 0)
-        self.logger.log(
-            self.num_steps,
-            header=f"evaluation at {self.num_steps} env steps "
-            f"({len(evaluation.returns)} deterministic episodes)",
+        self.logger.log(self.num_steps, console=False)
+        if not line:
+            return
+        self.logger.event(
+            f"evaluation at {evaluation.env_steps} env steps: mean return {evaluation.mean:.2f} "
+            f"± {evaluation.std:.2f} over {len(evaluation.returns)} deterministic episodes, "
+            f"mean length {np.mean(evaluation.lengths):.0f}"
         )
 

@@ -27,20 +27,29 @@ class Evaluation:
 
 
 def run_episodes(
-    act: Callable[[np.ndarray], np.ndarray], env: BaseEnv, episodes: int, seed: int
+    act: Callable[[np.ndarray], np.ndarray],
+    env: BaseEnv,
+    episodes: int,
+    seed: int,
+    on_episode: Callable[[int], None] | None = None,
 ) -> tuple[list[float], list[int]]:
     """Returns and lengths of one episode on each of the first ``episodes`` copies of ``env``,
-    reset with ``seed``; ``act`` maps a batch of raw observations to env actions."""
+    reset with ``seed``; ``act`` maps a batch of raw observations to env actions;
+    ``on_episode`` is told the number of finished episodes each time it grows."""
     n = env.n_envs
     if n < episodes:
         raise ValueError(f"the env has {n} copies, fewer than {episodes} episodes")
     obs = env.reset(seed=seed)
     returns, lengths = np.zeros(n), np.zeros(n, dtype=np.int64)
     active = np.ones(n, dtype=bool)
+    shown = 0
     while active[:episodes].any():
         step = env.step(act(obs))
         returns += step.reward * active
         lengths += active
         active &= ~(step.terminated | step.truncated)
         obs = step.obs
+        if on_episode is not None and (done := episodes - int(active[:episodes].sum())) > shown:
+            shown = done
+            on_episode(done)
     return returns[:episodes].tolist(), lengths[:episodes].tolist()

@@ -1,7 +1,10 @@
-"""Logger: averaged values to a rich console table and TensorBoard, plus a progress bar."""
+"""Logger: averaged values to TensorBoard and, at a readable cadence, a rich console table, plus
+a progress bar (training, then each evaluation's episodes) and one-line events."""
 
 import time
 from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -10,25 +13,55 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.table import Table
+from rich.text import Text
 from torch.utils.tensorboard import SummaryWriter
+
+from torchrl_cli.agents.console import RunConsole, as_run_console
+
+CONSOLE_MODES = ("full", "table", "quiet")
+
+
+class _EtaColumn(ProgressColumn):
+    """'ETA h:mm:ss' while training, or the task's ``note`` (why it stopped) once it has one."""
+
+    max_refresh = 0.5
+
+    def render(self, task: Task) -> Text:
+        note = task.fields.get("note")
+        if note:
+            return Text(note, style="progress.remaining")
+        remaining = task.time_remaining
+        if task.total is None or remaining is None:
+            return Text("ETA -:--:--", style="progress.remaining")
+        minutes, seconds = divmod(int(remaining), 60)
+        hours, minutes = divmod(minutes, 60)
+        return Text(f"ETA {hours:d}:{minutes:02d}:{seconds:02d}", style="progress.remaining")
 
 
 class Logger:
     """Collects values between ``log`` calls and averages them (after the seed's Logger).
 
     Names follow one scheme for the console and TensorBoard: ``<section>/<name>``, e.g.
-    ``charts/episode_return`` or ``losses/approx_kl``.
+    ``charts/episode_return`` or ``losses/approx_kl``. Every ``log`` reaches TensorBoard; the
+    console shows them as ``mode`` says (the values of ``config.schema.LoggerConfig``).
 
     Parameters:
         log_dir: where TensorBoard events go; ``None`` writes no events.
-        console: where tables and the progress bar are printed.
-        progress: show a progress bar with steps/s and ETA.
+        console: where tables, lines and the progress bar are printed (a ``RunConsole`` mirrors
+            them to train.log).
+        progress: show a progress bar with steps/s and ETA (on a terminal only: a pipe or a
+            file gets the lines alone).
         histograms: write the histograms given to ``add_histogram`` (off: they are dropped).
+        mode: ``full``: a table at every ``log``; ``table``: the first table, then one at most
+            every ``table_every_s`` seconds and the last one (``flush_table``); ``quiet``: no
+            tables and no per-evaluation lines, only what ``event(..., always=True)`` prints.
+        table_every_s: the table cadence of ``mode=table``, in wall seconds.
         start_step: where a resumed run goes on: TensorBoard events this folder holds from
             later steps (written after its checkpoint) are purged, so curves go on without a
             jump back or a duplicate.
@@ -39,13 +72,19 @@ class Logger:
         self,
         log_dir: str | Path | None,
         *,
-        console: Console | None = None,
+        console: Console | RunConsole | None = None,
         progress: bool,
         histograms: bool,
+        mode: str,
+        table_every_s: float,
         start_step: int = 0,
         start_seconds: float = 0.0,
     ):
-        self.console = console or Console()
+        if mode not in CONSOLE_MODES:
+            raise ValueError(f"console mode {mode!r} is not one of {', '.join(CONSOLE_MODES)}")
+        self.console = as_run_console(console)
+        self.mode = mode
+        self.table_every_s = table_every_s
         self.write_histograms = histograms
         self.writer = None
         if log_dir is not None:
@@ -58,21 +97,23 @@ class Logger:
         self.tf_only: set[str] = set()
         self.histograms: dict[str, torch.Tensor] = {}
         self.progress = None
-        if progress:
+        if progress and mode != "quiet" and self.console.screen.is_terminal:
             self.progress = Progress(
                 TextColumn("[bold]{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[sps]:>7.0f} steps/s"),
                 TimeElapsedColumn(),
-                TextColumn("ETA"),
-                TimeRemainingColumn(),
-                console=self.console,
+                _EtaColumn(),
+                console=self.console.screen,
                 transient=False,
             )
         self._task = None
+        self._total: int | None = None
         self._last_time = start_seconds
         self._last_step = start_step
+        self._last_table: float | None = None  # wall time of the last printed table
+        self._pending: tuple[str | None, Table] | None = None  # the last table, not printed
 
     def add_log(self, name: str, value: float, precision: int = 2) -> None:
         """Record a value; values recorded under one name are averaged at the next ``log``."""
@@ -106,35 +147,74 @@ class Logger:
         return sps
 
     def advance(self, i_step: int, max_steps: int = -1) -> None:
-        """Move the progress bar to ``i_step`` (of ``max_steps``; -1: no known total)."""
+        """Move the progress bar to ``i_step`` (of ``max_steps``; -1: no known total). The count
+        stops at the budget: the last rollout may take a few steps more."""
         if self.progress is None:
             return
         if self._task is None:
             self.progress.start()
-            total = max_steps if max_steps > 0 else None
-            self._task = self.progress.add_task("training", total=total, sps=0.0)
+            self._total = max_steps if max_steps > 0 else None
+            self._task = self.progress.add_task("training", total=self._total, sps=0.0, note="")
             self._start = (time.perf_counter(), i_step)
         elapsed = time.perf_counter() - self._start[0]
         sps = (i_step - self._start[1]) / elapsed if elapsed > 0 else 0.0
-        self.progress.update(self._task, completed=i_step, sps=sps)
+        self.progress.update(self._task, completed=self._capped(i_step), sps=sps)
+
+    def _capped(self, i_step: int) -> int:
+        return i_step if self._total is None else min(i_step, self._total)
+
+    @contextmanager
+    def evaluating(self, episodes: int) -> Iterator[Callable[[int], None]]:
+        """While an evaluation runs: a callback taking the number of finished episodes, which
+        the progress bar shows ('evaluating 7/20') instead of 'training'."""
+        if self.progress is None or self._task is None:
+            yield lambda done: None
+            return
+
+        def on_episode(done: int) -> None:
+            self.progress.update(self._task, description=f"evaluating {done}/{episodes}")
+
+        on_episode(0)
+        try:
+            yield on_episode
+        finally:
+            self.progress.update(self._task, description="training")
+
+    def event(self, text: str, always: bool = False) -> None:
+        """A one-line event (an evaluation, the target reached): printed unless the console is
+        quiet, or always."""
+        if always or self.mode != "quiet":
+            self.console.print(text)
 
     def log(self, step: int, header: str | None = None, console: bool = True) -> dict[str, float]:
-        """Average what was recorded, write it to TensorBoard at ``step``, print the table."""
+        """Average what was recorded and write it to TensorBoard at ``step``; with ``console``,
+        the table is printed as the mode says (or kept for ``flush_table``)."""
         means = {name: sum(v) / len(v) for name, v in self.values.items() if v}
         if self.writer is not None:
             for name, value in means.items():
                 self.writer.add_scalar(name, value, step)
             for name, values in self.histograms.items():
                 self.writer.add_histogram(name, values, step)
-        if console:
-            shown = {k: v for k, v in means.items() if k not in self.tf_only}
-            if shown:
-                if header:
-                    self.console.print(f"[bold]{header}[/bold]")
-                self.console.print(self._table(shown))
+        shown = {k: v for k, v in means.items() if k not in self.tf_only}
+        if console and shown and self.mode != "quiet":
+            self._pending = (header, self._table(shown))
+            now = time.perf_counter()
+            due = self._last_table is None or now - self._last_table >= self.table_every_s
+            if self.mode == "full" or due:
+                self.flush_table()
         self.values.clear()
         self.histograms.clear()
         return means
+
+    def flush_table(self) -> None:
+        """Print the last table if it was not printed (the end of training shows its state)."""
+        if self._pending is None:
+            return
+        header, table = self._pending
+        if header:
+            self.console.print(f"[bold]{header}[/bold]")
+        self.console.print(table)
+        self._pending, self._last_table = None, time.perf_counter()
 
     def _table(self, means: dict[str, float]) -> Table:
         table = Table(show_header=False, min_width=44)
@@ -144,10 +224,16 @@ class Logger:
             table.add_row(name, f"{means[name]:.{self.precision[name]}f}")
         return table
 
-    def close(self, final_step: int | None = None) -> None:
+    def close(self, final_step: int | None = None, note: str | None = None) -> None:
+        """Stop the progress bar at ``final_step`` with ``note`` in place of the ETA (why it
+        stopped) and close the TensorBoard writer."""
         if self.progress is not None and self._task is not None:
+            fields = {"note": note} if note else {}
             if final_step is not None:
-                self.progress.update(self._task, completed=final_step)
+                fields["completed"] = self._capped(final_step)
+            self.progress.update(self._task, **fields)
             self.progress.stop()
+            self._task = None
         if self.writer is not None:
             self.writer.close()
+            self.writer = None

@@ -2,8 +2,6 @@
 
 import sys
 
-from rich.console import Console
-
 from torchrl_cli.errors import ConfigError, FaultError
 
 USAGE = """usage: torchrl <command> [overrides...] [hydra flags]
@@ -11,13 +9,15 @@ USAGE = """usage: torchrl <command> [overrides...] [hydra flags]
 commands:
   train     train an agent: torchrl train agent=ppo_clip env=CartPole-v1 agent.lr=1e-3 seed=3
             (Hydra flags work: -m/--multirun, --cfg job, --help, --info)
-  configs   list the agents, envs, nets, experiments and tuned pairs available
+  configs   list every config group's options and the tuned pairs; torchrl configs <agent>
+            <env>: the values that pair's tuned file sets
   eval      replay a run's policy: torchrl eval <run folder> [checkpoint=last|best|<file>]
             [episodes=N] [seed=N] [video=true] [render=true]
   export    write a run's policy as a torch.export file: torchrl export <run folder>
             [checkpoint=last|best|<file>] [out=<file>]
   compare   compare runs: torchrl compare <run or sweep folders...> [--out DIR]
-            [--metric eval|train]: a table per configuration across seeds and compare.png
+            [--metric eval|train] [--format png|pdf|svg] [--dpi N]: a table per
+            configuration across seeds and compare.png (in the folder given)
 
 examples:
   torchrl train                                   # PPO-clip on CartPole-v1
@@ -29,6 +29,16 @@ examples:
   torchrl compare runs/2026-11-23                 # every run below a folder, grouped by config
 """
 COMMANDS = ("train", "configs", "eval", "export", "compare")
+def _console():
+    """A console that soft-wraps off a terminal (as ``agents.console.make_console``, without
+    importing the agents, and torch, for the commands that need neither)."""
+    from rich.console import Console
+
+    console = Console()
+    console.soft_wrap = not console.is_terminal
+    return console
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
@@ -41,10 +51,9 @@ def main(argv: list[str] | None = None) -> int:
 
             return train_command(args)
         if command == "configs":
-            from torchrl_cli.cli.configs import print_configs
+            from torchrl_cli.cli.configs import configs_command
 
-            print_configs(Console())
-            return 0
+            return configs_command(args, _console())
         if command == "eval":
             from torchrl_cli.cli.eval import eval_command
 
@@ -56,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         if command == "compare":
             from torchrl_cli.cli.compare import compare_command
 
-            return compare_command(args)
+            return compare_command(args, _console())
         from torchrl_cli.errors import did_you_mean
 
         raise ConfigError(

@@ -9,10 +9,12 @@ import yaml
 from rich.console import Console
 
 from torchrl_cli.analysis import summary
+from torchrl_cli.config.schema import PlotConfig
 from torchrl_cli.errors import ConfigError
 
 TAGS = {"eval": "eval/mean_return", "train": "charts/episode_return"}
 WHAT = {"eval": "deterministic evaluation return", "train": "training episode return"}
+FORMATS = ("png", "pdf", "svg")
 YLABEL = {"eval": "mean evaluation return (deterministic)", "train": "episode return (training)"}
 
 
@@ -69,16 +71,39 @@ def describe(run_dirs: list[Path]) -> tuple[str, float | None]:
     return name, targets.pop() if len(targets) == 1 else None
 
 
+def free_name(folder: Path, stem: str, suffix: str) -> Path:
+    """``folder/stem.suffix``, or ``stem_2``, ``stem_3``... when taken: nothing is overwritten."""
+    path, n = folder / f"{stem}.{suffix}", 1
+    while path.exists():
+        n += 1
+        path = folder / f"{stem}_{n}.{suffix}"
+    return path
+
+
 def compare_command(args: list[str], console: Console | None = None) -> int:
-    """Print the summary table of the runs in ``args``' folders and write compare.png."""
+    """Print the summary table of the runs in ``args``' folders and write their learning
+    curves (compare.png in the one folder given, or --out; never over an existing file)."""
     parser = _Parser(prog="torchrl compare", description=__doc__.split("\n")[0])
     parser.add_argument("folders", nargs="+", type=Path, help="run or sweep folders, or parents")
-    parser.add_argument("--out", type=Path, default=Path("."), help="folder for compare.png")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="folder for the figure (default: the folder given, or the current folder when "
+        "several are given)",
+    )
     parser.add_argument("--metric", choices=TAGS, default="eval", help="curves to plot")
+    parser.add_argument("--format", choices=FORMATS, default=PlotConfig.format)
+    parser.add_argument("--dpi", type=int, default=PlotConfig.dpi)
     opts = parser.parse_args(args)
     tag = TAGS[opts.metric]
-    if opts.out.exists() and not opts.out.is_dir():
-        raise ConfigError(f"--out {opts.out} is not a folder")
+    if opts.dpi < 10:
+        raise ConfigError(f"--dpi {opts.dpi} must be at least 10")
+    out_dir = opts.out
+    if out_dir is None:
+        out_dir = opts.folders[0] if len(opts.folders) == 1 else Path(".")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"--out {out_dir} is not a folder")
     curves_of: dict[Path, list] = {}
     for folder in opts.folders:
         found = {run.resolve(): run_curves(run, tag) for run in find_runs(folder)}
@@ -105,10 +130,11 @@ def compare_command(args: list[str], console: Console | None = None) -> int:
 
         path = plot_learning_curves(
             curves,
-            opts.out / "compare.png",
+            free_name(out_dir, "compare", opts.format),
             title=f"{name}: {WHAT[opts.metric]} ({tag})",
             target=target,
             ylabel=YLABEL[opts.metric],
+            dpi=opts.dpi,
         )
     except ImportError as err:
         raise ConfigError(

@@ -4,14 +4,18 @@ import itertools
 import os
 import sys
 import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from torchrl_cli.agents.console import make_console
 from torchrl_cli.agents.evaluation import EVAL_SEED_OFFSET, run_episodes
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.run.checkpoint import LAST
@@ -33,7 +37,7 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
     from torchrl_cli.agents.build import build_env
     from torchrl_cli.run.policy import policy_from_checkpoint
 
-    console = console or Console()
+    console = console or make_console()
     run_dir, options = parse_run_args("eval", args, OPTIONS)
     cfg, checkpoint = load_run(
         run_dir, options.get("checkpoint", LAST), parse_trust(options.get("trust", ""))
@@ -61,21 +65,41 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
         warnings.filterwarnings("ignore", message=".*Overwriting existing videos")
         extra = [recorder(video_dir)] if video else []
         env = build_env(env_cfg, episodes, evaluation=True, extra_wrappers=extra)
-    try:
-        checkpoint.check_env(env.get_state_info(), env.get_action_info())
-        returns, lengths = run_episodes(policy, env, episodes, seed)
-    finally:
-        env.close()
-    steps = checkpoint.env_steps
     console.print(
         f"[bold]torchrl eval[/bold] {cfg.agent.name} on {cfg.env.id}: {path.name} "
-        f"({steps} env steps), {episodes} deterministic episodes, seed {seed}"
+        f"({checkpoint.env_steps} env steps), {episodes} deterministic episodes, seed {seed}"
     )
+    try:
+        checkpoint.check_env(env.get_state_info(), env.get_action_info())
+        with episode_progress(console, episodes) as on_episode:
+            returns, lengths = run_episodes(policy, env, episodes, seed, on_episode=on_episode)
+    finally:
+        env.close()
     console.print(results_table(returns, lengths))
     if video_dir is not None:
         videos = name_videos(video_dir)
         console.print(f"{len(videos)} videos in {video_dir}")
     return 0
+
+
+@contextmanager
+def episode_progress(console: Console, episodes: int) -> Iterator[Callable[[int], None]]:
+    """On a terminal, a transient bar of the finished episodes; a callback for ``run_episodes``
+    (elsewhere it does nothing: the header line says what runs)."""
+    if not console.is_terminal:
+        yield lambda done: None
+        return
+    with Progress(
+        TextColumn("evaluating"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("episodes"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("evaluating", total=episodes)
+        yield lambda done: progress.update(task, completed=done)
 
 
 def results_table(returns: list[float], lengths: list[int]) -> Table:

@@ -44,9 +44,15 @@ def hydra_main(cfg: DictConfig) -> float:
     """Train one job; returns the final mean return so that sweepers can optimize it."""
     from torchrl_cli.run.train import train, train_seeds
 
-    run_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    # a sweep's jobs may run side by side on one screen: each line says whose it is
+    tag = f"[job {hydra_cfg.job.num}]" if hydra_cfg.mode == RunMode.MULTIRUN else None
     try:
-        metrics = train_seeds(cfg, run_dir) if cfg.seeds else train(cfg, run_dir=run_dir)
+        if cfg.seeds:
+            metrics = train_seeds(cfg, run_dir, tag=tag)
+        else:
+            metrics = train(cfg, run_dir=run_dir, tag=tag)
     except (ConfigError, FaultError) as err:
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise RuntimeError(str(err)) from None  # a failed job; the sweep goes on

@@ -3,8 +3,6 @@ summarize a sweep at the end."""
 
 from pathlib import Path
 
-from rich.console import Console
-
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.run.folder import MULTIRUN, new_run_dir, register_resolvers, run_name
 
@@ -86,10 +84,11 @@ def train_command(args: list[str]) -> int:
     finally:  # the summary also after a failed or interrupted sweep
         sweep_dir = override_value(args, "hydra.sweep.dir")
         if runs and multirun and sweep_dir is not None and Path(sweep_dir).is_dir():
+            from torchrl_cli.agents.console import make_console
             from torchrl_cli.analysis.sweep import summarize_sweep, write_best_tuned
 
-            failed = summarize_sweep(Path(sweep_dir), Console())
-            write_best_tuned(Path(sweep_dir), Console())
+            failed = summarize_sweep(Path(sweep_dir), make_console())
+            write_best_tuned(Path(sweep_dir), make_console())
     return code or (1 if failed else 0)
 
 

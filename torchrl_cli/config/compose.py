@@ -4,10 +4,14 @@ The CLI calls ``check_overrides`` before handing the command line to Hydra, so t
 fails with a clear message and exit code 2 before any run folder is created.
 """
 
+import copy
+import inspect
+
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import MissingConfigException, OverrideParseException
-from omegaconf import DictConfig, OmegaConf
+from hydra.utils import get_object
+from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
 from torchrl_cli.config import CONFIG_NAME, config_dir, register_configs
@@ -16,13 +20,68 @@ from torchrl_cli.config.validate import validate
 from torchrl_cli.envs.gym_env import unknown_env
 from torchrl_cli.errors import ConfigError, did_you_mean
 
+# Config-group nodes that are built from their ``_target_``, whose options take different
+# arguments (GAE takes gae_lambda, DiscountedReturns does not). A file applied after the group's
+# option (a tuned pair, an experiment) may set a key for the default option; when another option
+# is chosen, that key is dropped rather than handed to a target that does not take it.
+TARGET_GROUP_NODES = ("agent.advantage",)
+
+
+def foreign_keys(cfg: DictConfig) -> dict[str, list[str]]:
+    """Keys of each of ``TARGET_GROUP_NODES`` that its ``_target_`` does not take."""
+    found = {}
+    for path in TARGET_GROUP_NODES:
+        node = OmegaConf.select(cfg, path, throw_on_missing=False)
+        if not isinstance(node, DictConfig) or not isinstance(node.get("_target_"), str):
+            continue
+        try:
+            params = inspect.signature(get_object(node._target_)).parameters
+        except Exception:  # an unknown target: building it reports that
+            continue
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+            continue
+        extra = [str(k) for k in node if not str(k).startswith("_") and k not in params]
+        if extra:
+            found[path] = extra
+    return found
+
+
+def drop_foreign_keys(cfg: DictConfig) -> DictConfig:
+    """``cfg`` without the keys ``foreign_keys`` finds (a copy; ``cfg`` itself when none)."""
+    foreign = foreign_keys(cfg)
+    if not foreign:
+        return cfg
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        for path, keys in foreign.items():
+            node = OmegaConf.select(cfg, path)
+            for key in keys:
+                node.pop(key)
+    return cfg
+
+
+def _check_foreign_overrides(cfg: DictConfig, overrides: list[str]) -> None:
+    """A key the chosen option does not take, set on the command line: one-line error."""
+    given = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+    for path, keys in foreign_keys(cfg).items():
+        for key in keys:
+            if f"{path}.{key}" in given:
+                node = OmegaConf.select(cfg, path)
+                takes = [k for k in node if not str(k).startswith("_")]
+                raise ConfigError(
+                    f"{path}.{key}: {node._target_.rsplit('.', 1)[-1]} takes no {key} "
+                    f"(it takes {', '.join(map(str, takes)) or 'nothing'}); drop the override "
+                    f"or choose an option that takes it"
+                )
+
 
 def compose_config(overrides: list[str]) -> DictConfig:
-    """The composed config (as ``torchrl train`` would build it), or ConfigError."""
+    """The composed config (as ``torchrl train`` would build it: without keys an option does
+    not take, see ``drop_foreign_keys``), or ConfigError."""
     register_configs()
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         try:
-            return compose(CONFIG_NAME, overrides=overrides)
+            cfg = compose(CONFIG_NAME, overrides=overrides)
         except MissingConfigException as err:
             raise ConfigError(_missing_option(err)) from None
         except OverrideParseException as err:
@@ -41,6 +100,8 @@ def compose_config(overrides: list[str]) -> DictConfig:
                     "Atari preprocessing to set"
                 ) from None
             raise ConfigError(str(err).splitlines()[0]) from None
+    _check_foreign_overrides(cfg, overrides)
+    return drop_foreign_keys(cfg)
 
 
 def check_overrides(overrides: list[str], multirun: bool = False) -> DictConfig:

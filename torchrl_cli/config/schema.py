@@ -205,9 +205,17 @@ class NetConfig:
 
 @dataclass
 class LoggerConfig:
-    log_freq: int = 1  # console table every N iterations (one iteration = one rollout + update)
+    """What a run shows: TensorBoard gets every ``log_freq`` iterations' values whatever the
+    console shows; the console (mirrored to train.log in the run folder) is one switch."""
+
+    log_freq: int = 1  # TensorBoard scalars every N iterations (one = one rollout + update)
+    # full: a table every log_freq iterations; table: the first table, one at most every
+    # table_every_s seconds and the last, one line per evaluation; quiet: the start, target
+    # and end lines only
+    console: str = "table"
+    table_every_s: float = 60.0  # console=table: wall seconds between tables
     histograms: bool = False  # parameter and action histograms in TensorBoard (costly)
-    progress: bool = True  # rich progress bar with steps/s and ETA
+    progress: bool = True  # on a terminal: rich progress bar with steps/s, ETA, evaluations
 
 
 @dataclass
@@ -245,3 +253,11 @@ class Config:
     save_model: bool = True  # model.pt: the final weights and normalization statistics
     checkpoint_freq: int = 50_000  # env steps between checkpoints; 0: only at the end
     keep_checkpoints: int = 3  # the last K checkpoints kept (plus best.pt)
+
+
+@dataclass
+class PlotConfig:
+    """``torchrl compare``'s figure (not part of a run's config)."""
+
+    format: str = "png"  # png | pdf | svg
+    dpi: int = 110  # 8 x 5 inches: 880 x 550 pixels

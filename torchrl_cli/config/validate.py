@@ -135,6 +135,14 @@ def validate(cfg: DictConfig) -> None:
     _check(cfg.torch_threads >= 1, f"torch_threads={cfg.torch_threads} must be at least 1")
     _check(cfg.logger.log_freq >= 1, f"logger.log_freq={cfg.logger.log_freq} must be at least 1")
     check_guard(cfg.guard)
+    _check(
+        cfg.logger.console in ("full", "table", "quiet"),
+        f"logger.console={cfg.logger.console} is not a console mode; choose full, table or quiet",
+    )
+    _check(
+        cfg.logger.table_every_s >= 0,
+        f"logger.table_every_s={cfg.logger.table_every_s} must be at least 0",
+    )
     check_backend(cfg, *spaces)
 
 

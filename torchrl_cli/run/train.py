@@ -20,7 +20,9 @@ from torchrl_cli.agents.build import (
     resolve_device,
     seed_everything,
 )
+from torchrl_cli.agents.console import LOG_FILE, RunConsole, make_console
 from torchrl_cli.agents.logger import Logger
+from torchrl_cli.config.compose import drop_foreign_keys
 from torchrl_cli.config.validate import validate
 from torchrl_cli.errors import FaultError
 from torchrl_cli.run.checkpoint import (
@@ -47,16 +49,21 @@ def train(
     run_dir: Path | None = None,
     console: Console | None = None,
     resume: Checkpoint | None = None,
+    tag: str | None = None,
 ) -> dict:
     """Train the agent ``cfg`` describes; returns the final evaluation's metrics.
 
-    ``run_dir`` receives config.yaml, TensorBoard events, checkpoints/, ``model.pt`` and
-    ``metrics.json`` (None: no files). ``resume``: a checkpoint of this run to go on from.
+    ``run_dir`` receives config.yaml, TensorBoard events, checkpoints/, ``model.pt``,
+    ``metrics.json`` and ``train.log``, the console's lines (appended to on a resume; None: no
+    files). ``resume``: a checkpoint of this run to go on from. ``tag`` starts every console
+    line (a sweep's job) and turns the progress bar off, since parallel jobs share the screen.
     """
+    cfg = drop_foreign_keys(cfg)
     validate(cfg)
-    console = console or Console()
+    screen = console or make_console()
     if run_dir is None:
-        return _train(cfg, None, console, resume)
+        run_console = RunConsole(screen, tag=tag)
+        return _train(cfg, None, run_console, resume)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume is None:
@@ -64,11 +71,15 @@ def train(
     with lock_run(run_dir):
         config = OmegaConf.to_yaml(cfg, resolve=True).encode()
         write_atomically(run_dir / CONFIG_FILE, lambda f: f.write(config))
-        return _train(cfg, run_dir, console, resume)
+        run_console = RunConsole(screen, run_dir / LOG_FILE, tag=tag)
+        try:
+            return _train(cfg, run_dir, run_console, resume)
+        finally:
+            run_console.close()
 
 
 def _train(
-    cfg: DictConfig, run_dir: Path | None, console: Console, resume: Checkpoint | None
+    cfg: DictConfig, run_dir: Path | None, console: RunConsole, resume: Checkpoint | None
 ) -> dict:
     wall_start = time.perf_counter()
     seed_everything(cfg.seed)
@@ -82,14 +93,16 @@ def _train(
     logger = Logger(
         run_dir,
         console=console,
-        progress=cfg.logger.progress,
+        progress=cfg.logger.progress and console.tag is None,
         histograms=cfg.logger.histograms,
+        mode=cfg.logger.console,
+        table_every_s=cfg.logger.table_every_s,
         start_step=resume.env_steps if resume else 0,
         start_seconds=resume.train_seconds if resume else 0.0,
     )
     if not resume:
         logger.add_text("config", "```\n" + OmegaConf.to_yaml(cfg, resolve=True) + "\n```")
-    agent = checkpoints = None
+    agent = checkpoints = result = None
     try:
         agent = build_agent(cfg, env, device, logger)
         if run_dir is not None:
@@ -120,7 +133,7 @@ def _train(
         except FaultError as err:  # NaN, an env that raised, a full disk: say how to go on
             raise type(err)(f"{err}; {recovery(run_dir, checkpoints)}") from err
     finally:
-        logger.close(final_step=agent.num_steps if agent is not None else None)
+        logger.close(final_step=agent.num_steps if agent is not None else None, note=_why(result))
         env.close()
         eval_env.close()
     metrics = final_metrics(cfg, result, final, time.perf_counter() - wall_start)
@@ -149,6 +162,15 @@ def recovery(run_dir: Path | None, checkpoints: Checkpoints | None) -> str:
     )
 
 
+def _why(result) -> str:
+    """Why training stopped, for the progress bar's last state."""
+    if result is None:
+        return "failed"
+    if result.interrupted:
+        return f"interrupted ({result.interrupted})"
+    return "target reached" if result.solved is not None else "done"
+
+
 def restore(agent: PGAgent, cfg: DictConfig, checkpoint: Checkpoint, console: Console) -> None:
     """Load a checkpoint of this run (``load_run`` checked its env) into a freshly built agent."""
     with checkpoint_fits(checkpoint.path):
@@ -164,7 +186,9 @@ def restore(agent: PGAgent, cfg: DictConfig, checkpoint: Checkpoint, console: Co
         )
 
 
-def train_seeds(cfg: DictConfig, run_dir: Path, console: Console | None = None) -> dict:
+def train_seeds(
+    cfg: DictConfig, run_dir: Path, console: Console | None = None, tag: str | None = None
+) -> dict:
     """Train every seed of ``cfg.seeds`` in turn (run folders ``seed_<s>/``); the job's metrics
     are the means across seeds, so that a tuning objective is not fooled by one lucky seed."""
     per_seed = []
@@ -173,7 +197,8 @@ def train_seeds(cfg: DictConfig, run_dir: Path, console: Console | None = None) 
         with open_dict(seed_cfg):
             seed_cfg.seed, seed_cfg.seeds = seed, None
         (run_dir / f"seed_{seed}").mkdir()
-        per_seed.append(train(seed_cfg, run_dir / f"seed_{seed}", console))
+        seed_tag = f"{tag[:-1]} seed {seed}]" if tag else None
+        per_seed.append(train(seed_cfg, run_dir / f"seed_{seed}", console, tag=seed_tag))
         if per_seed[-1]["interrupted"]:
             break
     interrupted = next((m["interrupted"] for m in per_seed if m["interrupted"]), None)
