@@ -86,7 +86,7 @@ def test_cfg_job_prints_config_and_runs_nothing(torchrl_bin, cli_env, tmp_path, 
     cfg = yaml.safe_load(proc.stdout)
     assert cfg["agent"]["name"] == "ppo_clip"
     assert cfg["env"]["id"] == "CartPole-v1"
-    assert cfg["net"]["name"] == "mlp"
+    assert cfg["net"]["name"] == "auto"  # chosen from the observation space at build time
     assert cfg["agent"]["lr"] == pytest.approx(3e-4)
     assert "final evaluation" not in proc.stdout
     assert not (tmp_path / "runs").exists(), run_folders(tmp_path)
