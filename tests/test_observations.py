@@ -154,3 +154,29 @@ def test_the_dict_env_is_not_solved_from_one_entry():
     only_grid = "env.wrappers=[{_target_:gymnasium.wrappers.FilterObservation,filter_keys:[grid]}]"
     metrics = train(compose_config([*XOR, only_grid]), None)
     assert metrics["mean_return"] < 0.8
+
+
+@pytest.mark.parametrize(
+    ("overrides", "shape"),
+    [
+        ([], (4, 84, 84)),  # the pixel preset: gray, 84x84, 4 frames
+        (["env.pixels.grayscale=false"], (12, 84, 84)),  # 4 RGB frames, channels first
+        (["env.pixels.frame_stack=1", "env.pixels.resize=null"], (1, 96, 96)),
+        (["env.pixels=null"], (3, 96, 96)),  # raw frames, transposed
+        # a tuple argument from the command line (a list there)
+        (["env.pixels=null",
+          "env.wrappers=[{_target_:gymnasium.wrappers.ResizeObservation,shape:[48,40]}]"],
+         (3, 48, 40)),
+    ],
+)
+def test_pixel_preset_parts_switch_and_wrappers_take_tuples(overrides, shape):
+    from torchrl_cli.agents.build import build_env
+
+    cfg = compose_config(["env=CarRacing-v3", *overrides])
+    env = build_env(cfg.env, 1)
+    try:
+        info = env.get_state_info()
+        assert info.shape == shape and info.dtype == "uint8"
+        assert env.reset(seed=0).shape == (1, *shape)
+    finally:
+        env.close()

@@ -79,7 +79,7 @@ def env_wrappers(env_cfg: DictConfig, *, evaluation: bool = False) -> tuple[list
     ``env.pixels`` for other envs with pixel observations; then ``env.wrappers``), and the
     ``gymnasium.make`` kwargs."""
     gym_id = check_env_id(env_cfg.id, list(env_cfg.get("imports") or []))
-    wrappers = [get_obj(node, _partial_=True) for node in env_cfg.wrappers]
+    wrappers = [wrapper_factory(node) for node in env_cfg.wrappers]
     kwargs = dict(env_cfg.kwargs)
     pixels = env_cfg.get("pixels")
     if env_cfg.atari is not None:
@@ -94,6 +94,17 @@ def env_wrappers(env_cfg: DictConfig, *, evaluation: bool = False) -> tuple[list
     ):
         wrappers.insert(0, partial(wrap_pixels, **pixels))
     return wrappers, kwargs
+
+
+def wrapper_factory(node: DictConfig):
+    """An ``env.wrappers`` node as a callable taking the env. Lists among its arguments become
+    tuples: the command line has no tuple syntax, and wrappers such as ResizeObservation insist
+    on one (``shape:[64,64]``)."""
+    made = get_obj(node, _partial_=True)
+    if not isinstance(made, partial):
+        return made
+    keywords = {k: tuple(v) if isinstance(v, list) else v for k, v in made.keywords.items()}
+    return partial(made.func, *made.args, **keywords)
 
 
 def build_model(

@@ -18,7 +18,8 @@ def pixel_frames(space: gym.Space) -> bool:
     layout = image_layout(space)
     if layout == "hw":
         return is_pixels(space.shape)
-    return layout == "hwc" and space.shape[-1] in (1, 3, 4) and is_pixels(space.shape[:2] + (0,))
+    height, width, channels = space.shape if layout == "hwc" else (0, 0, 0)
+    return channels in (1, 3, 4) and is_pixels((channels, height, width))
 
 
 def wrap_pixels(
