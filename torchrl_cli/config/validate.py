@@ -28,9 +28,10 @@ def _check(ok: bool, message: str) -> None:
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first bad value and what would be valid."""
     agent, env = cfg.agent, cfg.env
-    gym_id = check_env_id(env.id, env.imports)
+    # .get: run folders from before imports and pixels existed resume with neither
+    gym_id = check_env_id(env.id, env.get("imports") or [])
     check_atari(gym_id, env.atari)
-    check_pixels(env.pixels)
+    check_pixels(env.get("pixels"))
     spaces = check_spaces(env, gym_id)
     resolve_net(cfg.net, spaces[0], env.id)  # a named net must fit the observations
     _check(env.n_envs >= 1, f"env.n_envs={env.n_envs} must be at least 1")
