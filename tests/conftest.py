@@ -35,7 +35,7 @@ TINY = ["max_steps=256", "agent.n_steps=32", "env.n_envs=2", "eval_freq=0", "eva
 
 def compose_config(overrides: list[str] | None = None) -> DictConfig:
     """The config ``torchrl train <overrides>`` composes (without Hydra's run-time node)."""
-    register_configs()
+    register_configs(overrides or [])
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         return compose(CONFIG_NAME, overrides=overrides or [])
 

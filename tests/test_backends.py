@@ -217,7 +217,7 @@ def test_gaussian_moments_and_log_probs():
 
 
 def test_a_layer_numpy_does_not_know_keeps_the_torch_path_and_says_why():
-    cfg = compose_config(["env=CartPole-v1", "env.n_envs=2", "agent.n_steps=8",
+    cfg = compose_config(["env=CartPole-v1", "env.n_envs=2", "agent.n_steps=8", "net=mlp",
                           "net.body.1._target_=torch.nn.ELU"])  # as a user would swap it
     agent, env = make_agent(cfg)
     try:

@@ -117,7 +117,7 @@ def test_cfg_job_prints_config_and_runs_nothing(torchrl_bin, cli_env, tmp_path, 
     cfg = yaml.safe_load(proc.stdout)
     assert cfg["agent"]["name"] == "ppo_clip"
     assert cfg["env"]["id"] == "CartPole-v1"
-    assert cfg["net"]["name"] == "mlp"
+    assert cfg["net"]["name"] == "auto"  # chosen from the observation space at build time
     assert cfg["agent"]["lr"] == pytest.approx(3e-4)
     assert "final evaluation" not in proc.stdout
     assert not (tmp_path / "runs").exists(), run_folders(tmp_path)
@@ -393,10 +393,12 @@ BAD_INPUT = {
     "too-many-minibatches": (["train", "agent.policy.num_mini_batches=100000"],
                              ["agent.policy.num_mini_batches=100000", "use at most"]),
     "no-envs": (["train", "env.n_envs=0"], ["env.n_envs=0", "at least 1"]),
-    "discrete-observations": (["train", "env=FrozenLake-v1"],
-                              ["FrozenLake-v1", "observation space Discrete"]),
-    "tuple-observations": (["train", "env=Blackjack-v1"],
-                           ["Blackjack-v1", "observation space Tuple"]),
+    # Discrete and Tuple observations train now (tests/test_custom_envs.py)
+    "pixel-preset-range": (["train", "env=CarRacing-v3", "env.pixels.frame_stack=0"],
+                           ["env.pixels.frame_stack=0", "at least 1"]),
+    "image-too-small-for-net": (["train", "env=CarRacing-v3", "net=nature_cnn",
+                                 "env.pixels.resize=24"],
+                                ["net nature_cnn takes images of at least 36x36", "24x24"]),
     "unparsable-override": (["train", "agent.lr=[1"], ["cannot parse", "agent.lr=[1"]),
     "unknown-command": (["trian"], ["unknown command 'trian'", "did you mean 'train'"]),
     "sweep-without-m": (["train", "seed=0,1"], ["seed=0,1"]),

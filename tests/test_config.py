@@ -394,7 +394,7 @@ def test_string_numbers_are_converted_to_the_schema_type():
         (["env.n_envs=0"], "env.n_envs"),
         (["env.vectorization=threads"], "env.vectorization"),
         (["env.id=NoSuchEnv-v9"], "NoSuchEnv-v9"),
-        (["env=FrozenLake-v1"], "FrozenLake-v1"),
+        (["env=CarRacing-v3", "env.pixels.frame_stack=0"], "env.pixels.frame_stack"),
         (["device=tpu"], "device"),
         (["max_steps=-1", "max_iters=-1", "max_episodes=-1"], "max_steps"),
         (["max_steps=0"], "max_steps"),

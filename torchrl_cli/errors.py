@@ -1,7 +1,10 @@
 """Errors meant for people: one line that names the problem and the fix."""
 
 import difflib
+import sys
 from collections.abc import Iterable
+
+_warned: set[str] = set()
 
 
 class ConfigError(ValueError):
@@ -14,6 +17,14 @@ def did_you_mean(word: str, choices: Iterable[str], n: int = 3) -> str:
     if not close:
         return ""
     return " (did you mean " + ", ".join(f"'{c}'" for c in close) + "?)"
+
+
+def warn_once(message: str) -> None:
+    """One ``torchrl: warning: ...`` line on stderr, the first time ``message`` comes up in this
+    process (the CLI checks the env before Hydra builds it again)."""
+    if message not in _warned:
+        _warned.add(message)
+        print(f"torchrl: warning: {message}", file=sys.stderr)
 
 
 class FaultError(RuntimeError):

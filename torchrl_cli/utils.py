@@ -1,9 +1,18 @@
 """Small helpers shared across the package (after the seed's ``torchrl.utils``)."""
 
+from pathlib import Path
 from typing import Any
 
 import torch
 from hydra.utils import instantiate
+
+
+def config_dir() -> Path:
+    """The ``conf/`` folder: inside the installed wheel, or at the top of a source checkout."""
+    packaged = Path(__file__).resolve().parent / "conf"
+    if packaged.is_dir():
+        return packaged
+    return Path(__file__).resolve().parents[1] / "conf"
 
 
 def get_obj(config: Any, **kwargs: Any) -> Any:

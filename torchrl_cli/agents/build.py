@@ -15,10 +15,19 @@ from torchrl_cli.agents.guard import Guard
 from torchrl_cli.agents.logger import Logger
 from torchrl_cli.agents.pg import PGAgent
 from torchrl_cli.backends import resolve_backend
-from torchrl_cli.envs import GymEnv, RewardScaler, StateNormalizer, wrap_atari
+from torchrl_cli.envs import (
+    GymEnv,
+    RewardScaler,
+    StateNormalizer,
+    check_env_id,
+    is_atari,
+    wrap_atari,
+)
+from torchrl_cli.envs.native import has_native
+from torchrl_cli.envs.pixels import wrap_pixels
 from torchrl_cli.envs.spaces import SpaceInfo
 from torchrl_cli.models import BaseModel
-from torchrl_cli.nn import nn_from_config
+from torchrl_cli.nn import nn_from_config, resolve_net
 from torchrl_cli.utils import get_obj
 
 
@@ -28,13 +37,18 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def resolve_device(device: str, net_cfg: DictConfig | None = None) -> torch.device:
+def resolve_device(
+    device: str, net_cfg: DictConfig | None = None, state_info: SpaceInfo | None = None
+) -> torch.device:
     """``auto``: CUDA only for nets with convolutions (image observations) when a GPU is there.
 
     An MLP on low-dimensional observations does a few microseconds of arithmetic per call, so on
     a GPU the kernel launches and the host-device copy of every acting step cost more than they
-    save; a conv net over images is the opposite (docs/performance.md).
+    save; a conv net over images is the opposite (docs/performance.md). ``net=auto`` is
+    resolved on ``state_info`` first (without it, auto counts as no conv).
     """
+    if net_cfg is not None and state_info is not None:
+        net_cfg = resolve_net(net_cfg, state_info)
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() and has_conv(net_cfg) else "cpu"
     return torch.device(device)
@@ -42,7 +56,7 @@ def resolve_device(device: str, net_cfg: DictConfig | None = None) -> torch.devi
 
 def has_conv(net_cfg: DictConfig | None) -> bool:
     layers = [] if net_cfg is None else [*net_cfg.body, *net_cfg.head]
-    return any("Conv" in str(layer.get("_target_", "")) for layer in layers)
+    return any("Conv" in str(layer) for layer in layers)  # nested ones too (multi_input)
 
 
 def build_env(
@@ -50,25 +64,56 @@ def build_env(
 ) -> GymEnv:
     """The vector env ``env_cfg`` describes; ``evaluation``: without training-only wrappers;
     ``extra_wrappers`` go outside the configured ones (e.g. a video recorder)."""
-    wrappers = [get_obj(node, _partial_=True) for node in env_cfg.wrappers]
-    wrappers += extra_wrappers
-    kwargs = dict(env_cfg.kwargs)
-    if env_cfg.atari is not None:
-        wrappers.insert(0, partial(wrap_atari, **env_cfg.atari, training=not evaluation))
-        kwargs["frameskip"] = 1  # the preprocessing skips frames itself (and max-pools them)
+    wrappers, kwargs = env_wrappers(env_cfg, evaluation=evaluation)
     return GymEnv(
         env_cfg.id,
         n_envs=n_envs,
         vectorization=env_cfg.vectorization,
-        wrappers=wrappers,
+        wrappers=[*wrappers, *extra_wrappers],
+        imports=list(env_cfg.get("imports") or []),
         **kwargs,
     )
+
+
+def env_wrappers(env_cfg: DictConfig, *, evaluation: bool = False) -> tuple[list, dict]:
+    """The wrappers each copy gets, in order (the presets first: ``env.atari`` for ALE games,
+    ``env.pixels`` for other envs with pixel observations; then ``env.wrappers``), and the
+    ``gymnasium.make`` kwargs."""
+    gym_id = check_env_id(env_cfg.id, list(env_cfg.get("imports") or []))
+    wrappers = [wrapper_factory(node) for node in env_cfg.wrappers]
+    kwargs = dict(env_cfg.kwargs)
+    pixels = env_cfg.get("pixels")
+    if env_cfg.atari is not None:
+        wrappers.insert(0, partial(wrap_atari, **env_cfg.atari, training=not evaluation))
+        kwargs["frameskip"] = 1  # the preprocessing skips frames itself (and max-pools them)
+    elif (
+        pixels is not None
+        and not is_atari(gym_id)
+        # never images; a wrapper would rule out their native and EnvPool vector envs
+        and not has_native(gym_id)
+        and env_cfg.vectorization != "envpool"
+    ):
+        wrappers.insert(0, partial(wrap_pixels, **pixels))
+    return wrappers, kwargs
+
+
+def wrapper_factory(node: DictConfig):
+    """An ``env.wrappers`` node as a callable taking the env. Lists among its arguments become
+    tuples: the command line has no tuple syntax, and wrappers such as ResizeObservation insist
+    on one (``shape:[64,64]``)."""
+    made = get_obj(node, _partial_=True)
+    if not isinstance(made, partial):
+        return made
+    keywords = {k: tuple(v) if isinstance(v, list) else v for k, v in made.keywords.items()}
+    return partial(made.func, *made.args, **keywords)
 
 
 def build_model(
     model_cfg: DictConfig, net_cfg: DictConfig, state_info: SpaceInfo, action_info: SpaceInfo
 ) -> BaseModel:
-    """A model (policy or value) on its own network, initialized as ``net_cfg.init`` says."""
+    """A model (policy or value) on its own network, initialized as ``net_cfg.init`` says
+    (``net=auto``: the net chosen for ``state_info``)."""
+    net_cfg = resolve_net(net_cfg, state_info)
     net = nn_from_config(net_cfg, state_info, action_info)
     # action_info after instantiation: Hydra would turn the SpaceInfo dataclass into a dict
     model = get_obj(model_cfg, _partial_=True)(net=net, action_info=action_info)

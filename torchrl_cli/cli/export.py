@@ -30,7 +30,8 @@ def export_command(args: list[str], console: Console | None = None) -> int:
     console.print(f"exported {path.name} of {run_dir} ({cfg.agent.name}, {cfg.env.id}) to {out}")
     console.print(
         f"use it with torch alone: policy = torch.export.load({str(out)!r}).module(); "
-        "actions = policy(observations)  # float32 [batch, *obs shape]",
+        "actions = policy(observations)  # [batch, *obs shape] as the env gives them "
+        "(float32; uint8 frames; a dict of tensors for a Dict space)",
         soft_wrap=True,
         markup=False,
     )

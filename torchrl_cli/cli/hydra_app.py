@@ -65,7 +65,7 @@ def hydra_main(cfg: DictConfig) -> float:
 
 def run_hydra(args: list[str]) -> int:
     """Run the Hydra app with ``args`` as its command line; returns the exit code."""
-    register_configs()
+    register_configs(args)
     app = hydra.main(config_path=str(config_dir()), config_name=CONFIG_NAME, version_base="1.3")(
         hydra_main
     )

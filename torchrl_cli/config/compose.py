@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
 from torchrl_cli.config import CONFIG_NAME, config_dir, register_configs
-from torchrl_cli.config.store import SCHEMA_SUFFIX
+from torchrl_cli.config.store import SCHEMA_SUFFIX, env_imports
 from torchrl_cli.config.validate import validate
 from torchrl_cli.envs.gym_env import unknown_env
 from torchrl_cli.errors import ConfigError, did_you_mean
@@ -78,12 +78,12 @@ def _check_foreign_overrides(cfg: DictConfig, overrides: list[str]) -> None:
 def compose_config(overrides: list[str]) -> DictConfig:
     """The composed config (as ``torchrl train`` would build it: without keys an option does
     not take, see ``drop_foreign_keys``), or ConfigError."""
-    register_configs()
+    register_configs(overrides)
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         try:
             cfg = compose(CONFIG_NAME, overrides=overrides)
         except MissingConfigException as err:
-            raise ConfigError(_missing_option(err)) from None
+            raise ConfigError(_missing_option(err, overrides)) from None
         except OverrideParseException as err:
             raise ConfigError(_parse_error(err)) from None
         except Exception as err:  # Hydra wraps OmegaConf's errors in its own
@@ -149,11 +149,11 @@ def _parse_error(err: OverrideParseException) -> str:
     return f"cannot parse override '{err.override}': {err.message.splitlines()[0]}"
 
 
-def _missing_option(err: MissingConfigException) -> str:
+def _missing_option(err: MissingConfigException, overrides: list[str]) -> str:
     group, _, name = (err.missing_cfg_file or "").rpartition("/")
     if group == "env" or group.startswith("env/"):
         env_id = f"{group[4:]}/{name}" if "/" in group else name
-        return unknown_env(env_id)
+        return unknown_env(env_id, env_imports(overrides))
     options = [o for o in (err.options or []) if not o.endswith(SCHEMA_SUFFIX)]
     if not group:
         return str(err).splitlines()[0]

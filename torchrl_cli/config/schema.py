@@ -29,10 +29,29 @@ class AtariConfig:
 
 
 @dataclass
+class PixelsConfig:
+    """The pixel preset for non-ALE envs whose observations are uint8 frames of at least 36x36
+    (CarRacing-v3's 96x96 RGB, ...), applied in this order; ``env.pixels=null`` turns it off.
+    Smaller images (minigrid's 7x7 grids) and other observations are left as they are.
+    """
+
+    grayscale: bool = True  # RGB to one gray channel
+    resize: int | None = 84  # square frames of this side; null: keep the size
+    frame_stack: int = 4  # observations hold the last frame_stack frames, oldest first; 1: none
+
+
+@dataclass
 class EnvConfig:
-    """One Gymnasium environment id, vectorized ``n_envs`` times."""
+    """One Gymnasium environment id, vectorized ``n_envs`` times.
+
+    ``id`` may be any registered id, ``<module>:<EnvId>`` (the module is imported and registers
+    EnvId, or defines a gymnasium.Env class of that name), or an id that a well-known package
+    registers (imported when installed); ``imports`` names more packages to import first.
+    The run folder's config.yaml keeps both, so later commands import the same.
+    """
 
     id: str = MISSING
+    imports: list[str] = field(default_factory=list)  # packages that register ids on import
     n_envs: int = 8
     vectorization: str = "auto"  # auto (native if supported, else sync) | sync | async | native
     #   | envpool (the envpool extra; auto never picks it)
@@ -44,6 +63,7 @@ class EnvConfig:
     wrappers: list[Any] = field(default_factory=list)  # _target_ nodes, each called with the env
     kwargs: dict[str, Any] = field(default_factory=dict)  # passed to gymnasium.make
     atari: AtariConfig | None = None  # Atari preprocessing; ALE env files set it ({} = defaults)
+    pixels: PixelsConfig | None = field(default_factory=PixelsConfig)  # image obs, non-ALE envs
 
 
 def adam() -> dict[str, Any]:

@@ -1,6 +1,5 @@
 """Registers the structured schema in Hydra's ConfigStore and finds the shipped ``conf/`` folder."""
 
-from pathlib import Path
 
 import gymnasium as gym
 from hydra.core.config_store import ConfigStore
@@ -15,7 +14,9 @@ from torchrl_cli.config.schema import (
     VanillaPGAgentConfig,
 )
 from torchrl_cli.envs.atari import is_atari
-from torchrl_cli.envs.registry import register_ale
+from torchrl_cli.envs.registry import register_ale, resolve_env_id
+from torchrl_cli.errors import ConfigError
+from torchrl_cli.utils import config_dir
 
 CONFIG_NAME = "config"
 SCHEMA_SUFFIX = "_schema"
@@ -27,14 +28,6 @@ AGENT_SCHEMAS = {
     "ppo_clip": PPOClipAgentConfig,
     "ppo_adaptive": PPOAdaptiveAgentConfig,
 }
-
-
-def config_dir() -> Path:
-    """The ``conf/`` folder: inside the installed wheel, or at the top of a source checkout."""
-    packaged = Path(__file__).resolve().parent.parent / "conf"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parents[2] / "conf"
 
 
 def env_files() -> set[str]:
@@ -58,18 +51,30 @@ ATARI_DEFAULTS = [{"override /net@_global_.net": "nature_cnn"}, "_self_"]
 _stored_env_ids: set[str] = set()
 
 
-def register_configs() -> None:
+def register_configs(overrides: list[str] | tuple = ()) -> None:
     """Store the schema nodes, and a generic env node for each registered id without a file.
 
     The generic nodes make ``env=<any registered Gymnasium id>`` work with the schema's defaults;
     ALE ids (ale-py registers them when installed) get the Atari preprocessing, the Nature CNN
     and the Atari tuned values. Ids registered since the last call are added on the next call.
+    ``overrides``: a command line whose ``env=`` choices (``<module>:<EnvId>``, ids of known
+    packages, ids that ``env.imports=[...]`` registers) get their packages imported and a node
+    first; one that cannot is left to composition, which reports it (``unknown_env``).
     """
     cs = ConfigStore.instance()
     if not _stored_env_ids:
         cs.store(name=f"{CONFIG_NAME}{SCHEMA_SUFFIX}", node=Config)
         for name, node in AGENT_SCHEMAS.items():
             cs.store(group="agent", name=f"{name}{SCHEMA_SUFFIX}", node=node)
+    for env_id in env_choices(overrides):
+        try:
+            resolve_env_id(env_id, env_imports(overrides))
+        except ConfigError:
+            continue
+        if ":" in env_id and env_id not in _stored_env_ids:
+            _stored_env_ids.add(env_id)
+            group, _, name = f"env/{env_id}".rpartition("/")
+            cs.store(group=group, name=name, node={"id": env_id})
     register_ale()
     atari_agent, atari_file = ATARI_TUNED
     atari_tuned = OmegaConf.load(config_dir() / "tuned" / atari_agent / f"{atari_file}.yaml")
@@ -87,6 +92,25 @@ def register_configs() -> None:
         group, _, name = f"env/{env_id}".rpartition("/")
         node = {"defaults": ATARI_DEFAULTS, "id": env_id, "atari": {}} if atari else {"id": env_id}
         cs.store(group=group, name=name, node=node)
+
+
+def env_choices(overrides) -> list[str]:
+    """The env ids that ``env=...`` overrides choose (every value of a sweep)."""
+    found = []
+    for override in overrides:
+        key, sep, value = str(override).partition("=")
+        if sep and key.lstrip("+") == "env" and value:
+            found += [v.strip().strip("'\"") for v in value.split(",")]
+    return found
+
+
+def env_imports(overrides) -> list[str]:
+    """The packages an ``env.imports=[a,b]`` override names."""
+    for override in reversed(list(overrides)):
+        key, sep, value = str(override).partition("=")
+        if sep and key.lstrip("+") == "env.imports":
+            return [v.strip().strip("'\"") for v in value.strip("[]").split(",") if v.strip()]
+    return []
 
 
 def load_default(name: str, overrides: list[str] | None = None) -> DictConfig:

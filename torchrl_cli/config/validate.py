@@ -10,10 +10,11 @@ from omegaconf import DictConfig, OmegaConf
 from torchrl_cli.envs.atari import check_atari
 from torchrl_cli.envs.envpool_env import check_supported as check_envpool
 from torchrl_cli.envs.gym_env import VECTORIZATIONS, check_env_id, check_native
+from torchrl_cli.envs.pixels import check_pixels
 from torchrl_cli.envs.spaces import action_info, state_info
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.models.base import SCHEDULES
-from torchrl_cli.utils import get_obj
+from torchrl_cli.nn import resolve_net
 
 DEVICES = ("auto", "cpu", "cuda")
 INITS = ("orthogonal", "default")
@@ -27,9 +28,12 @@ def _check(ok: bool, message: str) -> None:
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first bad value and what would be valid."""
     agent, env = cfg.agent, cfg.env
-    check_env_id(env.id)
-    spaces = check_spaces(env)
-    check_atari(env.id, env.atari)
+    # .get: run folders from before imports and pixels existed resume with neither
+    gym_id = check_env_id(env.id, env.get("imports") or [])
+    check_atari(gym_id, env.atari)
+    check_pixels(env.get("pixels"))
+    spaces = check_spaces(env, gym_id)
+    resolve_net(cfg.net, spaces[0], env.id)  # a named net must fit the observations
     _check(env.n_envs >= 1, f"env.n_envs={env.n_envs} must be at least 1")
     _check(
         env.vectorization in VECTORIZATIONS,
@@ -41,9 +45,9 @@ def validate(cfg: DictConfig) -> None:
             "env.vectorization=envpool cannot apply env.atari preprocessing (it takes no "
             "wrappers); use sync or async",
         )
-        check_envpool(env.id, env.wrappers, env.kwargs)
+        check_envpool(gym_id, env.wrappers, env.kwargs)
     if env.vectorization == "native":  # here too, so that a refusal leaves no run folder
-        check_native(env.id, [*env.wrappers, *([env.atari] if env.atari is not None else [])])
+        check_native(gym_id, [*env.wrappers, *([env.atari] if env.atari is not None else [])])
     _check(env.clip_states > 0, f"env.clip_states={env.clip_states} must be > 0")
     _check(env.clip_reward > 0, f"env.clip_reward={env.clip_reward} must be > 0")
     _check(cfg.net.init in INITS, f"net.init='{cfg.net.init}' must be one of {', '.join(INITS)}")
@@ -164,7 +168,7 @@ def check_backend(cfg: DictConfig, state: dict, action: dict) -> None:
     _check(backend in BACKENDS, f"agent.backend={backend} must be one of {', '.join(BACKENDS)}")
     if backend != "numpy":
         return
-    device = resolve_device(cfg.device, cfg.net)
+    device = resolve_device(cfg.device, cfg.net, state)
     models = {
         name: build_model(cfg.agent[name], cfg.net, state, action).to(device)
         for name in ("policy", "value")
@@ -176,12 +180,16 @@ def check_backend(cfg: DictConfig, state: dict, action: dict) -> None:
 EXTRAS = {"box2d": "box2d", "mujoco": "mujoco", "ale_py": "atari"}
 
 
-def check_spaces(env_cfg: DictConfig) -> tuple[dict, dict]:
-    """Make one copy of the env (wrappers applied) and check that its spaces are supported."""
+def check_spaces(env_cfg: DictConfig, gym_id: str) -> tuple:
+    """Make one copy of the env (presets and wrappers applied, as training will) and check
+    that its spaces are supported."""
+    from torchrl_cli.agents.build import env_wrappers
+
+    wrappers, kwargs = env_wrappers(env_cfg)
     try:
-        env = gym.make(env_cfg.id, **env_cfg.kwargs)
+        env = gym.make(gym_id, **kwargs)
     except gym.error.DependencyNotInstalled as err:
-        entry = str(gym.spec(env_cfg.id).entry_point)
+        entry = str(gym.spec(gym_id).entry_point)
         extra = next((x for key, x in EXTRAS.items() if key in entry), None)
         hint = f"pip install 'torchrl-cli[{extra}]'" if extra else "install its package"
         raise ConfigError(
@@ -194,13 +202,19 @@ def check_spaces(env_cfg: DictConfig) -> tuple[dict, dict]:
             f"{dict(env_cfg.kwargs)}: {str(err).splitlines()[0]}"
         ) from None
     try:
-        for node in env_cfg.wrappers:
+        presets = len(wrappers) - len(env_cfg.wrappers)
+        for i, wrap in enumerate(wrappers):
             try:
-                env = get_obj(node, _partial_=True)(env)
+                env = wrap(env)
+            except ConfigError:
+                raise
             except Exception as err:
-                raise ConfigError(
-                    f"env.wrappers entry {dict(node)} failed: {str(err).splitlines()[0]}"
-                ) from None
+                what = (
+                    f"env.wrappers entry {dict(env_cfg.wrappers[i - presets])}"
+                    if i >= presets
+                    else "the env's preprocessing preset"
+                )
+                raise ConfigError(f"{what} failed: {str(err).splitlines()[0]}") from None
         return state_info(env.observation_space, env_cfg.id), action_info(
             env.action_space, env_cfg.id
         )

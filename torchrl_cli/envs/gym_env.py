@@ -8,12 +8,13 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.vector import AutoresetMode
 
+from torchrl_cli.envs.encode import encode_numpy, make_encoder
 from torchrl_cli.envs.envpool_env import EnvPoolVectorEnv
 from torchrl_cli.envs.native import OWN_NATIVE, SAME_STEP_RESETS, has_native
-from torchrl_cli.envs.registry import missing_package, register_ale
+from torchrl_cli.envs.registry import resolve_env_id
 from torchrl_cli.envs.snapshot import EXACT_SIMULATORS, Snapshot, restore, snapshot
 from torchrl_cli.envs.spaces import SpaceInfo, action_info, state_info
-from torchrl_cli.errors import ConfigError, FaultError, did_you_mean
+from torchrl_cli.errors import ConfigError, FaultError
 
 VECTORIZATIONS = ("auto", "sync", "async", "native", "envpool")
 # auto picks native from this many copies: below ~5, SyncVectorEnv steps CartPole faster
@@ -76,12 +77,14 @@ class GymEnv(BaseEnv):
     observation.
 
     Parameters:
-        env_name: a registered Gymnasium id.
+        env_name: a Gymnasium id, registered or made registrable by ``imports`` or the
+            ``<module>:<EnvId>`` form (see ``envs.registry``).
         n_envs: number of copies.
         vectorization: ``sync``, ``async``, ``native``, ``envpool`` or ``auto`` (native where
             the env has one torchrl-cli supports, no wrappers or render_mode are given and
             ``n_envs >= 8``, else sync; never envpool, which is opt-in).
         wrappers: callables applied to each copy, in order (each receives and returns an env).
+        imports: packages to import first (each registers ids).
         **kwargs: passed to ``gymnasium.make``.
     """
 
@@ -92,34 +95,36 @@ class GymEnv(BaseEnv):
         n_envs: int,
         vectorization: str,
         wrappers: Sequence[Callable[[gym.Env], gym.Env]] = (),
+        imports: Sequence[str] = (),
         **kwargs,
     ):
-        check_env_id(env_name)
+        gym_id = check_env_id(env_name, imports)
         if vectorization not in VECTORIZATIONS:
             raise ConfigError(
                 f"env.vectorization='{vectorization}' is not one of {', '.join(VECTORIZATIONS)}"
             )
         if vectorization == "auto":
             native = (
-                has_native(env_name)
+                has_native(gym_id)
                 and not wrappers
                 and kwargs.get("render_mode") is None  # rendering goes copy by copy: sync
                 and n_envs >= NATIVE_MIN_ENVS
             )
             vectorization = "native" if native else "sync"
         self.env_name = env_name
+        self.gym_id = gym_id  # the registered id env_name resolves to
         self.n_envs = n_envs
         self.vectorization = vectorization
         self._reset_copies = None  # native and envpool: same-step reset of finished copies
         if vectorization == "native":
-            self.vec = make_native(env_name, n_envs, wrappers, kwargs)
+            self.vec = make_native(gym_id, n_envs, wrappers, kwargs)
             self._reset_copies = SAME_STEP_RESETS[type(self.vec.unwrapped)]
         elif vectorization == "envpool":
-            self.vec = EnvPoolVectorEnv(env_name, n_envs, wrappers, kwargs)
+            self.vec = EnvPoolVectorEnv(gym_id, n_envs, wrappers, kwargs)
             self._reset_copies = EnvPoolVectorEnv.reset_copies
         else:
             self.vec = gym.make_vec(
-                env_name,
+                gym_id,
                 num_envs=n_envs,
                 vectorization_mode=vectorization,
                 vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
@@ -128,6 +133,8 @@ class GymEnv(BaseEnv):
             )
         self._state_info = state_info(self.vec.single_observation_space, env_name)
         self._action_info = action_info(self.vec.single_action_space, env_name)
+        # observations that are not a plain Box arrive encoded to one array (envs.encode)
+        self._encoder = make_encoder(self._state_info)
 
     def get_state_info(self) -> SpaceInfo:
         return self._state_info
@@ -137,7 +144,7 @@ class GymEnv(BaseEnv):
 
     @property
     def simulator(self) -> str:
-        entry = str(gym.spec(self.env_name).entry_point)
+        entry = str(gym.spec(self.gym_id).entry_point)
         for name in ("mujoco", "box2d", "classic_control", "toy_text", "ale_py"):
             if name in entry:
                 return name
@@ -150,13 +157,13 @@ class GymEnv(BaseEnv):
         if seed is not None:
             seeds = env_seeds(seed, self.n_envs)
             self.vec.action_space.seed(seed)
-        if self.vectorization == "native" and self.env_name not in OWN_NATIVE and seeds:
+        if self.vectorization == "native" and self.gym_id not in OWN_NATIVE and seeds:
             seeds = seeds[0]  # Gymnasium's native envs draw every copy from one generator
         try:
             obs, _ = self.vec.reset(seed=seeds)
         except Exception as err:
             raise EnvError(f"env {self.env_name} raised {first_line(err)} in reset()") from err
-        return obs
+        return encode_numpy(self._encoder, obs)
 
     def step(self, actions: np.ndarray) -> EnvStep:
         try:
@@ -171,10 +178,14 @@ class GymEnv(BaseEnv):
             new_obs = self._reset_copies(self.vec.unwrapped, done)
             return EnvStep(new_obs, reward, terminated, truncated, obs)
         final_obs = None
+        obs = encode_numpy(self._encoder, obs)
         if "_final_obs" in info:
             final_obs = np.array(obs, copy=True)
             done = info["_final_obs"]
-            final_obs[done] = np.stack(info["final_obs"][done])
+            final = info["final_obs"][done]
+            if self._encoder is not None:
+                final = [encode_numpy(self._encoder, o) for o in final]
+            final_obs[done] = np.stack(final)
         return EnvStep(obs, reward, terminated, truncated, final_obs)
 
     @property
@@ -240,20 +251,17 @@ def env_seeds(seed: int, n: int) -> list[int]:
     return [int(s) for s in np.random.SeedSequence(seed).generate_state(n)]
 
 
-def check_env_id(env_id: str) -> None:
-    """Fail with ``unknown_env``'s message when ``env_id`` is not a registered Gymnasium id."""
-    register_ale()
-    if env_id not in gym.registry:
-        raise ConfigError(unknown_env(env_id))
+def check_env_id(env_id: str, imports: Sequence[str] = ()) -> str:
+    """The registered Gymnasium id ``env_id`` names (importing what registers it, see
+    ``envs.registry``); ConfigError with ``unknown_env``'s message when there is none."""
+    return resolve_env_id(env_id, imports)
 
 
-def unknown_env(env_id: str) -> str:
-    """Why an id is not registered: the package that would register it and how to install it,
-    or else the closest registered ids."""
-    missing = missing_package(env_id)
-    if missing is not None:
-        return f"env '{env_id}': {missing}"
-    return (
-        f"unknown env '{env_id}': not a registered Gymnasium id"
-        f"{did_you_mean(env_id, gym.registry.keys())}; `torchrl configs` lists the envs"
-    )
+def unknown_env(env_id: str, imports: Sequence[str] = ()) -> str:
+    """Why an id is not registered: the module that failed to import or registers no such id,
+    the package that would register it and how to install it, or else the closest ids."""
+    try:
+        resolve_env_id(env_id, imports)
+    except ConfigError as err:
+        return str(err)
+    return f"env '{env_id}' could not be composed; `torchrl configs` lists the envs"

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from torchrl_cli.envs.spaces import SpaceInfo
+from torchrl_cli.envs.spaces import EntryKind, SpaceInfo
 
 
 class RunningMeanStd(nn.Module):
@@ -56,8 +56,11 @@ class StateNormalizer(nn.Module):
 
     ``fixed``: rescale Box bounds to [-1, 1] (only where both bounds are finite).
     ``running``: subtract the running mean and divide by the running std, then clip.
-    Statistics update in ``train()`` mode only. With neither, uint8 observations (image frames)
-    pass through as uint8 (``dtype``): the rollout stores them 4x smaller and the net scales them.
+    Statistics update in ``train()`` mode only. With neither, uint8 images (frames) pass
+    through as uint8 (``dtype``): the rollout stores them 4x smaller and the net scales them;
+    any other dtype (integer vectors, uint8 vectors) is cast to float32 here, once. For a Dict
+    or Tuple observation (one flat vector, ``envs.encode``) only the elements of its vector
+    entries are normalized: images and one-hot entries pass through.
     """
 
     def __init__(self, state_info: SpaceInfo, *, running: bool, fixed: bool, clip: float):
@@ -65,7 +68,11 @@ class StateNormalizer(nn.Module):
         self.running = running
         self.fixed = fixed
         self.clip = clip
-        raw_frames = np.asarray(state_info.low).dtype == np.uint8 and not (running or fixed)
+        raw_frames = (
+            np.dtype(state_info.dtype) == np.uint8
+            and len(state_info.shape) == 3
+            and not (running or fixed)
+        )
         self.dtype = torch.uint8 if raw_frames else torch.float32  # of the normalized obs
         shape = tuple(state_info.shape)
         low = torch.as_tensor(np.asarray(state_info.low, dtype=np.float32))
@@ -75,6 +82,13 @@ class StateNormalizer(nn.Module):
         self.register_buffer("span", torch.where(finite, high - low, torch.full_like(low, 2.0)))
         self.register_buffer("shift", torch.where(finite, 1.0, 0.0))
         self.rms = RunningMeanStd(shape)
+        # which elements to standardize: all (None), or a structured observation's vectors
+        self.register_buffer("mask", None, persistent=False)
+        if state_info.structured:
+            mask = np.concatenate(
+                [np.full(e.size, e.kind == EntryKind.BOX) for e in state_info.entries]
+            )
+            self.register_buffer("mask", torch.as_tensor(mask), persistent=False)
 
     @torch.no_grad()
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
@@ -97,7 +111,8 @@ class StateNormalizer(nn.Module):
         if not self.running:
             return obs
         std = torch.sqrt(self.rms.var + 1e-8).float()
-        return ((obs - self.rms.mean.float()) / std).clamp(-self.clip, self.clip)
+        standard = ((obs - self.rms.mean.float()) / std).clamp(-self.clip, self.clip)
+        return standard if self.mask is None else torch.where(self.mask, standard, obs)
 
     def _rescale(self, obs: torch.Tensor) -> torch.Tensor:
         if self.fixed:

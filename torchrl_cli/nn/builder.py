@@ -38,12 +38,15 @@ def auto_input_shape(obj_config: dict, input_shape: Sequence[int]) -> dict:
 
 
 def get_module_list(
-    config: Sequence, input_shape: Sequence[int], action_info: SpaceInfo | None = None
+    config: Sequence,
+    input_shape: Sequence[int],
+    action_info: SpaceInfo | None = None,
+    state_info: SpaceInfo | None = None,
 ) -> tuple[list[nn.Module], tuple[int, ...]]:
     """Instantiate a list of layer nodes in order, feeding each one's output shape to the next.
 
-    Returns the layers and the output shape of the last one. ``action_info`` is passed to
-    layers that ask for it (ActionLinear).
+    Returns the layers and the output shape of the last one. ``action_info`` and
+    ``state_info`` are passed to layers that ask for them (ActionLinear, MultiInputEncoder).
     """
     layers: list[nn.Module] = []
     shape = tuple(input_shape)
@@ -52,11 +55,10 @@ def get_module_list(
         node = auto_input_shape(node, shape)
         cls = get_class(node["_target_"])
         layer = get_obj(node, _partial_=True)
-        if "action_info" in inspect.signature(cls.__init__).parameters:
-            # given after instantiation: Hydra would turn the SpaceInfo dataclass into a dict
-            layer = layer(action_info=action_info)
-        else:
-            layer = layer()
+        params = inspect.signature(cls.__init__).parameters
+        # given after instantiation: Hydra would turn the SpaceInfo dataclasses into dicts
+        given = {"action_info": action_info, "state_info": state_info}
+        layer = layer(**{k: v for k, v in given.items() if k in params})
         layers.append(layer)
         shape = _output_shape(layer, shape)
     return layers, shape
@@ -76,12 +78,12 @@ def nn_from_config(
     """
     shape = tuple(state_info.shape)
     if body is None:
-        layers, shape = get_module_list(config["body"], shape, action_info)
+        layers, shape = get_module_list(config["body"], shape, action_info, state_info)
         body = SequentialExtended(*layers)
     else:
         shape = _output_shape(body, shape)
     if head is None:
-        layers, shape = get_module_list(config["head"], shape, action_info)
+        layers, shape = get_module_list(config["head"], shape, action_info, state_info)
         head = SequentialExtended(*layers)
     else:
         shape = _output_shape(head, shape)

@@ -96,3 +96,13 @@ def action_output_size(action_info: SpaceInfo) -> int:
 
 def _as_shape(size: int | tuple[int, ...]) -> tuple[int, ...]:
     return (size,) if isinstance(size, int) else tuple(size)
+
+
+class ToFloat(ModuleExtended):
+    """Inputs as float32, unscaled: small integer grids (minigrid's codes) kept as they are."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.float()
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return tuple(input_shape)

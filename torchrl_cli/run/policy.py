@@ -4,11 +4,14 @@ alone. Both act as the final evaluation does: frozen normalization, greedy actio
 from collections.abc import Iterable
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import torch
 from omegaconf import DictConfig
 from torch import nn
 
+from torchrl_cli.envs.encode import batch_size_of, example_obs, make_encoder
+from torchrl_cli.envs.gym_env import check_env_id
 from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind, to_env_action
 from torchrl_cli.models.distributions import greedy_action
 from torchrl_cli.run.checkpoint import LAST, Checkpoint
@@ -16,12 +19,20 @@ from torchrl_cli.run.folder import load_run, load_weights
 
 
 class GreedyPolicy(nn.Module):
-    """Raw observations ``[B, *obs]`` to greedy actions ``[B, *action]``: the state
-    normalizer with its frozen statistics, the policy network, the most likely action, and Box
-    actions clipped to the bounds."""
+    """Raw observations ``[B, *obs]`` (dicts or tuples of them for Dict and Tuple spaces) to
+    greedy actions ``[B, *action]``: the observation encoder (``envs.encode``; None for a
+    plain Box), the state normalizer with its frozen statistics, the policy network, the most
+    likely action, and Box actions clipped to the bounds."""
 
-    def __init__(self, normalizer: nn.Module, model: nn.Module, action_info: SpaceInfo):
+    def __init__(
+        self,
+        normalizer: nn.Module,
+        model: nn.Module,
+        action_info: SpaceInfo,
+        encoder: nn.Module | None = None,
+    ):
         super().__init__()
+        self.encoder = encoder
         self.normalizer = normalizer.eval()
         self.model = model.eval()
         self.action_info = action_info
@@ -31,27 +42,65 @@ class GreedyPolicy(nn.Module):
             self.register_buffer("high", torch.as_tensor(action_info.high))
         self.requires_grad_(False)  # acting only: exported outputs carry no autograd graph
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+    def forward(self, obs) -> torch.Tensor:
+        if self.encoder is not None:
+            obs = self.encoder(obs)
         action = greedy_action(self.model(self.normalizer.normalize(obs)), self.action_info)
         return torch.clamp(action, self.low, self.high) if self.clipped else action
 
 
 class Policy:
-    """A callable from an observation as the env gives it (one, or a batch) to an action as
-    the env takes it; ``module`` is the underlying ``GreedyPolicy``."""
+    """A callable from an observation as the env that ``make_env()`` builds gives it (one, or
+    a batch; a dict of arrays for a Dict space, a tuple for a Tuple space) to an action as the
+    env takes it; ``module`` is the underlying ``GreedyPolicy``."""
 
-    def __init__(self, module: GreedyPolicy, state_info: SpaceInfo, action_info: SpaceInfo):
+    def __init__(
+        self,
+        module: GreedyPolicy,
+        state_info: SpaceInfo,
+        action_info: SpaceInfo,
+        env_cfg: DictConfig | None = None,
+    ):
         self.module = module
         self.state_info = state_info
         self.action_info = action_info
+        self.env_cfg = env_cfg
 
     @torch.inference_mode()
     def __call__(self, obs) -> np.ndarray:
-        obs = np.asarray(obs)
-        single = obs.shape == tuple(self.state_info.shape)
-        batch = torch.as_tensor(obs[None] if single else obs)
+        single = batch_size_of(self.state_info, obs) is None
+        batch = _batched(obs, single)
         actions = to_env_action(self.module(batch), self.action_info)
         return actions[0] if single else actions
+
+    def make_env(self, render_mode: str | None = None, evaluation: bool = True) -> gym.Env:
+        """One copy of the run's env, as training built it (the packages it needs imported,
+        the presets and ``env.wrappers`` applied; ``evaluation``: without training-only
+        wrappers): its observations are what this policy takes."""
+        from torchrl_cli.agents.build import env_wrappers
+
+        if self.env_cfg is None:
+            raise ValueError("this policy was built without its run's env config")
+        wrappers, kwargs = env_wrappers(self.env_cfg, evaluation=evaluation)
+        gym_id = check_env_id(self.env_cfg.id, list(self.env_cfg.get("imports") or []))
+        if render_mode is not None:
+            kwargs["render_mode"] = render_mode
+        env = gym.make(gym_id, **kwargs)
+        for wrap in wrappers:
+            env = wrap(env)
+        return env
+
+
+def _batched(obs, single: bool):
+    """A raw observation structure as tensors with a batch dim."""
+    if isinstance(obs, dict):
+        return {k: _batched(v, single) for k, v in obs.items()}
+    if isinstance(obs, tuple):
+        return tuple(_batched(v, single) for v in obs)
+    array = np.asarray(obs)
+    if array.dtype.kind not in "biuf":  # strings (a Text entry, dropped by the encoder)
+        return array
+    return torch.as_tensor(array[None] if single else array)
 
 
 def load_policy(
@@ -74,15 +123,28 @@ def policy_from_checkpoint(cfg: DictConfig, checkpoint: Checkpoint) -> Policy:
     load_weights(model, checkpoint.model_weights("policy"), checkpoint.path)
     normalizer = build_normalizer(cfg, state_info)
     load_weights(normalizer, checkpoint.normalizer_weights, checkpoint.path)
-    return Policy(GreedyPolicy(normalizer, model, action_info), state_info, action_info)
+    module = GreedyPolicy(normalizer, model, action_info, make_encoder(state_info))
+    return Policy(module, state_info, action_info, cfg.env)
 
 
 def export_policy(policy: Policy, out: Path) -> Path:
     """Write ``policy`` as a ``torch.export`` program (batch size free): it runs with torch
-    alone, ``torch.export.load(out).module()(obs)``."""
-    example = torch.zeros((2, *policy.state_info.shape), dtype=torch.float32)
+    alone, ``torch.export.load(out).module()(obs)``, on raw observations of the env's dtype
+    (dicts or tuples of tensors for Dict and Tuple spaces)."""
+    example = example_obs(policy.state_info, 2)
+    if not policy.state_info.entries and policy.state_info.dtype != "uint8":
+        example = example.float()  # float32 in, as before; uint8 frames stay uint8
     batch = torch.export.Dim("batch", min=1)
+    dynamic = _tree_map(lambda _: {0: batch}, example)
     with torch.no_grad():
-        program = torch.export.export(policy.module, (example,), dynamic_shapes=({0: batch},))
+        program = torch.export.export(policy.module, (example,), dynamic_shapes=(dynamic,))
     torch.export.save(program, out)
     return out
+
+
+def _tree_map(fn, tree):
+    if isinstance(tree, dict):
+        return {k: _tree_map(fn, v) for k, v in tree.items()}
+    if isinstance(tree, tuple):
+        return tuple(_tree_map(fn, v) for v in tree)
+    return fn(tree)

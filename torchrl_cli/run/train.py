@@ -25,6 +25,7 @@ from torchrl_cli.agents.logger import Logger
 from torchrl_cli.config.compose import drop_foreign_keys
 from torchrl_cli.config.validate import validate
 from torchrl_cli.errors import FaultError
+from torchrl_cli.nn import resolve_net
 from torchrl_cli.run.checkpoint import (
     CHECKPOINT_DIR,
     Checkpoint,
@@ -87,9 +88,12 @@ def _train(
     # numpy's BLAS too (the numpy backend): OpenBLAS would otherwise start one thread per core,
     # which on small matrices costs more than it gives, 5x under contention
     threadpool_limits(cfg.torch_threads, user_api="blas")
-    device = resolve_device(cfg.device, cfg.net)
     env = build_env(cfg.env, cfg.env.n_envs)
     eval_env = build_env(cfg.env, cfg.eval_episodes, evaluation=True)
+    device = resolve_device(cfg.device, cfg.net, env.get_state_info())
+    net_name = resolve_net(cfg.net, env.get_state_info()).name
+    if net_name != cfg.net.name:
+        net_name = f"{cfg.net.name}: {net_name}"
     logger = Logger(
         run_dir,
         console=console,
@@ -120,7 +124,7 @@ def _train(
             )
         console.print(
             f"[bold]torchrl train[/bold] {cfg.agent.name} on {cfg.env.id} "
-            f"({env.simulator}, {env.n_envs} envs, net {cfg.net.name}, device {device}, "
+            f"({env.simulator}, {env.n_envs} envs, net {net_name}, device {device}, "
             f"seed {cfg.seed})" + (f" -> {run_dir}" if run_dir else "")
         )
         console.print(agent.backend.describe(), soft_wrap=True, markup=False)
