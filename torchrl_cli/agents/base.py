@@ -10,7 +10,7 @@ import numpy as np
 import torch
 
 from torchrl_cli.agents.batcher import Batcher, Episode
-from torchrl_cli.agents.evaluation import Evaluation, run_episodes
+from torchrl_cli.agents.evaluation import Evaluation, EvaluationInterrupted, run_episodes
 from torchrl_cli.agents.guard import Guard, NonFiniteError
 from torchrl_cli.agents.logger import Logger
 from torchrl_cli.agents.rng import rng_state, set_rng_state
@@ -245,17 +245,29 @@ class BaseAgent(abc.ABC):
             return None
         if result.evaluations and result.evaluations[-1].env_steps == self.num_steps:
             return result.evaluations[-1]
-        evaluation = self.evaluate(env, self.schedule.eval_episodes, self.schedule.eval_seed)
+        try:
+            evaluation = self.evaluate(
+                env, self.schedule.eval_episodes, self.schedule.eval_seed, stoppable=True
+            )
+        except EvaluationInterrupted:  # a signal: the same clean stop as during training
+            result.interrupted = self.stop_requested
+            return None
         self.log_evaluation(evaluation, line=False)  # the run's closing line reports it
         return evaluation
 
     @torch.inference_mode()
-    def evaluate(self, env: BaseEnv, episodes: int, seed: int) -> Evaluation:
-        """``episodes`` deterministic episodes, one per copy of ``env`` (seeds from ``seed``)."""
+    def evaluate(
+        self, env: BaseEnv, episodes: int, seed: int, stoppable: bool = False
+    ) -> Evaluation:
+        """``episodes`` deterministic episodes, one per copy of ``env`` (seeds from ``seed``);
+        ``stoppable``: a signal ends it (EvaluationInterrupted) instead of waiting for it."""
         for model in self.models.values():
             model.eval()
         with self.logger.evaluating(episodes) as on_episode:
-            returns, lengths = run_episodes(self.act, env, episodes, seed, on_episode=on_episode)
+            stop = (lambda: self.stop_requested is not None) if stoppable else None
+            returns, lengths = run_episodes(
+                self.act, env, episodes, seed, on_episode=on_episode, should_stop=stop
+            )
         for model in self.models.values():
             model.train()
         if not np.isfinite(returns).all():

@@ -10,6 +10,10 @@ from torchrl_cli.envs import BaseEnv
 EVAL_SEED_OFFSET = 1_000_000  # evaluation episodes never reuse training seeds
 
 
+class EvaluationInterrupted(Exception):
+    """A signal asked the run to stop during an evaluation."""
+
+
 @dataclass
 class Evaluation:
     env_steps: int
@@ -32,10 +36,12 @@ def run_episodes(
     episodes: int,
     seed: int,
     on_episode: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
 ) -> tuple[list[float], list[int]]:
     """Returns and lengths of one episode on each of the first ``episodes`` copies of ``env``,
     reset with ``seed``; ``act`` maps a batch of raw observations to env actions;
-    ``on_episode`` is told the number of finished episodes each time it grows."""
+    ``on_episode`` is told the number of finished episodes each time it grows; when
+    ``should_stop()`` turns true (a signal) the evaluation ends with EvaluationInterrupted."""
     n = env.n_envs
     if n < episodes:
         raise ValueError(f"the env has {n} copies, fewer than {episodes} episodes")
@@ -44,6 +50,8 @@ def run_episodes(
     active = np.ones(n, dtype=bool)
     shown = 0
     while active[:episodes].any():
+        if should_stop is not None and should_stop():
+            raise EvaluationInterrupted
         step = env.step(act(obs))
         returns += step.reward * active
         lengths += active

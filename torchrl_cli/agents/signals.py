@@ -29,3 +29,17 @@ def stop_on_signal(request_stop: Callable[[str], bool]) -> Iterator[None]:
     finally:
         for sig, old in previous.items():
             signal.signal(sig, old)
+
+
+class StopRequests:
+    """Where a run's signals go, from start-up to exit: to ``target`` (the agent's
+    ``request_stop``: a clean stop at the next safe point, training or final evaluation) once
+    there is one; before that a signal aborts at once (KeyboardInterrupt)."""
+
+    def __init__(self):
+        self.target: Callable[[str], bool] | None = None
+
+    def __call__(self, signal_name: str) -> bool:
+        if self.target is None:
+            raise KeyboardInterrupt
+        return self.target(signal_name)

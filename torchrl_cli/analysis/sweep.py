@@ -12,6 +12,7 @@ from rich.console import Console
 
 from torchrl_cli.analysis import summary
 from torchrl_cli.config import config_dir
+from torchrl_cli.run.outputs import ERROR_FILE
 
 
 class RecordFailures(Callback):
@@ -22,7 +23,10 @@ class RecordFailures(Callback):
         if job_return.status == JobStatus.FAILED:
             error = job_return._return_value  # the exception; .return_value would re-raise it
             line = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-            Path(config.hydra.runtime.output_dir, "error.txt").write_text(line + "\n")
+            try:
+                Path(config.hydra.runtime.output_dir, ERROR_FILE).write_text(line + "\n")
+            except OSError:  # the disk that failed the job (full, read-only): nothing to add
+                pass
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
@@ -37,8 +41,8 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
 
 def unfinished(job: Path) -> str | None:
     """Why a job has no final result: its error line, its interruption, or no metrics."""
-    if (job / "error.txt").exists():
-        return (job / "error.txt").read_text().strip()
+    if (job / ERROR_FILE).exists():
+        return (job / ERROR_FILE).read_text().strip()
     metrics_file = job / "metrics.json"
     if not metrics_file.exists():
         return "did not finish (no metrics.json)"

@@ -9,7 +9,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.run.checkpoint import LAST, Checkpoint
-from torchrl_cli.run.folder import load_run
+from torchrl_cli.run.folder import clear_attempt, load_config, load_run, never_checkpointed
 from torchrl_cli.run.trust import parse_trust
 
 # What a resume may change: budgets, schedules of evaluation and checkpoints, where it runs and
@@ -38,13 +38,21 @@ def resume_command(overrides: list[str], flags: list[str]) -> int:
     run_dir = Path(next(o for o in overrides if o.startswith("resume=")).split("=", 1)[1])
     trust = parse_trust(",".join(o.split("=", 1)[1] for o in overrides if o.startswith("trust=")))
     changes = [o for o in overrides if not o.startswith(("resume=", "trust="))]
-    cfg, checkpoint = load_run(run_dir, LAST, trust)
-    for change in changes:
-        apply_override(cfg, change, run_dir)
-    check_not_finished(run_dir, checkpoint, changes)
     from torchrl_cli.run.train import train
 
-    metrics = train(cfg, run_dir, resume=checkpoint)
+    if never_checkpointed(run_dir):  # it died before its first checkpoint: start it again
+        cfg = load_config(run_dir, trust)
+        for change in changes:
+            apply_override(cfg, change, run_dir)
+        clear_attempt(run_dir)
+        print(f"{run_dir} has no checkpoint yet: starting it again from the start, in place")
+        metrics = train(cfg, run_dir, restart=True)
+    else:
+        cfg, checkpoint = load_run(run_dir, LAST, trust)
+        for change in changes:
+            apply_override(cfg, change, run_dir)
+        check_not_finished(run_dir, checkpoint, changes)
+        metrics = train(cfg, run_dir, resume=checkpoint)
     if metrics["interrupted"]:
         return 128 + signal.Signals[metrics["interrupted"]].value
     return 0

@@ -71,11 +71,17 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
 
 def save_checkpoint(path: Path, state: dict) -> None:
     """``state`` in its envelope: ``{"sha256": digest, "payload": torch.save(state) bytes}``."""
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    payload = buffer.getvalue()
+    payload = to_bytes(state)
     envelope = {"sha256": hashlib.sha256(payload).hexdigest(), "payload": payload}
-    write_atomically(path, lambda f: torch.save(envelope, f))
+    write_atomically(path, lambda f: f.write(to_bytes(envelope)))
+
+
+def to_bytes(obj) -> bytes:
+    """``torch.save`` into memory: written with a plain ``write``, a full disk is an OSError
+    (torch's own file writer reports it as an opaque RuntimeError)."""
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
 
 
 def read_checkpoint(path: Path) -> dict:

@@ -20,7 +20,9 @@ from torchrl_cli.run.checkpoint import (
     find_checkpoint,
     load_checkpoint,
     refuse_symlink,
+    step_checkpoints,
 )
+from torchrl_cli.run.outputs import ERROR_FILE, METRICS_FILE, MODEL_FILE
 from torchrl_cli.run.trust import check_targets
 
 CONFIG_FILE = "config.yaml"
@@ -69,23 +71,54 @@ def load_run(
     for entry in (config_file, run_dir / CHECKPOINT_DIR):
         refuse_symlink(entry)
     if run_dir.is_dir() and not config_file.is_file():
-        seeds = sorted(p.name for p in run_dir.glob("seed_*") if p.is_dir())
-        hint = f"; it is a seeds=[...] job: use one of {', '.join(seeds)}" if seeds else ""
-        raise ConfigError(
-            f"{run_dir} is not a torchrl-cli run folder: it has no {CONFIG_FILE}{hint}"
-        )
+        raise_not_a_run(run_dir)
     checkpoint = load_checkpoint(find_checkpoint(run_dir, which))
-    try:
-        cfg = OmegaConf.load(config_file)
-    except (OmegaConfBaseException, ValueError) as err:
-        raise ConfigError(f"{config_file} cannot be read: {err}") from None
-    check_targets(cfg, str(config_file), trust)
+    cfg = load_config(run_dir, trust)
     if checkpoint.env_id != cfg.env.id:
         raise ConfigError(
             f"checkpoint {checkpoint.path} was saved by a run on {checkpoint.env_id}, but "
             f"{run_dir} trains on {cfg.env.id}; pick a checkpoint of this run"
         )
     return cfg, checkpoint
+
+
+def raise_not_a_run(run_dir: Path) -> None:
+    seeds = sorted(p.name for p in run_dir.glob("seed_*") if p.is_dir())
+    hint = f"; it is a seeds=[...] job: use one of {', '.join(seeds)}" if seeds else ""
+    raise ConfigError(f"{run_dir} is not a torchrl-cli run folder: it has no {CONFIG_FILE}{hint}")
+
+
+def load_config(run_dir: Path, trust: Iterable[str] = ()) -> DictConfig:
+    """A run folder's config.yaml, its ``_target_``s checked (``run.trust``)."""
+    config_file = run_dir / CONFIG_FILE
+    refuse_symlink(config_file)
+    if not config_file.is_file():
+        raise_not_a_run(run_dir)
+    try:
+        cfg = OmegaConf.load(config_file)
+    except (OmegaConfBaseException, ValueError) as err:
+        raise ConfigError(f"{config_file} cannot be read: {err}") from None
+    check_targets(cfg, str(config_file), trust)
+    return cfg
+
+
+def never_checkpointed(run_dir: Path) -> bool:
+    """A run folder whose run died before its first checkpoint (an env that raised at once, a
+    kill -9): it has a config but no step checkpoint."""
+    return (
+        (run_dir / CONFIG_FILE).is_file()
+        and not step_checkpoints(run_dir / CHECKPOINT_DIR)
+        and not (run_dir / CHECKPOINT_DIR / "best.pt").exists()
+    )
+
+
+def clear_attempt(run_dir: Path) -> None:
+    """Remove what a run that never checkpointed left (events, metrics, model, error record),
+    so that starting it again in place leaves one clean record; train.log is kept."""
+    for pattern in ("events.out.tfevents.*", METRICS_FILE, MODEL_FILE, ERROR_FILE):
+        for path in run_dir.glob(pattern):
+            if path.is_file() and not path.is_symlink():
+                path.unlink()
 
 
 @contextmanager

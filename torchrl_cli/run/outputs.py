@@ -4,15 +4,15 @@ import json
 import shlex
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig
 from rich.console import Console
 
 from torchrl_cli.agents import PGAgent, TrainResult
 from torchrl_cli.agents.evaluation import Evaluation
-from torchrl_cli.run.checkpoint import Checkpoints, write_atomically
+from torchrl_cli.run.checkpoint import Checkpoints, to_bytes, write_atomically
 
 METRICS_FILE = "metrics.json"
+ERROR_FILE = "error.txt"  # a failed sweep job's error line (analysis.sweep.RecordFailures)
 MODEL_FILE = "model.pt"
 
 
@@ -61,7 +61,7 @@ def write_model(run_dir: Path, agent: PGAgent) -> None:
         "state_normalizer": agent.batcher.state_normalizer.state_dict(),
         "reward_scaler": agent.batcher.reward_scaler.state_dict(),
     }
-    write_atomically(run_dir / MODEL_FILE, lambda f: torch.save(model, f))
+    write_atomically(run_dir / MODEL_FILE, lambda f: f.write(to_bytes(model)))
 
 
 def report_end(

@@ -22,6 +22,7 @@ from torchrl_cli.agents.build import (
 )
 from torchrl_cli.agents.console import LOG_FILE, RunConsole, make_console
 from torchrl_cli.agents.logger import Logger
+from torchrl_cli.agents.signals import StopRequests, stop_on_signal
 from torchrl_cli.config.compose import drop_foreign_keys
 from torchrl_cli.config.validate import validate
 from torchrl_cli.errors import FaultError
@@ -36,6 +37,7 @@ from torchrl_cli.run.checkpoint import (
 )
 from torchrl_cli.run.folder import CONFIG_FILE, check_new_run, checkpoint_fits, lock_run
 from torchrl_cli.run.outputs import (
+    ERROR_FILE,
     METRICS_FILE,
     final_metrics,
     report_end,
@@ -51,6 +53,7 @@ def train(
     console: Console | None = None,
     resume: Checkpoint | None = None,
     tag: str | None = None,
+    restart: bool = False,
 ) -> dict:
     """Train the agent ``cfg`` describes; returns the final evaluation's metrics.
 
@@ -64,23 +67,37 @@ def train(
     screen = console or make_console()
     if run_dir is None:
         run_console = RunConsole(screen, tag=tag)
-        return _train(cfg, None, run_console, resume)
+        return _train_handling_signals(cfg, None, run_console, resume)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    if resume is None:
+    if resume is None and not restart:  # restart: a run that never checkpointed, again
         check_new_run(run_dir)
     with lock_run(run_dir):
         config = OmegaConf.to_yaml(cfg, resolve=True).encode()
         write_atomically(run_dir / CONFIG_FILE, lambda f: f.write(config))
         run_console = RunConsole(screen, run_dir / LOG_FILE, tag=tag)
         try:
-            return _train(cfg, run_dir, run_console, resume)
+            return _train_handling_signals(cfg, run_dir, run_console, resume)
         finally:
             run_console.close()
 
 
-def _train(
+def _train_handling_signals(
     cfg: DictConfig, run_dir: Path | None, console: RunConsole, resume: Checkpoint | None
+) -> dict:
+    """``_train`` with SIGINT and SIGTERM handled from start-up to exit (also when the process
+    inherited SIGINT ignored, as ``cmd &`` in a script does)."""
+    stops = StopRequests()
+    with stop_on_signal(stops):
+        return _train(cfg, run_dir, console, resume, stops)
+
+
+def _train(
+    cfg: DictConfig,
+    run_dir: Path | None,
+    console: RunConsole,
+    resume: Checkpoint | None,
+    stops: StopRequests,
 ) -> dict:
     wall_start = time.perf_counter()
     seed_everything(cfg.seed)
@@ -109,6 +126,7 @@ def _train(
     agent = checkpoints = result = None
     try:
         agent = build_agent(cfg, env, device, logger)
+        stops.target = agent.request_stop
         if run_dir is not None:
             checkpoints = Checkpoints(
                 run_dir / CHECKPOINT_DIR,
@@ -145,6 +163,7 @@ def _train(
         if cfg.save_model:
             write_model(run_dir, agent)
         write_metrics(run_dir, metrics)
+        (run_dir / ERROR_FILE).unlink(missing_ok=True)  # an earlier attempt's failure record
     report_end(console, metrics, run_dir, checkpoints)
     return metrics
 
