@@ -1,6 +1,7 @@
 """Errors meant for people: one line that names the problem and the fix."""
 
 import difflib
+import os
 import sys
 from collections.abc import Iterable
 
@@ -30,3 +31,8 @@ def warn_once(message: str) -> None:
 class FaultError(RuntimeError):
     """A fault the user did not type (an env that raises, non-finite numbers, a full disk);
     printed as one line naming what failed and how to recover, exit code 1."""
+
+
+def debugging() -> bool:
+    """``TORCHRL_DEBUG=1``: errors keep their full traceback instead of one line."""
+    return os.environ.get("TORCHRL_DEBUG", "") not in ("", "0")

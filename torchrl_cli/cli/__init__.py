@@ -2,7 +2,7 @@
 
 import sys
 
-from torchrl_cli.errors import ConfigError, FaultError
+from torchrl_cli.errors import ConfigError, FaultError, debugging
 
 USAGE = """usage: torchrl <command> [overrides...] [hydra flags]
 
@@ -72,12 +72,11 @@ def main(argv: list[str] | None = None) -> int:
             f"unknown command '{command}'{did_you_mean(command, COMMANDS)}; "
             f"choose one of: {', '.join(COMMANDS)}"
         )
-    except ConfigError as err:
+    except (ConfigError, FaultError) as err:
+        if debugging():
+            raise
         print(f"torchrl: error: {err}", file=sys.stderr)
-        return 2
-    except FaultError as err:
-        print(f"torchrl: error: {err}", file=sys.stderr)
-        return 1
+        return 2 if isinstance(err, ConfigError) else 1
     except KeyboardInterrupt:  # a second Ctrl-C: abort at once, without a traceback
         print("torchrl: interrupted", file=sys.stderr)
         return 130

@@ -1,5 +1,6 @@
 """The Hydra application behind ``torchrl train``."""
 
+import os
 import signal
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from torchrl_cli.config import CONFIG_NAME, config_dir, register_configs
-from torchrl_cli.errors import ConfigError, FaultError
+from torchrl_cli.errors import ConfigError, FaultError, debugging
 from torchrl_cli.run.folder import claim_run_dir, register_resolvers
 
 # at import: sweep workers (joblib, Ray) import this module to unpickle hydra_main, and resolve
@@ -54,6 +55,8 @@ def hydra_main(cfg: DictConfig) -> float:
         else:
             metrics = train(cfg, run_dir=run_dir, tag=tag)
     except (ConfigError, FaultError) as err:
+        if debugging():
+            raise
         if HydraConfig.get().mode == RunMode.MULTIRUN:
             raise RuntimeError(str(err)) from None  # a failed job; the sweep goes on
         print(f"torchrl: error: {err}", file=sys.stderr)
@@ -65,6 +68,8 @@ def hydra_main(cfg: DictConfig) -> float:
 
 def run_hydra(args: list[str]) -> int:
     """Run the Hydra app with ``args`` as its command line; returns the exit code."""
+    if debugging():  # Hydra's own switch for the traceback of a failed job
+        os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     register_configs(args)
     app = hydra.main(config_path=str(config_dir()), config_name=CONFIG_NAME, version_base="1.3")(
         hydra_main
