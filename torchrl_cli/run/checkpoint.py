@@ -246,7 +246,8 @@ def check_finite(agent_state: dict) -> None:
     """NonFiniteError when a model's weights hold a NaN or an infinity (the guard stops such a
     run first; this keeps a checkpoint from ever being written from them)."""
     for model, weights in agent_state["models"].items():
-        name = first_non_finite(weights)
+        # tensors only: a model's extra state (PPO-adaptive's beta) is a dict
+        name = first_non_finite({k: v for k, v in weights.items() if isinstance(v, torch.Tensor)})
         if name is not None:
             raise NonFiniteError(f"non-finite weights ({model}.{name}); checkpoint not written")
 
