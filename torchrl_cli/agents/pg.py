@@ -130,9 +130,8 @@ class PGAgent(BaseAgent):
             groups[(model.num_epochs, model.num_mini_batches)][name] = model
         diagnostics: dict[str, list[float]] = defaultdict(list)
         for (num_epochs, num_mini_batches), models in groups.items():
-            fitted = self.backend.fit(
-                models, batch, num_epochs, num_mini_batches, self.normalize_advantages
-            )
+            fit = self.backend.fit_for(models)
+            fitted = fit(models, batch, num_epochs, num_mini_batches, self.normalize_advantages)
             for key, values in fitted.items():
                 diagnostics[key].extend(values)
         for model in self.models.values():

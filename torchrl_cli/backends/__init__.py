@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from torchrl_cli.backends.numpy_actor import NumpyActing, acting_unfit
 from torchrl_cli.backends.numpy_update import numpy_fit, update_unfit
 from torchrl_cli.backends.torch_actor import TorchActing
-from torchrl_cli.backends.torch_update import Diagnostics, torch_fit
+from torchrl_cli.backends.torch_update import Fit, torch_fit
 from torchrl_cli.envs import StateNormalizer
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.models import BaseModel, BasePGModel
-from torchrl_cli.models.batch import Acting, Batch
+from torchrl_cli.models.batch import Acting
 
 BACKENDS = ("auto", "torch", "numpy")
 
@@ -36,19 +36,11 @@ class Backend:
     def acting_for(self, policy: BasePGModel) -> Acting:
         return NumpyActing(policy) if self.acting == "numpy" else TorchActing(policy)
 
-    def fit(
-        self,
-        models: dict[str, BaseModel],
-        batch: Batch,
-        num_epochs: int,
-        num_mini_batches: int,
-        normalize_advantages: bool,
-    ) -> Diagnostics:
-        """One update of ``models`` (sharing epochs and minibatches): numpy when every one of
-        them trains in numpy, else torch."""
-        numpy = all(self.updates[name] == "numpy" for name in models)
-        fit = numpy_fit if numpy else torch_fit
-        return fit(models, batch, num_epochs, num_mini_batches, normalize_advantages)
+    def fit_for(self, models: dict[str, BaseModel]) -> Fit:
+        """The update of ``models`` (a pass they share): ``numpy_fit`` when every one of them
+        trains in numpy, else ``torch_fit``; both take (models, batch, num_epochs,
+        num_mini_batches, normalize_advantages) and return the diagnostics."""
+        return numpy_fit if all(self.updates[name] == "numpy" for name in models) else torch_fit
 
     def describe(self) -> str:
         """One line for the start banner: which backend acts, which updates, and why."""

@@ -3,6 +3,7 @@
 This is the reference implementation; the numpy backend's twin is checked against it."""
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import replace
 
 import torch
@@ -13,6 +14,8 @@ from torchrl_cli.utils import normalize
 
 #: what an update reports: each diagnostic's value at every minibatch step, as floats
 Diagnostics = dict[str, list[float]]
+#: an update: (models by name, batch, num_epochs, num_mini_batches, normalize_advantages)
+Fit = Callable[[dict[str, BaseModel], Batch, int, int, bool], Diagnostics]
 
 
 def torch_fit(

@@ -18,9 +18,7 @@ from rich.table import Table
 from torchrl_cli.agents.console import make_console
 from torchrl_cli.agents.evaluation import EVAL_SEED_OFFSET, run_episodes
 from torchrl_cli.errors import ConfigError
-from torchrl_cli.run.checkpoint import LAST
-from torchrl_cli.run.folder import load_run, parse_run_args
-from torchrl_cli.run.trust import parse_trust
+from torchrl_cli.run.folder import open_run
 
 OPTIONS = {
     "checkpoint": str,
@@ -38,10 +36,7 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
     from torchrl_cli.run.policy import policy_from_checkpoint
 
     console = console or make_console()
-    run_dir, options = parse_run_args("eval", args, OPTIONS)
-    cfg, checkpoint = load_run(
-        run_dir, options.get("checkpoint", LAST), parse_trust(options.get("trust", ""))
-    )
+    run_dir, options, cfg, checkpoint = open_run("eval", args, OPTIONS)
     path = checkpoint.path
     episodes = options.get("episodes", cfg.eval_episodes)
     if episodes < 1:

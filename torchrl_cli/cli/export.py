@@ -5,9 +5,7 @@ from pathlib import Path
 from rich.console import Console
 
 from torchrl_cli.errors import ConfigError
-from torchrl_cli.run.checkpoint import LAST
-from torchrl_cli.run.folder import load_run, parse_run_args
-from torchrl_cli.run.trust import parse_trust
+from torchrl_cli.run.folder import open_run
 
 OPTIONS = {"checkpoint": str, "trust": str, "out": str}
 
@@ -16,10 +14,7 @@ def export_command(args: list[str], console: Console | None = None) -> int:
     from torchrl_cli.run.policy import export_policy, policy_from_checkpoint
 
     console = console or Console()
-    run_dir, options = parse_run_args("export", args, OPTIONS)
-    cfg, checkpoint = load_run(
-        run_dir, options.get("checkpoint", LAST), parse_trust(options.get("trust", ""))
-    )
+    run_dir, options, cfg, checkpoint = open_run("export", args, OPTIONS)
     path = checkpoint.path
     out = Path(options.get("out", run_dir / f"policy_{path.stem}.pt2"))
     if out.exists():

@@ -23,7 +23,7 @@ from torchrl_cli.run.checkpoint import (
     step_checkpoints,
 )
 from torchrl_cli.run.outputs import ERROR_FILE, METRICS_FILE, MODEL_FILE
-from torchrl_cli.run.trust import check_targets
+from torchrl_cli.run.trust import check_targets, parse_trust
 
 CONFIG_FILE = "config.yaml"
 LOCK_FILE = ".lock"
@@ -203,6 +203,17 @@ def lock_run(run_dir: Path) -> Iterator[None]:
         f.write(str(os.getpid()))
         f.flush()
         yield
+
+
+def open_run(
+    command: str, args: list[str], options: dict[str, type]
+) -> tuple[Path, dict, DictConfig, Checkpoint]:
+    """``torchrl <command> <run folder> key=value...``: the folder, its typed options, and the
+    run's config and checkpoint (``checkpoint=`` and ``trust=`` applied)."""
+    run_dir, values = parse_run_args(command, args, options)
+    trust = parse_trust(values.get("trust", ""))
+    cfg, checkpoint = load_run(run_dir, values.get("checkpoint", LAST), trust)
+    return run_dir, values, cfg, checkpoint
 
 
 def parse_run_args(command: str, args: list[str], options: dict[str, type]) -> tuple[Path, dict]:
