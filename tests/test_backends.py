@@ -75,7 +75,8 @@ def batch_and_agent(overrides: list[str]):
 
 
 def numpy_batch(batch: Batch) -> dict[str, np.ndarray]:
-    return {key: getattr(batch, key).numpy() for key in batch.__dataclass_fields__}
+    fields = {key: getattr(batch, key) for key in batch.__dataclass_fields__}
+    return {key: value.numpy() for key, value in fields.items() if value is not None}
 
 
 @pytest.mark.parametrize("case", CASES)

@@ -152,3 +152,60 @@ def test_multi_binary_distribution_matches_torch():
                                Bernoulli(logits=params).log_prob(actions).sum(-1))
     torch.testing.assert_close(dist.entropy(), Bernoulli(logits=params).entropy().sum(-1))
     torch.testing.assert_close(greedy_action(params, info), (params > 0).float())
+
+
+MASKED = SpaceInfo(SpaceKind.DISCRETE, (), n=4, mask="obs")
+
+
+def test_masked_log_prob_and_entropy_by_hand():
+    """Masked Discrete: the distribution is the softmax over the legal logits alone:
+    log pi(a) = logit_a - log sum_{legal j} exp(logit_j), H = -sum_{legal} p log p."""
+    logits = torch.tensor([[1.0, 2.0, 3.0, 4.0]])
+    mask = torch.tensor([[True, False, True, False]])
+    dist = make_dist(logits, MASKED, None, mask)
+    lse = math.log(math.e + math.e**3)
+    p0, p2 = math.e / (math.e + math.e**3), math.e**3 / (math.e + math.e**3)
+    assert_close(dist.log_prob(torch.tensor([0])), torch.tensor([1.0 - lse]))
+    assert_close(dist.log_prob(torch.tensor([2])), torch.tensor([3.0 - lse]))
+    entropy = -(p0 * math.log(p0) + p2 * math.log(p2))
+    assert_close(dist.entropy(), torch.tensor([entropy]))
+    assert dist.log_prob(torch.tensor([3])).item() < -1e7  # an illegal action: probability 0
+
+
+def test_masked_actions_are_never_sampled():
+    """20,000 draws where the illegal actions hold nearly all the unmasked mass: none drawn,
+    and the legal ones in their renormalized proportions (uniform here)."""
+    torch.manual_seed(0)
+    logits = torch.tensor([0.0, 8.0, 0.0, 8.0]).expand(20_000, 4)
+    mask = torch.tensor([True, False, True, False]).expand(20_000, 4)
+    actions = make_dist(logits, MASKED, None, mask).sample()
+    counts = torch.bincount(actions, minlength=4)
+    assert counts[1] == 0 and counts[3] == 0
+    assert abs(counts[0].item() / 20_000 - 0.5) < 0.02
+
+
+def test_masked_greedy_action_is_the_best_legal_one():
+    logits = torch.tensor([[0.0, 5.0, 1.0, 2.0], [3.0, 0.0, -1.0, 9.0]])
+    mask = torch.tensor([[True, False, True, False], [False, True, True, False]])
+    assert greedy_action(logits, MASKED).tolist() == [1, 3]  # unmasked: the illegal ones
+    assert greedy_action(logits, MASKED, mask).tolist() == [2, 1]
+
+
+def test_masked_entropy_gradient_is_finite_and_leaves_illegal_logits_alone():
+    """The entropy's 0 * log 0 terms of the illegal actions neither poison the gradient (NaN)
+    nor move the illegal logits."""
+    logits = torch.tensor([[0.5, 2.0, -1.0, 0.0]], requires_grad=True)
+    mask = torch.tensor([[True, False, True, True]])
+    dist = make_dist(logits, MASKED, None, mask)
+    (dist.entropy().sum() + dist.log_prob(torch.tensor([0])).sum()).backward()
+    assert torch.isfinite(logits.grad).all()
+    assert logits.grad[0, 1] == 0 and logits.grad[0, 0] != 0
+
+
+def test_an_all_legal_mask_changes_nothing():
+    logits = torch.randn(5, 4, generator=torch.Generator().manual_seed(1))
+    actions = torch.tensor([0, 1, 2, 3, 0])
+    plain = make_dist(logits, MASKED, None)
+    masked = make_dist(logits, MASKED, None, torch.ones(5, 4, dtype=torch.bool))
+    assert torch.equal(plain.log_prob(actions), masked.log_prob(actions))
+    assert torch.equal(plain.entropy(), masked.entropy())

@@ -1,6 +1,5 @@
 """Policy and value losses on tiny fixed batches, against hand computations."""
 
-import dataclasses
 import functools
 import math
 
@@ -93,7 +92,7 @@ def batch_with_ratios(model, ratios, advantages):
 
 def take(batch, i):
     """The one-sample batch of sample ``i``."""
-    return Batch(*(getattr(batch, f.name)[i:i + 1] for f in dataclasses.fields(batch)))
+    return batch.index(torch.tensor([i]))
 
 
 def grad_norm(model, loss):

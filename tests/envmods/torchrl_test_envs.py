@@ -88,3 +88,66 @@ class SequenceEnv(XorDictEnv):
         self.observation_space = spaces.Dict(
             {"inner": spaces.Dict({"items": spaces.Sequence(spaces.Discrete(3))})}
         )
+
+
+class MaskedChoice(gym.Env):
+    """Action masks, as PettingZoo gives them (a Dict observation's ``action_mask`` entry):
+    ``legal`` of ``n`` actions are legal at each step, drawn anew; the lowest legal one earns
+    +1, another legal one 0, and an illegal one -1 and ends the episode (``strict``: raises,
+    so a run that ever plays one fails). Episodes last ``length`` steps: the best return is
+    ``length``; the observation says nothing about the legal actions, so a policy that cannot
+    see the mask plays illegal actions and loses."""
+
+    def __init__(self, n: int = 8, legal: int = 3, length: int = 8, strict: bool = False):
+        self.n, self.legal, self.length, self.strict = n, legal, length, strict
+        self.action_space = spaces.Discrete(n)
+        self.observation_space = spaces.Dict(
+            {
+                "observation": spaces.Box(0.0, 1.0, (2,), np.float32),
+                "action_mask": spaces.MultiBinary(n),
+            }
+        )
+        self.t, self.mask = 0, np.ones(n, np.int8)
+
+    def _draw(self):
+        self.mask = np.zeros(self.n, np.int8)
+        self.mask[self.np_random.choice(self.n, self.legal, replace=False)] = 1
+
+    def _obs(self):
+        obs = np.array([self.t / self.length, 1.0], np.float32)
+        return {"observation": obs, "action_mask": self.mask.copy()}
+
+    def _info(self):
+        return {}
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        self._draw()
+        return self._obs(), self._info()
+
+    def step(self, action):
+        action = int(action)
+        if not self.mask[action]:
+            if self.strict:
+                raise ValueError(f"illegal action {action} (legal: {np.flatnonzero(self.mask)})")
+            return self._obs(), -1.0, True, False, self._info()
+        reward = 1.0 if action == int(np.flatnonzero(self.mask)[0]) else 0.0
+        self.t += 1
+        self._draw()
+        return self._obs(), reward, self.t >= self.length, False, self._info()
+
+
+class InfoMaskedChoice(MaskedChoice):
+    """MaskedChoice with the legal actions in ``info["action_mask"]`` (sb3-contrib's and
+    Gymnasium's toy-text convention) and a plain Box observation."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.observation_space = self.observation_space["observation"]
+
+    def _obs(self):
+        return super()._obs()["observation"]
+
+    def _info(self):
+        return {"action_mask": self.mask.copy()}

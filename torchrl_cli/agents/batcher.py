@@ -58,6 +58,9 @@ class Batcher:
             final_values=torch.zeros(t, device=device),
             last_values=torch.zeros(n, device=device),
         )
+        self.masked = info.mask is not None  # the env gives its legal actions
+        if self.masked:
+            self.buffers.masks = torch.zeros(*t, info.n, dtype=torch.bool, device=device)
         self.action_info = info
         # per-step env outputs land in numpy rows, converted once per rollout (a torch tensor
         # per step per field cost more than the copy)
@@ -65,6 +68,7 @@ class Batcher:
         self.env_terminated = np.zeros(t, dtype=bool)
         self.env_truncated = np.zeros(t, dtype=bool)
         self.obs = self.normalize(env.reset(seed=seed))
+        self.mask = self.legal()  # the legal actions at self.obs (None: unmasked)
         # numpy acting draws from its own stream, independent of the env seeds' (both from seed)
         self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
         self.episode_returns = np.zeros(n)
@@ -75,6 +79,12 @@ class Batcher:
 
     def normalize(self, obs: np.ndarray) -> torch.Tensor:
         return self.state_normalizer(torch.as_tensor(obs, device=self.device))
+
+    def legal(self) -> torch.Tensor | None:
+        """The env's legal actions now (``[N, n]`` bools), None when it gives none."""
+        if not self.masked:
+            return None
+        return torch.as_tensor(self.env.action_mask, device=self.device)
 
     def to_env_action(self, actions: torch.Tensor | np.ndarray) -> np.ndarray:
         """Actions as the env takes them (stored unclipped; see ``envs.to_env_action``)."""
@@ -110,7 +120,8 @@ class Batcher:
         return buf
 
     def env_step(self, t: int, actions: torch.Tensor | np.ndarray) -> EnvStep:
-        """Step the env, record its outputs in row ``t`` and track the episodes."""
+        """Step the env, record its outputs in row ``t`` and track the episodes; ``mask``
+        becomes the legal actions at the new observations (masked envs)."""
         try:
             step = self.env.step(self.to_env_action(actions))
         except EnvError as err:
@@ -120,6 +131,8 @@ class Batcher:
         self.env_terminated[t] = step.terminated
         self.env_truncated[t] = step.truncated
         self._track_episodes(step.reward, step.terminated | step.truncated)
+        if self.masked:
+            self.mask = torch.as_tensor(step.action_mask, device=self.device)
         return step
 
     def _track_episodes(self, reward: np.ndarray, done: np.ndarray) -> None:
@@ -141,7 +154,9 @@ class Batcher:
 
     def state_dict(self) -> dict:
         """Everything a resumed run needs to go on collecting exactly where this one stopped."""
+        mask = {} if self.mask is None else {"mask": self.mask.cpu()}
         return {
+            **mask,
             "obs": self.obs.cpu(),
             "episode_returns": torch.from_numpy(self.episode_returns.copy()),
             "episode_lengths": torch.from_numpy(self.episode_lengths.copy()),
@@ -165,12 +180,16 @@ class Batcher:
         self.rng.bit_generator.state = from_json(state["rng"])
         if not self.env.restorable:
             self.obs = self.normalize(self.env.reset(seed=seed + self.num_steps))
+            self.mask = self.legal()
             self.episode_returns[:] = 0.0
             self.episode_lengths[:] = 0
             self.reward_scaler.returns.zero_()
             return False
         self.env.set_state(state["env"])
         self.obs = state["obs"].to(self.device)
+        if self.masked:
+            self.mask = state["mask"].to(self.device)
+            self.env.action_mask = self.mask.cpu().numpy()
         self.episode_returns[:] = state["episode_returns"].numpy()
         self.episode_lengths[:] = state["episode_lengths"].numpy()
         return True

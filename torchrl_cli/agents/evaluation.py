@@ -41,7 +41,9 @@ def run_episodes(
     """Returns and lengths of one episode on each of the first ``episodes`` copies of ``env``,
     reset with ``seed``; ``act`` maps a batch of raw observations to env actions;
     ``on_episode`` is told the number of finished episodes each time it grows; when
-    ``should_stop()`` turns true (a signal) the evaluation ends with EvaluationInterrupted."""
+    ``should_stop()`` turns true (a signal) the evaluation ends with EvaluationInterrupted.
+    An env that gives its legal actions (``env.action_mask``) has ``act`` called with them,
+    ``act(obs, action_mask=...)``."""
     n = env.n_envs
     if n < episodes:
         raise ValueError(f"the env has {n} copies, fewer than {episodes} episodes")
@@ -52,7 +54,8 @@ def run_episodes(
     while active[:episodes].any():
         if should_stop is not None and should_stop():
             raise EvaluationInterrupted
-        step = env.step(act(obs))
+        mask = getattr(env, "action_mask", None)
+        step = env.step(act(obs) if mask is None else act(obs, action_mask=mask))
         returns += step.reward * active
         lengths += active
         active &= ~(step.terminated | step.truncated)

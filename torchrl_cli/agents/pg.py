@@ -58,11 +58,13 @@ class PGAgent(BaseAgent):
             self._register_model("value", value_model)
         self.diagnostics: dict[str, list[float]] = defaultdict(list)  # drained by write_logs
 
-    def act(self, obs: np.ndarray) -> np.ndarray:
-        state = self.batcher.state_normalizer.normalize(
-            torch.as_tensor(obs, device=self.batcher.device)
-        )
-        actions = self.policy_model.select_action(state, deterministic=True)[0]
+    def act(self, obs: np.ndarray, action_mask: np.ndarray | None = None) -> np.ndarray:
+        """Greedy env actions for raw (encoded) observations; the most likely legal ones with
+        ``action_mask`` (masked envs)."""
+        device = self.batcher.device
+        state = self.batcher.state_normalizer.normalize(torch.as_tensor(obs, device=device))
+        mask = None if action_mask is None else torch.as_tensor(action_mask, device=device)
+        actions = self.policy_model.select_action(state, deterministic=True, mask=mask)[0]
         return self.batcher.to_env_action(actions)
 
     def values(self, state: torch.Tensor) -> torch.Tensor:
@@ -116,6 +118,7 @@ class PGAgent(BaseAgent):
             values=rollout.values.flatten(),
             advantages=advantages.flatten(),
             returns=returns.flatten(),
+            masks=None if rollout.masks is None else rollout.masks.flatten(0, 1),
         )
         diagnostics = self.update(batch)
         diagnostics["explained_variance"] = [explained_var(batch.returns, batch.values)]

@@ -28,6 +28,8 @@ def acting_unfit(policy: BasePGModel, normalizer: StateNormalizer) -> str | None
     """Why ``policy`` (behind ``normalizer``) cannot act in numpy, or None when it can."""
     if normalizer.low.device.type != "cpu":
         return f"the normalizer is on {normalizer.low.device.type}"
+    if policy.action_info.mask is not None:
+        return "the env masks its actions (action_mask), which numpy does not sample"
     return layers_unfit(policy.layers) or actions_unfit(policy.action_info)
 
 

@@ -55,6 +55,8 @@ def update_unfit(model: BaseModel) -> str | None:
         return f"{type(model).__name__} has no numpy update (PPOClipModel and ValueModel do)"
     if isinstance(model, PPOClipModel) and (reason := actions_unfit(model.action_info)):
         return reason
+    if isinstance(model, PPOClipModel) and model.action_info.mask is not None:
+        return "the env masks its actions (action_mask), which numpy does not score"
     return layers_unfit(model.layers) or optimizer_unfit(model.optimizer)
 
 
@@ -219,7 +221,8 @@ def numpy_fit(
         name: FlatModel(model, adam_settings(model.optimizer), NumpyMLP.of(model.layers))
         for name, model in models.items()
     }
-    data = {f.name: getattr(batch, f.name).numpy() for f in fields(batch)}
+    data = {f.name: getattr(batch, f.name) for f in fields(batch)}
+    data = {name: v.numpy() for name, v in data.items() if v is not None}
     size = len(batch) // num_mini_batches
     whole = size == len(batch)  # as in torch_fit: one minibatch, normalized once
     if whole and normalize_advantages:

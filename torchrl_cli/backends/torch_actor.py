@@ -24,7 +24,9 @@ class TorchActing:
         normalizer = batcher.state_normalizer
         for t in range(batcher.n_steps):
             obs = batcher.obs
-            actions, log_probs = self.policy.select_action(obs)
+            actions, log_probs = self.policy.select_action(obs, mask=batcher.mask)
+            if buf.masks is not None:  # the update scores the actions under the same mask
+                buf.masks[t] = batcher.mask
             buf.obs[t] = obs
             buf.actions[t] = actions
             buf.log_probs[t] = log_probs

@@ -2,6 +2,7 @@
 
 import abc
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import NamedTuple
 
 import gymnasium as gym
@@ -13,7 +14,14 @@ from torchrl_cli.envs.envpool_env import EnvPoolVectorEnv
 from torchrl_cli.envs.native import OWN_NATIVE, SAME_STEP_RESETS, has_native
 from torchrl_cli.envs.registry import resolve_env_id
 from torchrl_cli.envs.snapshot import EXACT_SIMULATORS, Snapshot, restore, snapshot
-from torchrl_cli.envs.spaces import SpaceInfo, action_info, state_info
+from torchrl_cli.envs.spaces import (
+    MASK_KEY,
+    SpaceInfo,
+    action_info,
+    check_mask,
+    mask_source,
+    state_info,
+)
 from torchrl_cli.errors import ConfigError, FaultError
 
 VECTORIZATIONS = ("auto", "sync", "async", "native", "envpool")
@@ -25,13 +33,15 @@ NATIVE_MIN_ENVS = 8
 
 class EnvStep(NamedTuple):
     """One vector step. ``final_obs`` holds, for envs whose episode ended in this step, the last
-    observation of that episode (``obs`` already holds the first one of the next episode)."""
+    observation of that episode (``obs`` already holds the first one of the next episode);
+    ``action_mask``: ``[N, n_actions]`` bools, the legal actions at ``obs`` (None: unmasked)."""
 
     obs: np.ndarray
     reward: np.ndarray
     terminated: np.ndarray
     truncated: np.ndarray
     final_obs: np.ndarray | None
+    action_mask: np.ndarray | None = None
 
 
 class BaseEnv(abc.ABC):
@@ -74,7 +84,8 @@ class GymEnv(BaseEnv):
     (async), as one numpy batch by a native vector env (native: Gymnasium's CartPole, our
     Pendulum) or by EnvPool's C++ threads (envpool, optional: ``envs.envpool_env``), with
     same-step autoreset so that a time-limit truncation can bootstrap from the final
-    observation.
+    observation. An env that gives its legal actions (``envs.spaces.MASK_KEY``) has them in
+    ``action_mask`` after each reset and step (and in ``EnvStep.action_mask``).
 
     Parameters:
         env_name: a Gymnasium id, registered or made registrable by ``imports`` or the
@@ -131,8 +142,16 @@ class GymEnv(BaseEnv):
                 wrappers=[*wrappers, Snapshot],
                 **kwargs,
             )
-        self._state_info = state_info(self.vec.single_observation_space, env_name)
+        obs_space = self.vec.single_observation_space
+        self._state_info = state_info(obs_space, env_name)
         self._action_info = action_info(self.vec.single_action_space, env_name)
+        self._mask = mask_source(obs_space)
+        if self._mask is None and vectorization in ("sync", "async"):
+            self._mask = "info" if gives_info_mask(gym_id, kwargs) else None
+        if self._mask is not None:
+            check_mask(self._action_info, obs_space, env_name)
+            self._action_info = replace(self._action_info, mask=self._mask)
+        self.action_mask: np.ndarray | None = None  # the legal actions now, when masked
         # observations that are not a plain Box arrive encoded to one array (envs.encode)
         self._encoder = make_encoder(self._state_info)
 
@@ -160,10 +179,31 @@ class GymEnv(BaseEnv):
         if self.vectorization == "native" and self.gym_id not in OWN_NATIVE and seeds:
             seeds = seeds[0]  # Gymnasium's native envs draw every copy from one generator
         try:
-            obs, _ = self.vec.reset(seed=seeds)
+            obs, info = self.vec.reset(seed=seeds)
         except Exception as err:
             raise EnvError(f"env {self.env_name} raised {first_line(err)} in reset()") from err
+        if self._mask is not None:
+            self.action_mask = self._legal(obs, info)
         return encode_numpy(self._encoder, obs)
+
+    def _legal(self, obs, info: dict) -> np.ndarray:
+        """The legal actions ``[N, n]`` from the raw observations or the info (a copy that
+        gives none in the info: all legal); EnvError for a copy with none legal."""
+        n = self._action_info.n
+        if self._mask == "obs":
+            mask = np.asarray(obs[MASK_KEY]).reshape(self.n_envs, n).astype(bool)
+        else:
+            mask = np.ones((self.n_envs, n), dtype=bool)
+            if MASK_KEY in info:
+                given = np.asarray(info.get(f"_{MASK_KEY}", np.ones(self.n_envs, bool)), bool)
+                mask[given] = np.stack(
+                    [np.asarray(m).reshape(n) for m in np.asarray(info[MASK_KEY])[given]]
+                ).astype(bool)
+        if not mask.any(axis=1).all():
+            copy = int(np.flatnonzero(~mask.any(axis=1))[0])
+            raise EnvError(f"env {self.env_name} gave an action_mask with no legal action "
+                           f"(copy {copy})")
+        return mask
 
     def step(self, actions: np.ndarray) -> EnvStep:
         try:
@@ -178,6 +218,8 @@ class GymEnv(BaseEnv):
             new_obs = self._reset_copies(self.vec.unwrapped, done)
             return EnvStep(new_obs, reward, terminated, truncated, obs)
         final_obs = None
+        if self._mask is not None:
+            self.action_mask = self._legal(obs, info)
         obs = encode_numpy(self._encoder, obs)
         if "_final_obs" in info:
             final_obs = np.array(obs, copy=True)
@@ -186,7 +228,7 @@ class GymEnv(BaseEnv):
             if self._encoder is not None:
                 final = [encode_numpy(self._encoder, o) for o in final]
             final_obs[done] = np.stack(final)
-        return EnvStep(obs, reward, terminated, truncated, final_obs)
+        return EnvStep(obs, reward, terminated, truncated, final_obs, self.action_mask)
 
     @property
     def state_holder(self) -> str:
@@ -244,6 +286,34 @@ def check_native(env_name: str, wrappers: Sequence) -> None:
         )
     if wrappers:
         raise ConfigError("env.vectorization='native' takes no env.wrappers; use sync or async")
+
+
+# the Gymnasium envs that give no info["action_mask"] (toy_text's do: Taxi, ...), not probed
+UNMASKED_ENTRY_POINTS = (
+    "gymnasium.envs.classic_control", "gymnasium.envs.box2d", "gymnasium.envs.mujoco",
+    "gymnasium.envs.phys2d", "gymnasium.envs.tabular", "ale_py",
+)
+
+
+def gives_info_mask(gym_id: str, kwargs: dict) -> bool:
+    """Whether the env gives ``info["action_mask"]`` on reset: one copy, without the configured
+    wrappers or rendering, is made and reset once to see (Gymnasium's own envs that give none
+    and ALE's are not probed)."""
+    entry = str(gym.spec(gym_id).entry_point)
+    if entry.startswith(UNMASKED_ENTRY_POINTS):
+        return False
+    kwargs = {k: v for k, v in kwargs.items() if k != "render_mode"}
+    try:
+        env = gym.make(gym_id, **kwargs)
+    except Exception:  # the vector env was made: an option of the wrappers'; no mask then
+        return False
+    try:
+        _, info = env.reset()
+    except Exception as err:
+        raise EnvError(f"env {gym_id} raised {first_line(err)} in reset()") from err
+    finally:
+        env.close()
+    return MASK_KEY in info
 
 
 def env_seeds(seed: int, n: int) -> list[int]:

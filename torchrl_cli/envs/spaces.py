@@ -19,6 +19,11 @@ SUPPORTED_STATES = "Box, Discrete, MultiDiscrete, MultiBinary, and Dict or Tuple
 # integer codes (minigrid's 7x7 object/color/state view), read unscaled by a grid CNN
 PIXEL_MIN_SIDE = 36
 
+# the legal actions of a Discrete action space, as PettingZoo (a Dict observation's entry) and
+# sb3-contrib's MaskablePPO and Gymnasium's toy-text envs (``info["action_mask"]``) give them:
+# one 0/1 flag per action; the policy samples the legal ones only (``models.distributions``)
+MASK_KEY = "action_mask"
+
 
 def is_pixels(chw_shape: tuple[int, ...]) -> bool:
     """Whether a channels-first image ``(C, H, W)`` is large enough to be pixels."""
@@ -83,7 +88,9 @@ class ObsEntry:
 class SpaceInfo:
     """What the builders need of an observation or action space: its kind, shape and dtype,
     and by kind the bounds (Box), ``n`` (Discrete: actions; MultiBinary: bits) or ``nvec``
-    (MultiDiscrete: choices per dimension).
+    (MultiDiscrete: choices per dimension); ``mask`` (actions only): where the env gives the
+    legal actions, ``obs`` (the Dict observation's ``action_mask`` entry, not encoded into the
+    observation) or ``info`` (``info["action_mask"]``), None for an unmasked space.
 
     An observation space that is not a plain array (Dict, Tuple, Discrete, a channels-last
     image, ...) is described as the array it is encoded to (``envs.encode``), with ``entries``
@@ -97,6 +104,7 @@ class SpaceInfo:
     n: int | None = None
     nvec: tuple[int, ...] | None = None
     entries: tuple[ObsEntry, ...] | None = None
+    mask: str | None = None
 
     @property
     def structured(self) -> bool:
@@ -135,7 +143,10 @@ class SpaceInfo:
 
 def state_info(space: spaces.Space, env_id: str) -> SpaceInfo:
     """The description of an observation space as the array it is encoded to: a plain Box
-    (not an image) or a channels-first image as it is; anything else with ``entries``."""
+    (not an image) or a channels-first image as it is; anything else with ``entries``. A Dict's
+    ``action_mask`` entry is not part of it (``mask_source``)."""
+    if mask_source(space) == "obs":
+        space = spaces.Dict({k: v for k, v in space.spaces.items() if k != MASK_KEY})
     if isinstance(space, spaces.Box) and (
         image_layout(space) is None or image_layout(space) == "chw"
     ):
@@ -284,6 +295,25 @@ def action_info(space: spaces.Space, env_id: str) -> SpaceInfo:
         f"(supported: {SUPPORTED_ACTIONS}, starting at 0, one-dimensional); pick another env "
         "or wrap this one with a Gymnasium action wrapper through env.wrappers"
     )
+
+
+def mask_source(space: spaces.Space) -> str | None:
+    """``obs`` when ``space`` is a Dict with an ``action_mask`` entry, else None."""
+    return "obs" if isinstance(space, spaces.Dict) and MASK_KEY in space.spaces else None
+
+
+def check_mask(action: SpaceInfo, obs_space: spaces.Space, env_id: str) -> None:
+    """Refuse, in one line, a mask on actions that are not Discrete, or of the wrong size."""
+    where = f"env '{env_id}' gives an action_mask"
+    if action.kind != SpaceKind.DISCRETE:
+        raise ConfigError(
+            f"{where} for {action.kind} actions; torchrl-cli masks Discrete actions only "
+            "(drop the mask with an observation wrapper in env.wrappers)"
+        )
+    if mask_source(obs_space) == "obs":
+        size = math.prod(obs_space[MASK_KEY].shape or (0,))
+        if size != action.n:
+            raise ConfigError(f"{where} of {size} flags for {action.n} actions")
 
 
 def to_env_action(actions: torch.Tensor | np.ndarray, info: SpaceInfo) -> np.ndarray:

@@ -43,14 +43,21 @@ class BasePGModel(BaseModel):
     def output_layer(input_shape: tuple[int, ...], action_info: SpaceInfo) -> nn.Module:
         return ActionLinear(input_shape, action_info)
 
-    def create_dist(self, params: torch.Tensor):
-        return make_dist(params, self.action_info, self.log_std)
+    def create_dist(self, params: torch.Tensor, mask: torch.Tensor | None = None):
+        """The distribution of ``params``; ``mask``: the legal actions (masked envs)."""
+        return make_dist(params, self.action_info, self.log_std, mask)
 
-    def select_action(self, obs: torch.Tensor, deterministic: bool = False):
-        """Sample (training) or take the mode (evaluation); returns actions and their log-probs."""
+    def select_action(
+        self, obs: torch.Tensor, deterministic: bool = False, mask: torch.Tensor | None = None
+    ):
+        """Sample (training) or take the mode (evaluation), among the legal actions when
+        ``mask`` is given; returns actions and their log-probs."""
         params = self(obs)
-        dist = self.create_dist(params)
-        actions = greedy_action(params, self.action_info) if deterministic else dist.sample()
+        dist = self.create_dist(params, mask)
+        if deterministic:
+            actions = greedy_action(params, self.action_info, mask)
+        else:
+            actions = dist.sample()
         return actions, dist.log_prob(actions)
 
     def entropy_loss(self, dist) -> dict[str, torch.Tensor]:

@@ -24,6 +24,7 @@ class Rollout:
     truncated: torch.Tensor
     final_values: torch.Tensor  # V(final obs) where truncated, else 0
     last_values: torch.Tensor  # [N]: V of the observation after the last step
+    masks: torch.Tensor | None = None  # [T, N, n_actions] bools: the legal actions (masked envs)
 
 
 @dataclass
@@ -36,13 +37,15 @@ class Batch:
     values: torch.Tensor  # V_old(s), at collection time
     advantages: torch.Tensor
     returns: torch.Tensor  # the value targets
+    masks: torch.Tensor | None = None  # the legal actions at collection time (masked envs)
 
     def __len__(self) -> int:
         return self.obs.shape[0]
 
     def index(self, idx: torch.Tensor) -> "Batch":
         """The samples at ``idx`` (a minibatch)."""
-        return Batch(*(getattr(self, f.name)[idx] for f in fields(self)))
+        values = (getattr(self, f.name) for f in fields(self))
+        return Batch(*(None if v is None else v[idx] for v in values))
 
 
 class Truncation(NamedTuple):

@@ -14,12 +14,19 @@ from torch.distributions import Bernoulli, Categorical, Distribution, Independen
 from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
 
 HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+# an illegal action's logit (sb3-contrib's choice): its probability is exactly 0 in float32, its
+# log-probability finite, so the entropy's 0 * log 0 terms and their gradients stay 0 (not NaN)
+MASKED_LOGIT = -1e8
 
 
 class LogitsCategorical:
-    """A categorical over the last dim of ``logits``: sample, log_prob, entropy."""
+    """A categorical over the last dim of ``logits``: sample, log_prob, entropy; with ``mask``
+    (bools like ``logits``: the legal actions) over the legal actions only, which are never
+    sampled and add nothing to the entropy."""
 
-    def __init__(self, logits: torch.Tensor):
+    def __init__(self, logits: torch.Tensor, mask: torch.Tensor | None = None):
+        if mask is not None:
+            logits = mask_logits(logits, mask)
         self.logits = logits.log_softmax(-1)  # normalized once, reused by every method
 
     def sample(self) -> torch.Tensor:
@@ -78,16 +85,27 @@ class MultiCategorical(Distribution):
         return sum(d.entropy() for d in self.dists)
 
 
-def make_dist(params: torch.Tensor, action_info: SpaceInfo, log_std: nn.Parameter | None):
+def mask_logits(logits: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """``logits`` with the illegal actions' (``mask`` false) set to ``MASKED_LOGIT``."""
+    return logits.masked_fill(~mask.bool(), MASKED_LOGIT)
+
+
+def make_dist(
+    params: torch.Tensor,
+    action_info: SpaceInfo,
+    log_std: nn.Parameter | None,
+    mask: torch.Tensor | None = None,
+):
     """The policy's distribution over actions, from the network's output ``params``.
 
-    Discrete: Categorical over logits. MultiDiscrete: one Categorical per dimension.
+    Discrete: Categorical over logits (over the legal actions when ``mask`` is given: the
+    env's ``action_mask``). MultiDiscrete: one Categorical per dimension.
     MultiBinary: independent Bernoullis over logits. Box: diagonal Gaussian with the
     state-independent ``log_std``. Log-probs and entropies sum over action dimensions.
     """
     kind = action_info.kind
     if kind == SpaceKind.DISCRETE:
-        return LogitsCategorical(params)
+        return LogitsCategorical(params, mask)
     if kind == SpaceKind.MULTI_DISCRETE:
         return MultiCategorical(params, action_info.nvec)
     if kind == SpaceKind.MULTI_BINARY:
@@ -96,12 +114,15 @@ def make_dist(params: torch.Tensor, action_info: SpaceInfo, log_std: nn.Paramete
     return DiagGaussian(mean, log_std, len(action_info.shape))
 
 
-def greedy_action(params: torch.Tensor, action_info: SpaceInfo) -> torch.Tensor:
-    """The most likely action under ``make_dist(params, ...)`` (deterministic evaluation),
-    computed from the network's output alone so that exported policies need no distribution."""
+def greedy_action(
+    params: torch.Tensor, action_info: SpaceInfo, mask: torch.Tensor | None = None
+) -> torch.Tensor:
+    """The most likely action under ``make_dist(params, ...)`` (deterministic evaluation; the
+    most likely legal one with ``mask``), computed from the network's output alone so that
+    exported policies need no distribution."""
     kind = action_info.kind
     if kind == SpaceKind.DISCRETE:
-        return params.argmax(-1)
+        return (params if mask is None else mask_logits(params, mask)).argmax(-1)
     if kind == SpaceKind.MULTI_DISCRETE:
         parts = torch.split(params, action_info.nvec, dim=-1)
         return torch.stack([part.argmax(-1) for part in parts], dim=-1)

@@ -12,7 +12,7 @@ from torch import nn
 
 from torchrl_cli.envs.encode import batch_size_of, example_obs, make_encoder
 from torchrl_cli.envs.gym_env import check_env_id
-from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind, to_env_action
+from torchrl_cli.envs.spaces import MASK_KEY, SpaceInfo, SpaceKind, to_env_action
 from torchrl_cli.models.distributions import greedy_action
 from torchrl_cli.run.checkpoint import LAST, Checkpoint
 from torchrl_cli.run.folder import load_run, load_weights
@@ -22,7 +22,9 @@ class GreedyPolicy(nn.Module):
     """Raw observations ``[B, *obs]`` (dicts or tuples of them for Dict and Tuple spaces) to
     greedy actions ``[B, *action]``: the observation encoder (``envs.encode``; None for a
     plain Box), the state normalizer with its frozen statistics, the policy network, the most
-    likely action, and Box actions clipped to the bounds."""
+    likely action (the most likely legal one for a masked env: ``obs["action_mask"]`` for a
+    Dict observation that holds it, else the ``action_mask`` argument, the env's
+    ``info["action_mask"]``), and Box actions clipped to the bounds."""
 
     def __init__(
         self,
@@ -36,23 +38,33 @@ class GreedyPolicy(nn.Module):
         self.normalizer = normalizer.eval()
         self.model = model.eval()
         self.action_info = action_info
+        self.mask = action_info.mask  # obs, info or None
         self.clipped = action_info.kind == SpaceKind.CONTINUOUS
         if self.clipped:
             self.register_buffer("low", torch.as_tensor(action_info.low))
             self.register_buffer("high", torch.as_tensor(action_info.high))
         self.requires_grad_(False)  # acting only: exported outputs carry no autograd graph
 
-    def forward(self, obs) -> torch.Tensor:
+    def forward(self, obs, action_mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.mask == "obs" and action_mask is None:
+            action_mask = obs[MASK_KEY]
         if self.encoder is not None:
             obs = self.encoder(obs)
-        action = greedy_action(self.model(self.normalizer.normalize(obs)), self.action_info)
+        return self.act_encoded(obs, action_mask)
+
+    def act_encoded(self, obs: torch.Tensor, action_mask: torch.Tensor | None = None):
+        """``forward`` on observations already encoded (as ``GymEnv`` gives them)."""
+        params = self.model(self.normalizer.normalize(obs))
+        action = greedy_action(params, self.action_info, action_mask)
         return torch.clamp(action, self.low, self.high) if self.clipped else action
 
 
 class Policy:
     """A callable from an observation as the env that ``make_env()`` builds gives it (one, or
     a batch; a dict of arrays for a Dict space, a tuple for a Tuple space) to an action as the
-    env takes it; ``module`` is the underlying ``GreedyPolicy``."""
+    env takes it; ``module`` is the underlying ``GreedyPolicy``. A masked env's legal actions
+    come from the observation (its ``action_mask`` entry) or, for an env that gives them in
+    its info, as ``policy(obs, action_mask=info["action_mask"])``."""
 
     def __init__(
         self,
@@ -67,11 +79,33 @@ class Policy:
         self.env_cfg = env_cfg
 
     @torch.inference_mode()
-    def __call__(self, obs) -> np.ndarray:
-        single = batch_size_of(self.state_info, obs) is None
-        batch = _batched(obs, single)
-        actions = to_env_action(self.module(batch), self.action_info)
+    def __call__(self, obs, action_mask=None) -> np.ndarray:
+        encoded = self._encoded(obs)
+        single = False if encoded else batch_size_of(self.state_info, obs) is None
+        batch = torch.as_tensor(np.asarray(obs)) if encoded else _batched(obs, single)
+        mask = None if action_mask is None else _batched(action_mask, single)
+        if mask is None and self.action_info.mask == "info":
+            raise ValueError(
+                "this policy acts among the legal actions, which its env gives in the info: "
+                "call policy(obs, action_mask=info['action_mask'])"
+            )
+        if encoded:
+            actions = self.module.act_encoded(batch, mask)
+        else:
+            actions = self.module(batch, mask)
+        actions = to_env_action(actions, self.action_info)
         return actions[0] if single else actions
+
+    def _encoded(self, obs) -> bool:
+        """Whether ``obs`` is a batch already encoded, as ``GymEnv`` gives it (``torchrl
+        eval``), rather than raw: an array for a Dict or Tuple space, or a batch of the encoded
+        shape where that differs from the raw one (a Discrete observation's one-hots)."""
+        if not self.state_info.entries:
+            return False
+        if self.state_info.structured:
+            return not isinstance(obs, dict | tuple)
+        shape = tuple(np.shape(obs)[1:])
+        return shape == tuple(self.state_info.shape) != tuple(self.state_info.entries[0].shape)
 
     def make_env(self, render_mode: str | None = None, evaluation: bool = True) -> gym.Env:
         """One copy of the run's env, as training built it (the packages it needs imported,
@@ -130,14 +164,21 @@ def policy_from_checkpoint(cfg: DictConfig, checkpoint: Checkpoint) -> Policy:
 def export_policy(policy: Policy, out: Path) -> Path:
     """Write ``policy`` as a ``torch.export`` program (batch size free): it runs with torch
     alone, ``torch.export.load(out).module()(obs)``, on raw observations of the env's dtype
-    (dicts or tuples of tensors for Dict and Tuple spaces)."""
+    (dicts or tuples of tensors for Dict and Tuple spaces). A masked env's legal actions, int8
+    flags ``[B, n]``: the observation dict's ``action_mask`` entry, or the second argument
+    (``module()(obs, action_mask)``) for an env that gives them in its info."""
     example = example_obs(policy.state_info, 2)
     if not policy.state_info.entries and policy.state_info.dtype != "uint8":
         example = example.float()  # float32 in, as before; uint8 frames stay uint8
+    source, n = policy.action_info.mask, policy.action_info.n
+    mask = torch.ones((2, n or 0), dtype=torch.int8)
+    if source == "obs":
+        example = {**example, MASK_KEY: mask}
+    args = (example, mask) if source == "info" else (example,)
     batch = torch.export.Dim("batch", min=1)
-    dynamic = _tree_map(lambda _: {0: batch}, example)
+    dynamic = tuple(_tree_map(lambda _: {0: batch}, arg) for arg in args)
     with torch.no_grad():
-        program = torch.export.export(policy.module, (example,), dynamic_shapes=(dynamic,))
+        program = torch.export.export(policy.module, args, dynamic_shapes=dynamic)
     torch.export.save(program, out)
     return out
 
