@@ -351,3 +351,13 @@ def test_cli_banner_names_the_backend(torchrl_bin, cli_env, tmp_path, backend):
     proc = torchrl(torchrl_bin, ["train", *TINY, f"agent.backend={backend}"], tmp_path, cli_env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"backend {backend} (acting and update)" in proc.stdout
+
+
+def test_a_model_sharing_its_pass_with_a_torch_model_is_reported_on_torch():
+    """PPO-adaptive's value model could train in numpy alone, but it shares the policy's pass
+    (same epochs and minibatches), which trains in torch: the banner says so."""
+    agent, env = make_agent(["agent=ppo_adaptive", "env=CartPole-v1", "env.n_envs=2"])
+    env.close()
+    assert agent.backend.updates == {"policy": "torch", "value": "torch"}
+    assert agent.backend.reasons["value"] == "value trains in one pass with policy"
+    assert agent.backend.fit_for(agent.models).__name__ == "torch_fit"

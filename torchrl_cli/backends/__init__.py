@@ -85,4 +85,16 @@ def resolve_backend(
             )
     acting = "torch" if reasons["acting"] else "numpy"
     updates = {name: "torch" if reasons[name] else "numpy" for name in models}
+    # models with the same epochs and minibatches train in one pass: torch if any one must
+    for name, model in models.items():
+        partners = [
+            other
+            for other, m in models.items()
+            if (m.num_epochs, m.num_mini_batches) == (model.num_epochs, model.num_mini_batches)
+            and updates[other] == "torch"
+            and reasons[other] is not None
+        ]
+        if updates[name] == "numpy" and partners:
+            updates[name] = "torch"
+            reasons[name] = f"{name} trains in one pass with {partners[0]}"
     return Backend(requested, acting, updates, {k: v for k, v in reasons.items() if v})
