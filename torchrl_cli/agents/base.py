@@ -78,6 +78,7 @@ class BaseAgent(abc.ABC):
         self.train_seconds = 0.0  # time in step() and logging, evaluations excluded
         self._logged_iters = 0
         self.stop_requested: str | None = None
+        self._stop_announced = True  # the console line for a requested stop was printed
         self.schedule: TrainSchedule | None = None
         self.result = TrainResult()  # evaluations so far: part of the state, so resumes keep them
         self.next_eval: int | None = None  # env steps of the next scheduled evaluation
@@ -143,6 +144,7 @@ class BaseAgent(abc.ABC):
             while not self._check_termination() and not self.stop_requested:
                 start = time.perf_counter()
                 self.step()
+                self.announce_stop()
                 self.num_iters += 1
                 self.train_seconds += time.perf_counter() - start
                 if self.num_iters % schedule.log_freq == 0:
@@ -197,11 +199,18 @@ class BaseAgent(abc.ABC):
         if self.stop_requested:
             return True
         self.stop_requested = signal_name
-        self.logger.console.print(
-            f"[yellow]{signal_name}: stopping after this "
-            "update (send it again to abort at once)[/yellow]"
-        )
+        self._stop_announced = False  # said at the next safe point: a handler must not print
         return False
+
+    def announce_stop(self) -> None:
+        """The stop's console line, once, from the loop (not from the signal handler, which may
+        run while the console is in the middle of a write)."""
+        if self.stop_requested and not self._stop_announced:
+            self._stop_announced = True
+            self.logger.console.print(
+                f"[yellow]{self.stop_requested}: stopping after this "
+                "update (send it again to abort at once)[/yellow]"
+            )
 
     def state_dict(self) -> dict:
         """The full training state: models, optimizers, collector, counters, evaluations so
@@ -250,6 +259,7 @@ class BaseAgent(abc.ABC):
                 env, self.schedule.eval_episodes, self.schedule.eval_seed, stoppable=True
             )
         except EvaluationInterrupted:  # a signal: the same clean stop as during training
+            self.announce_stop()
             result.interrupted = self.stop_requested
             return None
         self.log_evaluation(evaluation, line=False)  # the run's closing line reports it
