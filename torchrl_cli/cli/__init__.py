@@ -57,7 +57,11 @@ def exit_now(code: int) -> None:
     import atexit
     import logging
     import os
+    import threading
 
+    # what the interpreter does first when it exits: wait for non-daemon threads and run the
+    # threading exit hooks (concurrent.futures and loky stop their workers there), then atexit
+    threading._shutdown()
     atexit._run_exitfuncs()
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):

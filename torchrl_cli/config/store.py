@@ -120,6 +120,6 @@ def load_default(name: str, overrides: list[str] | None = None) -> DictConfig:
     """Compose the named experiment preset (the seed's ``Config.from_default``)."""
     from hydra import compose, initialize_config_dir
 
-    register_configs()
+    register_configs(overrides or [])
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         return compose(CONFIG_NAME, overrides=[f"experiment={name}", *(overrides or [])])
