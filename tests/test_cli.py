@@ -2,9 +2,12 @@
 
 import json
 import math
+import os
 import re
 import shutil
 import subprocess
+import sys
+import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -41,6 +44,8 @@ def run_folders(cwd: Path) -> list[Path]:
     return sorted(p for p in (cwd / "runs").glob("*/*") if p.is_dir())
 
 
+# what every command imports at least: the time a command cannot beat
+IMPORT_FLOOR = "import torch, gymnasium, hydra, omegaconf, rich, tensorboard"
 _TINY_RUN: dict = {}
 
 
@@ -124,18 +129,148 @@ def test_cfg_job_prints_config_and_runs_nothing(torchrl_bin, cli_env, tmp_path, 
     assert list(tmp_path.iterdir()) == []
 
 
-def test_train_help_is_hydras_help(torchrl_bin, cli_env, tmp_path):
-    """`torchrl train --help` shows Hydra's help (groups and config) and runs nothing."""
+def test_train_help_lists_the_real_options(torchrl_bin, cli_env, tmp_path):
+    """`torchrl train --help`: each group with its real options (conf/ files), one line for any
+    other env id, no internal schema node or per-id tuned entry, then the composed config;
+    under 150 lines, runs nothing."""
     proc = torchrl(torchrl_bin, ["train", "--help"], tmp_path, cli_env)
     assert proc.returncode == 0, proc.stderr
     assert_no_traceback(proc)
     assert "== Configuration groups ==" in proc.stdout
     assert "== Config ==" in proc.stdout
-    for group, option in (("agent", "ppo_clip"), ("env", "CartPole-v1"), ("net", "mlp"),
-                          ("experiment", "cartpole_solve")):
-        assert re.search(rf"^{group}: .*\b{option}\b", proc.stdout, re.M), (group, option)
+    conf = config_dir()
+    for group in ("agent", "agent/advantage", "net", "experiment", "hparams_search"):
+        line = re.search(rf"^{group}: (.*)$", proc.stdout, re.M)
+        assert line, (group, proc.stdout)
+        assert line.group(1).split(", ") == sorted(p.stem for p in (conf / group).glob("*.yaml"))
+    env_line = re.search(r"^env: (.*)$", proc.stdout, re.M).group(1).split(", ")
+    assert env_line == sorted(str(p.relative_to(conf / "env").with_suffix(""))
+                              for p in (conf / "env").rglob("*.yaml"))
+    assert re.search(r"any registered Gymnasium id.*module:-qualified", proc.stdout)
+    assert "_schema" not in proc.stdout and "tuned/" not in proc.stdout
+    assert "FrozenLake-v1, " not in proc.stdout  # registered ids are not listed one by one
     assert re.search(r"^max_steps: \d+$", proc.stdout, re.M)  # then the composed config
+    assert len(proc.stdout.splitlines()) < 150, len(proc.stdout.splitlines())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_train_help_shows_the_config_the_overrides_compose(torchrl_bin, cli_env, tmp_path):
+    """--help with overrides shows their config (an id without a file too); a bad override is
+    the usual one-line error."""
+    proc = torchrl(torchrl_bin, ["train", "--help", "env=FrozenLake-v1", "agent.lr=0.125"],
+                   tmp_path, cli_env)
+    assert proc.returncode == 0, proc.stderr
+    assert re.search(r"^  id: FrozenLake-v1$", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^  lr: 0.125$", proc.stdout, re.M)
+    assert_one_line_error(torchrl(torchrl_bin, ["train", "--help", "agent=ppo_clipp"], tmp_path,
+                                  cli_env), "unknown agent 'ppo_clipp'")
+    assert list(tmp_path.iterdir()) == []
+
+
+def _wall(cmd: list[str], cwd: Path, env: dict, timeout: float) -> float:
+    """Seconds ``cmd`` takes from start to exit (it must succeed within ``timeout``)."""
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr
+    return time.perf_counter() - start
+
+
+def test_train_help_takes_about_the_import_time(torchrl_bin, cli_env, tmp_path):
+    """--help within 60 s even on a loaded machine, and close to the time the imports alone
+    take (best of two each; it took 30x that when every Gymnasium id had a config node)."""
+    floor = min(_wall([sys.executable, "-c", IMPORT_FLOOR], tmp_path, cli_env, TIMEOUT)
+                for _ in range(2))
+    help_s = min(_wall([torchrl_bin, "train", "--help"], tmp_path, cli_env, 60)
+                 for _ in range(2))
+    assert help_s < 3 * floor, (help_s, floor)
+
+
+def test_the_process_ends_without_the_interpreter_teardown(torchrl_bin, cli_env, tmp_path):
+    """After the last line the process exits at once: atexit handlers still run and the output
+    is complete, but the interpreter's teardown (half a second with torch loaded) is skipped."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import atexit, os, sys\n"
+        "out = os.path.dirname(os.path.abspath(__file__))\n"
+        "atexit.register(lambda: open(os.path.join(out, 'atexit'), 'w').close())\n"
+        "class Teardown:  # freed in the teardown, when the module globals may be gone\n"
+        "    def __del__(self, _open=os.open, _close=os.close,\n"
+        "                _path=os.path.join(out, 'teardown'), _flags=os.O_CREAT | os.O_WRONLY):\n"
+        "        _close(_open(_path, _flags))\n"
+        "sys.torchrl_test_teardown = Teardown()\n"
+    )
+    env = {**cli_env, "PYTHONPATH": os.pathsep.join([str(site), cli_env.get("PYTHONPATH", "")])}
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = torchrl(torchrl_bin, ["train", "--cfg", "job"], work, env)
+    assert proc.returncode == 0, proc.stderr
+    assert yaml.safe_load(proc.stdout)["env"]["id"] == "CartPole-v1"  # all of it flushed
+    assert (site / "atexit").exists()
+    assert not (site / "teardown").exists()
+    # the same interpreter without the CLI does tear down (so the check above can fail)
+    subprocess.run([sys.executable, "-c", "pass"], env=env, timeout=TIMEOUT, check=True)
+    assert (site / "teardown").exists()
+
+
+def _complete(script: str, line: str, env: dict, cwd: Path) -> list[str]:
+    """What bash offers for ``line`` (the cursor at its end) with the completion ``script``
+    installed: its function run the way bash runs it on TAB."""
+    driver = (
+        'eval "$TORCHRL_SCRIPT"\n'
+        'COMP_LINE="$TORCHRL_LINE"; COMP_POINT=${#COMP_LINE}\n'
+        'read -ra COMP_WORDS <<< "$COMP_LINE"\n'
+        'COMP_CWORD=$(( ${#COMP_WORDS[@]} - 1 ))\n'
+        '[[ "$COMP_LINE" == *" " ]] && COMP_CWORD=${#COMP_WORDS[@]}\n'
+        "hydra_bash_completion\n"
+        "printf '%s\\n' \"${COMPREPLY[@]}\"\n"
+    )
+    proc = subprocess.run(["bash", "-c", driver], cwd=cwd, capture_output=True, text=True,
+                          timeout=TIMEOUT,
+                          env={**env, "TORCHRL_SCRIPT": script, "TORCHRL_LINE": line})
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.split()
+
+
+@pytest.mark.skipif(shutil.which("bash") is None, reason="bash is not installed")
+def test_bash_completion_completes_groups_options_and_keys(torchrl_bin, cli_env, tmp_path):
+    """`eval "$(torchrl train -sc install=bash)"` installs a completion whose query works: the
+    subcommand, a group's options, the keys of a node (of the env the line chooses, too)."""
+    proc = torchrl(torchrl_bin, ["train", "-sc", "install=bash"], tmp_path, cli_env)
+    assert proc.returncode == 0, proc.stderr
+    script = proc.stdout
+    assert re.search(r"^COMP_WORDBREAKS=.*-F hydra_bash_completion torchrl$", script, re.M)
+    env = {**cli_env, "PATH": os.pathsep.join([str(Path(torchrl_bin).parent),
+                                               cli_env.get("PATH", "")])}
+    assert _complete(script, "torchrl tr", env, tmp_path) == ["train"]
+    agents = sorted(p.stem for p in (config_dir() / "agent").glob("*.yaml"))
+    assert _complete(script, "torchrl train agent=", env, tmp_path) == [
+        f"agent={a}" for a in agents]
+    assert _complete(script, "torchrl train agent=ppo", env, tmp_path) == [
+        "agent=ppo_adaptive", "agent=ppo_clip"]
+    keys = _complete(script, "torchrl train seed=1 agent.", env, tmp_path)
+    assert {"agent.lr=", "agent.gamma=", "agent.policy."} <= set(keys), keys
+    assert "env=CartPole-v1" in _complete(script, "torchrl train env=Car", env, tmp_path)
+    atari = _complete(script, "torchrl train env=ALE/Pong-v5 env.atari.fr", env, tmp_path)
+    assert atari == ["env.atari.frame_skip=", "env.atari.frame_stack="], atari
+    groups = _complete(script, "torchrl train ", env, tmp_path)
+    assert "net=" in groups and not [g for g in groups if "_schema" in g or "tuned" in g]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_zsh_completion_is_the_bash_one_through_bashcompinit(torchrl_bin, cli_env, tmp_path):
+    """-sc install=zsh loads bashcompinit first; its query answers as bash's does."""
+    proc = torchrl(torchrl_bin, ["train", "-sc", "install=zsh"], tmp_path, cli_env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[0] == "autoload -Uz bashcompinit && bashcompinit"
+    assert "-F hydra_bash_completion torchrl" in proc.stdout
+    proc = subprocess.run([torchrl_bin, "-sc", "query=zsh"], cwd=tmp_path, capture_output=True,
+                          text=True, timeout=TIMEOUT,
+                          env={**cli_env, "COMP_LINE": "torchrl train net=m"})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["net=mlp", "net=mlp_large", "net=multi_input"]
+    assert_one_line_error(torchrl(torchrl_bin, ["train", "-sc", "install=fish"], tmp_path,
+                                  cli_env), "install=fish", "bash, zsh")
 
 
 def test_tiny_run_creates_one_run_folder(tiny_run):

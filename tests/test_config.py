@@ -12,7 +12,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
-from torchrl_cli.config import config_dir, load_default
+from torchrl_cli.config import config_dir, load_default, register_configs
 from torchrl_cli.config.compose import compose_config as cli_compose
 from torchrl_cli.config.schema import Config, EnvConfig, PPOClipAgentConfig
 from torchrl_cli.config.validate import validate
@@ -317,6 +317,30 @@ def test_registered_id_without_file_builds_and_steps():
     cfg = compose_config(["env=CartPole-v0", *SMALL])
     assert cfg.env.id == "CartPole-v0"
     build_and_step(cfg)
+
+
+def test_only_the_chosen_env_ids_get_a_node():
+    """The ConfigStore holds nodes for the ids a command line chooses, not one per registered
+    id (hundreds, each deep-copied by every composition); a sweep's values all get one, and
+    the Atari tuned values apply to the ALE ids chosen."""
+    from hydra.core.config_store import ConfigStore
+
+    from torchrl_cli.config.compose import check_overrides
+
+    def stored():
+        env = ConfigStore.instance().repo.get("env", {})
+        return {k.removesuffix(".yaml") for k in env if not isinstance(env[k], dict)}
+
+    assert "FrozenLake8x8-v1" not in stored() and "CliffWalking-v1" not in stored()
+    first = check_overrides(["env=FrozenLake8x8-v1,CliffWalking-v1"], multirun=True)
+    assert first.env.id == "FrozenLake8x8-v1"
+    assert {"FrozenLake8x8-v1", "CliffWalking-v1"} <= stored()
+    assert len(stored()) < len(gym.registry) / 4, len(stored())
+    cfg = compose_config(["env=ALE/Tennis-v5"])
+    tuned = OmegaConf.load(config_dir() / "tuned" / "ppo_clip" / "ALE" / "Pong-v5.yaml")
+    assert (cfg.net.name, cfg.agent.lr) == ("nature_cnn", tuned.agent.lr)
+    register_configs(["hydra.sweeper.params.env=choice(FrozenLake-v1, Blackjack-v1)"])
+    assert {"FrozenLake-v1", "Blackjack-v1"} <= stored()  # an Optuna sweep over env ids
 
 
 def test_unregistered_env_is_a_config_error():

@@ -1,10 +1,12 @@
 """Small helpers shared across the package (after the seed's ``torchrl.utils``)."""
 
-from pathlib import Path
-from typing import Any
+from __future__ import annotations
 
-import torch
-from hydra.utils import instantiate
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
 
 
 def config_dir() -> Path:
@@ -20,6 +22,8 @@ def get_obj(config: Any, **kwargs: Any) -> Any:
 
     Containers reach the constructor as plain dicts and lists, not OmegaConf nodes.
     """
+    from hydra.utils import instantiate
+
     return instantiate(config, _convert_="all", **kwargs)
 
 

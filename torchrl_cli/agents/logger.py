@@ -20,7 +20,6 @@ from rich.progress import (
 )
 from rich.table import Table
 from rich.text import Text
-from torch.utils.tensorboard import SummaryWriter
 
 from torchrl_cli.agents.console import RunConsole, as_run_console
 
@@ -88,6 +87,8 @@ class Logger:
         self.write_histograms = histograms
         self.writer = None
         if log_dir is not None:
+            from torch.utils.tensorboard import SummaryWriter  # TensorBoard only when it logs
+
             # events up to start_step were logged before the checkpoint: they stay
             self.writer = SummaryWriter(
                 str(log_dir), purge_step=start_step + 1 if start_step else None

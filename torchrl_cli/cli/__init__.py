@@ -8,7 +8,8 @@ USAGE = """usage: torchrl <command> [overrides...] [hydra flags]
 
 commands:
   train     train an agent: torchrl train agent=ppo_clip env=CartPole-v1 agent.lr=1e-3 seed=3
-            (Hydra flags work: -m/--multirun, --cfg job, --help, --info)
+            (Hydra flags work: -m/--multirun, --cfg job, --help, --info;
+            tab completion: eval "$(torchrl train -sc install=bash)", or install=zsh)
   configs   list every config group's options and the tuned pairs; torchrl configs <agent>
             <env>: the values that pair's tuned file sets
   eval      replay a run's policy: torchrl eval <run folder> [checkpoint=last|best|<file>]
@@ -40,12 +41,47 @@ def _console():
 
 
 def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+    """``torchrl <argv>``; the exit code. As the program itself (``argv`` None: the console
+    script's ``sys.exit(main())``) the process ends here, without the interpreter's teardown."""
+    if argv is not None:
+        return run(argv)
+    code = run(sys.argv[1:])
+    exit_now(code)
+    return code
+
+
+def exit_now(code: int) -> None:
+    """End the process at once: the atexit handlers run, the streams and logs are flushed, and
+    the interpreter's teardown (half a second of freeing torch's and every module's objects
+    after the last line was printed) is skipped."""
+    import atexit
+    import logging
+    import os
+    import threading
+
+    # what the interpreter does first when it exits: wait for non-daemon threads and run the
+    # threading exit hooks (concurrent.futures and loky stop their workers there), then atexit
+    threading._shutdown()
+    atexit._run_exitfuncs()
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed pipe: nothing more can reach it
+            pass
+    os._exit(code if isinstance(code, int) else 1)
+
+
+def run(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0
     command, args = argv[0], argv[1:]
     try:
+        if command in ("-sc", "--shell-completion") or command.startswith("--shell-completion="):
+            from torchrl_cli.cli.completion import shell_completion  # the script's query
+
+            return shell_completion(argv)
         if command == "train":
             from torchrl_cli.cli.train import train_command
 

@@ -66,15 +66,16 @@ def hydra_main(cfg: DictConfig) -> float:
     return metrics["mean_return"]
 
 
-def run_hydra(args: list[str]) -> int:
-    """Run the Hydra app with ``args`` as its command line; returns the exit code."""
+def run_hydra(args: list[str], prog: str = "torchrl train") -> int:
+    """Run the Hydra app with ``args`` as its command line (``prog``: the program name Hydra
+    sees, e.g. in the shell-completion script); returns the exit code."""
     if debugging():  # Hydra's own switch for the traceback of a failed job
         os.environ.setdefault("HYDRA_FULL_ERROR", "1")
     register_configs(args)
     app = hydra.main(config_path=str(config_dir()), config_name=CONFIG_NAME, version_base="1.3")(
         hydra_main
     )
-    sys.argv = ["torchrl train", *args]
+    sys.argv = [prog, *args]
     try:
         app()
     except SystemExit as done:  # Hydra exits 1 after reporting a failed job

@@ -4,7 +4,6 @@ summarize a sweep at the end."""
 from pathlib import Path
 
 from torchrl_cli.errors import ConfigError
-from torchrl_cli.run.folder import MULTIRUN, new_run_dir, register_resolvers, run_name
 
 # Hydra flags that print something instead of running the app.
 _NO_RUN_FLAGS = {
@@ -60,6 +59,10 @@ def train_command(args: list[str]) -> int:
         from torchrl_cli.cli.resume import resume_command
 
         return resume_command(overrides, flags)
+    if "-sc" in flags or "--shell-completion" in flags:
+        from torchrl_cli.cli.completion import shell_completion
+
+        return shell_completion(args)
     multirun = "-m" in flags or "--multirun" in flags
     runs = not (_NO_RUN_FLAGS & set(flags))
     if multirun and not runs:
@@ -67,6 +70,11 @@ def train_command(args: list[str]) -> int:
             f"{' '.join(sorted(_NO_RUN_FLAGS & set(flags)))} prints the config of "
             "one run; drop -m/--multirun"
         )
+    if "--help" in flags or "-h" in flags:
+        from torchrl_cli.cli.help import help_text
+
+        print(help_text(overrides))
+        return 0
     if runs or "--cfg" in flags or "-c" in flags:
         cfg = check_overrides(overrides, multirun)  # one-line error and exit 2 on bad input
         if runs and multirun and "hydra/launcher=ray_cluster" in overrides:
@@ -98,6 +106,8 @@ def override_value(overrides: list[str], key: str) -> str | None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
+    from torchrl_cli.run.folder import register_resolvers
+
     register_resolvers()
     value = None
     for override in OverridesParser.create().parse_overrides(
@@ -116,6 +126,8 @@ def claim_output_dir(cfg, overrides: list[str], multirun: bool) -> str | None:
     """The override naming a fresh run (or sweep) folder, created now so that no later run can
     take it; None when the user named one, which must not hold anything yet: runs are never
     overwritten."""
+    from torchrl_cli.run.folder import MULTIRUN, new_run_dir, run_name
+
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
     given = override_value(overrides, key)
     if given is not None:

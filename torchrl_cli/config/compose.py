@@ -16,8 +16,6 @@ from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationErr
 
 from torchrl_cli.config import CONFIG_NAME, config_dir, register_configs
 from torchrl_cli.config.store import SCHEMA_SUFFIX, env_imports
-from torchrl_cli.config.validate import validate
-from torchrl_cli.envs.gym_env import unknown_env
 from torchrl_cli.errors import ConfigError, did_you_mean
 
 # Config-group nodes that are built from their ``_target_``, whose options take different
@@ -135,6 +133,8 @@ def check_overrides(overrides: list[str], multirun: bool = False) -> DictConfig:
             choices.append([f"{key}={v}" for v in values])
         else:
             choices.append([override.input_line])
+    from torchrl_cli.config.validate import validate  # torch and the envs: only to validate
+
     first = [c[0] if c else None for c in choices]
     cfg = compose_config([o for o in first if o is not None])
     validate(cfg)
@@ -152,6 +152,8 @@ def _parse_error(err: OverrideParseException) -> str:
 def _missing_option(err: MissingConfigException, overrides: list[str]) -> str:
     group, _, name = (err.missing_cfg_file or "").rpartition("/")
     if group == "env" or group.startswith("env/"):
+        from torchrl_cli.envs.gym_env import unknown_env
+
         env_id = f"{group[4:]}/{name}" if "/" in group else name
         return unknown_env(env_id, env_imports(overrides))
     options = [o for o in (err.options or []) if not o.endswith(SCHEMA_SUFFIX)]

@@ -1,7 +1,7 @@
 """Registers the structured schema in Hydra's ConfigStore and finds the shipped ``conf/`` folder."""
 
+import re
 
-import gymnasium as gym
 from hydra.core.config_store import ConfigStore
 from omegaconf import DictConfig, OmegaConf
 
@@ -13,8 +13,6 @@ from torchrl_cli.config.schema import (
     SurrogatePGAgentConfig,
     VanillaPGAgentConfig,
 )
-from torchrl_cli.envs.atari import is_atari
-from torchrl_cli.envs.registry import register_ale, resolve_env_id
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.utils import config_dir
 
@@ -49,44 +47,47 @@ ATARI_TUNED = ("ppo_clip", "ALE/Pong-v5")
 ATARI_DEFAULTS = [{"override /net@_global_.net": "nature_cnn"}, "_self_"]
 
 _stored_env_ids: set[str] = set()
+_schemas_stored: list[bool] = []
 
 
 def register_configs(overrides: list[str] | tuple = ()) -> None:
-    """Store the schema nodes, and a generic env node for each registered id without a file.
+    """Store the schema nodes, and an env node for each id the command line chooses.
 
-    The generic nodes make ``env=<any registered Gymnasium id>`` work with the schema's defaults;
-    ALE ids (ale-py registers them when installed) get the Atari preprocessing, the Nature CNN
-    and the Atari tuned values. Ids registered since the last call are added on the next call.
-    ``overrides``: a command line whose ``env=`` choices (``<module>:<EnvId>``, ids of known
-    packages, ids that ``env.imports=[...]`` registers) get their packages imported and a node
-    first; one that cannot is left to composition, which reports it (``unknown_env``).
+    Only the ids that ``overrides`` name get a node (``env=<id>``, every value of a sweep
+    ``env=A,B``, ``hydra.sweeper.params.env=choice(A,B)``): a node per registered Gymnasium id
+    made every composition deep-copy hundreds of nodes, and ``--help`` list them all. An id
+    without a file of its own gets a generic node (``env=<any registered Gymnasium id>`` works
+    with the schema's defaults); ALE ids get the Atari preprocessing, the Nature CNN and the
+    Atari tuned values. ``<module>:<EnvId>``, ids of known packages and ids that
+    ``env.imports=[...]`` registers get their packages imported first; an id that cannot be
+    resolved is left to composition, which reports it (``unknown_env``).
     """
     cs = ConfigStore.instance()
-    if not _stored_env_ids:
+    if not _schemas_stored:
+        _schemas_stored.append(True)
         cs.store(name=f"{CONFIG_NAME}{SCHEMA_SUFFIX}", node=Config)
         for name, node in AGENT_SCHEMAS.items():
             cs.store(group="agent", name=f"{name}{SCHEMA_SUFFIX}", node=node)
-    for env_id in env_choices(overrides):
+    choices = [e for e in env_choices(overrides) if e not in _stored_env_ids]
+    if not choices:
+        return
+    # the envs (and torch, which they import) only when an env is to be resolved
+    from torchrl_cli.envs.atari import is_atari
+    from torchrl_cli.envs.registry import resolve_env_id
+
+    with_file = env_files()
+    atari_agent, atari_file = ATARI_TUNED
+    for env_id in choices:
         try:
-            resolve_env_id(env_id, env_imports(overrides))
+            resolved = resolve_env_id(env_id, env_imports(overrides))
         except ConfigError:
             continue
-        if ":" in env_id and env_id not in _stored_env_ids:
-            _stored_env_ids.add(env_id)
-            group, _, name = f"env/{env_id}".rpartition("/")
-            cs.store(group=group, name=name, node={"id": env_id})
-    register_ale()
-    atari_agent, atari_file = ATARI_TUNED
-    atari_tuned = OmegaConf.load(config_dir() / "tuned" / atari_agent / f"{atari_file}.yaml")
-    with_file, with_tuned_file = env_files(), tuned_files(atari_agent)
-    for env_id in gym.registry:
-        if env_id in _stored_env_ids:
-            continue
         _stored_env_ids.add(env_id)
-        atari = is_atari(env_id)
-        if atari and env_id not in with_tuned_file:
-            group, _, name = f"tuned/{atari_agent}/{env_id}".rpartition("/")
-            cs.store(group=group, name=name, node=atari_tuned, package="_global_")
+        atari = ":" not in env_id and is_atari(resolved)
+        if atari and env_id not in tuned_files(atari_agent):
+            tuned = OmegaConf.load(config_dir() / "tuned" / atari_agent / f"{atari_file}.yaml")
+            tuned_group, _, tuned_name = f"tuned/{atari_agent}/{env_id}".rpartition("/")
+            cs.store(group=tuned_group, name=tuned_name, node=tuned, package="_global_")
         if env_id in with_file:
             continue
         group, _, name = f"env/{env_id}".rpartition("/")
@@ -99,7 +100,9 @@ def env_choices(overrides) -> list[str]:
     found = []
     for override in overrides:
         key, sep, value = str(override).partition("=")
-        if sep and key.lstrip("+") == "env" and value:
+        key = key.lstrip("+")
+        if sep and value and (key == "env" or key.endswith("sweeper.params.env")):
+            value = re.sub(r"^\s*choice\((.*)\)\s*$", r"\1", value)
             found += [v.strip().strip("'\"") for v in value.split(",")]
     return found
 
@@ -117,6 +120,6 @@ def load_default(name: str, overrides: list[str] | None = None) -> DictConfig:
     """Compose the named experiment preset (the seed's ``Config.from_default``)."""
     from hydra import compose, initialize_config_dir
 
-    register_configs()
+    register_configs(overrides or [])
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         return compose(CONFIG_NAME, overrides=[f"experiment={name}", *(overrides or [])])
