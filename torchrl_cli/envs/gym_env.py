@@ -1,6 +1,7 @@
 """Vectorized Gymnasium environments behind the seed's BaseEnv/GymEnv interface."""
 
 import abc
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import NamedTuple
@@ -69,6 +70,20 @@ class BaseEnv(abc.ABC):
     def close(self) -> None: ...
 
 
+# simulators whose step costs enough that copies in subprocesses can pay for the round trips
+SUBPROCESS_WORTHY = ("mujoco", "box2d")
+
+
+def auto_process_vectorization(gym_id: str, n_envs: int) -> str:
+    """``async`` for a costly simulator when every copy can have a core of its own beside the
+    learner's, else ``sync``. Measured on this project's 2-core machine: HalfCheetah-v5 with 8
+    copies trained 3.4x slower async than sync (17.9 s against 5.2 s for 20k steps, identical
+    returns): with fewer cores than copies the round trips cost more than the parallel steps."""
+    entry = str(gym.spec(gym_id).entry_point)
+    costly = any(name in entry for name in SUBPROCESS_WORTHY)
+    return "async" if costly and (os.cpu_count() or 1) > n_envs else "sync"
+
+
 class EnvError(FaultError):
     """The env raised while stepping or resetting (its exception's first line is in the
     message; the full traceback is the cause, shown with TORCHRL_DEBUG=1)."""
@@ -121,7 +136,7 @@ class GymEnv(BaseEnv):
                 and kwargs.get("render_mode") is None  # rendering goes copy by copy: sync
                 and n_envs >= NATIVE_MIN_ENVS
             )
-            vectorization = "native" if native else "sync"
+            vectorization = "native" if native else auto_process_vectorization(gym_id, n_envs)
         self.env_name = env_name
         self.gym_id = gym_id  # the registered id env_name resolves to
         self.n_envs = n_envs
