@@ -62,14 +62,10 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
         env = build_env(env_cfg, episodes, evaluation=True, extra_wrappers=extra)
     try:
         checkpoint.check_env(env.get_state_info(), env.get_action_info())
-    except ConfigError:
-        env.close()
-        raise
-    console.print(
-        f"[bold]torchrl eval[/bold] {cfg.agent.name} on {cfg.env.id}: {path.name} "
-        f"({checkpoint.env_steps} env steps), {episodes} deterministic episodes, seed {seed}"
-    )
-    try:
+        console.print(
+            f"[bold]torchrl eval[/bold] {cfg.agent.name} on {cfg.env.id}: {path.name} "
+            f"({checkpoint.env_steps} env steps), {episodes} deterministic episodes, seed {seed}"
+        )
         with episode_progress(console, episodes) as on_episode:
             returns, lengths = run_episodes(policy, env, episodes, seed, on_episode=on_episode)
     finally:

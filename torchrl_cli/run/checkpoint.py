@@ -222,6 +222,11 @@ def step_checkpoints(folder: Path) -> list[Path]:
 
 def find_checkpoint(run_dir: Path, which: str = LAST) -> Path:
     """The checkpoint ``which`` names in ``run_dir``: ``last``, ``best`` or a file path."""
+    if run_dir.is_file():
+        raise ConfigError(
+            f"{run_dir} is a file, not a run folder; give the run folder (a checkpoint file "
+            "goes in checkpoint=<file>)"
+        )
     if not run_dir.is_dir():
         raise ConfigError(f"run folder {run_dir} does not exist")
     folder = run_dir / CHECKPOINT_DIR

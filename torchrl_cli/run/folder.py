@@ -16,6 +16,7 @@ from torchrl_cli.errors import ConfigError
 from torchrl_cli.run.checkpoint import (
     CHECKPOINT_DIR,
     LAST,
+    NOFOLLOW,
     Checkpoint,
     find_checkpoint,
     load_checkpoint,
@@ -27,7 +28,6 @@ from torchrl_cli.run.trust import check_targets, parse_trust
 
 CONFIG_FILE = "config.yaml"
 LOCK_FILE = ".lock"
-NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
 RUNS_DIR = "runs"
 MULTIRUN = "multirun"
 
@@ -62,18 +62,11 @@ def load_run(
     """``(config, checkpoint)`` of a run folder; ``which``: last, best or a file, which must
     come from a run of the same env. The config may only name the ``_target_``s that
     ``run.trust`` permits, or ones under a ``trust`` prefix."""
-    config_file = run_dir / CONFIG_FILE
-    if run_dir.is_file():
-        raise ConfigError(
-            f"{run_dir} is a file, not a run folder; give the run folder (a checkpoint file "
-            "goes in checkpoint=<file>)"
-        )
-    for entry in (config_file, run_dir / CHECKPOINT_DIR):
-        refuse_symlink(entry)
-    if run_dir.is_dir() and not config_file.is_file():
+    refuse_symlink(run_dir / CHECKPOINT_DIR)
+    if run_dir.is_dir() and not (run_dir / CONFIG_FILE).is_file():
         raise_not_a_run(run_dir)
     checkpoint = load_checkpoint(find_checkpoint(run_dir, which))
-    cfg = load_config(run_dir, trust)
+    cfg = load_config(run_dir, trust)  # refuses a symlinked config.yaml
     if checkpoint.env_id != cfg.env.id:
         raise ConfigError(
             f"checkpoint {checkpoint.path} was saved by a run on {checkpoint.env_id}, but "
@@ -181,14 +174,10 @@ def check_new_run(run_dir: Path) -> None:
 def lock_run(run_dir: Path) -> Iterator[None]:
     """Hold the run folder for one process: two resumes of one run would corrupt it. The lock
     file is never opened through a symlink (ConfigError)."""
-    try:
+    refuse_symlink(run_dir / LOCK_FILE)
+    try:  # O_NOFOLLOW too: a symlink planted between the check and the open still fails
         fd = os.open(run_dir / LOCK_FILE, os.O_RDWR | os.O_CREAT | NOFOLLOW, 0o644)
     except OSError as err:
-        if (run_dir / LOCK_FILE).is_symlink():
-            raise ConfigError(
-                f"{run_dir / LOCK_FILE} is a symlink; a run folder's entries must be plain "
-                "files (remove it)"
-            ) from None
         raise ConfigError(f"cannot lock {run_dir} ({err.strerror})") from None
     with os.fdopen(fd, "r+") as f:
         try:
