@@ -310,14 +310,25 @@ UNMASKED_ENTRY_POINTS = (
 )
 
 
+_PROBED: dict[tuple[str, str], bool] = {}
+
+
 def gives_info_mask(gym_id: str, kwargs: dict) -> bool:
     """Whether the env gives ``info["action_mask"]`` on reset: one copy, without the configured
-    wrappers or rendering, is made and reset once to see (Gymnasium's own envs that give none
+    wrappers or rendering, is made and reset once to see, once per process for an id and its
+    kwargs (the training and the evaluation env ask alike; Gymnasium's own envs that give none
     and ALE's are not probed)."""
     entry = str(gym.spec(gym_id).entry_point)
     if entry.startswith(UNMASKED_ENTRY_POINTS):
         return False
     kwargs = {k: v for k, v in kwargs.items() if k != "render_mode"}
+    key = (gym_id, repr(sorted(kwargs.items())))
+    if key not in _PROBED:
+        _PROBED[key] = _probe_info_mask(gym_id, kwargs)
+    return _PROBED[key]
+
+
+def _probe_info_mask(gym_id: str, kwargs: dict) -> bool:
     try:
         env = gym.make(gym_id, **kwargs)
     except Exception:  # the vector env was made: an option of the wrappers'; no mask then
