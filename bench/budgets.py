@@ -32,7 +32,7 @@ REFERENCES = {
     "Pendulum-v1": "rl-zoo3 PPO −172 ± 104 at 100k (gSDE)",
     "Acrobot-v1": "rl-zoo3 PPO −73.5 ± 18.2 at 1M",
     "MountainCar-v0": "rl-zoo3 PPO −110.4 ± 19.5 at 1M",
-    "MountainCarContinuous-v0": "rl-zoo3 PPO 88.3 ± 2.6 at 20k (gSDE)",
+    "MountainCarContinuous-v0": "rl-zoo3 PPO 88.3 ± 2.6 at 20k",
     "LunarLander-v3": "rl-zoo3 PPO 242.1 ± 31.8 at 1M (v2)",
     "InvertedPendulum-v5": "Tianshou PPO 1000 ± 0 at 1M (best of mean curve); CleanRL 963 ± 22",
     "InvertedDoublePendulum-v5": "Tianshou PPO 9231 ± 270 at 1M (best of mean curve)",
