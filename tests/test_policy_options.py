@@ -312,7 +312,8 @@ def test_gsde_learn_features_decides_whether_the_std_trains_the_features(learn_f
 
 def gsde_agent(sample_freq: int, seed: int = 0, steps: int = 8):
     return make_agent(["env=Pendulum-v1", "env.n_envs=2", f"agent.n_steps={steps}",
-                       "agent.policy.sde.enabled=true", f"agent.policy.sde.sample_freq={sample_freq}",
+                       "agent.policy.sde.enabled=true",
+                       f"agent.policy.sde.sample_freq={sample_freq}",
                        "agent.policy.log_std_init=-1"], seed=seed)
 
 

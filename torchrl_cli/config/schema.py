@@ -94,7 +94,7 @@ class ModelConfig:
     """
 
     _target_: str = MISSING
-    net: ModelNetConfig = field(default_factory=ModelNetConfig)  # this model's net.hidden/activation
+    net: ModelNetConfig = field(default_factory=ModelNetConfig)  # its own hidden, activation
     # the agent's update settings unless this model overrides them (vanilla PG's 1-epoch policy)
     num_epochs: int = II("agent.num_epochs")
     num_mini_batches: int = II("agent.num_mini_batches")

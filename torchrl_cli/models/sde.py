@@ -69,7 +69,7 @@ class StateDependentNoise(nn.Module):
         return noise.reshape(latent.shape[0], *self.action_shape)
 
     def log_std_of(self, latent: torch.Tensor) -> torch.Tensor:
-        """log std_j = 0.5 log(sum_i phi_i^2 sigma_ij^2 + VARIANCE_EPS), per row, in action shape."""
+        """log std_j = 0.5 log(sum_i phi_i^2 sigma_ij^2 + VARIANCE_EPS), per row, action-shaped."""
         phi = latent if self.learn_features else latent.detach()
         variance = phi.square() @ (2.0 * self.log_std).exp()
         return 0.5 * torch.log(variance + VARIANCE_EPS).reshape(-1, *self.action_shape)
