@@ -109,6 +109,7 @@ def test_a_run_folder_config_from_before_these_keys_still_builds():
         del cfg["agent"][model]["net"]
     del cfg["agent"]["policy"]["sde"], cfg["net"]["hidden"], cfg["net"]["activation"]
     cfg = OmegaConf.create(cfg)
+    validate(cfg)  # as a resume does
     state, action = SpaceInfo(SpaceKind.CONTINUOUS, (3,)), SpaceInfo(SpaceKind.CONTINUOUS, (1,))
     model = build_model(cfg.agent.policy, cfg.net, state, action)
     assert linears(model) == [(3, 64), (64, 64), (64, 1)] and model.sde is None
@@ -375,8 +376,8 @@ def test_gsde_is_deterministic_under_a_seed():
         finally:
             env.close()
 
-    assert torch.equal(actions(0), actions(0))
-    assert not torch.allclose(actions(0), actions(1))
+    first = actions(0)
+    assert torch.equal(first, actions(0)) and not torch.allclose(first, actions(1))
 
 
 def test_gsde_trains_its_sigma():

@@ -112,8 +112,8 @@ def fake_run(final: float, solved_at: int | None, seed: int) -> dict:
 
 
 def test_the_learning_report_states_the_protocol_and_the_statistics(tmp_path):
-    runs = [fake_run(f, s, i) for i, (f, s) in
-            enumerate([(-150, 40_000), (-160, 50_000), (-170, 30_000), (-400, None), (-155, 60_000)])]
+    seeds = [(-150, 40_000), (-160, 50_000), (-170, 30_000), (-400, None), (-155, 60_000)]
+    runs = [fake_run(final, solved, i) for i, (final, solved) in enumerate(seeds)]
     write_report({("ppo_clip", "Pendulum-v1"): runs}, tmp_path, [0, 1, 2, 3, 4], "make x")
     text = (tmp_path / "benchmarks.md").read_text()
     assert "20 deterministic episodes" in text and "bootstrap seed 0" in text

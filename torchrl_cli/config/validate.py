@@ -34,7 +34,8 @@ def validate(cfg: DictConfig) -> None:
     check_pixels(env.get("pixels"))
     spaces = check_spaces(env, gym_id)
     net = resolve_net(cfg.net, spaces[0], env.id)  # a named net must fit the observations
-    check_hidden("net", cfg.net.hidden, cfg.net.activation)
+    # .get, here and below: run folders from before these keys existed resume without them
+    check_hidden("net", cfg.net.get("hidden"), cfg.net.get("activation"))
     _check(env.n_envs >= 1, f"env.n_envs={env.n_envs} must be at least 1")
     _check(
         env.vectorization in VECTORIZATIONS,
@@ -75,8 +76,9 @@ def validate(cfg: DictConfig) -> None:
             shared = OmegaConf.is_interpolation(model, field)
             return f"agent.{field}" if shared else f"{key}.{field}"
 
-        check_hidden(f"{key}.net", model.net.hidden, model.net.activation)
-        with_hidden(net, model.net)  # a net.hidden without an activation to copy
+        own_net = model.get("net") or {}
+        check_hidden(f"{key}.net", own_net.get("hidden"), own_net.get("activation"))
+        with_hidden(net, own_net)  # a net.hidden without an activation to copy
         lr = model.optimizer.get("lr")
         _check(isinstance(lr, int | float) and lr > 0, f"{key}.optimizer.lr={lr} must be > 0")
         check_optimizer(f"{key}.optimizer", model.optimizer)
@@ -126,7 +128,7 @@ def validate(cfg: DictConfig) -> None:
                 f"{key}.kl_early_stop={model.kl_early_stop} must be > 0, or null for never",
             )
     _check(
-        not agent.recompute_advantages or agent.value is not None,
+        not agent.get("recompute_advantages") or agent.value is not None,
         "agent.recompute_advantages=true re-evaluates the value model, but agent.value is "
         "null; drop one of the two",
     )
