@@ -120,11 +120,32 @@ def test_env_option_composes_and_steps(env):
 
 @pytest.mark.parametrize("env", options("env"))
 def test_env_file_values_reach_the_config(env):
-    """Every value an env file writes is the composed value (no typo drops it)."""
-    written = load(CONF / "env" / f"{env}.yaml")
+    """Every value an env file writes is the composed value (no typo drops it); a file that
+    sets its budget (`@package _global_`) writes from the root, with its env under `env:`."""
+    path = CONF / "env" / f"{env}.yaml"
+    written = load(path)
     cfg = compose_config([f"env={env}"])
+    root = path.read_text().startswith("# @package _global_")
+    tuned = CONF / "tuned" / "ppo_clip" / f"{env}.yaml"  # the default agent's file wins
+    overridden = dict(leaves(load(tuned))) if tuned.exists() else {}
     for key, value in leaves(written):
-        assert OmegaConf.select(cfg.env, key) == value, key
+        if key not in overridden:
+            assert OmegaConf.select(cfg if root else cfg.env, key) == value, key
+    if root:
+        assert cfg.env.id == written["env"]["id"] == env
+
+
+def test_every_env_file_outside_ale_sets_its_budget():
+    """`torchrl train env=<id>` runs each shipped env's own budget, with evaluation every 5 % of
+    it or more often (docs/budgets.md measures each); ALE ids keep the schema's (see README)."""
+    for path in sorted((CONF / "env").glob("*.yaml")):
+        written = load(path)
+        assert written["max_steps"] >= 50_000 and 0 < written["eval_freq"], path.name
+        assert written["max_steps"] / written["eval_freq"] >= 10, path.name
+        tuned = CONF / "tuned" / "ppo_clip" / path.name  # the default agent's file may set its own
+        expected = {**written, **(load(tuned) if tuned.exists() else {})}
+        cfg = compose_config([f"env={path.stem}"])
+        assert (cfg.max_steps, cfg.eval_freq) == (expected["max_steps"], expected["eval_freq"])
 
 
 class FakeImageEnv(BaseEnv):
@@ -274,9 +295,10 @@ def test_tuned_file_values_reach_the_config(agent, env):
 
 
 def test_untuned_pair_gets_schema_defaults():
-    """env=Acrobot-v1 (no tuned file) gets the schema's agent and run defaults."""
-    assert not (CONF / "tuned" / "ppo_clip" / "Acrobot-v1.yaml").exists()
-    cfg = compose_config(["agent=ppo_clip", "env=Acrobot-v1"])
+    """An id with neither an env file nor a tuned file (InvertedPendulum-v4) gets the schema's
+    agent and run defaults, the budget included."""
+    assert not (CONF / "env" / "InvertedPendulum-v4.yaml").exists()
+    cfg = compose_config(["agent=ppo_clip", "env=InvertedPendulum-v4"])
     schema = OmegaConf.to_container(OmegaConf.structured(PPOClipAgentConfig))
     agent = OmegaConf.to_container(cfg.agent)
     assert agent.pop("advantage") == OmegaConf.to_container(
