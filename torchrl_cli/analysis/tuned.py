@@ -15,7 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from torchrl_cli.analysis.tuning import OBJECTIVES, Study, format_value, rounded, short_names
+from torchrl_cli.analysis.tuning import OBJECTIVES, StudySetup, format_value, rounded, short_names
 from torchrl_cli.config.compose import compose_config
 
 # keys of a trial's config that do not change what it scores: where and how it ran, what it
@@ -34,7 +34,7 @@ NOT_TUNED = (
 TUNED_DIR = "tuned"
 
 
-def best_trials(optuna_study, study: Study) -> list:
+def best_trials(optuna_study, study: StudySetup) -> list:
     """The complete trials, best first: by the score (one objective), or the Pareto front by
     its first objective (several)."""
     from optuna.trial import TrialState
@@ -47,13 +47,14 @@ def best_trials(optuna_study, study: Study) -> list:
     return sorted(trials, key=lambda t: (sign * t.values[0], t.number))
 
 
-def write_results(optuna_study, study: Study, cfg: DictConfig, console: Console) -> None:
+def write_results(optuna_study, study: StudySetup, cfg: DictConfig, console: Console) -> None:
     from optuna.trial import TrialState
 
     trials = optuna_study.get_trials(deepcopy=False)
     counts = Counter(t.state.name.lower() for t in trials)
     best = best_trials(optuna_study, study)
-    summary = ", ".join(f"{counts[s]} {s}" for s in ("complete", "pruned", "fail") if counts[s])
+    states = ("complete", "pruned", "fail", "running")  # running: other workers' (or killed)
+    summary = ", ".join(f"{counts[s]} {s}" for s in states if counts[s])
     summary = summary.replace(" fail", " failed")
     if best:
         console.print(
@@ -78,13 +79,13 @@ def write_results(optuna_study, study: Study, cfg: DictConfig, console: Console)
         )
 
 
-def values_text(trial, study: Study) -> str:
+def values_text(trial, study: StudySetup) -> str:
     return ", ".join(
         f"{o} {format_value(o, v)}" for o, v in zip(study.objectives, trial.values, strict=True)
     )
 
 
-def table(trials: list, study: Study, title: str) -> Table:
+def table(trials: list, study: StudySetup, title: str) -> Table:
     """The best trials, rounded: trial number, scores, the values it trained with, seconds."""
     keys = [p.key for p in study.params]
     names = short_names(keys)
@@ -107,7 +108,7 @@ def table(trials: list, study: Study, title: str) -> Table:
     return out
 
 
-def write_json(optuna_study, study: Study, best: list, counts: Counter) -> str:
+def write_json(optuna_study, study: StudySetup, best: list, counts: Counter) -> str:
     """study.json: the study's settings and budget, counts, the best trials and every trial."""
 
     def row(trial) -> dict[str, Any]:
@@ -139,7 +140,7 @@ def write_json(optuna_study, study: Study, best: list, counts: Counter) -> str:
     return "study.json"
 
 
-def write_plots(optuna_study, study: Study, complete: list) -> list[str]:
+def write_plots(optuna_study, study: StudySetup, complete: list) -> list[str]:
     """history.png and importance.png (Optuna's matplotlib plots of the ``complete`` trials);
     the files written, and a line for each plot that could not be drawn."""
     if not complete:
@@ -225,17 +226,18 @@ def tuned_config(trial, cfg: DictConfig, searched: list[str]) -> DictConfig:
     return tuned
 
 
-def write_tuned(trial, study: Study, cfg: DictConfig, summary: str) -> Path:
+def write_tuned(trial, study: StudySetup, cfg: DictConfig, summary: str) -> Path:
     """``tuned/<agent>/<env>.yaml`` in the study's folder (``@package _global_``, a header
     that says where it comes from)."""
     tuned = tuned_config(trial, cfg, [p.key for p in study.params])
     relative = Path(TUNED_DIR, cfg.agent.name, f"{cfg.env.id}.yaml")
     path = study.folder / relative
     path.parent.mkdir(parents=True, exist_ok=True)
+    seeds = ",".join(map(str, study.seeds))  # a list textwrap cannot break
     prose = (
         f"{cfg.agent.name} on {cfg.env.id}, tuned by torchrl tune: trial {trial.number} of study "
         f"{study.name} ({study.storage}; {summary}), {values_text(trial, study)}, the mean over "
-        f"seeds {study.seeds}, each trained for max_steps={cfg.max_steps}: the budget its "
+        f"seeds {seeds}, each trained for max_steps={cfg.max_steps}: the budget its "
         f"schedules were scored with. To train with it, copy this file to {relative} in a "
         "config folder."
     )

@@ -119,7 +119,10 @@ def search_space(cfg: DictConfig, fixed: set[str]) -> tuple[list[Param], list[st
                 )
             if SPEC_KEYS & set(map(str, child)):
                 param = parse_param(key, child, cfg)
-                (skipped if key in fixed else params).append(param.key if key in fixed else param)
+                if key in fixed:
+                    skipped.append(key)
+                else:
+                    params.append(param)
             else:
                 walk(child, f"{key}.")
 
@@ -322,12 +325,17 @@ def open_study(storage, name: str, directions: list[str], budget: dict, shown: s
             return study
         except optuna.exceptions.DuplicatedStudyError:  # another worker created it just now
             study = optuna.load_study(study_name=name, storage=storage)
-    theirs = study.user_attrs.get("budget") or {}
-    for _ in range(50):  # the creating worker sets the budget just after creating the study
-        if theirs:
+    theirs = study.user_attrs.get("budget")
+    for _ in range(50):  # the worker that created it records the budget just after
+        if theirs is not None:
             break
         time.sleep(0.1)
-        theirs = optuna.load_study(study_name=name, storage=storage).user_attrs.get("budget", {})
+        theirs = optuna.load_study(study_name=name, storage=storage).user_attrs.get("budget")
+    if theirs is None:
+        raise ConfigError(
+            f"study '{name}' in {shown} records no budget: torchrl tune did not make it; "
+            "start a new study with tune.study_name=<name>"
+        )
     differ = [k for k in budget if theirs.get(k) != budget[k]]
     if differ:
         raise ConfigError(
@@ -402,7 +410,7 @@ def objective_values(objectives: list[str], per_seed: list[dict]) -> list[float]
 
 
 @dataclass
-class Study:
+class StudySetup:
     """What the loop needs to know about the study it feeds."""
 
     name: str
@@ -416,7 +424,7 @@ class Study:
 
 
 def run_trial(
-    trial, study: Study, overrides: list[str], train_run: TrainRun, command: str
+    trial, study: StudySetup, overrides: list[str], train_run: TrainRun, command: str
 ) -> list[float]:
     """Train every seed of one trial; its scores. Raises optuna.TrialPruned when the pruner
     stops it, Interrupted on a signal, ConfigError or FaultError when a seed cannot train."""
@@ -464,7 +472,7 @@ def run_trial(
     return objective_values(study.objectives, per_seed)
 
 
-def trial_line(trial, study: Study, note: str) -> str:
+def trial_line(trial, study: StudySetup, note: str) -> str:
     values = trial.user_attrs.get("values", {})
     names = short_names([p.key for p in study.params])
     shown = " ".join(f"{names[k]}={rounded(v)}" for k, v in values.items() if k in names)
@@ -504,7 +512,7 @@ def run_study(
     optuna_study = open_study(storage, name, directions, budget, shown)
     optuna_study.pruner = make_pruner(tune.pruner, len(seeds) * (evaluations + 1))
     folder.mkdir(parents=True, exist_ok=True)
-    study = Study(
+    study = StudySetup(
         name,
         folder,
         shown,
@@ -516,7 +524,8 @@ def run_study(
     )
     before = len(optuna_study.get_trials(deepcopy=False))
     console.print(
-        f"[bold]torchrl tune[/bold] study {name} ({plural(before, 'trial')} so far) in {shown}",
+        f"[bold]torchrl tune[/bold] study {name} ({plural(before, 'trial')} so far) -> {folder}"
+        + (f" (storage {shown})" if tune.storage else ""),
         soft_wrap=True,
     )
     names = short_names([p.key for p in params])
@@ -543,7 +552,9 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}{'s' * (n != 1)}"
 
 
-def run_trials(optuna_study, study: Study, overrides, train_run, console, command, tune) -> int:
+def run_trials(
+    optuna_study, study: StudySetup, overrides, train_run, console, command, tune
+) -> int:
     import optuna
     from optuna.trial import TrialState
 
