@@ -168,7 +168,8 @@ def test_float_values_train_rounded_inside_their_range_and_objectives_average_se
     target of a seed that never reached it is its whole budget."""
     from optuna.trial import FixedTrial
 
-    from torchrl_cli.analysis.tuning import Param, objective_values
+    from torchrl_cli.analysis.search import Param
+    from torchrl_cli.analysis.tuning import objective_values
 
     param = Param("agent.lr", 1e-4, 3e-3, log=True)
     assert param.suggest(FixedTrial({"agent.lr": 0.0006466422717414558})) == 0.0006466

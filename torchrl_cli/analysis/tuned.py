@@ -15,7 +15,8 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from torchrl_cli.analysis.tuning import OBJECTIVES, StudySetup, format_value, rounded, short_names
+from torchrl_cli.analysis.search import rounded, short_names
+from torchrl_cli.analysis.tuning import OBJECTIVES, StudySetup, format_value
 from torchrl_cli.config.compose import compose_config
 
 # keys of a trial's config that do not change what it scores: where and how it ran, what it
@@ -57,9 +58,8 @@ def write_results(optuna_study, study: StudySetup, cfg: DictConfig, console: Con
     summary = ", ".join(f"{counts[s]} {s}" for s in states if counts[s])
     summary = summary.replace(" fail", " failed")
     if best:
-        console.print(
-            table(best[: cfg.tune.top], study, f"best trials of {study.name} ({summary})")
-        )
+        what = "best trials" if len(study.objectives) == 1 else "the Pareto front"
+        console.print(table(best[: cfg.tune.top], study, f"{what} of {study.name} ({summary})"))
     else:
         console.print(f"no trial of study {study.name} has finished ({summary or 'none run'})")
     written = [write_json(optuna_study, study, best, counts)]

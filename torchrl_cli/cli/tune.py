@@ -10,16 +10,20 @@ from torchrl_cli.errors import ConfigError
 USAGE = """usage: torchrl tune hparams_search=<preset> [overrides...]
 
 Runs tune.n_trials trials of the preset's search space (conf/hparams_search/<preset>.yaml,
-its tune: node); each trial trains every seed of `seeds` and scores the mean final
-evaluation, intermediate evaluations are reported to the pruner. Several processes that name
-the same tune.study_name and tune.storage feed one study. At the end: the best trials, history.png,
-importance.png, study.json and tuned/<agent>/<env>.yaml in runs/tune/<study>/.
+its tune: node) in this process. A trial trains each seed of `seeds` and scores the mean
+final evaluation; its evaluations go to the pruner, which stops a trial that falls behind.
+Processes that name the same tune.study_name and tune.storage feed one study. The study's
+folder, runs/tune/<study>/, gets the trials' runs, history.png, importance.png, study.json
+and the best trial as tuned/<agent>/<env>.yaml. A key set on the command line is fixed.
 
 examples:
   torchrl tune hparams_search=ppo_clip_cartpole
-  torchrl tune hparams_search=ppo_clip_cartpole tune.n_trials=12 seeds=[0,1] max_steps=20000
-  torchrl tune hparams_search=ppo_clip_cartpole tune.pruner.name=hyperband agent.gamma=0.99
-  torchrl tune hparams_search=ppo_clip_cartpole tune.storage=sqlite:///study.db   # per worker
+  torchrl tune hparams_search=ppo_clip_cartpole tune.study_name=quick tune.n_trials=12
+      'seeds=[0,1]' max_steps=20000
+  torchrl tune hparams_search=ppo_clip_cartpole tune.study_name=hb tune.pruner.name=hyperband
+      agent.gamma=0.99
+  torchrl tune hparams_search=ppo_clip_cartpole tune.study_name=shared
+      tune.storage=sqlite:///$PWD/study.db          # the same command on every worker
 """
 
 
