@@ -79,28 +79,6 @@ def test_joblib_launcher_runs_jobs_in_parallel(tmp_path, torchrl_bin, cli_env):
     assert start_a < end_b and start_b < end_a  # the two training spans overlap
 
 
-def test_optuna_sweep_of_three_trials_writes_best_parameters(tmp_path, torchrl_bin, cli_env):
-    """hparams_search=ppo_clip_cartpole with 3 tiny trials of 2 seeds: Optuna's results, a
-    summary with 2 seeds per trial, and best_tuned.yaml that composes as a tuned config."""
-    from omegaconf import OmegaConf
-
-    proc, sweep = _multirun(tmp_path, torchrl_bin, cli_env, "hparams_search=ppo_clip_cartpole",
-                            "hydra.sweeper.n_trials=3", "seeds=[0,1]", "max_steps=512")
-    assert proc.returncode == 0, proc.stderr
-    results = OmegaConf.load(sweep / "optimization_results.yaml")
-    # TINY fixes agent.policy.num_epochs on the command line, which takes it out of the search
-    assert set(results.best_params) == {"agent.lr", "agent.gamma", "agent.advantage.gae_lambda"}
-    with (sweep / "summary.csv").open() as f:
-        rows = list(csv.DictReader(f))
-    assert len(rows) >= 2 and all(r["seeds"] == "2" for r in rows)
-    assert max(float(r["mean_return"]) for r in rows) == pytest.approx(results.best_value)
-    text = (sweep / "best_tuned.yaml").read_text()
-    assert text.startswith("# @package _global_\n")
-    best = OmegaConf.load(sweep / "best_tuned.yaml")
-    assert best.agent.lr == results.best_params["agent.lr"]
-    assert best.agent.advantage.gae_lambda == results.best_params["agent.advantage.gae_lambda"]
-
-
 def test_seeds_in_one_job_return_their_mean(tmp_path):
     """seeds=[0,1]: one run folder per seed inside the job, and the job's metrics are the
     means across them."""

@@ -3,6 +3,7 @@
 import abc
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
@@ -129,12 +130,15 @@ class BaseAgent(abc.ABC):
         *,
         eval_env: BaseEnv | None,
         checkpoints: "Checkpoints | None",
+        on_evaluation: Callable[[Evaluation], None] | None = None,
     ) -> "TrainResult":
         """Train until a budget of ``schedule`` is spent or an evaluation (on ``eval_env``)
         reaches its target; evaluation time is not training time. ``checkpoints`` (if given)
         saves the state on its schedule, on each new best evaluation and at the end, also when
         a signal stops training. A resumed agent (``load_state_dict``) goes on from its
-        counters, evaluation schedule and evaluations so far.
+        counters, evaluation schedule and evaluations so far. ``on_evaluation`` is handed each
+        scheduled evaluation once it is logged and saved; an exception it raises (a tuning
+        trial pruned) ends training there and propagates.
         """
         self.schedule = schedule
         if eval_env is None or schedule.eval_freq <= 0:
@@ -154,7 +158,7 @@ class BaseAgent(abc.ABC):
                     self.logger.advance(self.num_steps, schedule.max_steps)
                 if self.next_eval is not None and self.num_steps >= self.next_eval:
                     self.next_eval += schedule.eval_freq
-                    if self.evaluate_on_schedule(eval_env, checkpoints):
+                    if self.evaluate_on_schedule(eval_env, checkpoints, on_evaluation):
                         break
                 if checkpoints is not None and checkpoints.due(self.num_steps):
                     checkpoints.save(self.state_dict(), self.num_steps)
@@ -169,9 +173,14 @@ class BaseAgent(abc.ABC):
         result.interrupted = self.stop_requested
         return result
 
-    def evaluate_on_schedule(self, env: BaseEnv, checkpoints: "Checkpoints | None") -> bool:
-        """A scheduled evaluation: logged, kept, saved as best.pt when it is the best so far;
-        returns whether it reached the target."""
+    def evaluate_on_schedule(
+        self,
+        env: BaseEnv,
+        checkpoints: "Checkpoints | None",
+        on_evaluation: Callable[[Evaluation], None] | None = None,
+    ) -> bool:
+        """A scheduled evaluation: logged, kept, saved as best.pt when it is the best so far,
+        handed to ``on_evaluation``; returns whether it reached the target."""
         try:
             evaluation = self.evaluate(env, self.schedule.eval_episodes, self.schedule.eval_seed)
         except NonFiniteError as err:
@@ -192,6 +201,8 @@ class BaseAgent(abc.ABC):
         if checkpoints is not None and evaluation.mean > self.best_return:
             self.best_return = evaluation.mean
             checkpoints.save_best(self.state_dict())
+        if on_evaluation is not None:
+            on_evaluation(evaluation)
         return self.result.solved is not None
 
     def request_stop(self, signal_name: str) -> bool:

@@ -7,11 +7,10 @@ from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 from rich.console import Console
 
 from torchrl_cli.analysis import summary
-from torchrl_cli.config import config_dir
 from torchrl_cli.run.outputs import ERROR_FILE
 
 
@@ -63,29 +62,3 @@ def summarize_sweep(sweep_dir: Path, console: Console) -> list[tuple[str, str]]:
         console.print(f"[red]failed[/red] job {job}: {reason}")
     console.print(f"wrote {sweep_dir / 'summary.csv'} and {sweep_dir / 'summary.md'}")
     return failed
-
-
-def write_best_tuned(sweep_dir: Path, console: Console) -> Path | None:
-    """After an Optuna sweep: the best trial's parameters as a ready-to-use tuned config
-    (``best_tuned.yaml``, to copy to conf/tuned/<agent>/<env>.yaml)."""
-    results_file = sweep_dir / "optimization_results.yaml"
-    jobs = job_dirs(sweep_dir)
-    if not results_file.exists() or not jobs:
-        return None
-    results = OmegaConf.load(results_file)
-    job_cfg = OmegaConf.load(jobs[0] / ".hydra" / "config.yaml")
-    target = f"tuned/{job_cfg.agent.name}/{job_cfg.env.id}.yaml"
-    # every trial was built on the pair's tuned file: keep what it sets, with the best values
-    existing = config_dir() / target
-    tuned = OmegaConf.load(existing) if existing.exists() else OmegaConf.create()
-    for key, value in results.best_params.items():
-        OmegaConf.update(tuned, key, value, force_add=True)
-    header = (
-        f"# @package _global_\n# Best trial of the Optuna sweep {sweep_dir} (mean final return "
-        f"{results.best_value:.2f} across its seeds), merged into conf/{target}.\n"
-        f"# Ready to use: replace conf/{target} with this file.\n"
-    )
-    path = sweep_dir / "best_tuned.yaml"
-    path.write_text(header + OmegaConf.to_yaml(tuned))
-    console.print(f"best parameters written to {path} (to replace conf/{target})")
-    return path

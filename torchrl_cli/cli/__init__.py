@@ -10,6 +10,9 @@ commands:
   train     train an agent: torchrl train agent=ppo_clip env=CartPole-v1 agent.lr=1e-3 seed=3
             (Hydra flags work: -m/--multirun, --cfg job, --help, --info;
             tab completion: eval "$(torchrl train -sc install=bash)", or install=zsh)
+  tune      tune hyperparameters with Optuna: torchrl tune hparams_search=ppo_clip_cartpole
+            [tune.n_trials=N] [overrides]: trials pruned early, a study several processes
+            share, the best trial as a tuned file (torchrl tune --help)
   configs   list every config group's options and the tuned pairs; torchrl configs <agent>
             <env>: the values that pair's tuned file sets
   eval      replay a run's policy: torchrl eval <run folder> [checkpoint=last|best|<file>]
@@ -30,7 +33,7 @@ examples:
   torchrl eval runs/2026-11-23/10-00-00_ppo_clip_CartPole-v1 video=true
   torchrl compare runs/2026-11-23                 # every run below a folder, grouped by config
 """
-COMMANDS = ("train", "configs", "eval", "export", "compare")
+COMMANDS = ("train", "tune", "configs", "eval", "export", "compare")
 def _console():
     """A console that soft-wraps off a terminal (as ``agents.console.make_console``, without
     importing the agents, and torch, for the commands that need neither)."""
@@ -87,6 +90,10 @@ def run(argv: list[str]) -> int:
             from torchrl_cli.cli.train import train_command
 
             return train_command(args)
+        if command == "tune":
+            from torchrl_cli.cli.tune import tune_command
+
+            return tune_command(args)
         if command == "configs":
             from torchrl_cli.cli.configs import configs_command
 

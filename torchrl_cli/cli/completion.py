@@ -54,7 +54,7 @@ def query(line: str) -> list[str]:
     if len(words) < 2 or (len(words) == 2 and not new_word):
         partial = "" if len(words) < 2 else words[1]
         return [c for c in COMMANDS if c.startswith(partial)]
-    if words[1] != "train":
+    if words[1] not in ("train", "tune"):
         return []  # the shell completes file names (run folders) itself
     rest = line.split(None, 2)[2] if len(words) > 2 else ""
     return train_query(rest, words[2:])

@@ -51,6 +51,9 @@ def print_configs(console: Console) -> None:
     )
     console.print(table)
     console.print(
+        "hparams_search presets are searches: torchrl tune hparams_search=<preset>", soft_wrap=True
+    )
+    console.print(
         "env also takes any registered Gymnasium id without a file, e.g. "
         'env=Acrobot-v1 (list them: python -c "import gymnasium; '
         'gymnasium.pprint_registry()")'

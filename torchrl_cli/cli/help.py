@@ -19,7 +19,8 @@ ENV_RULE = (
 
 FOOTER = """Hydra flags: -m/--multirun, --cfg job|hydra|all (--resolve), --info, --hydra-help,
 -sc install=bash|zsh (shell completion: eval "$(torchrl train -sc install=bash)");
-a tuned file for the agent + env pair applies itself (torchrl configs lists them)."""
+a tuned file for the agent + env pair applies itself (torchrl configs lists them);
+hparams_search presets are searches for torchrl tune (torchrl tune --help)."""
 
 
 def help_text(overrides: list[str]) -> str:

@@ -55,6 +55,11 @@ def train_command(args: list[str]) -> int:
     from torchrl_cli.config.compose import check_overrides
 
     flags, overrides = split_args(args)
+    search = next((o for o in overrides if o.lstrip("+").startswith("hparams_search=")), None)
+    if search is not None and not search.endswith(("=null", "=")):
+        raise ConfigError(
+            f"{search} is a search for torchrl tune; run it with: torchrl tune {search.lstrip('+')}"
+        )
     if any(o.startswith("resume=") for o in overrides):
         from torchrl_cli.cli.resume import resume_command
 
@@ -93,10 +98,9 @@ def train_command(args: list[str]) -> int:
         sweep_dir = override_value(args, "hydra.sweep.dir")
         if runs and multirun and sweep_dir is not None and Path(sweep_dir).is_dir():
             from torchrl_cli.agents.console import make_console
-            from torchrl_cli.analysis.sweep import summarize_sweep, write_best_tuned
+            from torchrl_cli.analysis.sweep import summarize_sweep
 
             failed = summarize_sweep(Path(sweep_dir), make_console())
-            write_best_tuned(Path(sweep_dir), make_console())
     return code or (1 if failed else 0)
 
 

@@ -284,6 +284,52 @@ class GuardConfig:
 
 
 @dataclass
+class SamplerConfig:
+    """How ``torchrl tune`` draws each trial's values (Optuna's samplers)."""
+
+    name: str = "tpe"  # tpe | random | cmaes
+    # trial k's draw is seeded with seed + k (the trials the study held when it was drawn), so
+    # that workers joining one study do not draw the same values; null: unseeded
+    seed: int | None = 0
+
+
+@dataclass
+class PrunerConfig:
+    """When ``torchrl tune`` stops a trial whose evaluations fall behind the other trials'
+    (single objective ``return`` only): at each report (``analysis.tuning.Reports``)."""
+
+    name: str = "median"  # none | median | halving | hyperband
+    n_startup_trials: int = 5  # median: trials that finish before any is pruned
+    n_warmup_steps: int = 0  # median: reports a trial makes before it may be pruned
+    min_resource: int = 1  # halving, hyperband: reports before the first rung
+    reduction_factor: int = 3  # halving, hyperband: a third of the trials go on at each rung
+
+
+@dataclass
+class TuneConfig:
+    """A ``torchrl tune`` study (conf/hparams_search/<preset>.yaml sets it; absent from runs).
+
+    Every trial trains each seed of ``seeds`` for the same budget and scores the mean final
+    evaluation. ``params`` nests like the config: a leaf ``{low: a, high: b}`` (``log: true``
+    for a log scale, ``step: s``; ints stay ints) or ``{choices: [...]}`` per config key.
+    """
+
+    study_name: str | None = None  # null: the preset's name; the study's folder is runs/tune/<it>
+    # null: a journal file in the study's folder; a file path (a journal, any process on a
+    # shared disk may write it) or an RDB URL (sqlite:///study.db, postgresql://...)
+    storage: str | None = None
+    n_trials: int = 20  # trials this process runs (each worker of a shared study runs its own)
+    timeout: float | None = None  # seconds: no trial starts after them
+    # return (maximized) | steps_to_target | seconds_to_target (minimized: env steps or training
+    # seconds until an evaluation reached target_return; a seed that never did counts its budget)
+    objectives: list[str] = field(default_factory=lambda: ["return"])
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)
+    pruner: PrunerConfig = field(default_factory=PrunerConfig)
+    params: dict[str, Any] = field(default_factory=dict)
+    top: int = 5  # rows of the closing table of the best trials
+
+
+@dataclass
 class Config:
     """The root of the composed config."""
 
@@ -305,6 +351,7 @@ class Config:
     save_model: bool = True  # model.pt: the final weights and normalization statistics
     checkpoint_freq: int = 50_000  # env steps between checkpoints; 0: only at the end
     keep_checkpoints: int = 3  # the last K checkpoints kept (plus best.pt)
+    tune: TuneConfig | None = None  # torchrl tune's study: hparams_search=<preset> sets it
 
 
 @dataclass

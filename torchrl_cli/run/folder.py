@@ -30,6 +30,7 @@ CONFIG_FILE = "config.yaml"
 LOCK_FILE = ".lock"
 RUNS_DIR = "runs"
 MULTIRUN = "multirun"
+TUNE_DIR = "tune"  # runs/tune/<study>/: a torchrl tune study's folder
 
 
 def run_name(agent: str, env_id: str) -> str:
@@ -41,6 +42,17 @@ def new_run_dir(name: str, now: datetime | None = None) -> Path:
     """``runs/<date>/<time>_<name>``: where a run (or, named ``multirun``, a sweep) goes."""
     now = now or datetime.now()
     return Path(RUNS_DIR) / f"{now:%Y-%m-%d}" / f"{now:%H-%M-%S}_{name}"
+
+
+def study_dir(study_name: str) -> Path:
+    """``runs/tune/<study name>``: a tuning study's folder; every process of the study (one
+    name, one storage) writes its trials there."""
+    return Path(RUNS_DIR) / TUNE_DIR / study_name
+
+
+def trial_run_name(trial: int, seed: int) -> str:
+    """A tuning trial's run folder for one of its seeds, inside the study's folder."""
+    return f"trial_{trial}_seed_{seed}"
 
 
 def register_resolvers() -> None:

@@ -4,6 +4,7 @@ train, evaluate, write the outputs. ``train_seeds``: several seeds as one job.""
 import json
 import shlex
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,7 @@ from torchrl_cli.agents.build import (
     seed_everything,
 )
 from torchrl_cli.agents.console import LOG_FILE, RunConsole, make_console
+from torchrl_cli.agents.evaluation import Evaluation
 from torchrl_cli.agents.logger import Logger
 from torchrl_cli.agents.signals import StopRequests, stop_on_signal
 from torchrl_cli.config.compose import drop_foreign_keys
@@ -54,6 +56,7 @@ def train(
     resume: Checkpoint | None = None,
     tag: str | None = None,
     restart: bool = False,
+    on_evaluation: Callable[[Evaluation], None] | None = None,
 ) -> dict:
     """Train the agent ``cfg`` describes; returns the final evaluation's metrics.
 
@@ -61,13 +64,15 @@ def train(
     ``metrics.json`` and ``train.log``, the console's lines (appended to on a resume; None: no
     files). ``resume``: a checkpoint of this run to go on from. ``tag`` starts every console
     line (a sweep's job) and turns the progress bar off, since parallel jobs share the screen.
+    ``on_evaluation``: handed each scheduled evaluation (``BaseAgent.train``; a tuning trial
+    reports it, and is stopped by the exception it raises when pruned).
     """
     cfg = drop_foreign_keys(cfg)
     validate(cfg)
     screen = console or make_console()
     if run_dir is None:
         run_console = RunConsole(screen, tag=tag)
-        return _train_handling_signals(cfg, None, run_console, resume)
+        return _train_handling_signals(cfg, None, run_console, resume, on_evaluation)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume is None and not restart:  # restart: a run that never checkpointed, again
@@ -77,19 +82,23 @@ def train(
         write_atomically(run_dir / CONFIG_FILE, lambda f: f.write(config))
         run_console = RunConsole(screen, run_dir / LOG_FILE, tag=tag)
         try:
-            return _train_handling_signals(cfg, run_dir, run_console, resume)
+            return _train_handling_signals(cfg, run_dir, run_console, resume, on_evaluation)
         finally:
             run_console.close()
 
 
 def _train_handling_signals(
-    cfg: DictConfig, run_dir: Path | None, console: RunConsole, resume: Checkpoint | None
+    cfg: DictConfig,
+    run_dir: Path | None,
+    console: RunConsole,
+    resume: Checkpoint | None,
+    on_evaluation: Callable[[Evaluation], None] | None,
 ) -> dict:
     """``_train`` with SIGINT and SIGTERM handled from start-up to exit (also when the process
     inherited SIGINT ignored, as ``cmd &`` in a script does)."""
     stops = StopRequests()
     with stop_on_signal(stops):
-        return _train(cfg, run_dir, console, resume, stops)
+        return _train(cfg, run_dir, console, resume, stops, on_evaluation)
 
 
 def _train(
@@ -98,6 +107,7 @@ def _train(
     console: RunConsole,
     resume: Checkpoint | None,
     stops: StopRequests,
+    on_evaluation: Callable[[Evaluation], None] | None,
 ) -> dict:
     wall_start = time.perf_counter()
     seed_everything(cfg.seed)
@@ -150,7 +160,12 @@ def _train(
             resume.check_env(env.get_state_info(), env.get_action_info())
             restore(agent, cfg, resume, console)
         try:
-            result = agent.train(build_schedule(cfg), eval_env=eval_env, checkpoints=checkpoints)
+            result = agent.train(
+                build_schedule(cfg),
+                eval_env=eval_env,
+                checkpoints=checkpoints,
+                on_evaluation=on_evaluation,
+            )
             final = agent.final_evaluation(eval_env)
         except FaultError as err:  # NaN, an env that raised, a full disk: say how to go on
             raise type(err)(f"{err}; {recovery(run_dir, checkpoints)}") from err

@@ -1,0 +1,183 @@
+"""``torchrl tune``: a study's trials and storage, pruning, the tuned file it writes, and its
+one-line errors; the intermediate reports of a trial of several seeds, by hand."""
+
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+from conftest import assert_one_line_error, torchrl
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from torchrl_cli.config import config_dir, register_configs
+
+# tiny trials: 2 seeds of 1024 env steps (8 updates of 4 envs x 32 steps), 4 evaluations each
+TINY_TUNE = ["hparams_search=ppo_clip_cartpole", "seeds=[0,1]", "max_steps=1024", "eval_freq=256",
+             "env.n_envs=4", "eval_episodes=4", "logger.progress=false"]
+
+
+def _tune(tmp_path, torchrl_bin, cli_env, *args):
+    return subprocess.run([torchrl_bin, "tune", *args], cwd=tmp_path, env=cli_env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def _load(storage, name):
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def test_three_trials_fill_the_study_and_write_a_tuned_file_that_composes(tmp_path, torchrl_bin,
+                                                                         cli_env):
+    """3 trials in the default journal storage; one rounded line per trial; the table, plots
+    and study.json; tuned/ppo_clip/CartPole-v1.yaml carries the best trial's values and the
+    budget it was scored with (max_steps=1024, not the shipped 50 000), and composed in place
+    of the shipped tuned file it gives the best trial's scored config."""
+    from optuna.storages.journal import JournalFileBackend, JournalStorage
+    from optuna.trial import TrialState
+
+    proc = _tune(tmp_path, torchrl_bin, cli_env, *TINY_TUNE, "tune.n_trials=3")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    folder = tmp_path / "runs" / "tune" / "ppo_clip_cartpole"
+    study = _load(JournalStorage(JournalFileBackend(str(folder / "study.log"))),
+                  "ppo_clip_cartpole")
+    trials = study.get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
+    for trial in trials:  # the score is the mean of the seeds' final evaluations
+        finals = [json.loads((folder / f"trial_{trial.number}_seed_{s}" / "metrics.json")
+                             .read_text())["mean_return"] for s in (0, 1)]
+        assert trial.value == pytest.approx(sum(finals) / 2, rel=1e-6)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("trial ")]
+    assert len(lines) == 3
+    for lr in re.findall(r"\blr=(\S+)", proc.stdout):  # trained, shown and written rounded
+        assert lr == f"{float(lr):.4g}"
+    assert "best trials of ppo_clip_cartpole (3 complete)" in proc.stdout
+    assert "optuna" not in (proc.stdout + proc.stderr).lower()  # Optuna's own logs are silent
+    for name in ("history.png", "importance.png"):
+        assert (folder / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    summary = json.loads((folder / "study.json").read_text())
+    best = max(trials, key=lambda t: t.value)
+    assert summary["best"][0]["number"] == best.number
+    assert summary["budget"]["max_steps"] == 1024 and summary["budget"]["seeds"] == [0, 1]
+
+    tuned_file = folder / "tuned" / "ppo_clip" / "CartPole-v1.yaml"
+    text = tuned_file.read_text()
+    assert text.startswith("# @package _global_\n")
+    assert f"trial {best.number} of study ppo_clip_cartpole" in text and "max_steps=1024" in text
+    tuned = OmegaConf.load(tuned_file)
+    assert tuned.max_steps == 1024
+    values = best.user_attrs["values"]
+    assert set(values) == {"agent.lr", "agent.gamma", "agent.num_epochs",
+                           "agent.advantage.gae_lambda"}
+    for key, value in values.items():
+        assert OmegaConf.select(tuned, key) == value, key
+    # the study's tuned/ tree dropped into a config folder: `torchrl train` with no flag
+    conf = tmp_path / "conf"
+    shutil.copytree(config_dir(), conf)
+    shutil.copytree(folder / "tuned", conf / "tuned", dirs_exist_ok=True)
+    register_configs([])
+    with initialize_config_dir(str(conf), version_base="1.3"):
+        composed = OmegaConf.to_container(compose("config"), resolve=True)
+    scored = OmegaConf.to_container(
+        OmegaConf.load(folder / f"trial_{best.number}_seed_0" / "config.yaml"))
+    for key in ("agent", "env", "net", "max_steps", "eval_freq", "eval_episodes"):
+        assert composed[key] == scored[key], key
+
+
+def test_workers_share_one_study_and_a_trial_that_cannot_learn_is_pruned(tmp_path, torchrl_bin,
+                                                                          cli_env):
+    """Two processes, one sqlite study: the first runs 2 trials at lr=3e-3, the second joins
+    it with lr=1e-9 (the policy cannot move). The median pruner (2 startup trials, no pruning
+    before the third report) stops that trial at its seed 0's third evaluation (return 75.75
+    against the others' 209 there): pruned, its seed 0 stopped before its end, seed 1 never
+    started; the study holds the 3 trials of both workers."""
+    from optuna.trial import TrialState
+
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    common = [*TINY_TUNE, "max_steps=2048", "eval_freq=512", f"tune.storage={storage}",
+              "tune.study_name=shared", "tune.pruner.n_startup_trials=2",
+              "tune.pruner.n_warmup_steps=2", "agent.gamma=0.99", "agent.num_epochs=4",
+              "agent.advantage.gae_lambda=0.95", "tune.params.agent.lr.log=false"]
+    first = _tune(tmp_path, torchrl_bin, cli_env, *common, "tune.n_trials=2",
+                  "tune.params.agent.lr.low=3e-3", "tune.params.agent.lr.high=3e-3")
+    assert first.returncode == 0, first.stdout + first.stderr
+    second = _tune(tmp_path, torchrl_bin, cli_env, *common, "tune.n_trials=1",
+                   "tune.params.agent.lr.low=1e-9", "tune.params.agent.lr.high=1e-9")
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "study shared (2 trials so far)" in second.stdout
+    assert "trial 2  lr=1e-09  pruned at evaluation 3 of seed 0" in second.stdout
+    trials = _load(storage, "shared").get_trials()
+    assert [t.state for t in trials] == [TrialState.COMPLETE, TrialState.COMPLETE,
+                                         TrialState.PRUNED]
+    workers = [t.user_attrs["worker"] for t in trials]
+    assert workers[0] == workers[1] != workers[2]
+    pruned = trials[2]
+    step = max(pruned.intermediate_values)
+    assert step == 2  # of 2 seeds x (4 evaluations + the end) = 10 reports
+    good = min(t.intermediate_values[step] for t in trials[:2])
+    assert pruned.intermediate_values[step] < good - 50
+    folder = tmp_path / "runs" / "tune" / "shared"
+    assert not (folder / "trial_2_seed_0" / "metrics.json").exists()  # stopped mid-training
+    assert not (folder / "trial_2_seed_1").exists()
+    assert (folder / "trial_1_seed_1" / "metrics.json").exists()
+    assert "1 pruned" in second.stdout
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["tune.pruner.name=medain"], ["unknown pruner", "did you mean 'median'"]),
+    (["tune.sampler.name=grid"], ["unknown sampler", "tpe, random, cmaes"]),
+    (["tune.storage=sqlite:///no/such/folder/study.db"], ["cannot be opened"]),
+    (["tune.storage=no/such/folder/study.log"], ["cannot be opened"]),
+], ids=["pruner", "sampler", "sqlite", "journal"])
+def test_bad_study_settings_are_one_line_errors(tmp_path, torchrl_bin, cli_env, args, needles):
+    proc = torchrl(torchrl_bin, ["tune", "hparams_search=ppo_clip_cartpole", *args], tmp_path,
+                   cli_env)
+    assert_one_line_error(proc, *needles)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_train_points_a_search_preset_to_tune(tmp_path, torchrl_bin, cli_env):
+    proc = torchrl(torchrl_bin, ["train", "-m", "hparams_search=ppo_clip_cartpole"], tmp_path,
+                   cli_env)
+    assert_one_line_error(proc, "torchrl tune hparams_search=ppo_clip_cartpole")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_reports_of_a_trial_of_two_seeds():
+    """2 evaluation slots per seed, then its end (3 steps a seed). Seed 0 evaluates 10, 20 and
+    ends at 30; seed 1 evaluates 50 (reported with seed 0's final: (30 + 50) / 2 = 40), a third
+    evaluation past the slots is not reported, then it stops at its target with 60: its
+    skipped slot and its end hold (30 + 60) / 2 = 45."""
+    from torchrl_cli.analysis.tuning import Reports
+
+    reports = Reports(evaluations=2)
+    assert [reports.evaluation(10), reports.evaluation(20)] == [(0, 10), (1, 20)]
+    assert reports.evaluation(25) is None
+    assert reports.seed_end(30) == [(2, 30)]
+    assert reports.evaluation(50) == (3, 40)
+    assert reports.seed_end(60) == [(4, 45), (5, 45)]
+    assert reports.where(4, [7, 8]) == "evaluation 2 of seed 8"
+    assert reports.where(5, [7, 8]) == "the end of seed 8"
+
+
+def test_float_values_train_rounded_inside_their_range_and_objectives_average_seeds():
+    """A drawn float trains at 4 significant digits, never outside [low, high]; the time to
+    target of a seed that never reached it is its whole budget."""
+    from optuna.trial import FixedTrial
+
+    from torchrl_cli.analysis.search import Param
+    from torchrl_cli.analysis.tuning import objective_values
+
+    param = Param("agent.lr", 1e-4, 3e-3, log=True)
+    assert param.suggest(FixedTrial({"agent.lr": 0.0006466422717414558})) == 0.0006466
+    edge = Param("agent.gamma", 0.9, 0.99996)
+    assert edge.suggest(FixedTrial({"agent.gamma": 0.99996})) == 0.99996  # 1.0 is above high
+    assert Param("agent.num_epochs", 4, 20).suggest(FixedTrial({"agent.num_epochs": 7})) == 7
+    runs = [{"mean_return": 500.0, "env_steps": 4096, "train_seconds": 8.0,
+             "solved": {"env_steps": 1024, "train_seconds": 2.0}},
+            {"mean_return": 100.0, "env_steps": 4096, "train_seconds": 9.0, "solved": None}]
+    assert objective_values(["return", "steps_to_target", "seconds_to_target"], runs) == [
+        300.0, (1024 + 4096) / 2, (2.0 + 9.0) / 2]
