@@ -11,7 +11,7 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
 from torchrl_cli.analysis import summary
-from torchrl_cli.config import config_dir
+from torchrl_cli.config.user_dir import FLAG, find_config, user_config_dir
 from torchrl_cli.run.outputs import ERROR_FILE
 
 
@@ -67,7 +67,8 @@ def summarize_sweep(sweep_dir: Path, console: Console) -> list[tuple[str, str]]:
 
 def write_best_tuned(sweep_dir: Path, console: Console) -> Path | None:
     """After an Optuna sweep: the best trial's parameters as a ready-to-use tuned config
-    (``best_tuned.yaml``, to copy to conf/tuned/<agent>/<env>.yaml)."""
+    (``best_tuned.yaml``, to copy to ``tuned/<agent>/<env>.yaml`` in the user's config folder,
+    where it takes the shipped file's place)."""
     results_file = sweep_dir / "optimization_results.yaml"
     jobs = job_dirs(sweep_dir)
     if not results_file.exists() or not jobs:
@@ -76,16 +77,22 @@ def write_best_tuned(sweep_dir: Path, console: Console) -> Path | None:
     job_cfg = OmegaConf.load(jobs[0] / ".hydra" / "config.yaml")
     target = f"tuned/{job_cfg.agent.name}/{job_cfg.env.id}.yaml"
     # every trial was built on the pair's tuned file: keep what it sets, with the best values
-    existing = config_dir() / target
-    tuned = OmegaConf.load(existing) if existing.exists() else OmegaConf.create()
+    existing = find_config(target)
+    tuned = OmegaConf.load(existing) if existing else OmegaConf.create()
     for key, value in results.best_params.items():
         OmegaConf.update(tuned, key, value, force_add=True)
+    user = user_config_dir()
+    destination = f"{user}/{target}" if user else f"DIR/{target}"
     header = (
         f"# @package _global_\n# Best trial of the Optuna sweep {sweep_dir} (mean final return "
-        f"{results.best_value:.2f} across its seeds), merged into conf/{target}.\n"
-        f"# Ready to use: replace conf/{target} with this file.\n"
+        f"{results.best_value:.2f} across its seeds), merged into {existing or target}.\n"
+        f"# Ready to use: copy it to {destination} and train with {FLAG} "
+        f"{user or 'DIR'}.\n"
     )
     path = sweep_dir / "best_tuned.yaml"
     path.write_text(header + OmegaConf.to_yaml(tuned))
-    console.print(f"best parameters written to {path} (to replace conf/{target})")
+    console.print(
+        f"best parameters written to {path} (to apply them: copy it to {destination}, "
+        f"then torchrl train {FLAG} {user or 'DIR'})"
+    )
     return path

@@ -11,7 +11,9 @@ commands:
             (Hydra flags work: -m/--multirun, --cfg job, --help, --info;
             tab completion: eval "$(torchrl train -sc install=bash)", or install=zsh)
   configs   list every config group's options and the tuned pairs; torchrl configs <agent>
-            <env>: the values that pair's tuned file sets
+            <env>: the values that pair's env and tuned files set, and the file of each
+            (train and configs take --config-dir DIR, or TORCHRL_CONFIG_DIR=DIR: your files
+            there replace the shipped ones of the same name)
   eval      replay a run's policy: torchrl eval <run folder> [checkpoint=last|best|<file>]
             [episodes=N] [seed=N] [video=true] [render=true]
   export    write a run's policy as a torch.export file: torchrl export <run folder>

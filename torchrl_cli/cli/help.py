@@ -19,7 +19,9 @@ ENV_RULE = (
 
 FOOTER = """Hydra flags: -m/--multirun, --cfg job|hydra|all (--resolve), --info, --hydra-help,
 -sc install=bash|zsh (shell completion: eval "$(torchrl train -sc install=bash)");
-a tuned file for the agent + env pair applies itself (torchrl configs lists them)."""
+a tuned file for the agent + env pair applies itself (torchrl configs lists them);
+--config-dir DIR (or TORCHRL_CONFIG_DIR=DIR): your config files, each in place of the shipped
+file of the same name (tuned/<agent>/<env>.yaml, env/<id>.yaml, agent/, net/, experiment/)."""
 
 
 def help_text(overrides: list[str]) -> str:

@@ -53,12 +53,15 @@ def split_args(args: list[str]) -> tuple[list[str], list[str]]:
 
 def train_command(args: list[str]) -> int:
     from torchrl_cli.config.compose import check_overrides
+    from torchrl_cli.config.user_dir import take_config_dir
 
     flags, overrides = split_args(args)
     if any(o.startswith("resume=") for o in overrides):
         from torchrl_cli.cli.resume import resume_command
 
-        return resume_command(overrides, flags)
+        return resume_command(overrides, flags)  # a resume reads the run's config.yaml
+    args = take_config_dir(args)  # the user's config folder goes ahead of conf/
+    flags, overrides = split_args(args)
     if "-sc" in flags or "--shell-completion" in flags:
         from torchrl_cli.cli.completion import shell_completion
 
