@@ -27,7 +27,8 @@ def user_dir(tmp_path) -> Path:
     """A config folder: a ppo_clip + CartPole-v1 tuned file (one value), an env file for an id
     the package ships no file for, a tuned pair it does not ship, an a2c agent file and a net."""
     root = tmp_path / "myconf"
-    write(root, "tuned/ppo_clip/CartPole-v1.yaml", f"# @package _global_\nagent:\n  lr: {TUNED_LR}\n")
+    write(root, "tuned/ppo_clip/CartPole-v1.yaml",
+          f"# @package _global_\nagent:\n  lr: {TUNED_LR}\n")
     write(root, "env/FrozenLake-v1.yaml",
           "id: FrozenLake-v1\nn_envs: 3\nkwargs:\n  is_slippery: false\n")
     write(root, "tuned/a2c/FrozenLake-v1.yaml", "# @package _global_\nagent:\n  gamma: 0.5\n")

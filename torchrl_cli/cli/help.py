@@ -21,7 +21,7 @@ FOOTER = """Hydra flags: -m/--multirun, --cfg job|hydra|all (--resolve), --info,
 -sc install=bash|zsh (shell completion: eval "$(torchrl train -sc install=bash)");
 a tuned file for the agent + env pair applies itself (torchrl configs lists them);
 --config-dir DIR (or TORCHRL_CONFIG_DIR=DIR): your config files, each in place of the shipped
-file of the same name (tuned/<agent>/<env>.yaml, env/<id>.yaml, agent/, net/, experiment/)."""
+file of the same name in any group, a tuned pair's included (torchrl configs marks them)."""
 
 
 def help_text(overrides: list[str]) -> str:

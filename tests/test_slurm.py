@@ -1,0 +1,68 @@
+"""The SLURM launcher presets (hydra-submitit-launcher): a real two-job sweep through submitit's
+local executor, and the resources the slurm preset asks SLURM for."""
+
+import json
+
+import pytest
+import yaml
+from conftest import TINY, assert_no_traceback, torchrl
+from omegaconf import OmegaConf
+
+pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="the slurm extra")
+
+
+def test_slurm_local_runs_a_sweep_in_job_processes(torchrl_bin, cli_env, tmp_path):
+    """hydra/launcher=slurm_local seed=0,1: two submitit jobs, each a process of its own, leave
+    the same sweep folder as any launcher (job folders with metrics.json, summary.csv/.md)."""
+    proc = torchrl(torchrl_bin, ["train", "-m", "hydra/launcher=slurm_local", "seed=0,1", *TINY],
+                   tmp_path, cli_env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert_no_traceback(proc)
+    assert "Submitit 'local' sweep output dir" in proc.stdout + proc.stderr
+    sweep = next(tmp_path.glob("runs/*/*_multirun"))
+    jobs = sorted(p for p in sweep.iterdir() if (p / ".hydra").is_dir())
+    assert [job.name for job in jobs] == ["0_ppo_clip_CartPole-v1", "1_ppo_clip_CartPole-v1"]
+    pids = set()
+    for seed, job in enumerate(jobs):
+        metrics = json.loads((job / "metrics.json").read_text())
+        assert metrics["env_steps"] == 256 and metrics["interrupted"] is None
+        assert yaml.safe_load((job / "config.yaml").read_text())["seed"] == seed
+        pids.add(next(job.glob("events.out.tfevents.*")).name.split(".")[-2])
+    assert len(pids) == 2  # one process per job
+    assert (sweep / "summary.csv").is_file() and (sweep / "summary.md").is_file()
+    assert "| (defaults) | 2 |" in (sweep / "summary.md").read_text()  # both seeds in one row
+    logs = sorted(p.name for p in (sweep / ".submitit").glob("*_log.out"))
+    assert len(logs) == 2, logs  # submitit's files, beside the job folders, not counted as jobs
+
+
+@pytest.mark.parametrize(("overrides", "cpus"), [
+    ([], 1),  # torch_threads=1, the envs step in the job's process
+    (["torch_threads=2", "env.n_envs=4", "env.vectorization=sync"], 2),
+    (["torch_threads=2", "env.n_envs=4", "env.vectorization=async"], 6),  # 2 + a core per copy
+])
+def test_slurm_preset_asks_for_the_cores_a_job_uses(overrides, cpus):
+    """The launcher node Hydra instantiates the SlurmLauncher from, resolved as Hydra does."""
+    from hydra import compose, initialize_config_dir
+
+    import torchrl_cli.cli.hydra_app  # noqa: F401  registers the presets' resolvers
+    from torchrl_cli.config import CONFIG_NAME, config_dir, register_configs
+
+    register_configs()
+    with initialize_config_dir(str(config_dir()), version_base="1.3"):
+        cfg = compose(CONFIG_NAME, ["hydra/launcher=slurm", *overrides], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert launcher.cpus_per_task == cpus
+    assert launcher.partition is None and launcher.timeout_min == 240
+    assert OmegaConf.to_container(launcher)["submitit_folder"] == "${hydra.sweep.dir}/.submitit"
+
+
+def test_a_launcher_whose_plugin_is_missing_names_the_extra():
+    """Without hydra-submitit-launcher, hydra/launcher=slurm cannot find submitit_slurm."""
+    from hydra.errors import MissingConfigException
+
+    from torchrl_cli.config.compose import _missing_option
+
+    err = MissingConfigException("not found", "hydra/launcher/submitit_slurm", options=[])
+    message = _missing_option(err, ["hydra/launcher=slurm"])
+    assert message.endswith("pip install 'torchrl-cli[slurm]'"), message
