@@ -2,6 +2,7 @@
 local executor, and the resources the slurm preset asks SLURM for."""
 
 import json
+import sys
 
 import pytest
 import yaml
@@ -55,6 +56,44 @@ def test_slurm_preset_asks_for_the_cores_a_job_uses(overrides, cpus):
     assert launcher.cpus_per_task == cpus
     assert launcher.partition is None and launcher.timeout_min == 240
     assert OmegaConf.to_container(launcher)["submitit_folder"] == "${hydra.sweep.dir}/.submitit"
+
+
+# stand-ins for the commands submitit runs: sbatch keeps the script it is given and writes the
+# job's result file, a failure, at once (without it submitit waits 15 s for the file)
+FAKE_SBATCH = """cp "$1" "$(dirname "$0")/submitted.sh"
+folder=$(sed -n 's|^#SBATCH --output=\\(.*\\)/%j_0_log.out$|\\1|p' "$1")
+{python} -c "import pickle, sys; pickle.dump(('error', 'no cluster'), open(sys.argv[1], 'wb'))" \\
+    "$folder/4242_0_result.pkl"
+echo "Submitted batch job 4242"
+"""
+FAKE_SLURM = {
+    "srun": "exit 0",
+    "sbatch": FAKE_SBATCH.format(python=sys.executable),
+    "sacct": "printf 'JobID|State|NodeList\\n4242|FAILED|n1\\n'",
+    "scancel": "exit 0",
+}
+
+
+def test_slurm_preset_writes_the_sbatch_script_with_those_resources(torchrl_bin, cli_env,
+                                                                    tmp_path):
+    """hydra/launcher=slurm through the real plugin and submitit, up to sbatch (stand-ins for
+    the SLURM commands; the job then counts as failed, so the sweep exits non-zero)."""
+    bin_dir = tmp_path / "slurm_bin"
+    bin_dir.mkdir()
+    for name, body in FAKE_SLURM.items():
+        (bin_dir / name).write_text(f"#!/bin/sh\n{body}\n")
+        (bin_dir / name).chmod(0o755)
+    env = {**cli_env, "PATH": f"{bin_dir}:{cli_env['PATH']}"}
+    proc = torchrl(torchrl_bin, ["train", "-m", "hydra/launcher=slurm", "seed=0", *TINY,
+                                 "hydra.launcher.partition=cpu", "torch_threads=2",
+                                 "env.n_envs=4", "env.vectorization=async"], tmp_path, env)
+    assert proc.returncode != 0
+    script = (bin_dir / "submitted.sh").read_text()
+    sweep = next(tmp_path.glob("runs/*/*_multirun")).resolve()
+    for line in ("--cpus-per-task=6", "--mem=4GB", "--time=240", "--partition=cpu",
+                 "--job-name=torchrl_train", f"--output={sweep}/.submitit/%j_0_log.out"):
+        assert f"#SBATCH {line}\n" in script, script
+    assert "-m submitit.core._submit" in script
 
 
 def test_a_launcher_whose_plugin_is_missing_names_the_extra():

@@ -2,6 +2,7 @@
 the place of the shipped files of the same name and add options, for every command that
 composes a config; run folders stay readable without it."""
 
+import os
 import re
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import yaml
 from conftest import TINY, assert_no_traceback, assert_one_line_error, compose_config, torchrl
 
 from torchrl_cli.config import config_dir
-from torchrl_cli.config.user_dir import ENV_VAR
+from torchrl_cli.config.user_dir import ENV_VAR, take_config_dir
 
 TUNED_LR = 1.234e-3  # in no shipped file
 
@@ -47,7 +48,7 @@ def cfg_job(torchrl_bin, cli_env, cwd, args, env_dir=None) -> dict:
     return yaml.safe_load(proc.stdout)
 
 
-@pytest.mark.parametrize("how", ["--config-dir DIR", "--config-dir=DIR", "-cd DIR", ENV_VAR])
+@pytest.mark.parametrize("how", ["--config-dir", ENV_VAR])
 def test_a_user_tuned_file_replaces_the_shipped_one(torchrl_bin, cli_env, tmp_path, user_dir,
                                                     how):
     """The optional `tuned: ${agent}/${env}` default loads the user's file: its lr applies, and
@@ -55,14 +56,24 @@ def test_a_user_tuned_file_replaces_the_shipped_one(torchrl_bin, cli_env, tmp_pa
     The flag takes a folder relative to the working directory."""
     if how == ENV_VAR:
         cfg = cfg_job(torchrl_bin, cli_env, tmp_path, [], env_dir=user_dir)
-    elif "=" in how:
-        cfg = cfg_job(torchrl_bin, cli_env, tmp_path, ["--config-dir=myconf"])
     else:
-        cfg = cfg_job(torchrl_bin, cli_env, tmp_path, [how.split()[0], "myconf"])
+        cfg = cfg_job(torchrl_bin, cli_env, tmp_path, [how, "myconf"])
     assert cfg["agent"]["lr"] == pytest.approx(TUNED_LR, rel=1e-6)
     assert cfg["env"]["n_envs"] == 8 and cfg["agent"]["n_steps"] == 128
     assert cfg["max_steps"] == 100_000  # CartPole's env file sets no budget; the schema's
     assert list(tmp_path.iterdir()) == [user_dir]  # --cfg job creates no run folder
+
+
+@pytest.mark.parametrize("args", [["--config-dir", "myconf"], ["--config-dir=myconf"],
+                                  ["-cd", "myconf"], ["-cd=myconf"]])
+def test_every_spelling_of_the_flag_sets_the_folder(tmp_path, user_dir, monkeypatch, args):
+    """The flag leaves the command line (Hydra would put its folder after conf/) and becomes
+    TORCHRL_CONFIG_DIR, absolute, for this process and its sweep workers."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(ENV_VAR, "")  # unset (empty) now; restored after the test
+    assert take_config_dir(["env=Pendulum-v1", *args, "--cfg", "job"]) == [
+        "env=Pendulum-v1", "--cfg", "job"]
+    assert os.environ[ENV_VAR] == str(user_dir)
 
 
 def test_without_the_folder_the_shipped_files_apply(tmp_path, user_dir, monkeypatch):
@@ -119,8 +130,8 @@ def test_configs_marks_the_user_options_and_names_each_values_file(torchrl_bin, 
 @pytest.mark.parametrize("how", ["flag", "env"])
 def test_a_missing_folder_is_one_error_line(torchrl_bin, cli_env, tmp_path, how):
     missing = tmp_path / "nope"
-    for command in (["train"], ["train", "--cfg", "job"], ["train", "-m", "seed=0,1"],
-                    ["configs"]):
+    commands = [["train"], ["train", "-m", "seed=0,1"], ["train", "--cfg", "job"], ["configs"]]
+    for command in commands if how == "flag" else commands[2:]:
         if how == "flag":
             proc = torchrl(torchrl_bin, [*command, "--config-dir", str(missing)], tmp_path,
                            cli_env)
