@@ -3,10 +3,11 @@ local executor, and the resources the slurm preset asks SLURM for."""
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TINY, assert_no_traceback, torchrl
+from conftest import TINY, assert_no_traceback, assert_one_line_error, torchrl
 from omegaconf import OmegaConf
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="the slurm extra")
@@ -105,3 +106,13 @@ def test_a_launcher_whose_plugin_is_missing_names_the_extra():
     err = MissingConfigException("not found", "hydra/launcher/submitit_slurm", options=[])
     message = _missing_option(err, ["hydra/launcher=slurm"])
     assert message.endswith("pip install 'torchrl-cli[slurm]'"), message
+
+
+def test_a_slurm_sweep_without_slurm_is_one_error_line(torchrl_bin, cli_env, tmp_path):
+    """No srun on PATH: one line naming the way out, before any sweep folder is made."""
+    env = {**cli_env, "PATH": str(Path(torchrl_bin).parent)}  # python and torchrl, no SLURM
+    proc = torchrl(torchrl_bin, ["train", "-m", "hydra/launcher=slurm", "seed=0,1", *TINY],
+                   tmp_path, env)
+    assert_one_line_error(proc, "hydra/launcher=slurm submits the jobs to SLURM",
+                          "hydra/launcher=slurm_local")
+    assert list(tmp_path.iterdir()) == []

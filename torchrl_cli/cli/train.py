@@ -84,6 +84,10 @@ def train_command(args: list[str]) -> int:
             from torchrl_cli.cli.ray_check import check_ray_cluster
 
             check_ray_cluster(overrides)
+        elif runs and multirun and any(o.startswith("hydra/launcher=") for o in overrides):
+            from torchrl_cli.cli.slurm_check import check_slurm
+
+            check_slurm(overrides)
         if runs:
             claimed = claim_output_dir(cfg, overrides, multirun)
             args = [*args, claimed] if claimed else args
