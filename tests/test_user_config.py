@@ -173,3 +173,25 @@ def test_a_sweep_and_its_runs_use_the_folder_and_need_it_no_more(torchrl_bin, cl
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "FrozenLake-v1" in proc.stdout
     assert not (config_dir() / "env" / "FrozenLake-v1.yaml").exists()
+
+
+def test_best_tuned_builds_on_the_users_tuned_file(tmp_path, user_dir, monkeypatch):
+    """After an Optuna sweep run with the folder, best_tuned.yaml merges the best parameters
+    into the tuned file the trials used (the user's) and names where to drop it."""
+    from rich.console import Console
+
+    from torchrl_cli.analysis.sweep import write_best_tuned
+
+    monkeypatch.setenv(ENV_VAR, str(user_dir))
+    sweep = tmp_path / "sweep"
+    write(sweep, "optimization_results.yaml",
+          "best_params:\n  agent.gamma: 0.97\nbest_value: 321.0\n")
+    write(sweep, "0_ppo_clip_CartPole-v1/.hydra/config.yaml",
+          "agent:\n  name: ppo_clip\nenv:\n  id: CartPole-v1\n")
+    console = Console(record=True, width=300)
+    path = write_best_tuned(sweep, console)
+    best = yaml.safe_load(path.read_text())
+    assert best == {"agent": {"lr": pytest.approx(TUNED_LR, rel=1e-6), "gamma": 0.97}}
+    destination = user_dir / "tuned" / "ppo_clip" / "CartPole-v1.yaml"
+    assert f"copy it to {destination}" in console.export_text()
+    assert f"merged into {destination}" in path.read_text()
