@@ -25,10 +25,15 @@ ENVS = (
     "Hopper-v5", "Walker2d-v5", "HalfCheetah-v5", "Ant-v5",
 )  # fmt: skip
 # Published figures for context (../shared/ANCHORS.md, the projects' own benchmark tables);
-# their protocols differ (seeds, final or best point), stated with each.
+# their protocols differ (seeds, final or best point), stated with each. rl-zoo3's: one trained
+# agent, its ± over evaluation episodes, not seeds (rl-baselines3-zoo benchmark.md).
 REFERENCES = {
     "CartPole-v1": "rl-zoo3 PPO 500 ± 0 at 100k",
     "Pendulum-v1": "rl-zoo3 PPO −172 ± 104 at 100k (gSDE)",
+    "Acrobot-v1": "rl-zoo3 PPO −73.5 ± 18.2 at 1M",
+    "MountainCar-v0": "rl-zoo3 PPO −110.4 ± 19.5 at 1M",
+    "MountainCarContinuous-v0": "rl-zoo3 PPO 88.3 ± 2.6 at 20k",
+    "LunarLander-v3": "rl-zoo3 PPO 242.1 ± 31.8 at 1M (v2)",
     "InvertedPendulum-v5": "Tianshou PPO 1000 ± 0 at 1M (best of mean curve); CleanRL 963 ± 22",
     "InvertedDoublePendulum-v5": "Tianshou PPO 9231 ± 270 at 1M (best of mean curve)",
     "Hopper-v5": "Tianshou PPO 2609 ± 701; rl-zoo3 2410 ± 10 (1 run)",

@@ -1,7 +1,9 @@
 """`make bench-learning`: every agent on CartPole-v1 and Pendulum-v1, and PPO-clip on
-HalfCheetah-v5, Hopper-v5 and Walker2d-v5 at 1M steps, 3 seeds each, through the real
+HalfCheetah-v5, Hopper-v5 and Walker2d-v5 at 1M steps, 5 seeds each, through the real
 `torchrl train` command with each pair's tuned config. Writes docs/benchmarks.md (final returns
-next to published references) and learning-curve PNGs made by torchrl_cli.analysis.plot.
+as IQM with 95 % bootstrap intervals, mean ± std and per seed, env steps to the target, next to
+published references; torchrl_cli.analysis.stats) and learning-curve PNGs made by
+torchrl_cli.analysis.plot.
 
 Runs land in runs/bench-learning/<agent>_<env>_<seed>/; a run whose metrics.json exists is
 reused, so an interrupted benchmark resumes where it stopped.
@@ -9,6 +11,7 @@ reused, so an interrupted benchmark resumes where it stopped.
 
 import argparse
 import json
+import math
 import platform
 import subprocess
 import sys
@@ -21,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from torchrl_cli.analysis.plot import plot_learning_curves
+from torchrl_cli.analysis.stats import BOOTSTRAP_SEED, RESAMPLES, SeedSummary, summarize_seeds
 
 AGENTS = ("vanilla_pg", "a2c", "surrogate_pg", "ppo_clip", "ppo_adaptive")
 PAIRS = [(a, e) for e in ("CartPole-v1", "Pendulum-v1") for a in AGENTS]
@@ -69,6 +73,27 @@ def run_one(agent: str, env: str, seed: int, runs: Path) -> dict:
     return json.loads(metrics.read_text())
 
 
+def curve(run: dict) -> list[tuple[int, float]]:
+    """A run's evaluations ``(env_steps, mean_return)``, the final one last."""
+    points = [(e["env_steps"], e["mean_return"]) for e in run["evaluations"]]
+    return points + [(run["env_steps"], run["mean_return"])]
+
+
+def steps_cell(summary: SeedSummary) -> str:
+    """Median env steps to the target [95 % CI] (seeds that got there); '—' without one."""
+    if summary.steps is None:
+        return "—"
+    reached = sum(math.isfinite(s) for s in summary.steps)
+    if not reached:
+        return f"not reached (0/{len(summary.steps)})"
+    m = summary.steps_median
+
+    def show(x: float) -> str:
+        return f"{x / 1000:.0f}k" if math.isfinite(x) else "not reached"
+
+    return f"{show(m.value)} [{show(m.low)}, {show(m.high)}] ({reached}/{len(summary.steps)})"
+
+
 def write_report(results: dict, out: Path, seeds: list[int], command: str) -> None:
     lines = [
         "# Learning benchmarks",
@@ -77,38 +102,46 @@ def write_report(results: dict, out: Path, seeds: list[int], command: str) -> No
         f"{platform.processor() or 'CPU'}, Python {platform.python_version()}, torch "
         f"{version('torch')}, gymnasium {version('gymnasium')}). Each run: `torchrl train "
         "agent=<agent> env=<env> seed=<seed>` with the pair's tuned config "
-        "(conf/tuned/<agent>/<env>.yaml), the full budget (no early stop); the final return is "
-        "the 20-episode deterministic evaluation at the end. Mean ± std across seeds.",
+        "(conf/tuned/<agent>/<env>.yaml) and the full budget (no early stop), "
+        f"seeds {', '.join(map(str, seeds))}.",
         "",
-        "| agent | env | budget (env steps) | seeds | final mean return | per seed | first eval "
-        "≥ target (median env steps) | published reference |",
-        "|---|---|---|---|---|---|---|---|",
+        "Evaluation protocol: a run's score is its final evaluation, the mean return of 20 "
+        "deterministic episodes (the policy's mean or most likely action) on a separate "
+        "evaluation env seeded from the run's seed, after the last update; the evaluations "
+        "every `eval_freq` env steps during training (same protocol) give the env steps to "
+        "the target: the first evaluation whose mean reaches it.",
+        "",
+        "Statistics across seeds (torchrl_cli/analysis/stats.py, rliable's definitions): the "
+        "interquartile mean (IQM: the mean of the middle scores once a quarter of the seeds is "
+        "cut at each end; 5 seeds: the middle three) with its 95 % percentile bootstrap "
+        f"interval ({RESAMPLES} resamples of the seeds, bootstrap seed {BOOTSTRAP_SEED}); mean ± "
+        "std (numpy's, ddof 0); the median env steps to the target with its bootstrap interval "
+        "(a seed that never reaches it counts as infinitely late). Train s: seconds in the "
+        "training loop (evaluations excluded); wall s: the whole run; both means per seed.",
+        "",
+        "| agent | env | budget (env steps) | seeds | final IQM [95 % CI] | final mean ± std | "
+        "per seed | env steps to target: median [95 % CI] (seeds) | train s | wall s | "
+        "published reference |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for (agent, env), runs in results.items():
         runs = [r for r in runs if r]
         if not runs:
-            lines.append(f"| {agent} | {env} | | 0 | failed | | | |")
+            lines.append(f"| {agent} | {env} | | 0 | failed | | | | | | |")
             continue
-        finals = [r["mean_return"] for r in runs]
         target = TARGETS[env]
-        reached = (
-            [
-                next((e["env_steps"] for e in r["evaluations"] if e["mean_return"] >= target), None)
-                for r in runs
-            ]
-            if target is not None
-            else []
+        summary = summarize_seeds(
+            [r["mean_return"] for r in runs], [curve(r) for r in runs], target
         )
-        solved = [s for s in reached if s is not None]
-        when = (
-            f"{int(np.median(solved))} ({len(solved)}/{len(runs)} seeds)"
-            if solved
-            else ("not reached" if target is not None else "—")
-        )
+        target_note = f" (≥ {target:g})" if target is not None else ""
         lines.append(
             f"| {agent} | {env} | {runs[0]['env_steps']} | {len(runs)} | "
-            f"{np.mean(finals):.1f} ± {np.std(finals):.1f} | "
-            f"{', '.join(f'{f:.0f}' for f in finals)} | {when} | "
+            f"{summary.iqm.value:.1f} [{summary.iqm.low:.1f}, {summary.iqm.high:.1f}] | "
+            f"{summary.mean:.1f} ± {summary.std:.1f} | "
+            f"{', '.join(f'{f:.0f}' for f in summary.finals)} | "
+            f"{steps_cell(summary)}{target_note} | "
+            f"{np.mean([r['train_seconds'] for r in runs]):.0f} | "
+            f"{np.mean([r['wall_seconds'] for r in runs]):.0f} | "
             f"{REFERENCES.get((agent, env), '')} |"
         )
     lines += [
@@ -123,7 +156,7 @@ def write_report(results: dict, out: Path, seeds: list[int], command: str) -> No
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     parser.add_argument("--jobs", type=int, default=2, help="runs in parallel")
     parser.add_argument("--only", nargs="*", default=None, help="envs to run (default: all)")
     parser.add_argument("--runs", type=Path, default=Path("runs/bench-learning"))
@@ -138,14 +171,7 @@ def main() -> None:
     results = {p: [done[(*p, s)] for s in args.seeds] for p in pairs}
     for env in dict.fromkeys(e for _, e in pairs):
         curves = {
-            a: [
-                [(e["env_steps"], e["mean_return"]) for e in r["evaluations"]]
-                + [(r["env_steps"], r["mean_return"])]
-                for r in runs
-                if r
-            ]
-            for (a, e2), runs in results.items()
-            if e2 == env
+            a: [curve(r) for r in runs if r] for (a, e2), runs in results.items() if e2 == env
         }
         plot_learning_curves(
             curves,

@@ -3,6 +3,8 @@ Adam against torch.optim.Adam, whole updates against ``torch_fit``, acting again
 policies and distributions), and how ``agent.backend`` is resolved."""
 
 import copy
+import subprocess
+import sys
 
 import gymnasium as gym
 import numpy as np
@@ -361,3 +363,26 @@ def test_a_model_sharing_its_pass_with_a_torch_model_is_reported_on_torch():
     assert agent.backend.updates == {"policy": "torch", "value": "torch"}
     assert agent.backend.reasons["value"] == "value trains in one pass with policy"
     assert agent.backend.fit_for(agent.models).__name__ == "torch_fit"
+
+
+def test_building_an_optimizer_does_not_import_torchdynamo():
+    """Start-up: making, saving, loading and zeroing an optimizer (all the numpy backend does with
+    one) leaves torch._dynamo unimported (it costs as much as importing torch); a step, which
+    imports it, still updates the parameters."""
+    code = """
+import functools, sys, torch
+from torchrl_cli.models.base import make_optimizer
+layer = torch.nn.Linear(3, 2)
+opt = make_optimizer(functools.partial(torch.optim.Adam, lr=0.1), layer.parameters())
+opt.zero_grad()
+opt.load_state_dict(opt.state_dict())
+assert "torch._dynamo" not in sys.modules, "imported"
+before = layer.weight.detach().clone()
+layer(torch.ones(1, 3)).sum().backward()
+opt.step()
+assert not torch.equal(before, layer.weight), "no update"
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-500:]

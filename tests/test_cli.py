@@ -33,7 +33,7 @@ from torchrl_cli.run.train import train
 
 RUN_NAME = re.compile(r"\d{2}-\d{2}-\d{2}_ppo_clip_CartPole-v1(_\d+)?")
 METRIC_KEYS = ("mean_return", "std_return", "episodes", "env_steps", "wall_seconds",
-               "train_seconds")
+               "train_seconds", "eval_seconds")
 SCALAR_TAGS = ("charts/steps_per_second", "charts/episode_return", "charts/learning_rate",
                "losses/approx_kl", "losses/policy_loss", "losses/value_loss", "losses/entropy",
                "eval/mean_return", "eval/std_return")
@@ -375,6 +375,8 @@ def test_tiny_run_writes_metrics(tiny_run):
     assert math.isfinite(metrics["std_return"]) and metrics["std_return"] >= 0
     assert metrics["env_steps"] == 256
     assert 0 < metrics["train_seconds"] <= metrics["wall_seconds"]
+    # the final evaluation's time is counted, apart from training's
+    assert 0 < metrics["eval_seconds"] <= metrics["wall_seconds"] - metrics["train_seconds"]
 
 
 def test_tiny_run_writes_tensorboard_events(tiny_run):

@@ -9,11 +9,13 @@ from datetime import date
 from importlib.metadata import version
 from pathlib import Path
 
+from bench.perf import whole
 from bench.perf.ours import QUIET, solve_overrides, zoo_overrides
 from bench.perf.records import SolveRun, Throughput
 from bench.perf.settings import (
     EVAL_EPISODES,
     TARGETS,
+    WHOLE_TARGETS,
     ZOO_CARTPOLE,
     ZOO_PENDULUM,
     Budgets,
@@ -64,14 +66,34 @@ def summary_table(results: dict) -> list[str]:
     sb3_sps = statistics.median(s.steps_per_second for s in results["throughput"]["sb3"])
     eight = results["collector"].get(8, {"collector": math.nan, "raw": math.nan})
     rows = [
-        ("CartPole-v1 time-to-solve (median s)", "cartpole_time",
-         _solve_cell(results["cartpole"]["ours"]), _solve_cell(results["cartpole"]["sb3"]), "≤"),
-        ("same-hyperparameter throughput (env steps/s)", "throughput",
-         f"{ours_sps:,.0f}", f"{sb3_sps:,.0f}", "≥"),
-        ("Pendulum-v1 time-to-solve (median s)", "pendulum_time",
-         _solve_cell(results["pendulum"]["ours"]), _solve_cell(results["pendulum"]["sb3"]), "≤"),
-        ("collector vs raw stepping, 8 envs (steps/s)", "collector_8",
-         f"{eight['collector']:,.0f}", f"raw {eight['raw']:,.0f}", "≥"),
+        (
+            "CartPole-v1 time-to-solve (median s)",
+            "cartpole_time",
+            _solve_cell(results["cartpole"]["ours"]),
+            _solve_cell(results["cartpole"]["sb3"]),
+            "≤",
+        ),
+        (
+            "same-hyperparameter throughput (env steps/s)",
+            "throughput",
+            f"{ours_sps:,.0f}",
+            f"{sb3_sps:,.0f}",
+            "≥",
+        ),
+        (
+            "Pendulum-v1 time-to-solve (median s)",
+            "pendulum_time",
+            _solve_cell(results["pendulum"]["ours"]),
+            _solve_cell(results["pendulum"]["sb3"]),
+            "≤",
+        ),
+        (
+            "collector vs raw stepping, 8 envs (steps/s)",
+            "collector_8",
+            f"{eight['collector']:,.0f}",
+            f"raw {eight['raw']:,.0f}",
+            "≥",
+        ),
     ]
     lines = [
         "| benchmark | torchrl-cli | Stable-Baselines3 | ratio | target | met |",
@@ -153,12 +175,110 @@ def scaling_details(scaling: dict[tuple[str, int], dict]) -> list[str]:
     return lines
 
 
+def whole_table(results: dict) -> list[str]:
+    """The whole-process headline figures against their targets."""
+    f = whole.figures(results)
+    t = WHOLE_TARGETS
+    rows = [
+        (
+            "CartPole-v1 whole-process time-to-solve (median s)",
+            f"{f['cartpole_ours']:.2f}",
+            f"{f['cartpole_sb3']:.2f}",
+            f"{f['cartpole_ratio']:.3f}",
+            f"≤ {t['cartpole_ratio']}",
+            f["cartpole_ratio"] <= t["cartpole_ratio"],
+        ),
+        (
+            "Pendulum-v1 whole-process time-to-solve (median s)",
+            f"{f['pendulum_ours']:.2f}",
+            f"{f['pendulum_sb3']:.2f}",
+            f"{f['pendulum_ratio']:.3f}",
+            f"≤ {t['pendulum_ratio']}",
+            f["pendulum_ratio"] <= t["pendulum_ratio"],
+        ),
+        (
+            "start-up to the first env step (median s)",
+            f"{f['ready']:.2f}",
+            f"import floor {f['floor']:.2f}",
+            f"floor + {f['ready'] - f['floor']:.2f} s",
+            f"≤ floor + {t['ready_over_floor']} s",
+            f["ready"] - f["floor"] <= t["ready_over_floor"],
+        ),
+        (
+            "`torchrl train --help` (median s)",
+            f"{f['help']:.2f}",
+            f"import floor {f['floor']:.2f}",
+            f"{f['help'] / f['floor']:.2f}× floor",
+            f"≤ {t['help_over_floor']}× floor",
+            f["help"] / f["floor"] <= t["help_over_floor"],
+        ),
+        (
+            "last line to exit (worst run, s)",
+            f"{f['exit']:.2f}",
+            "",
+            "",
+            f"≤ {t['exit']} s",
+            f["exit"] <= t["exit"],
+        ),
+        (
+            "evaluation's share of a default `torchrl train` (median)",
+            f"{f['eval_share']:.1%}",
+            "",
+            "",
+            f"≤ {t['eval_share']:.0%}",
+            f["eval_share"] <= t["eval_share"],
+        ),
+    ]
+    lines = [
+        "| figure | torchrl-cli | Stable-Baselines3 / reference | ratio | target | met |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, ours, ref, ratio, target, ok in rows:
+        lines.append(f"| {name} | {ours} | {ref} | {ratio} | {target} | {'yes' if ok else 'no'} |")
+    return lines
+
+
+def whole_details(results: dict) -> list[str]:
+    lines = [
+        "| task | tool | seed | whole process (s) | start-up to first env step (s) | "
+        "last line to exit (s) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for task, env_id in (("cartpole", "CartPole-v1"), ("pendulum", "Pendulum-v1")):
+        for tool, name in (("ours", "torchrl-cli"), ("sb3", "Stable-Baselines3")):
+            for seed, p in enumerate(results[task][tool]):
+                ready = f"{p.ready:.2f}" if p.ready is not None else "—"
+                lines.append(
+                    f"| {env_id} | {name} | {seed} | {p.wall:.2f} | {ready} | {p.exit:.2f} |"
+                )
+    s = results["startup"]
+    lines += ["", "| command | runs (s, whole process) |", "|---|---|"]
+    for key, name in (
+        ("floor", "import floor"),
+        ("train", "`torchrl train max_steps=512`"),
+        ("help", "`torchrl train --help`"),
+    ):
+        lines.append(f"| {name} | {' '.join(f'{p.wall:.2f}' for p in s[key])} |")
+    lines += [
+        "",
+        "| default run | whole process (s) | evaluating (s) | share |",
+        "|---|---|---|---|",
+    ]
+    for i, p in enumerate(results["default"]):
+        e = p.metrics["eval_seconds"]
+        lines.append(f"| {i} | {p.wall:.2f} | {e:.2f} | {e / p.wall:.1%} |")
+    return lines
+
+
 def machine() -> str:
     cpu = platform.processor() or "CPU"
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
-                 if ln.startswith("model name")]
+        names = [
+            ln.split(":", 1)[1].strip()
+            for ln in cpuinfo.read_text().splitlines()
+            if ln.startswith("model name")
+        ]
         cpu = names[0] if names else cpu
     return f"{platform.machine()}, {cpu}, {os.cpu_count()} cores, {platform.system()}"
 
@@ -170,10 +290,12 @@ def versions() -> str:
 
 def commit() -> str:
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+        ).stdout.strip()
         return rev + (" with uncommitted changes" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown commit"
@@ -194,8 +316,8 @@ def commands(budgets: Budgets) -> list[str]:
         f"torchrl train {ours_tp}",
         "```",
         "",
-        "Stable-Baselines3 (bench/perf/sb3.py): `PPO(\"MlpPolicy\", make_vec_env(env_id, n_envs, "
-        "seed=seed), seed=seed, device=\"cpu\", **hyperparameters)` with "
+        'Stable-Baselines3 (bench/perf/sb3.py): `PPO("MlpPolicy", make_vec_env(env_id, n_envs, '
+        'seed=seed), seed=seed, device="cpu", **hyperparameters)` with '
         "`torch.set_num_threads(1)`, `learn(100_000)` (rl-zoo3's n_timesteps, which sets the "
         "linear schedules; a callback stops it at the first solving evaluation) with rl-zoo3's "
         "tuned hyperparameters:",
@@ -224,6 +346,10 @@ def write(path: Path, results: dict, budgets: Budgets, minutes: float, command: 
         "## Summary (ours / Stable-Baselines3, measured side by side)",
         "",
         *summary_table(results),
+        "",
+        "Whole processes, as the user waits for them (section 6):",
+        "",
+        *whole_table(results["whole"]),
         "",
         f"## 1. {cp.env_id} time-to-solve",
         "",
@@ -265,6 +391,20 @@ def write(path: Path, results: dict, budgets: Budgets, minutes: float, command: 
         "Raw stepping and the collector for each vectorization mode.",
         "",
         *scaling_details(results["scaling"]),
+        "",
+        "## 6. Whole process",
+        "",
+        "From the process's start to its exit, as a user waits for it: `torchrl train "
+        f"experiment={cp.experiment} seed=S` and `experiment={pd.experiment}` (the tool's tuned "
+        "defaults, stopping at the target, console and run folder as usual) against "
+        "`python -m bench.perf.sb3_process <env> S` (Stable-Baselines3 imported, rl-zoo3's tuned "
+        "PPO trained under the same evaluation protocol until solved), seed by seed, alternating "
+        "who goes first. Start-up: process start to the line torchrl prints just before its first "
+        'env step; the import floor is `python -c "import torch, gymnasium, hydra, omegaconf, '
+        "rich, tensorboard\"`. Evaluation share: metrics.json's `eval_seconds` over the whole "
+        "process of a plain `torchrl train`.",
+        "",
+        *whole_details(results["whole"]),
         "",
         "## Commands",
         "",

@@ -89,3 +89,12 @@ TARGETS = {  # ours / SB3 (time ratios: at most; speed ratios: at least)
     "pendulum_time": 0.33,
     "collector_8": 0.5,
 }
+
+WHOLE_TARGETS = {  # the whole-process section (bench/perf/whole.py)
+    "cartpole_ratio": 0.20,  # ours / SB3, median whole-process time-to-solve: at most
+    "pendulum_ratio": 0.25,
+    "ready_over_floor": 0.8,  # start-up to the first env step minus the import floor (s): at most
+    "help_over_floor": 2.0,  # torchrl train --help / the import floor: at most
+    "exit": 0.3,  # seconds from the last line to the exit, worst run: at most
+    "eval_share": 0.15,  # evaluation seconds / whole process of a default run: at most
+}

@@ -50,6 +50,7 @@ class TrainResult:
     env_steps: int = 0
     iterations: int = 0
     train_seconds: float = 0.0  # time in the training loop, evaluations excluded
+    eval_seconds: float = 0.0  # time in evaluations, the final one included
     evaluations: list[Evaluation] = field(default_factory=list)
     solved: Evaluation | None = None  # the first evaluation whose mean reached target_return
     interrupted: str | None = None  # the signal (SIGINT, SIGTERM) that stopped training early
@@ -221,6 +222,7 @@ class BaseAgent(abc.ABC):
             "batcher": self.batcher.state_dict(),
             "num_iters": self.num_iters,
             "train_seconds": self.train_seconds,
+            "eval_seconds": self.result.eval_seconds,
             "next_eval": self.next_eval,
             "best_return": self.best_return,
             "evaluations": [asdict(e) for e in self.result.evaluations],
@@ -238,6 +240,7 @@ class BaseAgent(abc.ABC):
         exact = self.batcher.load_state_dict(state["batcher"], seed)
         self.num_iters = self._logged_iters = state["num_iters"]
         self.train_seconds = state["train_seconds"]
+        self.result.eval_seconds = state.get("eval_seconds", 0.0)  # absent before 2026-12
         self.next_eval, self.best_return = state["next_eval"], state["best_return"]
         self.result.evaluations = [Evaluation(**e) for e in state["evaluations"]]
         self.result.solved = None if state["solved"] is None else Evaluation(**state["solved"])
@@ -271,13 +274,17 @@ class BaseAgent(abc.ABC):
     ) -> Evaluation:
         """``episodes`` deterministic episodes, one per copy of ``env`` (seeds from ``seed``);
         ``stoppable``: a signal ends it (EvaluationInterrupted) instead of waiting for it."""
+        start = time.perf_counter()
         for model in self.models.values():
             model.eval()
         with self.logger.evaluating(episodes) as on_episode:
             stop = (lambda: self.stop_requested is not None) if stoppable else None
-            returns, lengths = run_episodes(
-                self.act, env, episodes, seed, on_episode=on_episode, should_stop=stop
-            )
+            try:
+                returns, lengths = run_episodes(
+                    self.act, env, episodes, seed, on_episode=on_episode, should_stop=stop
+                )
+            finally:
+                self.result.eval_seconds += time.perf_counter() - start
         for model in self.models.values():
             model.train()
         if not np.isfinite(returns).all():

@@ -1,7 +1,7 @@
 """Rollout collection from a vector env into preallocated ``[T, N, ...]`` tensors."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -107,17 +107,38 @@ class Batcher:
         dones = self.env_terminated | self.env_truncated
         rewards = self.reward_scaler.scale_rollout(self.env_rewards, dones)
         buf.rewards.copy_(torch.from_numpy(rewards))
-        buf.values.copy_(value_fn(buf.obs.flatten(0, 1)).view_as(buf.values))
-        buf.last_values.copy_(value_fn(self.obs))
-        buf.final_values.zero_()
+        buf.truncations = truncations
+        self.estimate_values(buf, value_fn, out=buf)
+        self.num_steps += self.n_steps * self.env.n_envs
+        return buf
+
+    def estimate_values(
+        self,
+        rollout: Rollout,
+        value_fn: Callable[[torch.Tensor], torch.Tensor],
+        out: Rollout | None = None,
+    ) -> Rollout:
+        """``rollout``'s ``values``, ``last_values`` and ``final_values`` from ``value_fn``
+        (``self.obs``: the observation after the rollout's last step), written into ``out``'s
+        tensors, or into new ones of a copy of ``rollout`` (``recompute_advantages``)."""
+        if out is None:
+            out = replace(
+                rollout,
+                values=torch.empty_like(rollout.values),
+                last_values=torch.empty_like(rollout.last_values),
+                final_values=torch.empty_like(rollout.final_values),
+            )
+        out.values.copy_(value_fn(rollout.obs.flatten(0, 1)).view_as(out.values))
+        out.last_values.copy_(value_fn(self.obs))
+        out.final_values.zero_()
+        truncations = rollout.truncations
         if truncations:
             final_values = value_fn(torch.cat([cut.final_obs for cut in truncations]))
             start = 0
             for cut in truncations:
-                buf.final_values[cut.t, cut.envs] = final_values[start : start + len(cut.envs)]
+                out.final_values[cut.t, cut.envs] = final_values[start : start + len(cut.envs)]
                 start += len(cut.envs)
-        self.num_steps += self.n_steps * self.env.n_envs
-        return buf
+        return out
 
     def env_step(self, t: int, actions: torch.Tensor | np.ndarray) -> EnvStep:
         """Step the env, record its outputs in row ``t`` and track the episodes; ``mask``

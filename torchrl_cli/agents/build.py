@@ -6,7 +6,7 @@ from functools import partial
 
 import numpy as np
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from torchrl_cli.agents.base import TrainSchedule
 from torchrl_cli.agents.batcher import Batcher
@@ -27,7 +27,7 @@ from torchrl_cli.envs.native import has_native
 from torchrl_cli.envs.pixels import wrap_pixels
 from torchrl_cli.envs.spaces import SpaceInfo
 from torchrl_cli.models import BaseModel
-from torchrl_cli.nn import nn_from_config, resolve_net
+from torchrl_cli.nn import nn_from_config, resolve_net, with_hidden
 from torchrl_cli.utils import get_obj
 
 
@@ -112,11 +112,14 @@ def build_model(
     model_cfg: DictConfig, net_cfg: DictConfig, state_info: SpaceInfo, action_info: SpaceInfo
 ) -> BaseModel:
     """A model (policy or value) on its own network, initialized as ``net_cfg.init`` says
-    (``net=auto``: the net chosen for ``state_info``)."""
-    net_cfg = resolve_net(net_cfg, state_info)
+    (``net=auto``: the net chosen for ``state_info``), its hidden layers as
+    ``model_cfg.net`` or else ``net_cfg`` says (``nn.with_hidden``)."""
+    spec = OmegaConf.to_container(model_cfg, resolve=True)
+    own_net = spec.pop("net", None)  # absent in run folders from before it existed
+    net_cfg = with_hidden(resolve_net(net_cfg, state_info), own_net)
     net = nn_from_config(net_cfg, state_info, action_info)
     # action_info after instantiation: Hydra would turn the SpaceInfo dataclass into a dict
-    model = get_obj(model_cfg, _partial_=True)(net=net, action_info=action_info)
+    model = get_obj(spec, _partial_=True)(net=net, action_info=action_info)
     if net_cfg.init == "orthogonal":
         model.init_orthogonal()
     return model
@@ -150,6 +153,7 @@ def build_agent(cfg: DictConfig, env: GymEnv, device: torch.device, logger: Logg
         policy_model=policy,
         value_model=value,
         normalize_advantages=cfg.agent.normalize_advantages,
+        recompute_advantages=cfg.agent.get("recompute_advantages", False),  # older run folders
         advantage=get_obj(cfg.agent.advantage),
         vtarget=get_obj(cfg.agent.vtarget),
         backend=backend,

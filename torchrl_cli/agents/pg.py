@@ -17,6 +17,7 @@ from torchrl_cli.utils import explained_var
 
 if TYPE_CHECKING:  # resolved by agents.build, which hands it in
     from torchrl_cli.backends import Backend
+    from torchrl_cli.backends.torch_update import Refresh
 
 
 class PGAgent(BaseAgent):
@@ -27,6 +28,9 @@ class PGAgent(BaseAgent):
         policy_model: a BasePGModel.
         value_model: a ValueModel, or None (values are then 0: no baseline).
         normalize_advantages: normalize advantages per minibatch.
+        recompute_advantages: before each epoch after the first, values, advantages and value
+            targets again from the value model as it is then (Tianshou's recompute_advantage);
+            the log-probs stay the rollout's.
         advantage: advantage estimator (GAE).
         vtarget: value-target estimator (FromAdvantage).
         backend: where acting and updates run (``backends.resolve_backend``).
@@ -40,6 +44,7 @@ class PGAgent(BaseAgent):
         policy_model: BasePGModel,
         value_model: ValueModel | None,
         normalize_advantages: bool,
+        recompute_advantages: bool,
         advantage: GAE,
         vtarget: FromAdvantage,
         backend: "Backend",
@@ -49,6 +54,7 @@ class PGAgent(BaseAgent):
         self.policy_model = policy_model
         self.value_model = value_model
         self.normalize_advantages = normalize_advantages
+        self.recompute_advantages = recompute_advantages
         self.advantage = advantage
         self.vtarget = vtarget
         self.backend = backend
@@ -109,9 +115,23 @@ class PGAgent(BaseAgent):
 
     def learn(self, rollout: Rollout) -> dict[str, list[float]]:
         """Advantages, value targets and the update from one rollout; returns its diagnostics."""
+        batch = self.batch_of(rollout)
+        refresh = None
+        if self.recompute_advantages:
+
+            @torch.no_grad()
+            def refresh() -> Batch:
+                return self.batch_of(self.batcher.estimate_values(rollout, self.values))
+
+        diagnostics = self.update(batch, refresh)
+        diagnostics["explained_variance"] = [explained_var(batch.returns, batch.values)]
+        return diagnostics
+
+    def batch_of(self, rollout: Rollout) -> Batch:
+        """The flat training batch of ``rollout``: its advantages and value targets added."""
         advantages = self.advantage(rollout)
         returns = self.vtarget(advantages, rollout.values)
-        batch = Batch(
+        return Batch(
             obs=rollout.obs.flatten(0, 1),
             actions=rollout.actions.flatten(0, 1),
             log_probs=rollout.log_probs.flatten(),
@@ -120,21 +140,21 @@ class PGAgent(BaseAgent):
             returns=returns.flatten(),
             masks=None if rollout.masks is None else rollout.masks.flatten(0, 1),
         )
-        diagnostics = self.update(batch)
-        diagnostics["explained_variance"] = [explained_var(batch.returns, batch.values)]
-        return diagnostics
 
-    def update(self, batch: Batch) -> dict[str, list[float]]:
+    def update(self, batch: Batch, refresh: "Refresh | None" = None) -> dict[str, list[float]]:
         """Train the models; those with the same epochs and minibatches share one pass (the
         default: the agent's ``num_epochs``/``num_mini_batches``), summing their losses into one
-        backward, each stepping its own optimizer. The backend runs each pass."""
+        backward, each stepping its own optimizer. The backend runs each pass; ``refresh``
+        gives each pass's epochs after the first their batch (``recompute_advantages``)."""
         groups: dict[tuple[int, int], dict[str, BaseModel]] = defaultdict(dict)
         for name, model in self.models.items():
             groups[(model.num_epochs, model.num_mini_batches)][name] = model
         diagnostics: dict[str, list[float]] = defaultdict(list)
         for (num_epochs, num_mini_batches), models in groups.items():
             fit = self.backend.fit_for(models)
-            fitted = fit(models, batch, num_epochs, num_mini_batches, self.normalize_advantages)
+            fitted = fit(
+                models, batch, num_epochs, num_mini_batches, self.normalize_advantages, refresh
+            )
             for key, values in fitted.items():
                 diagnostics[key].extend(values)
         for model in self.models.values():

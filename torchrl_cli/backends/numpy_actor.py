@@ -30,6 +30,8 @@ def acting_unfit(policy: BasePGModel, normalizer: StateNormalizer) -> str | None
         return f"the normalizer is on {normalizer.low.device.type}"
     if policy.action_info.mask is not None:
         return "the env masks its actions (action_mask), which numpy does not sample"
+    if policy.sde is not None:
+        return "gSDE (agent.policy.sde.enabled) samples in torch only"
     return layers_unfit(policy.layers) or actions_unfit(policy.action_info)
 
 

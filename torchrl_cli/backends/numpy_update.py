@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from torchrl_cli.backends.numpy_mlp import Array, NumpyMLP, actions_unfit, layers_unfit
-from torchrl_cli.backends.torch_update import Diagnostics
+from torchrl_cli.backends.torch_update import Diagnostics, Refresh
 from torchrl_cli.envs.spaces import SpaceKind
 from torchrl_cli.models.base import BaseModel
 from torchrl_cli.models.batch import Batch
@@ -57,6 +57,8 @@ def update_unfit(model: BaseModel) -> str | None:
         return reason
     if isinstance(model, PPOClipModel) and model.action_info.mask is not None:
         return "the env masks its actions (action_mask), which numpy does not score"
+    if isinstance(model, PPOClipModel) and model.sde is not None:
+        return "gSDE (agent.policy.sde.enabled) has no numpy update"
     return layers_unfit(model.layers) or optimizer_unfit(model.optimizer)
 
 
@@ -215,22 +217,34 @@ def numpy_fit(
     num_epochs: int,
     num_mini_batches: int,
     normalize_advantages: bool,
+    refresh: Refresh | None = None,
 ) -> Diagnostics:
-    """``torch_fit`` in numpy for ``models`` (by name), each of which passes ``update_unfit``."""
+    """``torch_fit`` in numpy for ``models`` (by name), each of which passes ``update_unfit``.
+    With ``refresh`` the parameters go back to torch before each epoch after the first, whose
+    batch ``refresh`` then computes there (with the value model as the last epoch left it)."""
     flats = {
         name: FlatModel(model, adam_settings(model.optimizer), NumpyMLP.of(model.layers))
         for name, model in models.items()
     }
-    data = {f.name: getattr(batch, f.name) for f in fields(batch)}
-    data = {name: v.numpy() for name, v in data.items() if v is not None}
     size = len(batch) // num_mini_batches
     whole = size == len(batch)  # as in torch_fit: one minibatch, normalized once
-    if whole and normalize_advantages:
-        data["advantages"] = normalize(data["advantages"])
+
+    def arrays(batch: Batch) -> dict[str, Array]:
+        data = {f.name: getattr(batch, f.name) for f in fields(batch)}
+        data = {name: v.numpy() for name, v in data.items() if v is not None}
+        if whole and normalize_advantages:
+            data["advantages"] = normalize(data["advantages"])
+        return data
+
+    data = arrays(batch)
     diagnostics: Diagnostics = defaultdict(list)
     # overflow to inf/NaN is the guard's to report (agents.guard), not numpy's to warn about
     with np.errstate(all="ignore"):
-        for _ in range(num_epochs):
+        for epoch in range(num_epochs):
+            if refresh is not None and epoch > 0:
+                for flat in flats.values():
+                    flat.write_back()
+                data = arrays(refresh())
             order = None if whole else torch.randperm(len(batch)).numpy()
             for start in range(0, size * num_mini_batches, size):
                 minibatch = data

@@ -22,7 +22,10 @@ class TorchActing:
     def steps(self, batcher: "Batcher") -> list[Truncation]:
         buf, truncations = batcher.buffers, []
         normalizer = batcher.state_normalizer
+        sde = self.policy.sde
         for t in range(batcher.n_steps):
+            if sde is not None and sde.due(t):  # gSDE: new noise matrices, one per env
+                sde.resample(batcher.env.n_envs)
             obs = batcher.obs
             actions, log_probs = self.policy.select_action(obs, mask=batcher.mask)
             if buf.masks is not None:  # the update scores the actions under the same mask

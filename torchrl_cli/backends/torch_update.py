@@ -14,8 +14,11 @@ from torchrl_cli.utils import normalize
 
 #: what an update reports: each diagnostic's value at every minibatch step, as floats
 Diagnostics = dict[str, list[float]]
-#: an update: (models by name, batch, num_epochs, num_mini_batches, normalize_advantages)
-Fit = Callable[[dict[str, BaseModel], Batch, int, int, bool], Diagnostics]
+#: re-evaluates a batch with the models as they are now (``agent.recompute_advantages``)
+Refresh = Callable[[], Batch]
+#: an update: (models by name, batch, num_epochs, num_mini_batches, normalize_advantages,
+#: refresh: None, or called for a new batch before each epoch after the first)
+Fit = Callable[[dict[str, BaseModel], Batch, int, int, bool, Refresh | None], Diagnostics]
 
 
 def torch_fit(
@@ -24,10 +27,12 @@ def torch_fit(
     num_epochs: int,
     num_mini_batches: int,
     normalize_advantages: bool,
+    refresh: Refresh | None = None,
 ) -> Diagnostics:
     """``num_epochs`` passes over ``batch`` in shuffled minibatches (advantages normalized per
     minibatch); a model that asks to stop early (PPO-adaptive's KL limit) sits out the rest
-    while the others go on. ``models`` by name (the name tags their gradient norms)."""
+    while the others go on. ``models`` by name (the name tags their gradient norms).
+    ``refresh``: the batch each epoch after the first trains on (recomputed advantages)."""
     size = len(batch) // num_mini_batches
     # one minibatch of everything: the losses are means, so a shuffle would not change them;
     # skip it and the gather, and normalize the advantages once instead of every epoch
@@ -37,9 +42,13 @@ def torch_fit(
     # 0-d tensors until the end, stacked per key: a GPU run syncs once per key, not per step
     terms_seen: dict[str, list[torch.Tensor]] = defaultdict(list)
     active = dict(models)
-    for _ in range(num_epochs):
+    for epoch in range(num_epochs):
         if not active:
             break
+        if refresh is not None and epoch > 0:
+            batch = refresh()
+            if whole and normalize_advantages:
+                batch = replace(batch, advantages=normalize(batch.advantages))
         order = None if whole else torch.randperm(len(batch), device=batch.obs.device)
         for start in range(0, size * num_mini_batches, size):
             if not active:

@@ -16,8 +16,9 @@ commands:
             there replace the shipped ones of the same name)
   eval      replay a run's policy: torchrl eval <run folder> [checkpoint=last|best|<file>]
             [episodes=N] [seed=N] [video=true] [render=true]
-  export    write a run's policy as a torch.export file: torchrl export <run folder>
-            [checkpoint=last|best|<file>] [out=<file>]
+  export    write a run's policy as a torch.export file, or an ONNX model (format=onnx):
+            torchrl export <run folder> [checkpoint=last|best|<file>] [format=torch|onnx]
+            [out=<file>]
   compare   compare runs: torchrl compare <run or sweep folders...> [--out DIR]
             [--metric eval|train] [--format png|pdf|svg] [--dpi N]: a table per
             configuration across seeds and compare.png (in the folder given)

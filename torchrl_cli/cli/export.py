@@ -1,4 +1,5 @@
-"""``torchrl export <run folder>``: the policy as one file that runs with torch alone."""
+"""``torchrl export <run folder>``: the policy as one file that runs with torch alone
+(``format=torch``, a ``torch.export`` program) or with onnxruntime (``format=onnx``)."""
 
 from pathlib import Path
 
@@ -7,7 +8,8 @@ from rich.console import Console
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.run.folder import open_run
 
-OPTIONS = {"checkpoint": str, "trust": str, "out": str}
+OPTIONS = {"checkpoint": str, "trust": str, "out": str, "format": str}
+SUFFIXES = {"torch": ".pt2", "onnx": ".onnx"}
 
 
 def export_command(args: list[str], console: Console | None = None) -> int:
@@ -15,19 +17,33 @@ def export_command(args: list[str], console: Console | None = None) -> int:
 
     console = console or Console()
     run_dir, options, cfg, checkpoint = open_run("export", args, OPTIONS)
+    kind = options.get("format", "torch")
+    if kind not in SUFFIXES:
+        raise ConfigError(f"format={kind} is not a format of torchrl export; "
+                          f"choose one of: {', '.join(SUFFIXES)}")
     path = checkpoint.path
-    out = Path(options.get("out", run_dir / f"policy_{path.stem}.pt2"))
+    out = Path(options.get("out", run_dir / f"policy_{path.stem}{SUFFIXES[kind]}"))
     if out.exists():
         raise ConfigError(f"{out} already exists; exports never overwrite: name another out=<file>")
     if not out.parent.is_dir():
         raise ConfigError(f"out={out}: folder {out.parent} does not exist")
-    export_policy(policy_from_checkpoint(cfg, checkpoint), out)
+    policy = policy_from_checkpoint(cfg, checkpoint)
+    if kind == "onnx":
+        from torchrl_cli.run.onnx_export import export_onnx, model_signature
+
+        export_onnx(policy, out)
+        usage = (
+            f"checked against the torch policy with onnxruntime; {model_signature(policy)}; "
+            f"use it: session = onnxruntime.InferenceSession({str(out)!r}); "
+            "actions = session.run(None, {name: array, ...})[0]"
+        )
+    else:
+        export_policy(policy, out)
+        usage = (
+            f"use it with torch alone: policy = torch.export.load({str(out)!r}).module(); "
+            "actions = policy(observations)  # [batch, *obs shape] as the env gives them "
+            "(float32; uint8 frames; a dict of tensors for a Dict space)"
+        )
     console.print(f"exported {path.name} of {run_dir} ({cfg.agent.name}, {cfg.env.id}) to {out}")
-    console.print(
-        f"use it with torch alone: policy = torch.export.load({str(out)!r}).module(); "
-        "actions = policy(observations)  # [batch, *obs shape] as the env gives them "
-        "(float32; uint8 frames; a dict of tensors for a Dict space)",
-        soft_wrap=True,
-        markup=False,
-    )
+    console.print(usage, soft_wrap=True, markup=False)
     return 0

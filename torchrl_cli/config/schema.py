@@ -76,6 +76,15 @@ def adam() -> dict[str, Any]:
 
 
 @dataclass
+class ModelNetConfig:
+    """One model's own ``hidden`` and ``activation`` (``net``'s keys of the same names), for a
+    policy and a value net of different widths or activations; null: the shared ``net``'s."""
+
+    hidden: list[int] | None = None
+    activation: str | None = None
+
+
+@dataclass
 class ModelConfig:
     """Parameters shared by every model (the seed's BaseModel).
 
@@ -85,6 +94,7 @@ class ModelConfig:
     """
 
     _target_: str = MISSING
+    net: ModelNetConfig = field(default_factory=ModelNetConfig)  # its own hidden, activation
     # the agent's update settings unless this model overrides them (vanilla PG's 1-epoch policy)
     num_epochs: int = II("agent.num_epochs")
     num_mini_batches: int = II("agent.num_mini_batches")
@@ -104,11 +114,26 @@ class ValueModelConfig(ModelConfig):
 
 
 @dataclass
+class SDEConfig:
+    """Generalized state-dependent exploration (gSDE, Raffin et al. 2021, SB3's ``use_sde``) for
+    Box actions: the exploration noise is the policy's last hidden features phi times a matrix W
+    drawn from N(0, sigma^2), one learned sigma per (feature, action), so that an action's std
+    is sqrt(sum_i phi_i^2 sigma_ij^2) and the noise changes smoothly with the state. W is drawn
+    per env at each rollout start, and again every ``sample_freq`` steps of the rollout."""
+
+    enabled: bool = False  # off: a state-independent std (log_std_init, learned per action dim)
+    sample_freq: int = -1  # env steps (per env) between new noise matrices; -1: rollout start only
+    learn_features: bool = False  # the std's gradient also trains phi (SB3's learn_features)
+
+
+@dataclass
 class PGModelConfig(ModelConfig):
     """Parameters shared by every policy model (the seed's BasePGModel)."""
 
     entropy_coef: float = 0.0  # weight of the entropy bonus
-    log_std_init: float = 0.0  # Box actions: initial log-std of the Gaussian policy
+    # Box actions: the Gaussian's initial log-std (with sde: of every entry of its noise matrix)
+    log_std_init: float = 0.0
+    sde: SDEConfig = field(default_factory=SDEConfig)  # Box actions: gSDE exploration
 
 
 @dataclass
@@ -173,6 +198,9 @@ class AgentConfig:
     clip_grad_norm: float = 0.5  # global gradient-norm clipping, per model; inf disables it
     backend: str = "auto"  # auto | torch | numpy: where acting and updates run (see backends/)
     normalize_advantages: bool = True  # per minibatch
+    # before each epoch after the first: values, advantages and value targets again, from the
+    # value model as the last epoch left it (Tianshou's recompute_advantage)
+    recompute_advantages: bool = False
     advantage: Any = MISSING  # the agent/advantage group: gae | discounted_returns
     vtarget: Any = field(default_factory=VTargetConfig)  # a _target_ node: FromAdvantage
     policy: Any = MISSING  # one of the *ModelConfig dataclasses above
@@ -221,6 +249,10 @@ class NetConfig:
     body: list[Any] = field(default_factory=list)
     head: list[Any] = field(default_factory=list)
     init: str = "orthogonal"  # orthogonal (PPO implementation detail) | default (torch's)
+    # the fully connected layers that end the body (an MLP's hidden layers), by width; null: as
+    # listed. Both nets (agent.<model>.net.hidden: one net's)
+    hidden: list[int] | None = None
+    activation: str | None = None  # theirs: tanh | relu | elu | gelu | silu; null: as listed
 
 
 @dataclass

@@ -11,10 +11,10 @@ from torchrl_cli.envs.atari import check_atari
 from torchrl_cli.envs.envpool_env import check_supported as check_envpool
 from torchrl_cli.envs.gym_env import VECTORIZATIONS, check_env_id, check_native
 from torchrl_cli.envs.pixels import check_pixels
-from torchrl_cli.envs.spaces import action_info, state_info
+from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind, action_info, state_info
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.models.base import SCHEDULES
-from torchrl_cli.nn import resolve_net
+from torchrl_cli.nn import check_hidden, resolve_net, with_hidden
 
 DEVICES = ("auto", "cpu", "cuda")
 INITS = ("orthogonal", "default")
@@ -33,7 +33,9 @@ def validate(cfg: DictConfig) -> None:
     check_atari(gym_id, env.atari)
     check_pixels(env.get("pixels"))
     spaces = check_spaces(env, gym_id)
-    resolve_net(cfg.net, spaces[0], env.id)  # a named net must fit the observations
+    net = resolve_net(cfg.net, spaces[0], env.id)  # a named net must fit the observations
+    # .get, here and below: run folders from before these keys existed resume without them
+    check_hidden("net", cfg.net.get("hidden"), cfg.net.get("activation"))
     _check(env.n_envs >= 1, f"env.n_envs={env.n_envs} must be at least 1")
     _check(
         env.vectorization in VECTORIZATIONS,
@@ -74,12 +76,17 @@ def validate(cfg: DictConfig) -> None:
             shared = OmegaConf.is_interpolation(model, field)
             return f"agent.{field}" if shared else f"{key}.{field}"
 
+        own_net = model.get("net") or {}
+        check_hidden(f"{key}.net", own_net.get("hidden"), own_net.get("activation"))
+        with_hidden(net, own_net)  # a net.hidden without an activation to copy
         lr = model.optimizer.get("lr")
         _check(isinstance(lr, int | float) and lr > 0, f"{key}.optimizer.lr={lr} must be > 0")
         check_optimizer(f"{key}.optimizer", model.optimizer)
         _check(model.loss_coef > 0, f"{key}.loss_coef={model.loss_coef} must be > 0")
         if "entropy_coef" in model:
             _check(model.entropy_coef >= 0, f"{key}.entropy_coef={model.entropy_coef} must be >= 0")
+        if "sde" in model and model.sde.enabled:
+            check_sde(model.sde, spaces[1], env.id)
         _check(
             model.num_epochs >= 1, f"{where('num_epochs')}={model.num_epochs} must be at least 1"
         )
@@ -120,6 +127,11 @@ def validate(cfg: DictConfig) -> None:
                 model.kl_early_stop is None or model.kl_early_stop > 0,
                 f"{key}.kl_early_stop={model.kl_early_stop} must be > 0, or null for never",
             )
+    _check(
+        not agent.get("recompute_advantages") or agent.value is not None,
+        "agent.recompute_advantages=true re-evaluates the value model, but agent.value is "
+        "null; drop one of the two",
+    )
     for key in ("max_steps", "max_iters", "max_episodes"):
         _check(cfg[key] == -1 or cfg[key] > 0, f"{key}={cfg[key]} must be > 0, or -1 for none")
     _check(
@@ -148,6 +160,20 @@ def validate(cfg: DictConfig) -> None:
         f"logger.table_every_s={cfg.logger.table_every_s} must be at least 0",
     )
     check_backend(cfg, *spaces)
+
+
+def check_sde(sde: DictConfig, action: SpaceInfo, env_id: str) -> None:
+    """gSDE takes Box actions and a sample_freq of -1 or at least 1."""
+    _check(
+        action.kind == SpaceKind.CONTINUOUS,
+        f"agent.policy.sde.enabled=true needs Box actions, but env '{env_id}' has "
+        f"{action.kind} actions; drop it",
+    )
+    _check(
+        sde.sample_freq == -1 or sde.sample_freq >= 1,
+        f"agent.policy.sde.sample_freq={sde.sample_freq} must be at least 1, or -1 for new "
+        "noise at rollout starts only",
+    )
 
 
 def check_guard(guard: DictConfig) -> None:

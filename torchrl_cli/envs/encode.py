@@ -81,13 +81,24 @@ def make_encoder(state_info: SpaceInfo) -> ObsEncoder | None:
     return ObsEncoder(state_info) if state_info.entries else None
 
 
-def example_obs(state_info: SpaceInfo, batch: int):
-    """Zero raw observations (dicts and tuples as the env gives them) for ``batch`` samples."""
+def example_obs(state_info: SpaceInfo, batch: int, rng: np.random.Generator | None = None):
+    """Raw observations (dicts and tuples as the env gives them) for ``batch`` samples: zeros,
+    or with ``rng`` random values of each entry's kind (``random_values``)."""
     if not state_info.entries:
-        return torch.zeros((batch, *state_info.shape), dtype=_dtype(state_info.dtype))
+        shape = (batch, *state_info.shape)
+        if rng is None:
+            return torch.zeros(shape, dtype=_dtype(state_info.dtype))
+        values = random_values(None, shape, state_info.dtype, rng)
+        if state_info.low is not None and values.dtype.kind == "f":  # within the Box
+            values = np.clip(values, state_info.low, state_info.high).astype(values.dtype)
+        return torch.as_tensor(values)
     root: dict = {}
     for entry in state_info.entries:
-        value = torch.zeros((batch, *entry.shape), dtype=_dtype(entry.dtype))
+        shape = (batch, *entry.shape)
+        if rng is None:
+            value = torch.zeros(shape, dtype=_dtype(entry.dtype))
+        else:
+            value = torch.as_tensor(random_values(entry, shape, entry.dtype, rng))
         if entry.path == ():
             return value
         node = root
@@ -95,6 +106,27 @@ def example_obs(state_info: SpaceInfo, batch: int):
             node = node.setdefault(key, {})
         node[entry.path[-1]] = value
     return _tuples(root)
+
+
+def random_values(
+    entry: ObsEntry | None, shape: tuple[int, ...], dtype: str, rng: np.random.Generator
+) -> np.ndarray:
+    """Random raw values of an entry (None: a plain Box) of ``shape``: a Discrete or
+    MultiDiscrete entry's own choices, 0/1 bits, any uint8, small integers for other integer
+    dtypes, normal floats (scale 2) otherwise."""
+    kind = entry.kind if entry is not None else EntryKind.BOX
+    if kind in (EntryKind.DISCRETE, EntryKind.MULTI_DISCRETE):
+        n = np.reshape(entry.nvec if entry.nvec else entry.n, entry.shape)
+        values = np.reshape(entry.start, entry.shape) + rng.integers(n, size=shape)
+    elif kind == EntryKind.MULTI_BINARY or np.dtype(dtype) == np.bool_:
+        values = rng.integers(2, size=shape)
+    elif np.dtype(dtype) == np.uint8:
+        values = rng.integers(256, size=shape)
+    elif np.dtype(dtype).kind in "iu":
+        values = rng.integers(10, size=shape)
+    else:
+        values = rng.normal(0.0, 2.0, size=shape)
+    return values.astype(dtype)
 
 
 def _tuples(node):

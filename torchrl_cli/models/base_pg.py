@@ -1,11 +1,14 @@
 """BasePGModel: a stochastic policy with an entropy bonus."""
 
+import math
+
 import torch
 from torch import nn
 
 from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
 from torchrl_cli.models.base import BaseModel
 from torchrl_cli.models.distributions import greedy_action, make_dist
+from torchrl_cli.models.sde import StateDependentNoise
 from torchrl_cli.nn import ActionLinear
 
 
@@ -14,7 +17,11 @@ class BasePGModel(BaseModel):
 
     Parameters:
         entropy_coef: weight of the entropy bonus (``loss_entropy = -entropy_coef * H``).
-        log_std_init: Box actions: the initial log-std of the state-independent Gaussian.
+        log_std_init: Box actions: the initial log-std of the state-independent Gaussian (with
+            gSDE: of each entry of the noise matrix, ``models.sde``).
+        sde: the gSDE settings (``enabled``, ``sample_freq``, ``learn_features``); Box actions
+            with ``enabled`` explore with state-dependent noise instead. None: off (the configs
+            of runs saved before gSDE existed have no such key).
         **kwargs: BaseModel's parameters.
     """
 
@@ -27,17 +34,30 @@ class BasePGModel(BaseModel):
         action_info: SpaceInfo,
         entropy_coef: float,
         log_std_init: float,
+        sde: dict | None = None,
         **kwargs,
     ):
         super().__init__(net, action_info=action_info, **kwargs)
         self.action_info = action_info
         self.entropy_coef = entropy_coef
         self.log_std = None
-        if action_info.kind == SpaceKind.CONTINUOUS:
-            self.log_std = nn.Parameter(torch.full(action_info.shape, float(log_std_init)))
-            # the optimizer was built before log_std existed
-            self.optimizer.add_param_group({"params": [self.log_std]})
-            self.initial_lr.append(self.initial_lr[0])
+        self.sde: StateDependentNoise | None = None
+        if action_info.kind != SpaceKind.CONTINUOUS:
+            return
+        if sde is not None and sde["enabled"]:
+            self.sde = StateDependentNoise(
+                math.prod(net.out_shape),
+                tuple(action_info.shape),
+                log_std_init=log_std_init,
+                sample_freq=sde["sample_freq"],
+                learn_features=sde["learn_features"],
+            )
+            scale = self.sde.log_std
+        else:
+            self.log_std = scale = nn.Parameter(torch.full(action_info.shape, float(log_std_init)))
+        # the optimizer was built before the scale existed
+        self.optimizer.add_param_group({"params": [scale]})
+        self.initial_lr.append(self.initial_lr[0])
 
     @staticmethod
     def output_layer(input_shape: tuple[int, ...], action_info: SpaceInfo) -> nn.Module:
@@ -47,11 +67,35 @@ class BasePGModel(BaseModel):
         """The distribution of ``params``; ``mask``: the legal actions (masked envs)."""
         return make_dist(params, self.action_info, self.log_std, mask)
 
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        """What the output layer reads: the last hidden features (gSDE's phi)."""
+        for layer in self.layers[:-1]:
+            obs = layer(obs)
+        return obs
+
+    def sde_dist(self, obs: torch.Tensor):
+        """gSDE: the features phi (flat, ``[B, latent_dim]``) and the policy's Gaussian."""
+        latent = self.features(obs)
+        mean = self.out(latent)
+        latent = latent.reshape(latent.shape[0], -1)
+        return latent, self.sde.dist(mean.reshape(mean.shape[0], *self.action_info.shape), latent)
+
+    def policy_dist(self, obs: torch.Tensor, mask: torch.Tensor | None = None):
+        """pi(.|obs), what the losses score actions under; ``mask``: the legal actions."""
+        if self.sde is not None:
+            return self.sde_dist(obs)[1]
+        return self.create_dist(self(obs), mask)
+
     def select_action(
         self, obs: torch.Tensor, deterministic: bool = False, mask: torch.Tensor | None = None
     ):
         """Sample (training) or take the mode (evaluation), among the legal actions when
-        ``mask`` is given; returns actions and their log-probs."""
+        ``mask`` is given; returns actions and their log-probs. gSDE samples mean + phi^T W
+        with the matrices ``sde.resample`` drew (one per row of ``obs``: one per env)."""
+        if self.sde is not None:
+            latent, dist = self.sde_dist(obs)
+            actions = dist.mean if deterministic else dist.mean + self.sde.noise(latent)
+            return actions, dist.log_prob(actions)
         params = self(obs)
         dist = self.create_dist(params, mask)
         if deterministic:

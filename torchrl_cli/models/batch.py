@@ -1,7 +1,7 @@
 """The data between the collector and the learners: a rollout ``[T, N, ...]``, its flattened
 batch, and how a rollout's steps are taken (``Acting``, implemented by the backends)."""
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 import numpy as np
@@ -25,6 +25,8 @@ class Rollout:
     final_values: torch.Tensor  # V(final obs) where truncated, else 0
     last_values: torch.Tensor  # [N]: V of the observation after the last step
     masks: torch.Tensor | None = None  # [T, N, n_actions] bools: the legal actions (masked envs)
+    # the time-limit cuts and their final observations, for re-evaluating final_values
+    truncations: list["Truncation"] = field(default_factory=list)
 
 
 @dataclass
@@ -34,7 +36,7 @@ class Batch:
     obs: torch.Tensor
     actions: torch.Tensor
     log_probs: torch.Tensor  # log pi_old(a|s), at collection time
-    values: torch.Tensor  # V_old(s), at collection time
+    values: torch.Tensor  # V_old(s), at collection time (recompute_advantages: the epoch's start)
     advantages: torch.Tensor
     returns: torch.Tensor  # the value targets
     masks: torch.Tensor | None = None  # the legal actions at collection time (masked envs)

@@ -59,7 +59,7 @@ class PPOAdaptiveModel(SurrogatePGModel):
     @torch.no_grad()
     def on_batch_end(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Update beta from the mean KL between the rollout policy and the updated one."""
-        dist = self.create_dist(self(batch.obs), batch.masks)
+        dist = self.policy_dist(batch.obs, batch.masks)
         log_ratio = dist.log_prob(batch.actions) - batch.log_probs
         kl = float(((log_ratio.exp() - 1) - log_ratio).mean())
         self.kl_penalty = update_kl_penalty(self.kl_penalty, kl, self.kl_target)

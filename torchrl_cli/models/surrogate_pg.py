@@ -17,7 +17,7 @@ class SurrogatePGModel(BasePGModel):
         return log_ratio, log_ratio.exp()
 
     def ratio_and_dist(self, batch: Batch):
-        dist = self.create_dist(self(batch.obs), batch.masks)
+        dist = self.policy_dist(batch.obs, batch.masks)
         log_ratio, ratio = self.calculate_prob_ratio(dist.log_prob(batch.actions), batch.log_probs)
         return log_ratio, ratio, dist
 

@@ -3,6 +3,7 @@
 from torchrl_cli.nn.auto import AUTO, choose_net, resolve_net
 from torchrl_cli.nn.builder import auto_input_shape, get_module_list, nn_from_config
 from torchrl_cli.nn.encoders import MultiInputEncoder
+from torchrl_cli.nn.hidden import ACTIVATIONS, check_hidden, with_hidden
 from torchrl_cli.nn.layers import (
     ActionLinear,
     FlattenLinear,
@@ -15,6 +16,7 @@ from torchrl_cli.nn.layers import (
 )
 
 __all__ = [
+    "ACTIVATIONS",
     "AUTO",
     "ActionLinear",
     "FlattenLinear",
@@ -26,8 +28,10 @@ __all__ = [
     "ToFloat",
     "action_output_size",
     "auto_input_shape",
+    "check_hidden",
     "choose_net",
     "get_module_list",
     "nn_from_config",
     "resolve_net",
+    "with_hidden",
 ]

@@ -24,13 +24,15 @@ def choose_net(state_info: SpaceInfo) -> str:
 
 
 def resolve_net(net_cfg: DictConfig, state_info: SpaceInfo, env_id: str = "") -> DictConfig:
-    """The concrete net config: ``auto``'s choice (its ``init`` kept), or ``net_cfg`` once it is
-    checked to fit the observations (``check_fits``)."""
+    """The concrete net config: ``auto``'s choice (its ``init``, ``hidden`` and ``activation``
+    kept), or ``net_cfg`` once it is checked to fit the observations (``check_fits``)."""
     if net_cfg.name != AUTO:
         check_fits(net_cfg, state_info, env_id)
         return net_cfg
     chosen = OmegaConf.load(config_dir() / "net" / f"{choose_net(state_info)}.yaml")
     chosen.init = net_cfg.init
+    # .get: run folders from before these keys existed
+    chosen.hidden, chosen.activation = net_cfg.get("hidden"), net_cfg.get("activation")
     return chosen
 
 

@@ -34,6 +34,7 @@ def final_metrics(
         "env_steps": result.env_steps,
         "iterations": result.iterations,
         "train_seconds": result.train_seconds,
+        "eval_seconds": result.eval_seconds,
         "wall_seconds": wall,
         "target_return": cfg.target_return,
         "solved": None

@@ -44,6 +44,7 @@ class GreedyPolicy(nn.Module):
             self.register_buffer("low", torch.as_tensor(action_info.low))
             self.register_buffer("high", torch.as_tensor(action_info.high))
         self.requires_grad_(False)  # acting only: exported outputs carry no autograd graph
+        self.eval()
 
     def forward(self, obs, action_mask: torch.Tensor | None = None) -> torch.Tensor:
         if self.mask == "obs" and action_mask is None:
@@ -167,25 +168,39 @@ def export_policy(policy: Policy, out: Path) -> Path:
     (dicts or tuples of tensors for Dict and Tuple spaces). A masked env's legal actions, int8
     flags ``[B, n]``: the observation dict's ``action_mask`` entry, or the second argument
     (``module()(obs, action_mask)``) for an env that gives them in its info."""
-    example = example_obs(policy.state_info, 2)
-    if not policy.state_info.entries and policy.state_info.dtype != "uint8":
-        example = example.float()  # float32 in, as before; uint8 frames stay uint8
-    source, n = policy.action_info.mask, policy.action_info.n
-    mask = torch.ones((2, n or 0), dtype=torch.int8)
-    if source == "obs":
-        example = {**example, MASK_KEY: mask}
-    args = (example, mask) if source == "info" else (example,)
+    args = tuple(example_inputs(policy, 2).values())
     batch = torch.export.Dim("batch", min=1)
-    dynamic = tuple(_tree_map(lambda _: {0: batch}, arg) for arg in args)
+    dynamic = tuple(tree_map(lambda _: {0: batch}, arg) for arg in args)
     with torch.no_grad():
         program = torch.export.export(policy.module, args, dynamic_shapes=dynamic)
     torch.export.save(program, out)
     return out
 
 
-def _tree_map(fn, tree):
+def example_inputs(policy: Policy, batch: int, rng: np.random.Generator | None = None) -> dict:
+    """The exported policy's arguments for ``batch`` samples, by name: ``obs`` (raw, as
+    ``example_obs`` makes them: zeros, or random with ``rng``; a plain Box as float32, uint8
+    frames as uint8) and, for an env that gives the legal actions in its info, ``action_mask``
+    (int8 flags, at least one legal action a row; for a Dict observation that holds them, they
+    are its ``action_mask`` entry)."""
+    obs = example_obs(policy.state_info, batch, rng)
+    if not policy.state_info.entries and policy.state_info.dtype != "uint8":
+        obs = obs.float()  # float32 in, as before; uint8 frames stay uint8
+    source, n = policy.action_info.mask, policy.action_info.n or 0
+    mask = torch.ones((batch, n), dtype=torch.int8)
+    if rng is not None and n:
+        flags = rng.integers(2, size=(batch, n), dtype=np.int8)
+        flags[np.arange(batch), rng.integers(n, size=batch)] = 1
+        mask = torch.as_tensor(flags)
+    if source == "obs":
+        obs = {**obs, MASK_KEY: mask}
+    return {"obs": obs, "action_mask": mask} if source == "info" else {"obs": obs}
+
+
+def tree_map(fn, tree):
+    """``fn`` of each tensor of a structure of dicts and tuples, in the same structure."""
     if isinstance(tree, dict):
-        return {k: _tree_map(fn, v) for k, v in tree.items()}
+        return {k: tree_map(fn, v) for k, v in tree.items()}
     if isinstance(tree, tuple):
-        return tuple(_tree_map(fn, v) for v in tree)
+        return tuple(tree_map(fn, v) for v in tree)
     return fn(tree)
