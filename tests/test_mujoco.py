@@ -1,6 +1,7 @@
 """MuJoCo locomotion through the mujoco extra: the continuous-control preset and real CLI runs."""
 
 import json
+import os
 import subprocess
 
 import pytest
@@ -93,6 +94,20 @@ def test_auto_vectorization_gives_each_copy_a_core_or_steps_in_process(monkeypat
     2 cores async trained 1.7x slower); classic control stays in process whatever the cores."""
     from torchrl_cli.envs import gym_env
 
-    monkeypatch.setattr(gym_env.os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(gym_env, "usable_cores", lambda: cores)
     assert gym_env.auto_process_vectorization("HalfCheetah-v5", 8) == expected
     assert gym_env.auto_process_vectorization("Acrobot-v1", 2) == "sync"
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity here")
+def test_usable_cores_are_the_processs_cpu_set_not_the_machines():
+    """A SLURM job (or taskset) confines the process to some cores: auto counts only those."""
+    from torchrl_cli.envs.gym_env import usable_cores
+
+    before = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(before)})
+        assert usable_cores() == 1
+    finally:
+        os.sched_setaffinity(0, before)
+    assert usable_cores() == len(before)

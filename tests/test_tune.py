@@ -3,15 +3,12 @@ one-line errors; the intermediate reports of a trial of several seeds, by hand."
 
 import json
 import re
-import shutil
 import subprocess
 
 import pytest
+import yaml
 from conftest import assert_one_line_error, torchrl
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
-
-from torchrl_cli.config import config_dir, register_configs
 
 # tiny trials: 2 seeds of 1024 env steps (8 updates of 4 envs x 32 steps), 4 evaluations each
 TINY_TUNE = ["hparams_search=ppo_clip_cartpole", "seeds=[0,1]", "max_steps=1024", "eval_freq=256",
@@ -74,13 +71,11 @@ def test_three_trials_fill_the_study_and_write_a_tuned_file_that_composes(tmp_pa
                            "agent.advantage.gae_lambda"}
     for key, value in values.items():
         assert OmegaConf.select(tuned, key) == value, key
-    # the study's tuned/ tree dropped into a config folder: `torchrl train` with no flag
-    conf = tmp_path / "conf"
-    shutil.copytree(config_dir(), conf)
-    shutil.copytree(folder / "tuned", conf / "tuned", dirs_exist_ok=True)
-    register_configs([])
-    with initialize_config_dir(str(conf), version_base="1.3"):
-        composed = OmegaConf.to_container(compose("config"), resolve=True)
+    # the study folder as the user's config folder: `torchrl train` with no other flag
+    proc = subprocess.run([torchrl_bin, "train", "--config-dir", str(folder), "--cfg", "job"],
+                          cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    composed = yaml.safe_load(proc.stdout)
     scored = OmegaConf.to_container(
         OmegaConf.load(folder / f"trial_{best.number}_seed_0" / "config.yaml"))
     for key in ("agent", "env", "net", "max_steps", "eval_freq", "eval_episodes"):

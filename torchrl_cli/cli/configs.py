@@ -1,32 +1,64 @@
-"""``torchrl configs``: what can be chosen in each config group; ``torchrl configs <agent> <env>``:
-the values that pair's tuned file applies."""
+"""``torchrl configs``: what can be chosen in each config group, the options of the user's config
+folder marked; ``torchrl configs <agent> <env>``: the values that pair's env and tuned files set,
+with the file each comes from."""
+
+import re
+from pathlib import Path
 
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from torchrl_cli.config import config_dir
-from torchrl_cli.config.store import ATARI_TUNED, env_files, tuned_files
+from torchrl_cli.config.store import ATARI_TUNED, tuned_files
+from torchrl_cli.config.user_dir import (
+    ENV_VAR,
+    FLAG,
+    config_dirs,
+    find_config,
+    group_files,
+    is_user_file,
+    take_config_dir,
+    user_config_dir,
+)
 from torchrl_cli.errors import ConfigError, did_you_mean
 
 # every group of conf/ a command line chooses from (tests/test_cli.py checks it against conf/);
 # tuned/ is applied by the pair, hydra/ is Hydra's own
 GROUPS = ("agent", "agent/advantage", "env", "net", "experiment", "hparams_search")
-USAGE = "configs takes no arguments (every group) or <agent> <env> (that pair's tuned values)"
+USAGE = (
+    f"configs takes no arguments (every group) or <agent> <env> (that pair's tuned values), "
+    f"and {FLAG} DIR"
+)
+USER_MARK = " (user)"
+PACKAGE_HEADER = re.compile(r"^#\s*@package\s+(\S+)", re.M)
+
+
+def option_files(group: str) -> dict[str, Path]:
+    """Option name -> the file it loads (the user's config folder's over conf/'s)."""
+    return group_files(group, nested=group == "env")
 
 
 def options(group: str) -> list[str]:
-    if group == "env":
-        return sorted(env_files())
-    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+    return list(option_files(group))
+
+
+def marked(name: str, path: Path) -> str:
+    return name + (USER_MARK if is_user_file(path) else "")
 
 
 def tuned_pairs() -> list[str]:
-    agents = sorted(p.name for p in (config_dir() / "tuned").iterdir() if p.is_dir())
-    return [f"{agent} + {env}" for agent in agents for env in sorted(tuned_files(agent))]
+    agents = sorted({p.name for root in config_dirs() for p in root.glob("tuned/*") if p.is_dir()})
+    return [
+        marked(f"{agent} + {env}", path)
+        for agent in agents
+        for env, path in group_files(f"tuned/{agent}", nested=True).items()
+    ]
 
 
 def configs_command(args: list[str], console: Console) -> int:
+    args = take_config_dir(args)
     if not args:
         print_configs(console)
     elif len(args) == 2:
@@ -41,7 +73,7 @@ def print_configs(console: Console) -> None:
     table.add_column("group", style="cyan", no_wrap=True)
     table.add_column("options")
     for group in GROUPS:
-        table.add_row(group, ", ".join(options(group)))
+        table.add_row(group, ", ".join(marked(n, p) for n, p in option_files(group).items()))
     agent, env = ATARI_TUNED
     table.add_row(
         "tuned",
@@ -49,6 +81,12 @@ def print_configs(console: Console) -> None:
         f"{agent} + {env} applies to every ALE id without its own file; "
         "torchrl configs <agent> <env> shows its values)",
     )
+    user = user_config_dir()
+    if user is not None:
+        console.print(
+            f"user config folder: {escape(str(user))} ({FLAG} or {ENV_VAR}); options marked"
+            f"{USER_MARK} come from it, its file in place of a shipped one of the same name"
+        )
     console.print(table)
     console.print(
         "hparams_search presets are searches: torchrl tune hparams_search=<preset>", soft_wrap=True
@@ -60,13 +98,13 @@ def print_configs(console: Console) -> None:
     )
 
 
-def tuned_file(agent: str, env: str):
+def tuned_file(agent: str, env: str) -> Path | None:
     """The tuned file ``torchrl train agent=<agent> env=<env>`` applies, or None."""
     if env in tuned_files(agent):
-        return config_dir() / "tuned" / agent / f"{env}.yaml"
+        return find_config(f"tuned/{agent}/{env}.yaml")
     atari_agent, atari_env = ATARI_TUNED
     if agent == atari_agent and env.startswith("ALE/"):
-        return config_dir() / "tuned" / atari_agent / f"{atari_env}.yaml"
+        return find_config(f"tuned/{atari_agent}/{atari_env}.yaml")
     return None
 
 
@@ -83,6 +121,20 @@ def flatten(node, prefix: str = "") -> list[tuple[str, str]]:
     return [(prefix.rstrip("."), str(value))]
 
 
+def file_values(path: Path, package: str) -> list[tuple[str, str]]:
+    """``(key in the composed config, value)`` of every value a config file sets; ``package``:
+    where its keys go unless its ``# @package`` header says otherwise."""
+    header = PACKAGE_HEADER.search(path.read_text())
+    package = header.group(1) if header else package
+    prefix = "" if package == "_global_" else f"{package}."
+    return flatten(OmegaConf.load(path), prefix)
+
+
+def shown(path: Path) -> str:
+    """A shipped file as conf/...; the user's with its full path."""
+    return str(path if is_user_file(path) else path.relative_to(config_dir().parent))
+
+
 def print_tuned(console: Console, agent: str, env: str) -> None:
     agents = options("agent")
     if agent not in agents:
@@ -96,20 +148,32 @@ def print_tuned(console: Console, agent: str, env: str) -> None:
             f"no tuned file for {agent} + {env}: the schema's, the agent's and the env's values "
             f"apply (torchrl train agent={agent} env={env} --cfg job prints them)"
         )
+    env_path = find_config(f"env/{env}.yaml")
+    files = [(p, package) for p, package in ((env_path, "env"), (path, "_global_")) if p]
+    values: dict[str, tuple[str, Path]] = {}
+    for file, package in files:  # the tuned file comes after the env's: its value wins
+        values.update((key, (value, file)) for key, value in file_values(file, package))
+    if path is None and all(key == "env.id" for key in values):
         return
-    shown = path.relative_to(config_dir().parent)
+    for file, _ in files:
+        if is_user_file(file):
+            replaced = config_dir() / file.relative_to(user_config_dir())
+            if replaced.is_file():
+                console.print(f"{escape(str(file))} replaces the shipped {shown(replaced)}")
+    if path is not None:
+        comment = [
+            line.removeprefix("#").strip()
+            for line in path.read_text().splitlines()
+            if line.startswith("#") and "@package" not in line
+        ]
+        if comment:
+            console.print(escape(" ".join(comment)))
     table = Table(
-        title=f"{agent} + {env}: the values {shown} applies", title_justify="left"
+        title=f"{agent} + {env}: the values its env and tuned files set", title_justify="left"
     )
     table.add_column("key", style="cyan", no_wrap=True)
     table.add_column("value", overflow="fold")
-    for key, value in flatten(OmegaConf.load(path)):
-        table.add_row(key, value)
-    comment = [
-        line.removeprefix("#").strip()
-        for line in path.read_text().splitlines()
-        if line.startswith("#") and "@package" not in line
-    ]
-    if comment:
-        console.print(" ".join(comment))
+    table.add_column("file", overflow="fold")
+    for key, (value, file) in values.items():
+        table.add_row(key, escape(value), escape(shown(file)))
     console.print(table)

@@ -20,7 +20,9 @@ ENV_RULE = (
 FOOTER = """Hydra flags: -m/--multirun, --cfg job|hydra|all (--resolve), --info, --hydra-help,
 -sc install=bash|zsh (shell completion: eval "$(torchrl train -sc install=bash)");
 a tuned file for the agent + env pair applies itself (torchrl configs lists them);
-hparams_search presets are searches for torchrl tune (torchrl tune --help)."""
+hparams_search presets are searches for torchrl tune (torchrl tune --help);
+--config-dir DIR (or TORCHRL_CONFIG_DIR=DIR): your config files, each in place of the shipped
+file of the same name in any group, a tuned pair's included (torchrl configs marks them)."""
 
 
 def help_text(overrides: list[str]) -> str:

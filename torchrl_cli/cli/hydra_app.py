@@ -10,15 +10,30 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from torchrl_cli.config import CONFIG_NAME, config_dir, register_configs
 from torchrl_cli.errors import ConfigError, FaultError, debugging
 from torchrl_cli.run.folder import claim_run_dir, register_resolvers
 
-# at import: sweep workers (joblib, Ray) import this module to unpickle hydra_main, and resolve
-# the job's folder name there
-register_resolvers()
+
+def job_cpus(torch_threads: int, n_envs: int, vectorization: str) -> int:
+    """The cores one job keeps busy, for a launcher preset's ``cpus_per_task``: torch's
+    threads, and one per env copy when the copies step in subprocesses (``async``; ``auto``
+    picks it only where the job's cores allow, ``envs.gym_env.auto_process_vectorization``)."""
+    return int(torch_threads) + (int(n_envs) if vectorization == "async" else 0)
+
+
+def register_app_resolvers() -> None:
+    """The resolvers of conf/config.yaml (the folders') and of the launcher presets."""
+    register_resolvers()
+    if not OmegaConf.has_resolver("torchrl_job_cpus"):
+        OmegaConf.register_new_resolver("torchrl_job_cpus", job_cpus)
+
+
+# at import: sweep workers (joblib, Ray, submitit) import this module to unpickle hydra_main,
+# and resolve the job's folder name there
+register_app_resolvers()
 
 
 class ClaimOutputDir(Callback):

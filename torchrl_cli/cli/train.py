@@ -53,6 +53,7 @@ def split_args(args: list[str]) -> tuple[list[str], list[str]]:
 
 def train_command(args: list[str]) -> int:
     from torchrl_cli.config.compose import check_overrides
+    from torchrl_cli.config.user_dir import take_config_dir
 
     flags, overrides = split_args(args)
     search = next((o for o in overrides if o.lstrip("+").startswith("hparams_search=")), None)
@@ -63,7 +64,9 @@ def train_command(args: list[str]) -> int:
     if any(o.startswith("resume=") for o in overrides):
         from torchrl_cli.cli.resume import resume_command
 
-        return resume_command(overrides, flags)
+        return resume_command(overrides, flags)  # a resume reads the run's config.yaml
+    args = take_config_dir(args)  # the user's config folder goes ahead of conf/
+    flags, overrides = split_args(args)
     if "-sc" in flags or "--shell-completion" in flags:
         from torchrl_cli.cli.completion import shell_completion
 
@@ -86,6 +89,10 @@ def train_command(args: list[str]) -> int:
             from torchrl_cli.cli.ray_check import check_ray_cluster
 
             check_ray_cluster(overrides)
+        elif runs and multirun and any(o.startswith("hydra/launcher=") for o in overrides):
+            from torchrl_cli.cli.slurm_check import check_slurm
+
+            check_slurm(overrides)
         if runs:
             claimed = claim_output_dir(cfg, overrides, multirun)
             args = [*args, claimed] if claimed else args

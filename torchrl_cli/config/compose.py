@@ -23,6 +23,10 @@ from torchrl_cli.errors import ConfigError, did_you_mean
 # option (a tuned pair, an experiment) may set a key for the default option; when another option
 # is chosen, that key is dropped rather than handed to a target that does not take it.
 TARGET_GROUP_NODES = ("agent.advantage",)
+# hydra/launcher options that a plugin stores (the shipped presets build on them) -> the extra
+# that installs the plugin
+LAUNCHER_EXTRAS = {"joblib": "sweep", "ray": "ray", "submitit_slurm": "slurm",
+                   "submitit_local": "slurm"}
 
 
 def foreign_keys(cfg: DictConfig) -> dict[str, list[str]]:
@@ -156,6 +160,11 @@ def _missing_option(err: MissingConfigException, overrides: list[str]) -> str:
 
         env_id = f"{group[4:]}/{name}" if "/" in group else name
         return unknown_env(env_id, env_imports(overrides))
+    if group == "hydra/launcher" and name in LAUNCHER_EXTRAS:
+        return (
+            f"hydra/launcher '{name}' comes with a Hydra plugin that is not installed; "
+            f"pip install 'torchrl-cli[{LAUNCHER_EXTRAS[name]}]'"
+        )
     options = [o for o in (err.options or []) if not o.endswith(SCHEMA_SUFFIX)]
     if not group:
         return str(err).splitlines()[0]

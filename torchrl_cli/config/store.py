@@ -1,4 +1,5 @@
-"""Registers the structured schema in Hydra's ConfigStore and finds the shipped ``conf/`` folder."""
+"""Registers the structured schema in Hydra's ConfigStore (and the user's config folder on
+Hydra's search path) and finds the shipped ``conf/`` folder."""
 
 import re
 
@@ -13,6 +14,7 @@ from torchrl_cli.config.schema import (
     SurrogatePGAgentConfig,
     VanillaPGAgentConfig,
 )
+from torchrl_cli.config.user_dir import find_config, group_files, register_search_path
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.utils import config_dir
 
@@ -29,15 +31,14 @@ AGENT_SCHEMAS = {
 
 
 def env_files() -> set[str]:
-    """Env ids that have their own file in ``conf/env/`` (nested ids such as ALE/Pong-v5 too)."""
-    root = config_dir() / "env"
-    return {str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml")}
+    """Env ids that have their own file in ``env/`` of conf/ or of the user's config folder
+    (nested ids such as ALE/Pong-v5 too)."""
+    return set(group_files("env", nested=True))
 
 
 def tuned_files(agent: str) -> set[str]:
-    """Env ids that have a tuned file for ``agent`` in ``conf/tuned/<agent>/``."""
-    root = config_dir() / "tuned" / agent
-    return {str(p.relative_to(root).with_suffix("")) for p in root.rglob("*.yaml")}
+    """Env ids that have a tuned file for ``agent`` in ``tuned/<agent>/`` (either folder)."""
+    return set(group_files(f"tuned/{agent}", nested=True))
 
 
 # The PPO paper used one set of Atari settings for every game: this file's values apply to every
@@ -51,7 +52,8 @@ _schemas_stored: list[bool] = []
 
 
 def register_configs(overrides: list[str] | tuple = ()) -> None:
-    """Store the schema nodes, and an env node for each id the command line chooses.
+    """Store the schema nodes, and an env node for each id the command line chooses; put the
+    user's config folder (``config.user_dir``) on Hydra's search path.
 
     Only the ids that ``overrides`` name get a node (``env=<id>``, every value of a sweep
     ``env=A,B``, ``hydra.sweeper.params.env=choice(A,B)``): a node per registered Gymnasium id
@@ -62,6 +64,7 @@ def register_configs(overrides: list[str] | tuple = ()) -> None:
     ``env.imports=[...]`` registers get their packages imported first; an id that cannot be
     resolved is left to composition, which reports it (``unknown_env``).
     """
+    register_search_path()
     cs = ConfigStore.instance()
     if not _schemas_stored:
         _schemas_stored.append(True)
@@ -85,7 +88,7 @@ def register_configs(overrides: list[str] | tuple = ()) -> None:
         _stored_env_ids.add(env_id)
         atari = ":" not in env_id and is_atari(resolved)
         if atari and env_id not in tuned_files(atari_agent):
-            tuned = OmegaConf.load(config_dir() / "tuned" / atari_agent / f"{atari_file}.yaml")
+            tuned = OmegaConf.load(find_config(f"tuned/{atari_agent}/{atari_file}.yaml"))
             tuned_group, _, tuned_name = f"tuned/{atari_agent}/{env_id}".rpartition("/")
             cs.store(group=tuned_group, name=tuned_name, node=tuned, package="_global_")
         if env_id in with_file:
