@@ -23,6 +23,17 @@ from torchrl_cli.agents.build import (
 from torchrl_cli.agents.console import LOG_FILE, RunConsole, make_console
 from torchrl_cli.agents.logger import Logger
 from torchrl_cli.agents.signals import StopRequests, stop_on_signal
+from torchrl_cli.agents.tracking import (
+    FAILED,
+    FINISHED,
+    INTERRUPTED,
+    TENSORBOARD,
+    Tracker,
+    backends,
+    close_trackers,
+    log_files,
+    open_trackers,
+)
 from torchrl_cli.config.compose import drop_foreign_keys
 from torchrl_cli.config.validate import validate
 from torchrl_cli.errors import FaultError
@@ -35,10 +46,18 @@ from torchrl_cli.run.checkpoint import (
     step_checkpoints,
     write_atomically,
 )
-from torchrl_cli.run.folder import CONFIG_FILE, check_new_run, checkpoint_fits, lock_run
+from torchrl_cli.run.folder import (
+    CONFIG_FILE,
+    check_new_run,
+    checkpoint_fits,
+    lock_run,
+    run_name,
+    tracked_run_name,
+)
 from torchrl_cli.run.outputs import (
     ERROR_FILE,
     METRICS_FILE,
+    MODEL_FILE,
     final_metrics,
     report_end,
     shown_path,
@@ -59,8 +78,9 @@ def train(
 
     ``run_dir`` receives config.yaml, TensorBoard events, checkpoints/, ``model.pt``,
     ``metrics.json`` and ``train.log``, the console's lines (appended to on a resume; None: no
-    files). ``resume``: a checkpoint of this run to go on from. ``tag`` starts every console
-    line (a sweep's job) and turns the progress bar off, since parallel jobs share the screen.
+    files). ``resume``: a checkpoint of this run to go on from (it reopens the checkpoint's
+    tracked runs). ``tag`` starts every console line (a sweep's job) and turns the progress bar
+    off, since parallel jobs share the screen.
     """
     cfg = drop_foreign_keys(cfg)
     validate(cfg)
@@ -86,10 +106,34 @@ def _train_handling_signals(
     cfg: DictConfig, run_dir: Path | None, console: RunConsole, resume: Checkpoint | None
 ) -> dict:
     """``_train`` with SIGINT and SIGTERM handled from start-up to exit (also when the process
-    inherited SIGINT ignored, as ``cmd &`` in a script does)."""
+    inherited SIGINT ignored, as ``cmd &`` in a script does), inside the run's tracked runs
+    (``logger.backends``), which get the run folder's files and end as the run does."""
     stops = StopRequests()
+
+    def warn(text: str) -> None:
+        console.print(f"[yellow]warning[/yellow]: {text}")
+
+    name = run_name(cfg.agent.name, cfg.env.id) if run_dir is None else tracked_run_name(run_dir)
     with stop_on_signal(stops):
-        return _train(cfg, run_dir, console, resume, stops)
+        trackers = open_trackers(
+            cfg.logger,
+            name=name,
+            config=OmegaConf.to_container(cfg, resolve=True),
+            folder=run_dir,
+            previous=resume.tracking if resume else {},
+            warn=warn,
+        )
+        try:
+            metrics = _train(cfg, run_dir, console, resume, stops, trackers)
+        except BaseException as err:  # a second Ctrl-C aborts: the run stays resumable
+            aborted = isinstance(err, KeyboardInterrupt)
+            close_trackers(trackers, INTERRUPTED if aborted else FAILED, warn)
+            raise
+        if run_dir is not None:
+            files = [run_dir / name for name in (CONFIG_FILE, METRICS_FILE, MODEL_FILE)]
+            log_files(trackers, [f for f in files if f.is_file()], warn)
+        close_trackers(trackers, INTERRUPTED if metrics["interrupted"] else FINISHED, warn)
+        return metrics
 
 
 def _train(
@@ -98,6 +142,7 @@ def _train(
     console: RunConsole,
     resume: Checkpoint | None,
     stops: StopRequests,
+    trackers: list[Tracker],
 ) -> dict:
     wall_start = time.perf_counter()
     seed_everything(cfg.seed)
@@ -112,7 +157,7 @@ def _train(
     if net_name != cfg.net.name:
         net_name = f"{cfg.net.name}: {net_name}"
     logger = Logger(
-        run_dir,
+        run_dir if TENSORBOARD in backends(cfg.logger) else None,
         console=console,
         progress=cfg.logger.progress and console.tag is None,
         histograms=cfg.logger.histograms,
@@ -120,6 +165,7 @@ def _train(
         table_every_s=cfg.logger.table_every_s,
         start_step=resume.env_steps if resume else 0,
         start_seconds=resume.train_seconds if resume else 0.0,
+        trackers=trackers,
     )
     if not resume:
         logger.add_text("config", "```\n" + OmegaConf.to_yaml(cfg, resolve=True) + "\n```")
@@ -137,6 +183,7 @@ def _train(
                     cfg.env.id,
                     env.get_state_info(),
                     env.get_action_info(),
+                    {tracker.name: tracker.state() for tracker in trackers},
                 ),
                 start_step=resume.env_steps if resume else 0,
             )
@@ -146,6 +193,8 @@ def _train(
             f"seed {cfg.seed})" + (f" -> {run_dir}" if run_dir else "")
         )
         console.print(agent.backend.describe(), soft_wrap=True, markup=False)
+        for tracker in trackers:
+            console.print(tracker.describe(), soft_wrap=True, markup=False)
         if resume:
             resume.check_env(env.get_state_info(), env.get_action_info())
             restore(agent, cfg, resume, console)
