@@ -2,6 +2,7 @@
 with each backend's own reader: MlflowClient, and ``wandb leet inspect --json`` for the
 offline run's .wandb file. Nothing here reaches the network."""
 
+import io
 import json
 import os
 import socket
@@ -16,13 +17,19 @@ import numpy as np
 import pytest
 from conftest import TINY, assert_no_traceback, assert_one_line_error, torchrl
 from omegaconf import OmegaConf
+from rich.console import Console
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from torchrl_cli.agents.logger import Logger
-from torchrl_cli.agents.tracking import check_backends, check_reachable, flat_params
+from torchrl_cli.agents.tracking import (
+    check_backends,
+    check_reachable,
+    flat_params,
+    open_trackers,
+)
 from torchrl_cli.config.schema import LoggerConfig
 from torchrl_cli.envs.spaces import action_info, state_info
-from torchrl_cli.errors import ConfigError
+from torchrl_cli.errors import ConfigError, FaultError
 from torchrl_cli.run.checkpoint import (
     load_checkpoint,
     run_meta,
@@ -234,25 +241,77 @@ def test_wandb_modes_are_checked_without_asking_for_a_login(monkeypatch, tmp_pat
         check_backends(logger_cfg(backends=["wandb"], wandb={"mode": "online"}))
 
 
-def test_a_server_that_answers_is_reachable_whatever_its_status():
-    class NotFound(BaseHTTPRequestHandler):
+@pytest.fixture
+def unavailable_server():
+    """A local HTTP server that answers every request with 503 (an MLflow client retries
+    those); its URL."""
+    class Unavailable(BaseHTTPRequestHandler):
         def do_GET(self):
-            self.send_error(404)
+            self.send_error(503)
 
         def log_message(self, *args):
             pass
 
-    server = HTTPServer(("127.0.0.1", 0), NotFound)
+    server = HTTPServer(("127.0.0.1", 0), Unavailable)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
-        check_reachable(url, "the server", "start it")
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_server_that_answers_is_reachable_whatever_its_status(unavailable_server):
+    check_reachable(unavailable_server, "the server", "start it")
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
     with pytest.raises(ConfigError, match="the server does not answer .*; start it"):
-        check_reachable(url, "the server", "start it")  # closed now
+        check_reachable(url, "the server", "start it")
+
+
+def test_a_server_that_is_not_mlflow_is_refused_at_once(unavailable_server):
+    """Without retries: MLflow's client would retry a 503 for minutes."""
+    pytest.importorskip("mlflow")
+    start = time.monotonic()
+    with pytest.raises(ConfigError, match=f"tracking_uri={unavailable_server} does not answer "
+                       "as an MLflow server"):
+        check_backends(logger_cfg(backends=["mlflow"], mlflow={"tracking_uri":
+                                                               unavailable_server}))
+    assert time.monotonic() - start < 20
+    assert "MLFLOW_HTTP_REQUEST_MAX_RETRIES" not in os.environ  # restored
+
+
+def test_a_failing_tracker_is_one_warning_and_training_goes_on():
+    class Gone:
+        name, calls = "mlflow", 0
+
+        def log_metrics(self, metrics, step):
+            self.calls += 1
+            raise ConnectionError("[Errno 111] server gone")
+
+    gone, out = Gone(), io.StringIO()
+    logger = Logger(None, console=Console(file=out, width=200), progress=False, histograms=False,
+                    mode="quiet", table_every_s=0, trackers=[gone])
+    for step in (64, 128):
+        logger.add_log("charts/x", 1.0)
+        assert logger.log(step) == {"charts/x": 1.0}
+    assert gone.calls == 2
+    assert out.getvalue().splitlines() == ["warning: mlflow did not take the scalars of env step "
+                                           "64 ([Errno 111] server gone); training goes on "
+                                           "(warned once)"]
+
+
+def test_a_tracker_that_cannot_start_is_a_fault_naming_it(monkeypatch):
+    import torchrl_cli.agents.mlflow_tracker as mlflow_tracker
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("database is locked")
+
+    monkeypatch.setattr(mlflow_tracker, "MlflowTracker", refuse)
+    with pytest.raises(FaultError, match=r"^mlflow: the tracked run could not be started "
+                       r"\(database is locked\); check logger.mlflow.\*, or drop mlflow"):
+        open_trackers(logger_cfg(backends=["tensorboard", "mlflow"]), name="r", config={},
+                      folder=None, previous={}, warn=print)
 
 
 def test_params_are_the_config_flattened_to_dotted_keys():

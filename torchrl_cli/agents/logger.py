@@ -10,6 +10,7 @@ from pathlib import Path
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -23,7 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from torchrl_cli.agents.console import RunConsole, as_run_console
-from torchrl_cli.agents.tracking import Tracker
+from torchrl_cli.agents.tracking import Tracker, first_line
 
 CONSOLE_MODES = ("full", "table", "quiet")
 
@@ -69,7 +70,8 @@ class Logger:
             jump back or a duplicate.
         start_seconds: the training time already behind a resumed run.
         trackers: tracked runs (``agents.tracking``) that get every scalar TensorBoard gets;
-            their owner opens and closes them.
+            their owner opens and closes them. One that fails (its server gone) is a warning
+            line, once, and training goes on: the run's own files keep the record.
     """
 
     def __init__(
@@ -92,6 +94,7 @@ class Logger:
         self.table_every_s = table_every_s
         self.write_histograms = histograms
         self.trackers = trackers
+        self._failed_trackers: set[str] = set()
         self.writer = None
         if log_dir is not None:
             from torch.utils.tensorboard import SummaryWriter  # TensorBoard only when it logs
@@ -205,7 +208,7 @@ class Logger:
                 self.writer.add_histogram(name, values, step)
         if means:
             for tracker in self.trackers:
-                tracker.log_metrics(means, step)
+                self._track(tracker, means, step)
         shown = {k: v for k, v in means.items() if k not in self.tf_only}
         if console and shown and self.mode != "quiet":
             self._pending = (header, self._table(shown))
@@ -216,6 +219,17 @@ class Logger:
         self.values.clear()
         self.histograms.clear()
         return means
+
+    def _track(self, tracker: Tracker, means: dict[str, float], step: int) -> None:
+        try:
+            tracker.log_metrics(means, step)
+        except Exception as err:
+            if tracker.name not in self._failed_trackers:
+                self._failed_trackers.add(tracker.name)
+                self.console.print(
+                    f"[yellow]warning[/yellow]: {tracker.name} did not take the scalars of env "
+                    f"step {step} ({escape(first_line(err))}); training goes on (warned once)"
+                )
 
     def flush_table(self) -> None:
         """Print the last table if it was not printed (the end of training shows its state)."""

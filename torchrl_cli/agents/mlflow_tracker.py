@@ -9,9 +9,11 @@ write to SQLite costs ~20 ms (it syncs the file), and at the end.
 """
 
 import logging
+import os
 import time
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -21,6 +23,7 @@ from torchrl_cli.agents.tracking import (
     FAILED,
     FINISHED,
     INTERRUPTED,
+    PROBE_TIMEOUT_S,
     check_reachable,
     first_line,
     require,
@@ -31,21 +34,48 @@ FLUSH_EVERY_S = 10.0
 BATCH = 100  # MLflow takes at most 100 parameters and 1000 metrics in one log_batch
 STATUS = {FINISHED: "FINISHED", INTERRUPTED: "KILLED", FAILED: "FAILED"}
 RESUMED_TAG = "torchrl.resumed."  # a parameter a resume changed (MLflow's are write-once)
+START_SERVER = "start the server (mlflow server) or give another tracking_uri"
+OTHER_STORE = "give a sqlite:///<file>.db, a database or an http(s):// server"
 
 
 def check_mlflow(cfg: DictConfig) -> None:
     """The package imports and the store opens (an SQLite file is created then); an http(s)
-    server must answer within a few seconds (MLflow itself would retry for minutes)."""
+    server must answer, as an MLflow server, within a few seconds (MLflow itself would retry
+    for minutes)."""
     require("mlflow")
     uri = cfg.tracking_uri
-    if urlparse(uri).scheme in ("http", "https"):
-        check_reachable(
-            uri,
-            f"logger.mlflow.tracking_uri={uri}",
-            "start the server (mlflow server) or give another tracking_uri",
-        )
-        return
-    client(uri)
+    remote = urlparse(uri).scheme in ("http", "https")
+    if remote:
+        check_reachable(uri, f"logger.mlflow.tracking_uri={uri}", START_SERVER)
+    store = client(uri)
+    with quick_requests():
+        try:
+            store.get_experiment_by_name(cfg.experiment)
+        except Exception as err:
+            problem = "does not answer as an MLflow server" if remote else "cannot be read"
+            fix = START_SERVER if remote else OTHER_STORE
+            raise ConfigError(
+                f"logger.mlflow.tracking_uri={uri} {problem} ({first_line(err)}); {fix}"
+            ) from None
+
+
+@contextmanager
+def quick_requests() -> Iterator[None]:
+    """MLflow's HTTP requests without retries, and timing out after PROBE_TIMEOUT_S."""
+    quick = {
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_HTTP_REQUEST_TIMEOUT": str(round(PROBE_TIMEOUT_S)),
+    }
+    saved = {key: os.environ.get(key) for key in quick}
+    os.environ.update(quick)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key)
+            else:
+                os.environ[key] = value
 
 
 def client(uri: str):
@@ -61,8 +91,7 @@ def client(uri: str):
             return MlflowClient(uri)
     except Exception as err:
         raise ConfigError(
-            f"logger.mlflow.tracking_uri={uri} cannot be opened ({first_line(err)}); give a "
-            "sqlite:///<file>.db, a database or an http(s):// server"
+            f"logger.mlflow.tracking_uri={uri} cannot be opened ({first_line(err)}); {OTHER_STORE}"
         ) from None
 
 

@@ -11,8 +11,6 @@ is unknown, not installed, or whose server does not answer.
 
 import importlib
 import json
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from types import ModuleType
@@ -20,7 +18,7 @@ from typing import Any, Protocol
 
 from omegaconf import DictConfig
 
-from torchrl_cli.errors import ConfigError, did_you_mean
+from torchrl_cli.errors import ConfigError, FaultError, did_you_mean
 
 TENSORBOARD = "tensorboard"
 BACKENDS = (TENSORBOARD, "mlflow", "wandb")
@@ -89,9 +87,11 @@ def open_trackers(
 
     ``name``: the run's name (its folder's); ``config``: the resolved config; ``folder``: the
     run folder (W&B's files go there by default); ``previous``: the checkpoint's tracker states,
-    by backend, which reopen those runs on a resume.
+    by backend, which reopen those runs on a resume. A backend that fails to start its run (a
+    server gone since the check) is a FaultError naming it.
     """
     trackers: list[Tracker] = []
+    backend = TENSORBOARD
     try:
         for backend in backends(logger_cfg):
             if backend == "mlflow":
@@ -118,9 +118,14 @@ def open_trackers(
                         previous=previous.get(backend),
                     )
                 )
-    except BaseException:
+    except BaseException as err:
         close_trackers(trackers, FAILED, warn)
-        raise
+        if isinstance(err, ConfigError | FaultError) or not isinstance(err, Exception):
+            raise
+        raise FaultError(
+            f"{backend}: the tracked run could not be started ({first_line(err)}); check "
+            f"logger.{backend}.*, or drop {backend} from logger.backends"
+        ) from err
     return trackers
 
 
@@ -171,6 +176,9 @@ def check_reachable(url: str, what: str, fix: str) -> None:
     """ConfigError unless the server at ``url`` answers within PROBE_TIMEOUT_S. Any HTTP
     answer counts (even an error status, or a TLS certificate the client may be set to
     accept): the check is for a server nobody runs, not for its credentials."""
+    import urllib.error
+    import urllib.request
+
     try:
         urllib.request.urlopen(url, timeout=PROBE_TIMEOUT_S).close()
     except urllib.error.HTTPError:
@@ -183,6 +191,10 @@ def check_reachable(url: str, what: str, fix: str) -> None:
         raise ConfigError(f"{what} does not answer ({first_line(err)}); {fix}") from None
 
 
-def first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0][:200] if text else type(err).__name__
+def first_line(err: BaseException, limit: int = 200) -> str:
+    """An error's first line for a one-line message: its first sentence when it runs long."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+    if len(text) <= limit:
+        return text
+    end = text.find(". ", 0, limit)
+    return text[: end + 1] if end > 0 else text[: limit - 3] + "..."

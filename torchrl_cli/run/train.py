@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
+from rich.markup import escape
 from threadpoolctl import threadpool_limits
 
 from torchrl_cli.agents import PGAgent
@@ -111,7 +112,7 @@ def _train_handling_signals(
     stops = StopRequests()
 
     def warn(text: str) -> None:
-        console.print(f"[yellow]warning[/yellow]: {text}")
+        console.print(f"[yellow]warning[/yellow]: {escape(text)}")
 
     name = run_name(cfg.agent.name, cfg.env.id) if run_dir is None else tracked_run_name(run_dir)
     with stop_on_signal(stops):
