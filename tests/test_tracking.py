@@ -37,6 +37,7 @@ from torchrl_cli.run.checkpoint import (
     step_checkpoints,
 )
 
+pytestmark = pytest.mark.filterwarnings("ignore:.*noload.*")  # SQLAlchemy, inside MLflow
 BACKENDS = "logger.backends=[tensorboard,mlflow,wandb]"
 JOB = "{}_ppo_clip_CartPole-v1"  # a sweep job's folder
 TAG = "losses/value_loss"
@@ -253,7 +254,7 @@ def unavailable_server():
             pass
 
     server = HTTPServer(("127.0.0.1", 0), Unavailable)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
