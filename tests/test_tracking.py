@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import TINY, assert_no_traceback, assert_one_line_error, torchrl
+from conftest import TINY, assert_no_traceback, assert_one_line_error
 from omegaconf import OmegaConf
 from rich.console import Console
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -49,10 +49,16 @@ def tracking_env(tmp_path_factory, cli_env) -> dict:
     (no login: W&B cannot go online)."""
     home = tmp_path_factory.mktemp("home")
     env = {k: v for k, v in cli_env.items() if not k.startswith(("WANDB_", "MLFLOW_"))}
-    env.update({"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "NETRC": str(
-        home / "netrc"), "WANDB_CONFIG_DIR": str(home / "config"),
-        "WANDB_CACHE_DIR": str(home / "cache"), "WANDB_DATA_DIR": str(home / "data")})
+    env.update(MLFLOW_DISABLE_TELEMETRY="true", DO_NOT_TRACK="true", NETRC=str(home / "netrc"))
+    for folder in ("CONFIG", "CACHE", "DATA"):
+        env[f"WANDB_{folder}_DIR"] = str(home / folder.lower())
     return env
+
+
+def torchrl(binary: str, args: list[str], cwd: Path, env: dict) -> subprocess.CompletedProcess:
+    """``torchrl <args>`` to completion, with time to spare on a loaded machine."""
+    return subprocess.run([binary, *args], cwd=cwd, env=env, capture_output=True, text=True,
+                          timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +138,7 @@ def wandb_parts(folder: Path) -> list[list[dict]]:
     for run_dir in sorted((folder / "wandb").glob("offline-run-*")):
         out = subprocess.run([str(Path(sys.executable).parent / "wandb"), "leet", "inspect",
                               "--json", str(run_dir)], capture_output=True, text=True,
-                             timeout=120, check=True).stdout
+                             timeout=300, check=True).stdout
         parts.append([json.loads(line) for line in out.splitlines()])
     return parts
 
