@@ -1,14 +1,16 @@
-"""Logger: averaged values to TensorBoard and, at a readable cadence, a rich console table, plus
-a progress bar (training, then each evaluation's episodes) and one-line events."""
+"""Logger: averaged values to TensorBoard and the trackers (MLflow, W&B) and, at a readable
+cadence, a rich console table, plus a progress bar (training, then each evaluation's episodes)
+and one-line events."""
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -22,6 +24,7 @@ from rich.table import Table
 from rich.text import Text
 
 from torchrl_cli.agents.console import RunConsole, as_run_console
+from torchrl_cli.agents.tracking import Tracker, first_line
 
 CONSOLE_MODES = ("full", "table", "quiet")
 
@@ -47,8 +50,9 @@ class Logger:
     """Collects values between ``log`` calls and averages them (after the seed's Logger).
 
     Names follow one scheme for the console and TensorBoard: ``<section>/<name>``, e.g.
-    ``charts/episode_return`` or ``losses/approx_kl``. Every ``log`` reaches TensorBoard; the
-    console shows them as ``mode`` says (the values of ``config.schema.LoggerConfig``).
+    ``charts/episode_return`` or ``losses/approx_kl``. Every ``log`` reaches TensorBoard and
+    the trackers; the console shows them as ``mode`` says (the values of
+    ``config.schema.LoggerConfig``).
 
     Parameters:
         log_dir: where TensorBoard events go; ``None`` writes no events.
@@ -65,6 +69,9 @@ class Logger:
             later steps (written after its checkpoint) are purged, so curves go on without a
             jump back or a duplicate.
         start_seconds: the training time already behind a resumed run.
+        trackers: tracked runs (``agents.tracking``) that get every scalar TensorBoard gets;
+            their owner opens and closes them. One that fails (its server gone) is a warning
+            line, once, and training goes on: the run's own files keep the record.
     """
 
     def __init__(
@@ -78,6 +85,7 @@ class Logger:
         table_every_s: float,
         start_step: int = 0,
         start_seconds: float = 0.0,
+        trackers: Sequence[Tracker] = (),
     ):
         if mode not in CONSOLE_MODES:
             raise ValueError(f"console mode {mode!r} is not one of {', '.join(CONSOLE_MODES)}")
@@ -85,6 +93,8 @@ class Logger:
         self.mode = mode
         self.table_every_s = table_every_s
         self.write_histograms = histograms
+        self.trackers = trackers
+        self._failed_trackers: set[str] = set()
         self.writer = None
         if log_dir is not None:
             from torch.utils.tensorboard import SummaryWriter  # TensorBoard only when it logs
@@ -188,14 +198,17 @@ class Logger:
             self.console.print(text)
 
     def log(self, step: int, header: str | None = None, console: bool = True) -> dict[str, float]:
-        """Average what was recorded and write it to TensorBoard at ``step``; with ``console``,
-        the table is printed as the mode says (or kept for ``flush_table``)."""
+        """Average what was recorded and write it to TensorBoard and the trackers at ``step``;
+        with ``console``, the table is printed as the mode says (or kept for ``flush_table``)."""
         means = {name: sum(v) / len(v) for name, v in self.values.items() if v}
         if self.writer is not None:
             for name, value in means.items():
                 self.writer.add_scalar(name, value, step)
             for name, values in self.histograms.items():
                 self.writer.add_histogram(name, values, step)
+        if means:
+            for tracker in self.trackers:
+                self._track(tracker, means, step)
         shown = {k: v for k, v in means.items() if k not in self.tf_only}
         if console and shown and self.mode != "quiet":
             self._pending = (header, self._table(shown))
@@ -206,6 +219,17 @@ class Logger:
         self.values.clear()
         self.histograms.clear()
         return means
+
+    def _track(self, tracker: Tracker, means: dict[str, float], step: int) -> None:
+        try:
+            tracker.log_metrics(means, step)
+        except Exception as err:
+            if tracker.name not in self._failed_trackers:
+                self._failed_trackers.add(tracker.name)
+                self.console.print(
+                    f"[yellow]warning[/yellow]: {tracker.name} did not take the scalars of env "
+                    f"step {step} ({escape(first_line(err))}); training goes on (warned once)"
+                )
 
     def flush_table(self) -> None:
         """Print the last table if it was not printed (the end of training shows its state)."""

@@ -256,11 +256,35 @@ class NetConfig:
 
 
 @dataclass
+class MlflowConfig:
+    """``logger.backends=[...,mlflow]`` (the mlflow extra). MLflow 3 refuses its old file
+    store (``./mlruns``) unless MLFLOW_ALLOW_FILE_STORE=true, so the default is its own: an
+    SQLite file in the working directory, artifacts in ``./mlruns/`` beside it."""
+
+    tracking_uri: str = "sqlite:///mlflow.db"  # or http(s)://server:5000, postgresql://...
+    experiment: str = "torchrl-cli"  # created on first use
+
+
+@dataclass
+class WandbConfig:
+    """``logger.backends=[...,wandb]`` (the wandb extra): Weights & Biases."""
+
+    mode: str = "offline"  # offline: files only (wandb sync uploads them) | online: wandb login
+    project: str = "torchrl-cli"
+    entity: str | None = None  # a team; null: the logged-in user's default
+    dir: str | None = None  # where wandb/ goes; null: the run folder
+
+
+@dataclass
 class LoggerConfig:
     """What a run shows: TensorBoard gets every ``log_freq`` iterations' values whatever the
-    console shows; the console (mirrored to train.log in the run folder) is one switch."""
+    console shows; the console (mirrored to train.log in the run folder) is one switch.
+    ``backends`` names where the scalars go besides the console (``agents/tracking.py``)."""
 
-    log_freq: int = 1  # TensorBoard scalars every N iterations (one = one rollout + update)
+    backends: list[str] = field(default_factory=lambda: ["tensorboard"])  # | mlflow | wandb
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
+    log_freq: int = 1  # scalars (TensorBoard, trackers) every N iterations (one rollout + update)
     # full: a table every log_freq iterations; table: the first table, one at most every
     # table_every_s seconds and the last, one line per evaluation; quiet: the start, target
     # and end lines only

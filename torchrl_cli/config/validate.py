@@ -160,6 +160,9 @@ def validate(cfg: DictConfig) -> None:
         f"logger.table_every_s={cfg.logger.table_every_s} must be at least 0",
     )
     check_backend(cfg, *spaces)
+    from torchrl_cli.agents.tracking import check_backends
+
+    check_backends(cfg.logger)  # last: it may import mlflow or wandb, and probe a server
 
 
 def check_sde(sde: DictConfig, action: SpaceInfo, env_id: str) -> None:

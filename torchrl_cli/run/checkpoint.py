@@ -2,7 +2,8 @@
 read, read without running code.
 
 A checkpoint holds every model and optimizer state, the normalization statistics, the counters,
-the evaluations so far, the random states (python, numpy, torch, each env copy) and the config.
+the evaluations so far, the random states (python, numpy, torch, each env copy), the config and
+the ids of the run's tracked runs (MLflow, W&B: ``agents.tracking``; none in older files).
 Files live in ``<run>/checkpoints/``: ``step_<env steps>.pt`` (the last ``keep`` of them) and
 ``best.pt`` (the best evaluation so far). They are written to a temporary file (created
 exclusively, never through a symlink) and renamed, so a crash or ``kill -9`` at any moment leaves
@@ -141,7 +142,8 @@ class Checkpoint:
     """A checkpoint file's contents, read by name: this class alone knows the file's layout.
 
     ``agent`` is ``BaseAgent.state_dict()``; ``state_info``/``action_info`` describe the spaces
-    of the env the run trained on; ``config`` is the run's resolved config as YAML.
+    of the env the run trained on; ``config`` is the run's resolved config as YAML; ``tracking``
+    holds each tracking backend's state (``{"mlflow": {"run_id": ...}}``), which a resume reopens.
     """
 
     path: Path
@@ -150,6 +152,7 @@ class Checkpoint:
     state_info: SpaceInfo
     action_info: SpaceInfo
     agent: dict
+    tracking: dict
 
     @property
     def env_steps(self) -> int:
@@ -182,13 +185,16 @@ class Checkpoint:
                 )
 
 
-def run_meta(config: str, env_id: str, state_info: SpaceInfo, action_info: SpaceInfo) -> dict:
+def run_meta(
+    config: str, env_id: str, state_info: SpaceInfo, action_info: SpaceInfo, tracking: dict
+) -> dict:
     """What every checkpoint of a run carries besides its progress."""
     return {
         "config": config,
         "env_id": env_id,
         "state_info": state_info.to_json(),
         "action_info": action_info.to_json(),
+        "tracking": tracking,
     }
 
 
@@ -207,6 +213,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
         SpaceInfo.from_json(state["state_info"]),
         SpaceInfo.from_json(state["action_info"]),
         state["agent"],
+        state.get("tracking", {}),  # checkpoints from before tracking backends have none
     )
 
 

@@ -38,6 +38,14 @@ def run_name(agent: str, env_id: str) -> str:
     return f"{agent}_{env_id.replace('/', '-')}"
 
 
+def tracked_run_name(run_dir: Path) -> str:
+    """A run's name in MLflow and W&B: its folder and the folder above, e.g.
+    ``2026-11-23/10-00-00_ppo_clip_CartPole-v1`` or, for a sweep's job,
+    ``10-00-00_multirun/3_ppo_clip_CartPole-v1``."""
+    run_dir = run_dir.resolve()
+    return f"{run_dir.parent.name}/{run_dir.name}"
+
+
 def new_run_dir(name: str, now: datetime | None = None) -> Path:
     """``runs/<date>/<time>_<name>``: where a run (or, named ``multirun``, a sweep) goes."""
     now = now or datetime.now()

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.console import Console
+from rich.markup import escape
 from threadpoolctl import threadpool_limits
 
 from torchrl_cli.agents import PGAgent
@@ -25,6 +26,17 @@ from torchrl_cli.agents.console import LOG_FILE, RunConsole, make_console
 from torchrl_cli.agents.evaluation import Evaluation
 from torchrl_cli.agents.logger import Logger
 from torchrl_cli.agents.signals import StopRequests, stop_on_signal
+from torchrl_cli.agents.tracking import (
+    FAILED,
+    FINISHED,
+    INTERRUPTED,
+    TENSORBOARD,
+    Tracker,
+    backends,
+    close_trackers,
+    log_files,
+    open_trackers,
+)
 from torchrl_cli.config.compose import drop_foreign_keys
 from torchrl_cli.config.validate import validate
 from torchrl_cli.errors import FaultError
@@ -37,10 +49,18 @@ from torchrl_cli.run.checkpoint import (
     step_checkpoints,
     write_atomically,
 )
-from torchrl_cli.run.folder import CONFIG_FILE, check_new_run, checkpoint_fits, lock_run
+from torchrl_cli.run.folder import (
+    CONFIG_FILE,
+    check_new_run,
+    checkpoint_fits,
+    lock_run,
+    run_name,
+    tracked_run_name,
+)
 from torchrl_cli.run.outputs import (
     ERROR_FILE,
     METRICS_FILE,
+    MODEL_FILE,
     final_metrics,
     report_end,
     shown_path,
@@ -62,10 +82,11 @@ def train(
 
     ``run_dir`` receives config.yaml, TensorBoard events, checkpoints/, ``model.pt``,
     ``metrics.json`` and ``train.log``, the console's lines (appended to on a resume; None: no
-    files). ``resume``: a checkpoint of this run to go on from. ``tag`` starts every console
-    line (a sweep's job) and turns the progress bar off, since parallel jobs share the screen.
-    ``on_evaluation``: handed each scheduled evaluation (``BaseAgent.train``; a tuning trial
-    reports it, and is stopped by the exception it raises when pruned).
+    files). ``resume``: a checkpoint of this run to go on from (it reopens the checkpoint's
+    tracked runs). ``tag`` starts every console line (a sweep's job) and turns the progress bar
+    off, since parallel jobs share the screen. ``on_evaluation``: handed each scheduled
+    evaluation (``BaseAgent.train``; a tuning trial reports it, and is stopped by the exception
+    it raises when pruned).
     """
     cfg = drop_foreign_keys(cfg)
     validate(cfg)
@@ -95,10 +116,34 @@ def _train_handling_signals(
     on_evaluation: Callable[[Evaluation], None] | None,
 ) -> dict:
     """``_train`` with SIGINT and SIGTERM handled from start-up to exit (also when the process
-    inherited SIGINT ignored, as ``cmd &`` in a script does)."""
+    inherited SIGINT ignored, as ``cmd &`` in a script does), inside the run's tracked runs
+    (``logger.backends``), which get the run folder's files and end as the run does."""
     stops = StopRequests()
+
+    def warn(text: str) -> None:
+        console.print(f"[yellow]warning[/yellow]: {escape(text)}")
+
+    name = run_name(cfg.agent.name, cfg.env.id) if run_dir is None else tracked_run_name(run_dir)
     with stop_on_signal(stops):
-        return _train(cfg, run_dir, console, resume, stops, on_evaluation)
+        trackers = open_trackers(
+            cfg.logger,
+            name=name,
+            config=OmegaConf.to_container(cfg, resolve=True),
+            folder=run_dir,
+            previous=resume.tracking if resume else {},
+            warn=warn,
+        )
+        try:
+            metrics = _train(cfg, run_dir, console, resume, stops, trackers, on_evaluation)
+        except BaseException as err:  # a second Ctrl-C aborts: the run stays resumable
+            aborted = isinstance(err, KeyboardInterrupt)
+            close_trackers(trackers, INTERRUPTED if aborted else FAILED, warn)
+            raise
+        if run_dir is not None:
+            files = [run_dir / name for name in (CONFIG_FILE, METRICS_FILE, MODEL_FILE)]
+            log_files(trackers, [f for f in files if f.is_file()], warn)
+        close_trackers(trackers, INTERRUPTED if metrics["interrupted"] else FINISHED, warn)
+        return metrics
 
 
 def _train(
@@ -107,6 +152,7 @@ def _train(
     console: RunConsole,
     resume: Checkpoint | None,
     stops: StopRequests,
+    trackers: list[Tracker],
     on_evaluation: Callable[[Evaluation], None] | None,
 ) -> dict:
     wall_start = time.perf_counter()
@@ -122,7 +168,7 @@ def _train(
     if net_name != cfg.net.name:
         net_name = f"{cfg.net.name}: {net_name}"
     logger = Logger(
-        run_dir,
+        run_dir if TENSORBOARD in backends(cfg.logger) else None,
         console=console,
         progress=cfg.logger.progress and console.tag is None,
         histograms=cfg.logger.histograms,
@@ -130,6 +176,7 @@ def _train(
         table_every_s=cfg.logger.table_every_s,
         start_step=resume.env_steps if resume else 0,
         start_seconds=resume.train_seconds if resume else 0.0,
+        trackers=trackers,
     )
     if not resume:
         logger.add_text("config", "```\n" + OmegaConf.to_yaml(cfg, resolve=True) + "\n```")
@@ -147,6 +194,7 @@ def _train(
                     cfg.env.id,
                     env.get_state_info(),
                     env.get_action_info(),
+                    {tracker.name: tracker.state() for tracker in trackers},
                 ),
                 start_step=resume.env_steps if resume else 0,
             )
@@ -156,6 +204,8 @@ def _train(
             f"seed {cfg.seed})" + (f" -> {run_dir}" if run_dir else "")
         )
         console.print(agent.backend.describe(), soft_wrap=True, markup=False)
+        for tracker in trackers:
+            console.print(tracker.describe(), soft_wrap=True, markup=False)
         if resume:
             resume.check_env(env.get_state_info(), env.get_action_info())
             restore(agent, cfg, resume, console)
