@@ -54,7 +54,8 @@ def test_not_restorable_resumes_with_new_episodes(env_overrides):
     restarts their episodes instead."""
     if env_overrides[0] == "env=LunarLander-v3":
         pytest.importorskip("Box2D")
-    agent, env = make_agent([*env_overrides, "env.n_envs=2", "agent.n_steps=8"])
+    agent, env = make_agent([*env_overrides, "env.n_envs=2", "agent.n_steps=8",
+                             "agent.num_mini_batches=2"])
     try:
         assert not env.restorable
         agent.step()
