@@ -72,7 +72,8 @@ def test_three_trials_fill_the_study_and_write_a_tuned_file_that_composes(tmp_pa
     for key, value in values.items():
         assert OmegaConf.select(tuned, key) == value, key
     # the study folder as the user's config folder: `torchrl train` with no other flag
-    proc = subprocess.run([torchrl_bin, "train", "--config-dir", str(folder), "--cfg", "job"],
+    proc = subprocess.run([torchrl_bin, "train", "--config-dir", str(folder), "--cfg", "job",
+                           "--resolve"],
                           cwd=tmp_path, env=cli_env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     composed = yaml.safe_load(proc.stdout)

@@ -120,7 +120,10 @@ def test_configs_marks_the_user_options_and_names_each_values_file(torchrl_bin, 
     user_file = user_dir / "tuned" / "ppo_clip" / "CartPole-v1.yaml"
     assert f"{user_file} replaces the shipped conf/tuned/ppo_clip/CartPole-v1.yaml" in proc.stdout
     rows = dict(re.findall(r"^│ (\S+)\s+│ \S+\s+│ (\S+)\s+│$", proc.stdout, re.M))
-    assert rows == {"env.id": "conf/env/CartPole-v1.yaml", "agent.lr": str(user_file)}
+    # the user's tuned file sets no budget: the env file's applies (the shipped tuned one is out)
+    env_file = "conf/env/CartPole-v1.yaml"
+    assert rows == {"env.id": env_file, "max_steps": env_file, "eval_freq": env_file,
+                    "agent.lr": str(user_file)}
     proc = torchrl(torchrl_bin, ["configs", "ppo_clip", "Pendulum-v1"], tmp_path, env)
     rows = dict(re.findall(r"^│ (\S+)\s+│ \S+\s+│ (\S+)\s+│$", proc.stdout, re.M))
     assert rows["agent.lr"] == "conf/tuned/ppo_clip/Pendulum-v1.yaml"
