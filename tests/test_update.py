@@ -1,6 +1,7 @@
 """The update a PGAgent runs after each rollout, on each backend: the ratio starts at 1,
 advantages are normalized per minibatch, PPO-adaptive's beta moves once per batch, the KL
-limit (PPO-adaptive's and the surrogate's) stops the epochs early, and a seed fixes the whole update."""
+limit (PPO-adaptive's and the surrogate's) stops the epochs early, and a seed fixes the whole
+update."""
 
 import pytest
 from conftest import TINY, make_agent
