@@ -1,6 +1,7 @@
 """The update a PGAgent runs after each rollout, on each backend: the ratio starts at 1,
-advantages are normalized per minibatch, PPO-adaptive's beta moves once per batch, its KL
-limit stops the epochs early, and a seed fixes the whole update."""
+advantages are normalized per minibatch, PPO-adaptive's beta moves once per batch, the KL
+limit (PPO-adaptive's and the surrogate's) stops the epochs early, and a seed fixes the whole
+update."""
 
 import pytest
 from conftest import TINY, make_agent
@@ -68,14 +69,18 @@ def test_beta_updates_once_per_batch_not_per_minibatch():
         env.close()
 
 
-def test_kl_early_stop_skips_remaining_epochs():
-    """With kl_early_stop tiny, the first minibatch whose KL exceeds it ends the batch."""
-    agent, env = make_agent([*TINY, "agent=ppo_adaptive", "agent.num_epochs=10",
-                             "agent.policy.kl_early_stop=1e-6", "agent.lr=1e-2"],
+@pytest.mark.parametrize("agent_name", ["ppo_adaptive", "surrogate_pg"])
+@pytest.mark.parametrize(("early_stop", "minibatches"), [("1e-6", 2), ("null", 10 * 2)])
+def test_kl_early_stop_skips_remaining_epochs(agent_name, early_stop, minibatches):
+    """With kl_early_stop tiny, the first minibatch whose KL exceeds it ends the batch; null
+    (the schema's default) runs all 10 epochs of 2 minibatches."""
+    agent, env = make_agent([*TINY, f"agent={agent_name}", "agent.num_epochs=10",
+                             "agent.policy.num_epochs=10",
+                             f"agent.policy.kl_early_stop={early_stop}", "agent.lr=1e-2"],
                             n_envs=2, seed=None)
     try:
         agent.step()
     finally:
         env.close()
-    # the first minibatch has ratio exactly 1 (KL 0); the second one is past the threshold
-    assert len(agent.diagnostics["approx_kl"]) == 2
+    # the first minibatch has ratio exactly 1 (KL 0); the second one is past 1e-6 x 0.01
+    assert len(agent.diagnostics["approx_kl"]) == minibatches

@@ -164,16 +164,16 @@ class SurrogatePGModelConfig(PGModelConfig):
     """The unclipped importance-ratio objective L^CPI."""
 
     _target_: str = "torchrl_cli.models.SurrogatePGModel"
+    kl_target: float = 0.01  # d_targ: the KL that kl_early_stop (and PPO-adaptive's beta) scale
+    kl_early_stop: float | None = None  # stop the epochs once KL > this x kl_target
 
 
 @dataclass
-class PPOAdaptiveModelConfig(PGModelConfig):
+class PPOAdaptiveModelConfig(SurrogatePGModelConfig):
     """PPO with the adaptive KL penalty (beta halved/doubled around kl_target, per batch)."""
 
     _target_: str = "torchrl_cli.models.PPOAdaptiveModel"
-    kl_target: float = 0.01
     kl_penalty: float = 1.0  # beta's starting value
-    kl_early_stop: float | None = None  # stop the epochs once KL > this x kl_target
 
 
 @dataclass

@@ -122,11 +122,12 @@ def validate(cfg: DictConfig) -> None:
             _check(model.clip_range > 0, f"{key}.clip_range={model.clip_range} must be > 0")
         if "kl_target" in model:
             _check(model.kl_target > 0, f"{key}.kl_target={model.kl_target} must be > 0")
-            _check(model.kl_penalty > 0, f"{key}.kl_penalty={model.kl_penalty} must be > 0")
             _check(
                 model.kl_early_stop is None or model.kl_early_stop > 0,
                 f"{key}.kl_early_stop={model.kl_early_stop} must be > 0, or null for never",
             )
+        if "kl_penalty" in model:
+            _check(model.kl_penalty > 0, f"{key}.kl_penalty={model.kl_penalty} must be > 0")
     _check(
         not agent.get("recompute_advantages") or agent.value is not None,
         "agent.recompute_advantages=true re-evaluates the value model, but agent.value is "

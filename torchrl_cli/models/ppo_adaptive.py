@@ -15,20 +15,14 @@ class PPOAdaptiveModel(SurrogatePGModel):
     unbiased under the old policy's actions and differentiable.
 
     Parameters:
-        kl_target: d_targ.
+        kl_target: d_targ (also what SurrogatePGModel's ``kl_early_stop`` scales).
         kl_penalty: beta's starting value.
-        kl_early_stop: stop the batch's epochs once a minibatch's KL exceeds
-            ``kl_early_stop * kl_target`` (null: never).
-        **kwargs: BasePGModel's parameters.
+        **kwargs: SurrogatePGModel's parameters (``kl_early_stop``) and BasePGModel's.
     """
 
-    def __init__(
-        self, net, *, kl_target: float, kl_penalty: float, kl_early_stop: float | None, **kwargs
-    ):
-        super().__init__(net, **kwargs)
-        self.kl_target = kl_target
+    def __init__(self, net, *, kl_target: float, kl_penalty: float, **kwargs):
+        super().__init__(net, kl_target=kl_target, **kwargs)
         self.kl_penalty = kl_penalty
-        self.kl_early_stop = kl_early_stop
 
     def register_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         log_ratio, ratio, dist = self.ratio_and_dist(batch)
@@ -49,12 +43,6 @@ class PPOAdaptiveModel(SurrogatePGModel):
 
     def set_extra_state(self, state: dict) -> None:
         self.kl_penalty = state["kl_penalty"]
-
-    def stop_early(self, terms: dict[str, torch.Tensor]) -> bool:
-        return (
-            self.kl_early_stop is not None
-            and float(terms["approx_kl"]) > self.kl_early_stop * self.kl_target
-        )
 
     @torch.no_grad()
     def on_batch_end(self, batch: Batch) -> dict[str, torch.Tensor]:

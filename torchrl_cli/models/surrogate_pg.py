@@ -7,8 +7,32 @@ from torchrl_cli.models.batch import Batch
 
 
 class SurrogatePGModel(BasePGModel):
-    """Maximizes L^CPI = E[ pi(a|s) / pi_old(a|s) * A ] (Schulman et al. 2017, eq. 6)."""
+    """Maximizes L^CPI = E[ pi(a|s) / pi_old(a|s) * A ] (Schulman et al. 2017, eq. 6).
 
+    Nothing in L^CPI keeps the policy near the rollout's: ``kl_early_stop`` bounds how far one
+    batch's epochs move it (as rl-zoo3's and Spinning Up's ``target_kl`` do).
+
+    Parameters:
+        kl_target: d_targ, the KL that ``kl_early_stop`` scales.
+        kl_early_stop: stop the batch's epochs once a minibatch's approx KL exceeds
+            ``kl_early_stop * kl_target``. None (either of the two): never (the configs of runs
+            saved before the stop existed have neither key).
+        **kwargs: BasePGModel's parameters.
+    """
+
+    def __init__(
+        self, net, *, kl_target: float | None = None, kl_early_stop: float | None = None, **kwargs
+    ):
+        super().__init__(net, **kwargs)
+        self.kl_target = kl_target
+        self.kl_early_stop = kl_early_stop
+
+    def stop_early(self, terms: dict[str, torch.Tensor]) -> bool:
+        return (
+            self.kl_early_stop is not None
+            and self.kl_target is not None
+            and float(terms["approx_kl"]) > self.kl_early_stop * self.kl_target
+        )
 
     @staticmethod
     def calculate_prob_ratio(new_log_probs: torch.Tensor, old_log_probs: torch.Tensor):
