@@ -94,6 +94,7 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=None, help="envs to run (default: all)")
     parser.add_argument("--runs", type=Path, default=Path("runs/bench-budgets"))
     parser.add_argument("--out", type=Path, default=Path("docs/budgets.md"))
+    parser.add_argument("--note", default="", help="a paragraph for the report (provenance)")
     args = parser.parse_args()
     envs = [e for e in ENVS if args.only is None or e in args.only]
     jobs = [(e, s) for e in envs for s in args.seeds]
@@ -110,6 +111,7 @@ def main() -> None:
         "return: the 20-episode deterministic evaluation at the end of the budget. Wall time: "
         "process start to exit.",
         "",
+        *([args.note, ""] if args.note else []),
         *table(results),
     ]
     args.out.write_text("\n".join(lines) + "\n")
