@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 PIP     := $(PY) -m pip
 STAMP   := .venv/.installed
 
-.PHONY: install train test lint bench bench-smoke bench-learning clean
+.PHONY: install train test lint bench bench-smoke bench-learning bench-budgets clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -26,6 +26,11 @@ test: $(STAMP)
 # Resumes an interrupted run.
 bench-learning: $(STAMP)
 	$(PY) bench/learning.py
+
+# Not in CI: each env file's budget as `torchrl train env=<id>` runs it, 3 seeds, one at a time;
+# writes docs/budgets.md (the README's budget table). About 90 minutes on 2 cores; resumes.
+bench-budgets: $(STAMP)
+	$(PY) bench/budgets.py
 
 # torchrl-cli beside Stable-Baselines3 (the `bench` extra, never a runtime dependency), side by
 # side in one run: time-to-solve, same-hyperparameter throughput, collector, scaling. Writes
