@@ -279,7 +279,7 @@ def test_tuned_cartpole_values_apply():
     assert agent.policy.optimizer.lr == 4e-3
     assert (agent.value.num_epochs, agent.value.num_mini_batches) == (6, 2)
     assert cfg.env.n_envs == 16
-    assert (cfg.max_steps, cfg.eval_freq) == (50000, 2048)
+    assert (cfg.max_steps, cfg.eval_freq) == (50000, 10240)
     assert agent.policy.ppo_clip_range == 0.2  # not in the tuned file: schema default
 
 

@@ -1,8 +1,9 @@
 """Time to result as the user lives it: whole processes, from the shell's start to the exit.
 
 - time-to-solve: `torchrl train experiment=<preset> seed=S` (the command a user types) against
-  `python -m bench.perf.sb3_process <env> S` (Stable-Baselines3 with rl-zoo3's tuned PPO and the
-  same evaluation protocol), seed by seed, alternating who goes first;
+  `python -m bench.perf.sb3_process <env> S callback` (a Stable-Baselines3 script: rl-zoo3's
+  tuned PPO, the same evaluation protocol through SB3's own EvalCallback) and against the same
+  with torchrl-cli's vectorized evaluation (`vectorized`), seed by seed, rotating the order;
 - start-up: process start to the line torchrl prints just before its first env step (the
   backend line), against the import floor (`import torch, gymnasium, hydra, omegaconf, rich,
   tensorboard` in a bare interpreter); `torchrl train --help`; the exit (last line to exit);
@@ -156,6 +157,8 @@ def figures(whole: dict) -> dict[str, float]:
         out[f"{task}_ours"] = med(p.wall for p in whole[task]["ours"])
         out[f"{task}_sb3"] = med(p.wall for p in whole[task]["sb3"])
         out[f"{task}_ratio"] = out[f"{task}_ours"] / out[f"{task}_sb3"]
+        out[f"{task}_sb3_vectorized"] = med(p.wall for p in whole[task]["sb3_vectorized"])
+        out[f"{task}_ratio_vectorized"] = out[f"{task}_ours"] / out[f"{task}_sb3_vectorized"]
     s = whole["startup"]
     out["floor"] = med(p.wall for p in s["floor"])
     out["ready"] = med(p.ready for p in s["train"])
