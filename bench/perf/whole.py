@@ -72,20 +72,26 @@ def ours(task: Solve, seed: int, cwd: Path, smoke: bool) -> Process:
     return timed(cmd, cwd, run_dir)
 
 
-def sb3(task: Solve, seed: int, smoke: bool) -> Process:
-    cmd = [sys.executable, "-m", "bench.perf.sb3_process", task.env_id, str(seed)]
+def sb3(task: Solve, seed: int, evaluation: str, smoke: bool) -> Process:
+    cmd = [sys.executable, "-m", "bench.perf.sb3_process", task.env_id, str(seed), evaluation]
     return timed(cmd + (["--smoke"] if smoke else []), Path.cwd())
 
 
+TOOLS = ("ours", "sb3", "sb3_vectorized")  # sb3: EvalCallback, as an SB3 script evaluates
+
+
 def solve(task: Solve, budgets: Budgets, cwd: Path, smoke: bool) -> dict[str, list[Process]]:
-    runs = {"ours": [], "sb3": []}
+    runs = {name: [] for name in TOOLS}
     for i, seed in enumerate(budgets.seeds):
-        order = ("ours", "sb3") if i % 2 == 0 else ("sb3", "ours")
-        for name in order:
-            run = ours(task, seed, cwd, smoke) if name == "ours" else sb3(task, seed, smoke)
+        for name in TOOLS[i % 3 :] + TOOLS[: i % 3]:  # each tool goes first in turn
+            if name == "ours":
+                run = ours(task, seed, cwd, smoke)
+            else:
+                run = sb3(task, seed, "callback" if name == "sb3" else "vectorized", smoke)
             runs[name].append(run)
             print(
-                f"  {task.env_id} seed {seed} {name:>4}: {run.wall:.2f} s whole process", flush=True
+                f"  {task.env_id} seed {seed} {name:>14}: {run.wall:.2f} s whole process",
+                flush=True,
             )
     return runs
 
