@@ -560,3 +560,19 @@ def test_bad_value_in_sweep_fails_before_any_job(torchrl_bin, cli_env, tmp_path)
     assert_one_line_error(proc, "agent.lr=-1", "> 0")
     assert "final evaluation" not in proc.stdout
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("spelling", [["--cfg", "hydra"], ["--cfg=hydra"], ["-c", "hydra"],
+                                      ["-chydra"]])
+def test_cfg_hydra_resolve_is_one_line_pointing_to_cfg_all(tmp_path, torchrl_bin, cli_env,
+                                                           spelling):
+    """Hydra's own --cfg hydra --resolve fails (the run folder's name interpolates the job's
+    agent and env); the CLI says so in one line before Hydra starts."""
+    proc = torchrl(torchrl_bin, ["train", *spelling, "--resolve"], tmp_path, cli_env)
+    assert_one_line_error(proc, "--cfg hydra --resolve", "--cfg all --resolve")
+
+
+def test_cfg_all_resolve_prints_the_run_folder(tmp_path, torchrl_bin, cli_env):
+    proc = torchrl(torchrl_bin, ["train", "--cfg", "all", "--resolve"], tmp_path, cli_env)
+    assert proc.returncode == 0, proc.stderr
+    assert "_ppo_clip_CartPole-v1" in proc.stdout and "${" not in proc.stdout

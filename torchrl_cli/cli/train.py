@@ -51,6 +51,19 @@ def split_args(args: list[str]) -> tuple[list[str], list[str]]:
     return flags, overrides
 
 
+def cfg_part(args: list[str]) -> str | None:
+    """The value of ``--cfg``/``-c`` (``job``, ``hydra`` or ``all``) in any of its spellings."""
+    for i, arg in enumerate(args):
+        for flag in ("--cfg", "-c"):
+            if arg == flag:
+                return args[i + 1] if i + 1 < len(args) else None
+            if arg.startswith(flag + "="):
+                return arg.split("=", 1)[1]
+        if arg.startswith("-c") and not arg.startswith(("-cd", "-cp", "-cn", "--")):
+            return arg[2:]  # -chydra
+    return None
+
+
 def train_command(args: list[str]) -> int:
     from torchrl_cli.config.compose import check_overrides
     from torchrl_cli.config.user_dir import take_config_dir
@@ -77,6 +90,11 @@ def train_command(args: list[str]) -> int:
         raise ConfigError(
             f"{' '.join(sorted(_NO_RUN_FLAGS & set(flags)))} prints the config of "
             "one run; drop -m/--multirun"
+        )
+    if "--resolve" in args and cfg_part(args) == "hydra":
+        raise ConfigError(
+            "--cfg hydra --resolve cannot resolve the run folder's name, which comes from the "
+            "job's config (agent.name, env.id); use --cfg all --resolve, or --cfg hydra alone"
         )
     if "--help" in flags or "-h" in flags:
         from torchrl_cli.cli.help import help_text
