@@ -31,11 +31,8 @@ def throughput(budgets: Budgets) -> dict:
     for name, tool in (("ours", ours), ("sb3", sb3), ("sb3", sb3), ("ours", ours)):
         run = tool.throughput(budgets.throughput_steps, seed=0)
         runs[name].append(run)
-        print(
-            f"  throughput {name:>4}: {run.steps_per_second:,.0f} env steps/s "
-            f"({run.seconds:.1f} s, final eval {run.final_return:.0f})",
-            flush=True,
-        )
+        print(f"  throughput {name:>4}: {run.steps_per_second:,.0f} env steps/s "
+              f"({run.seconds:.1f} s, final eval {run.final_return:.0f})", flush=True)
     return runs
 
 
@@ -43,11 +40,8 @@ def collectors(budgets: Budgets) -> dict:
     out = {}
     for n in budgets.collector_envs:
         out[n] = collector.measure(n, "auto", budgets.collector_seconds, budgets.repeats)
-        print(
-            f"  collector {n:>3} envs ({out[n]['vectorization']}): "
-            f"{out[n]['collector']:,.0f} vs raw {out[n]['raw']:,.0f} steps/s",
-            flush=True,
-        )
+        print(f"  collector {n:>3} envs ({out[n]['vectorization']}): "
+              f"{out[n]['collector']:,.0f} vs raw {out[n]['raw']:,.0f} steps/s", flush=True)
     return out
 
 
@@ -56,11 +50,8 @@ def scaling(budgets: Budgets) -> dict:
     for mode in VECTORIZATIONS:
         for n in budgets.scaling_envs:
             out[mode, n] = collector.measure(n, mode, budgets.collector_seconds / 2, 1)
-            print(
-                f"  scaling {mode:>6} {n:>3} envs: raw {out[mode, n]['raw']:,.0f}, "
-                f"collector {out[mode, n]['collector']:,.0f} steps/s",
-                flush=True,
-            )
+            print(f"  scaling {mode:>6} {n:>3} envs: raw {out[mode, n]['raw']:,.0f}, "
+                  f"collector {out[mode, n]['collector']:,.0f} steps/s", flush=True)
     return out
 
 

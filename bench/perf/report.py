@@ -66,34 +66,14 @@ def summary_table(results: dict) -> list[str]:
     sb3_sps = statistics.median(s.steps_per_second for s in results["throughput"]["sb3"])
     eight = results["collector"].get(8, {"collector": math.nan, "raw": math.nan})
     rows = [
-        (
-            "CartPole-v1 time-to-solve (median s)",
-            "cartpole_time",
-            _solve_cell(results["cartpole"]["ours"]),
-            _solve_cell(results["cartpole"]["sb3"]),
-            "≤",
-        ),
-        (
-            "same-hyperparameter throughput (env steps/s)",
-            "throughput",
-            f"{ours_sps:,.0f}",
-            f"{sb3_sps:,.0f}",
-            "≥",
-        ),
-        (
-            "Pendulum-v1 time-to-solve (median s)",
-            "pendulum_time",
-            _solve_cell(results["pendulum"]["ours"]),
-            _solve_cell(results["pendulum"]["sb3"]),
-            "≤",
-        ),
-        (
-            "collector vs raw stepping, 8 envs (steps/s)",
-            "collector_8",
-            f"{eight['collector']:,.0f}",
-            f"raw {eight['raw']:,.0f}",
-            "≥",
-        ),
+        ("CartPole-v1 time-to-solve (median s)", "cartpole_time",
+         _solve_cell(results["cartpole"]["ours"]), _solve_cell(results["cartpole"]["sb3"]), "≤"),
+        ("same-hyperparameter throughput (env steps/s)", "throughput",
+         f"{ours_sps:,.0f}", f"{sb3_sps:,.0f}", "≥"),
+        ("Pendulum-v1 time-to-solve (median s)", "pendulum_time",
+         _solve_cell(results["pendulum"]["ours"]), _solve_cell(results["pendulum"]["sb3"]), "≤"),
+        ("collector vs raw stepping, 8 envs (steps/s)", "collector_8",
+         f"{eight['collector']:,.0f}", f"raw {eight['raw']:,.0f}", "≥"),
     ]
     lines = [
         "| benchmark | torchrl-cli | Stable-Baselines3 | ratio | target | met |",
@@ -292,11 +272,8 @@ def machine() -> str:
     cpu = platform.processor() or "CPU"
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        names = [
-            ln.split(":", 1)[1].strip()
-            for ln in cpuinfo.read_text().splitlines()
-            if ln.startswith("model name")
-        ]
+        names = [ln.split(":", 1)[1].strip() for ln in cpuinfo.read_text().splitlines()
+                 if ln.startswith("model name")]
         cpu = names[0] if names else cpu
     return f"{platform.machine()}, {cpu}, {os.cpu_count()} cores, {platform.system()}"
 
@@ -308,12 +285,10 @@ def versions() -> str:
 
 def commit() -> str:
     try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
-        ).stdout.strip()
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True).stdout.strip()
         return rev + (" with uncommitted changes" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown commit"
@@ -334,8 +309,8 @@ def commands(budgets: Budgets) -> list[str]:
         f"torchrl train {ours_tp}",
         "```",
         "",
-        'Stable-Baselines3 (bench/perf/sb3.py): `PPO("MlpPolicy", make_vec_env(env_id, n_envs, '
-        'seed=seed), seed=seed, device="cpu", **hyperparameters)` with '
+        "Stable-Baselines3 (bench/perf/sb3.py): `PPO(\"MlpPolicy\", make_vec_env(env_id, n_envs, "
+        "seed=seed), seed=seed, device=\"cpu\", **hyperparameters)` with "
         "`torch.set_num_threads(1)`, `learn(100_000)` (rl-zoo3's n_timesteps, which sets the "
         "linear schedules; a callback stops it at the first solving evaluation) with rl-zoo3's "
         "tuned hyperparameters:",

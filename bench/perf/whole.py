@@ -35,6 +35,7 @@ class Process:
     ready: float | None  # seconds from start to the first line starting with READY
     exit: float  # seconds from the last line to the exit
     metrics: dict | None  # torchrl's metrics.json, when it wrote one
+    lines: int  # lines printed (stdout and stderr)
 
 
 def timed(cmd: list[str], cwd: Path, run_dir: Path | None = None) -> Process:
@@ -43,9 +44,9 @@ def timed(cmd: list[str], cwd: Path, run_dir: Path | None = None) -> Process:
     proc = subprocess.Popen(
         cmd, cwd=cwd, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
     )
-    tail = []
+    tail, lines = [], 0
     for line in proc.stdout:
-        last = time.perf_counter()
+        last, lines = time.perf_counter(), lines + 1
         tail = (tail + [line])[-5:]
         if ready is None and line.startswith(READY):
             ready = last - start
@@ -55,7 +56,7 @@ def timed(cmd: list[str], cwd: Path, run_dir: Path | None = None) -> Process:
         raise SystemExit(f"{' '.join(cmd)} exited {code}: {''.join(tail)}")
     written = run_dir is not None and (run_dir / "metrics.json").exists()
     metrics = json.loads((run_dir / "metrics.json").read_text()) if written else None
-    return Process(end - start, ready, end - last, metrics)
+    return Process(end - start, ready, end - last, metrics, lines)
 
 
 def ours(task: Solve, seed: int, cwd: Path, smoke: bool) -> Process:

@@ -24,7 +24,8 @@ from rich.table import Table
 from rich.text import Text
 
 from torchrl_cli.agents.console import RunConsole, as_run_console
-from torchrl_cli.agents.tracking import Tracker, first_line
+from torchrl_cli.agents.tracking import Tracker
+from torchrl_cli.errors import first_line
 
 CONSOLE_MODES = ("full", "table", "quiet")
 

@@ -25,10 +25,9 @@ from torchrl_cli.agents.tracking import (
     INTERRUPTED,
     PROBE_TIMEOUT_S,
     check_reachable,
-    first_line,
     require,
 )
-from torchrl_cli.errors import ConfigError
+from torchrl_cli.errors import ConfigError, first_line
 
 FLUSH_EVERY_S = 10.0
 BATCH = 100  # MLflow takes at most 100 parameters and 1000 metrics in one log_batch

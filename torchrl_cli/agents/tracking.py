@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 from omegaconf import DictConfig
 
-from torchrl_cli.errors import ConfigError, FaultError, did_you_mean
+from torchrl_cli.errors import ConfigError, FaultError, did_you_mean, first_line
 
 TENSORBOARD = "tensorboard"
 BACKENDS = (TENSORBOARD, "mlflow", "wandb")
@@ -189,12 +189,3 @@ def check_reachable(url: str, what: str, fix: str) -> None:
         raise ConfigError(f"{what} does not answer ({err.reason}); {fix}") from None
     except (OSError, ValueError) as err:  # a timeout, a malformed URL
         raise ConfigError(f"{what} does not answer ({first_line(err)}); {fix}") from None
-
-
-def first_line(err: BaseException, limit: int = 200) -> str:
-    """An error's first line for a one-line message: its first sentence when it runs long."""
-    text = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    if len(text) <= limit:
-        return text
-    end = text.find(". ", 0, limit)
-    return text[: end + 1] if end > 0 else text[: limit - 3] + "..."

@@ -31,7 +31,7 @@ from torchrl_cli.analysis.search import (
     short_names,
 )
 from torchrl_cli.config.compose import compose_config
-from torchrl_cli.errors import ConfigError, FaultError, did_you_mean
+from torchrl_cli.errors import ConfigError, FaultError, did_you_mean, first_line
 from torchrl_cli.run.folder import claim_run_dir, study_dir, trial_run_name
 
 SAMPLERS = ("tpe", "random", "cmaes")
@@ -125,7 +125,7 @@ def open_storage(storage: str | None, folder: Path):
         try:
             return RDBStorage(storage)
         except Exception as err:  # a bad URL, a missing driver, a folder that is not there
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            reason = first_line(err, limit=None)
             reason = re.sub(r"^\([\w.]+\) ", "", reason)  # SQLAlchemy's "(sqlite3.Error) "
             raise ConfigError(
                 f"tune.storage={storage} cannot be opened ({reason[:200]}); give an RDB URL "

@@ -23,7 +23,7 @@ from torchrl_cli.envs.spaces import (
     mask_source,
     state_info,
 )
-from torchrl_cli.errors import ConfigError, FaultError
+from torchrl_cli.errors import ConfigError, FaultError, first_line
 
 VECTORIZATIONS = ("auto", "sync", "async", "native", "envpool")
 # auto picks native from this many copies: below ~5, SyncVectorEnv steps CartPole faster
@@ -96,9 +96,10 @@ class EnvError(FaultError):
     message; the full traceback is the cause, shown with TORCHRL_DEBUG=1)."""
 
 
-def first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return f"{type(err).__name__}: {text.splitlines()[0]}" if text else type(err).__name__
+def raised(err: BaseException) -> str:
+    """``Type: first line`` of what an env raised (the type alone when it says nothing)."""
+    text = first_line(err, limit=None, empty="")
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
 
 class GymEnv(BaseEnv):
@@ -203,7 +204,7 @@ class GymEnv(BaseEnv):
         try:
             obs, info = self.vec.reset(seed=seeds)
         except Exception as err:
-            raise EnvError(f"env {self.env_name} raised {first_line(err)} in reset()") from err
+            raise EnvError(f"env {self.env_name} raised {raised(err)} in reset()") from err
         if self._mask is not None:
             self.action_mask = self._legal(obs, info)
         return encode_numpy(self._encoder, obs)
@@ -231,7 +232,7 @@ class GymEnv(BaseEnv):
         try:
             obs, reward, terminated, truncated, info = self.vec.step(actions)
         except Exception as err:  # the env's own failure, as one line (EnvError)
-            raise EnvError(f"env {self.env_name} raised {first_line(err)}") from err
+            raise EnvError(f"env {self.env_name} raised {raised(err)}") from err
         if self._reset_copies is not None:
             done = terminated | truncated
             if not done.any():
@@ -343,7 +344,7 @@ def _probe_info_mask(gym_id: str, kwargs: dict) -> bool:
     try:
         _, info = env.reset()
     except Exception as err:
-        raise EnvError(f"env {gym_id} raised {first_line(err)} in reset()") from err
+        raise EnvError(f"env {gym_id} raised {raised(err)} in reset()") from err
     finally:
         env.close()
     return MASK_KEY in info

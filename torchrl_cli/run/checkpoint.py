@@ -27,7 +27,7 @@ import torch
 
 from torchrl_cli.agents.guard import NonFiniteError, first_non_finite
 from torchrl_cli.envs.spaces import SpaceInfo
-from torchrl_cli.errors import ConfigError, FaultError
+from torchrl_cli.errors import ConfigError, FaultError, first_line
 
 CHECKPOINT_DIR = "checkpoints"
 BEST = "best.pt"
@@ -116,9 +116,9 @@ def _unpickle(data: bytes, path: Path):
                     f"checkpoint {path} holds objects that are not plain tensors; refused, "
                     "since loading it could run code"
                 ) from None
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else "unreadable"
+            reason = first_line(err, limit=None, empty="unreadable")
         except Exception as err:  # damaged bytes fail anywhere in the unpickler (KeyError, ...)
-            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            reason = first_line(err, limit=None)
     raise ConfigError(
         f"checkpoint {path} is truncated or corrupted ({reason[:120]}); {intact_hint(path)}"
     )

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from torchrl_cli.errors import ConfigError, FaultError
+from torchrl_cli.errors import ConfigError, FaultError, first_line
 from torchrl_cli.run.policy import Policy, example_inputs, tree_map
 
 INSTALL = "pip install 'torchrl-cli[onnx]'"
@@ -125,7 +125,7 @@ def check_onnx(policy: Policy, path: Path) -> None:
     try:
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime's errors derive from Exception alone
-        raise FaultError(f"onnxruntime cannot load the exported model ({_first_line(err)}); "
+        raise FaultError(f"onnxruntime cannot load the exported model ({_message(err)}); "
                          "export format=torch instead") from None
     for batch in CHECK_BATCHES:
         inputs = example_inputs(policy, batch, rng)
@@ -135,7 +135,7 @@ def check_onnx(policy: Policy, path: Path) -> None:
         try:
             (got,) = session.run([OUTPUT], feed)
         except Exception as err:
-            raise FaultError(f"onnxruntime cannot run the exported model ({_first_line(err)}); "
+            raise FaultError(f"onnxruntime cannot run the exported model ({_message(err)}); "
                              "export format=torch instead") from None
         if got.shape != want.shape or got.dtype != want.dtype:
             wrong = f"{got.dtype} {list(got.shape)} actions, not {want.dtype} {list(want.shape)}"
@@ -176,11 +176,11 @@ def exporter_problem(err: Exception) -> str:
 def _summary(text: str) -> str:
     """The first line of the exporter's 'Exception summary', or of its message."""
     _, found, rest = text.partition("## Exception summary")
-    return _first_line(rest if found else text)
+    return _message(rest if found else text)
 
 
-def _first_line(err: Exception | str) -> str:
-    return next((line.strip() for line in str(err).splitlines() if line.strip()), "no message")
+def _message(err: Exception | str) -> str:
+    return first_line(err, limit=None, empty="no message")
 
 
 @contextmanager
