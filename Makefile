@@ -30,7 +30,7 @@ bench-learning: $(STAMP)
 # Not in CI: each env file's budget as `torchrl train env=<id>` runs it, 3 seeds, one at a time;
 # writes docs/budgets.md (the README's budget table). About 90 minutes on 2 cores; resumes.
 bench-budgets: $(STAMP)
-	$(PY) bench/budgets.py
+	$(PY) -m bench.budgets
 
 # torchrl-cli beside Stable-Baselines3 (the `bench` extra, never a runtime dependency), side by
 # side in one run: time-to-solve, same-hyperparameter throughput, collector, scaling. Writes

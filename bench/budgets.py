@@ -10,14 +10,14 @@ interrupted benchmark resumes where it stopped.
 import argparse
 import json
 import subprocess
-import sys
-import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import date
 from pathlib import Path
 
 import numpy as np
 from omegaconf import OmegaConf
+
+from bench.learning import train_in_process
 
 ENVS = (
     "CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0",
@@ -49,16 +49,8 @@ def run_one(env: str, seed: int, runs: Path) -> dict:
     if not wall_file.exists():
         if folder.exists():  # an interrupted attempt: start it again
             subprocess.run(["rm", "-rf", str(folder)], check=True)
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        command = [
-            str(Path(sys.executable).parent / "torchrl"), "train", f"env={env}", f"seed={seed}",
-            "logger.progress=false", f"hydra.run.dir={folder}",
-        ]  # fmt: skip
-        start = time.perf_counter()
-        proc = subprocess.run(command, capture_output=True, text=True)
-        wall = time.perf_counter() - start
-        if proc.returncode != 0:
-            print(f"FAILED {env} seed {seed}: {proc.stderr.strip()[-300:]}", flush=True)
+        wall = train_in_process([f"env={env}", f"seed={seed}"], folder, f"{env} seed {seed}")
+        if wall is None:
             return {}
         wall_file.write_text(json.dumps({"wall_seconds": wall}) + "\n")
         print(f"{env:<26} seed {seed}: {wall:6.0f} s", flush=True)

@@ -44,32 +44,29 @@ REFERENCES = {
 }
 
 
+def train_in_process(overrides: list[str], folder: Path, label: str) -> float | None:
+    """``torchrl train <overrides>`` into ``folder`` as its own process, quiet; the wall seconds
+    (process start to exit), or None after a FAILED line naming ``label``."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    command = [str(Path(sys.executable).parent / "torchrl"), "train", *overrides,
+               "logger.progress=false", f"hydra.run.dir={folder}"]  # fmt: skip
+    proc = subprocess.run(command, capture_output=True, text=True)
+    if proc.returncode != 0:
+        print(f"FAILED {label}: {proc.stderr.strip()[-300:]}", flush=True)
+        return None
+    return time.perf_counter() - start
+
+
 def run_one(agent: str, env: str, seed: int, runs: Path) -> dict:
     folder = runs / f"{agent}_{env}_{seed}"
     metrics = folder / "metrics.json"
     if not metrics.exists():
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        start = time.perf_counter()
-        proc = subprocess.run(
-            [
-                str(Path(sys.executable).parent / "torchrl"),
-                "train",
-                f"agent={agent}",
-                f"env={env}",
-                f"seed={seed}",
-                "logger.progress=false",
-                "logger.log_freq=1000000",
-                f"hydra.run.dir={folder}",
-            ],
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode != 0:
-            print(f"FAILED {agent} {env} seed {seed}: {proc.stderr.strip()[-300:]}", flush=True)
+        overrides = [f"agent={agent}", f"env={env}", f"seed={seed}", "logger.log_freq=1000000"]
+        wall = train_in_process(overrides, folder, f"{agent} {env} seed {seed}")
+        if wall is None:
             return {}
-        print(
-            f"{agent:>13} {env:<15} seed {seed}: {time.perf_counter() - start:6.0f} s", flush=True
-        )
+        print(f"{agent:>13} {env:<15} seed {seed}: {wall:6.0f} s", flush=True)
     return json.loads(metrics.read_text())
 
 

@@ -159,39 +159,17 @@ def whole_table(results: dict) -> list[str]:
     """The whole-process headline figures against their targets."""
     f = whole.figures(results)
     t = WHOLE_TARGETS
-    rows = [
-        (
-            "CartPole-v1 whole-process time-to-solve (median s)",
-            f"{f['cartpole_ours']:.2f}",
-            f"{f['cartpole_sb3']:.2f}",
-            f"{f['cartpole_ratio']:.3f}",
-            f"≤ {t['cartpole_ratio']}",
-            f["cartpole_ratio"] <= t["cartpole_ratio"],
-        ),
-        (
-            "the same, SB3 evaluating vectorized as torchrl-cli does",
-            f"{f['cartpole_ours']:.2f}",
-            f"{f['cartpole_sb3_vectorized']:.2f}",
-            f"{f['cartpole_ratio_vectorized']:.3f}",
-            "—",
-            None,
-        ),
-        (
-            "Pendulum-v1 whole-process time-to-solve (median s)",
-            f"{f['pendulum_ours']:.2f}",
-            f"{f['pendulum_sb3']:.2f}",
-            f"{f['pendulum_ratio']:.3f}",
-            f"≤ {t['pendulum_ratio']}",
-            f["pendulum_ratio"] <= t["pendulum_ratio"],
-        ),
-        (
-            "the same, SB3 evaluating vectorized as torchrl-cli does",
-            f"{f['pendulum_ours']:.2f}",
-            f"{f['pendulum_sb3_vectorized']:.2f}",
-            f"{f['pendulum_ratio_vectorized']:.3f}",
-            "—",
-            None,
-        ),
+    rows = []
+    for task, env_id in (("cartpole", "CartPole-v1"), ("pendulum", "Pendulum-v1")):
+        ours, ratio = f"{f[task + '_ours']:.2f}", f[task + "_ratio"]
+        rows += [
+            (f"{env_id} whole-process time-to-solve (median s)", ours, f"{f[task + '_sb3']:.2f}",
+             f"{ratio:.3f}", f"≤ {t[task + '_ratio']}", ratio <= t[task + "_ratio"]),
+            ("the same, SB3 evaluating vectorized as torchrl-cli does", ours,
+             f"{f[task + '_sb3_vectorized']:.2f}", f"{f[task + '_ratio_vectorized']:.3f}", "—",
+             None),
+        ]  # fmt: skip
+    rows += [
         (
             "start-up to the first env step (median s)",
             f"{f['ready']:.2f}",

@@ -37,8 +37,13 @@ def torch_fit(
     # one minibatch of everything: the losses are means, so a shuffle would not change them;
     # skip it and the gather, and normalize the advantages once instead of every epoch
     whole = size == len(batch)
-    if whole and normalize_advantages:
-        batch = replace(batch, advantages=normalize(batch.advantages))
+
+    def prepared(batch: Batch) -> Batch:
+        if whole and normalize_advantages:
+            return replace(batch, advantages=normalize(batch.advantages))
+        return batch
+
+    batch = prepared(batch)
     # 0-d tensors until the end, stacked per key: a GPU run syncs once per key, not per step
     terms_seen: dict[str, list[torch.Tensor]] = defaultdict(list)
     active = dict(models)
@@ -46,9 +51,7 @@ def torch_fit(
         if not active:
             break
         if refresh is not None and epoch > 0:
-            batch = refresh()
-            if whole and normalize_advantages:
-                batch = replace(batch, advantages=normalize(batch.advantages))
+            batch = prepared(refresh())
         order = None if whole else torch.randperm(len(batch), device=batch.obs.device)
         for start in range(0, size * num_mini_batches, size):
             if not active:

@@ -70,12 +70,12 @@ def check_single_values(args: list[str]) -> None:
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import OverrideParseException
 
+    from torchrl_cli.config.compose import parse_error
+
     try:
         parsed = OverridesParser.create().parse_overrides(args)
     except OverrideParseException as err:
-        raise ConfigError(
-            f"cannot parse override '{err.override}': {err.message.splitlines()[0]}"
-        ) from None
+        raise ConfigError(parse_error(err)) from None
     for override in parsed:
         if override.is_sweep_override():
             raise ConfigError(

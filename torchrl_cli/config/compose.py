@@ -87,7 +87,7 @@ def compose_config(overrides: list[str]) -> DictConfig:
         except MissingConfigException as err:
             raise ConfigError(_missing_option(err, overrides)) from None
         except OverrideParseException as err:
-            raise ConfigError(_parse_error(err)) from None
+            raise ConfigError(parse_error(err)) from None
         except Exception as err:  # Hydra wraps OmegaConf's errors in its own
             cause = err.__cause__
             if isinstance(cause, ConfigAttributeError | ConfigKeyError):
@@ -115,7 +115,7 @@ def check_overrides(overrides: list[str], multirun: bool = False) -> DictConfig:
     try:
         parsed = OverridesParser.create().parse_overrides(overrides)
     except OverrideParseException as err:
-        raise ConfigError(_parse_error(err)) from None
+        raise ConfigError(parse_error(err)) from None
     choices = []
     for override in parsed:
         key = override.get_key_element()
@@ -149,7 +149,8 @@ def check_overrides(overrides: list[str], multirun: bool = False) -> DictConfig:
     return cfg
 
 
-def _parse_error(err: OverrideParseException) -> str:
+def parse_error(err: OverrideParseException) -> str:
+    """The one line for an override Hydra cannot parse."""
     return f"cannot parse override '{err.override}': {err.message.splitlines()[0]}"
 
 
