@@ -112,6 +112,12 @@ class BasePGModel(BaseModel):
         return {"loss_entropy": -self.entropy_coef * entropy, "entropy": entropy.detach()}
 
     @staticmethod
-    def kl_diagnostics(log_ratio: torch.Tensor, ratio: torch.Tensor) -> dict[str, torch.Tensor]:
-        """approx KL(old || new) by the low-variance estimator (r - 1) - log r."""
-        return {"approx_kl": ((ratio - 1) - log_ratio).mean().detach()}
+    def approx_kl(log_ratio: torch.Tensor, ratio: torch.Tensor) -> torch.Tensor:
+        """approx KL(old || new) by the low-variance estimator (r - 1) - log r, differentiable."""
+        return ((ratio - 1) - log_ratio).mean()
+
+    @classmethod
+    def kl_diagnostics(
+        cls, log_ratio: torch.Tensor, ratio: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        return {"approx_kl": cls.approx_kl(log_ratio, ratio).detach()}

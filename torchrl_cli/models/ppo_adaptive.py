@@ -26,7 +26,7 @@ class PPOAdaptiveModel(SurrogatePGModel):
 
     def register_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
         log_ratio, ratio, dist = self.ratio_and_dist(batch)
-        kl = ((ratio - 1) - log_ratio).mean()
+        kl = self.approx_kl(log_ratio, ratio)
         surrogate = -(ratio * batch.advantages).mean()
         return {
             "loss_policy": self.loss_coef * surrogate,
@@ -47,9 +47,8 @@ class PPOAdaptiveModel(SurrogatePGModel):
     @torch.no_grad()
     def on_batch_end(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Update beta from the mean KL between the rollout policy and the updated one."""
-        dist = self.policy_dist(batch.obs, batch.masks)
-        log_ratio = dist.log_prob(batch.actions) - batch.log_probs
-        kl = float(((log_ratio.exp() - 1) - log_ratio).mean())
+        log_ratio, ratio, _ = self.ratio_and_dist(batch)
+        kl = float(self.approx_kl(log_ratio, ratio))
         self.kl_penalty = update_kl_penalty(self.kl_penalty, kl, self.kl_target)
         return {"batch_kl": torch.tensor(kl)}
 
