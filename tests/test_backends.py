@@ -184,6 +184,35 @@ def test_log_probs_match_the_torch_policy_and_follow_its_weights(env_id):
         env.close()
 
 
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+def test_evaluation_acts_in_numpy_as_the_torch_policy_does(env_id):
+    """Greedy actions in numpy (the evaluation's) equal ``act``'s in torch, through the running
+    observation normalizer; with agent.backend=torch the evaluation acts with ``act`` itself."""
+    agent, env = make_agent([f"env={env_id}", "env.n_envs=4", "env.running_normalize_states=true"])
+    try:
+        rng = np.random.default_rng(0)
+        shape = env.get_state_info().shape
+        agent.batcher.state_normalizer(torch.from_numpy(rng.normal(2.0, 3.0, (256, *shape))))
+        greedy = agent.greedy_policy()
+        assert greedy != agent.act
+        for _ in range(2):
+            obs = rng.normal(2.0, 3.0, (64, *shape))
+            with torch.inference_mode():  # as evaluations run
+                want = agent.act(obs)
+            if env_id == "CartPole-v1":
+                np.testing.assert_array_equal(greedy(obs), want)
+            else:
+                np.testing.assert_allclose(greedy(obs), want, rtol=1e-5, atol=1e-5)
+            with torch.no_grad():  # an optimizer step changes the weights in place
+                for param in agent.policy_model.parameters():
+                    param.add_(0.3 * torch.randn_like(param))
+    finally:
+        env.close()
+    agent, env = make_agent([f"env={env_id}", "env.n_envs=4", "agent.backend=torch"])
+    env.close()
+    assert agent.greedy_policy() == agent.act
+
+
 def test_categorical_frequencies_and_log_probs():
     probs = np.array([0.1, 0.3, 0.0, 0.6], dtype=np.float32)
     rng = np.random.default_rng(0)

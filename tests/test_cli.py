@@ -285,6 +285,32 @@ def test_tiny_run_creates_one_run_folder(tiny_run):
     assert len(list(folder.glob("events.out.tfevents.*"))) == 1
 
 
+def test_a_run_composes_its_config_once(tmp_path, monkeypatch):
+    """A plain run composes its config once, for the check and the job alike (Hydra's own entry
+    composes twice more); the run folder's .hydra/ still records it as Hydra does."""
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+
+    from torchrl_cli.cli import main
+
+    compositions = []
+    original = ConfigLoaderImpl.load_configuration
+
+    def counted(self, *args, **kwargs):
+        compositions.append(kwargs.get("overrides"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ConfigLoaderImpl, "load_configuration", counted)
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *TINY, "seed=3"]) == 0
+    assert compositions == [[*TINY, "seed=3"]]
+    (folder,) = (tmp_path / "runs").glob("*/*")
+    hydra_cfg = yaml.safe_load((folder / ".hydra" / "hydra.yaml").read_text())["hydra"]
+    assert (hydra_cfg["run"]["dir"], hydra_cfg["mode"]) == (str(folder), "RUN")
+    assert yaml.safe_load((folder / ".hydra" / "overrides.yaml").read_text()) == [*TINY, "seed=3"]
+    assert yaml.safe_load((folder / ".hydra" / "config.yaml").read_text())["seed"] == 3
+    assert json.loads((folder / "metrics.json").read_text())["env_steps"] == 256
+
+
 def test_tiny_run_console_output(tiny_run):
     """The console names the run folder and ends with the 'final evaluation' line."""
     proc = tiny_run["proc"]

@@ -1,6 +1,8 @@
 """Logger: averaged values to the console table and TensorBoard, read back with TB's reader."""
 
 import io
+import subprocess
+import sys
 
 import numpy as np
 import torch
@@ -170,3 +172,21 @@ def test_run_episodes_reports_finished_episodes():
     finally:
         env.close()
     assert seen == sorted(set(seen)) and seen[-1] == 3 and seen[0] >= 1
+
+
+def test_tensorboard_is_imported_without_the_s3_client():
+    """TensorBoard's file layer imports boto3 (a quarter of a second) whenever it is installed;
+    the run's writer is imported without it, and boto3 stays importable for whatever needs it."""
+    code = (
+        "import importlib.util, sys\n"
+        "from torchrl_cli.agents.logger import summary_writer_class\n"
+        "summary_writer_class()\n"
+        "assert 'torch.utils.tensorboard' in sys.modules\n"
+        "assert 'boto3' not in sys.modules, 'boto3 was imported'\n"
+        "if importlib.util.find_spec('boto3') is not None:\n"
+        "    import boto3\n"
+        "print('ok')\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr

@@ -105,6 +105,11 @@ class BaseAgent(abc.ABC):
     def act(self, obs: np.ndarray) -> np.ndarray:
         """Greedy actions for raw observations, as the env takes them."""
 
+    def greedy_policy(self) -> Callable[..., np.ndarray]:
+        """What an evaluation acts with: ``act``, or an equivalent the agent builds once for
+        the evaluation's many steps."""
+        return self.act
+
     def _check_termination(self) -> bool:
         """True once any budget (steps, iterations, episodes) is spent; -1 means no budget."""
         s = self.schedule
@@ -292,7 +297,7 @@ class BaseAgent(abc.ABC):
             stop = (lambda: self.stop_requested is not None) if stoppable else None
             try:
                 returns, lengths = run_episodes(
-                    self.act, env, episodes, seed, on_episode=on_episode, should_stop=stop
+                    self.greedy_policy(), env, episodes, seed, on_episode, should_stop=stop
                 )
             finally:
                 self.result.eval_seconds += time.perf_counter() - start

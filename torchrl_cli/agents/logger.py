@@ -2,6 +2,7 @@
 cadence, a rich console table, plus a progress bar (training, then each evaluation's episodes)
 and one-line events."""
 
+import sys
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator, Sequence
@@ -46,6 +47,21 @@ class _EtaColumn(ProgressColumn):
         hours, minutes = divmod(minutes, 60)
         return Text(f"ETA {hours:d}:{minutes:02d}:{seconds:02d}", style="progress.remaining")
 
+
+
+def summary_writer_class() -> type:
+    """torch's SummaryWriter, imported without the S3 client that TensorBoard's file layer loads
+    whenever boto3 is installed (a quarter of a second of start-up here): a run logs into its
+    local run folder, never to s3://."""
+    hidden = "boto3" not in sys.modules
+    if hidden:
+        sys.modules["boto3"] = None  # import boto3 raises ImportError: TensorBoard skips S3
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    finally:
+        if hidden:
+            del sys.modules["boto3"]  # importable again by whatever needs it later
+    return SummaryWriter
 
 class Logger:
     """Collects values between ``log`` calls and averages them (after the seed's Logger).
@@ -98,8 +114,7 @@ class Logger:
         self._failed_trackers: set[str] = set()
         self.writer = None
         if log_dir is not None:
-            from torch.utils.tensorboard import SummaryWriter  # TensorBoard only when it logs
-
+            SummaryWriter = summary_writer_class()  # TensorBoard only when it logs
             # events up to start_step were logged before the checkpoint: they stay
             self.writer = SummaryWriter(
                 str(log_dir), purge_step=start_step + 1 if start_step else None

@@ -73,6 +73,14 @@ class PGAgent(BaseAgent):
         actions = self.policy_model.select_action(state, deterministic=True, mask=mask)[0]
         return self.batcher.to_env_action(actions)
 
+    def greedy_policy(self):
+        """``act`` in numpy where the run acts in numpy (one forward pass per evaluation step
+        without torch's dispatch), else ``act``."""
+        greedy = self.backend.greedy_for(self.policy_model, self.batcher.state_normalizer)
+        if greedy is None:
+            return self.act
+        return lambda obs: self.batcher.to_env_action(greedy(obs))
+
     def values(self, state: torch.Tensor) -> torch.Tensor:
         if self.value_model is None:
             return torch.zeros(state.shape[0], device=state.device)

@@ -9,9 +9,12 @@ PPO-clip's and the value model's minibatch steps with hand-derived gradients and
 ``auto`` uses numpy for each part that it can serve and torch for the rest, and says why.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from torchrl_cli.backends.numpy_actor import NumpyActing, acting_unfit
+import numpy as np
+
+from torchrl_cli.backends.numpy_actor import NumpyActing, acting_unfit, numpy_greedy
 from torchrl_cli.backends.numpy_update import numpy_fit, update_unfit
 from torchrl_cli.backends.torch_actor import TorchActing
 from torchrl_cli.backends.torch_update import Fit, torch_fit
@@ -35,6 +38,13 @@ class Backend:
 
     def acting_for(self, policy: BasePGModel) -> Acting:
         return NumpyActing(policy) if self.acting == "numpy" else TorchActing(policy)
+
+    def greedy_for(
+        self, policy: BasePGModel, normalizer: StateNormalizer
+    ) -> Callable[[np.ndarray], np.ndarray] | None:
+        """Raw observations to greedy actions in numpy when acting runs there, else None
+        (the policy's own ``select_action(deterministic=True)`` serves)."""
+        return numpy_greedy(policy, normalizer) if self.acting == "numpy" else None
 
     def fit_for(self, models: dict[str, BaseModel]) -> Fit:
         """The update of ``models`` (a pass they share): ``numpy_fit`` when every one of them

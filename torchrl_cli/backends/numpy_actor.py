@@ -73,6 +73,18 @@ def numpy_policy(model: BasePGModel, rng: np.random.Generator):
     return lambda obs: sample_gaussian(forward(obs), log_std, rng)
 
 
+def numpy_greedy(model: BasePGModel, normalizer: StateNormalizer):
+    """``raw obs -> greedy actions`` in numpy (``models.distributions.greedy_action`` of the
+    network's output: the argmax, or the Gaussian's mean) for deterministic evaluation, with
+    the current parameters (views); the model must pass ``acting_unfit``."""
+    kinds, params = NumpyMLP.of(model.layers)
+    forward = NumpyMLP(kinds, [p.detach().numpy() for p in params]).forward
+    normalize = numpy_normalizer(normalizer, update_stats=False)
+    if model.action_info.kind == SpaceKind.DISCRETE:
+        return lambda obs: forward(normalize(obs)).argmax(-1)
+    return lambda obs: forward(normalize(obs))
+
+
 def numpy_normalizer(normalizer: StateNormalizer, update_stats: bool):
     """``StateNormalizer.forward`` (``update_stats``) or ``normalize`` in numpy on views of its
     (CPU) buffers: raw observations to network inputs."""

@@ -10,7 +10,7 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, read_write
 
 from torchrl_cli.config import CONFIG_NAME, config_dir, register_configs
 from torchrl_cli.errors import ConfigError, FaultError, debugging
@@ -79,6 +79,45 @@ def hydra_main(cfg: DictConfig) -> float:
     if metrics["interrupted"]:
         raise SystemExit(128 + signal.Signals[metrics["interrupted"]].value)
     return metrics["mean_return"]
+
+
+def run_composed(cfg: DictConfig) -> int:
+    """One run of the Hydra app from ``cfg``, the config ``check_overrides`` composed with its
+    ``hydra`` node: the steps of Hydra's own entry for a run (logging, the callbacks, ``.hydra/``,
+    the job), without composing the config twice more as that entry does. Returns the exit
+    code, and reports a failed job as Hydra does."""
+    from hydra._internal.callbacks import Callbacks
+    from hydra._internal.config_loader_impl import ConfigLoaderImpl
+    from hydra._internal.utils import create_config_search_path, run_and_report
+    from hydra.core.utils import configure_log, run_job
+    from hydra.types import HydraContext
+
+    if debugging():
+        os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    with read_write(cfg.hydra):
+        cfg.hydra.mode = RunMode.RUN
+    configure_log(cfg.hydra.hydra_logging, cfg.hydra.verbose)
+    callbacks = Callbacks(cfg)
+    # a run's job never loads configs: the loader is there because the context must hold one
+    loader = ConfigLoaderImpl(config_search_path=create_config_search_path(str(config_dir())))
+
+    def run() -> None:
+        callbacks.on_run_start(config=cfg, config_name=CONFIG_NAME)
+        ret = run_job(
+            hydra_context=HydraContext(config_loader=loader, callbacks=callbacks),
+            task_function=hydra_main,
+            config=cfg,
+            job_dir_key="hydra.run.dir",
+            job_subdir_key=None,
+        )
+        callbacks.on_run_end(config=cfg, config_name=CONFIG_NAME, job_return=ret)
+        _ = ret.return_value  # raises the job's exception, which run_and_report reports
+
+    try:
+        run_and_report(run)
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else 1
+    return 0
 
 
 def run_hydra(args: list[str], prog: str = "torchrl train") -> int:

@@ -3,6 +3,8 @@ summarize a sweep at the end."""
 
 from pathlib import Path
 
+from omegaconf import read_write
+
 from torchrl_cli.errors import ConfigError
 
 # Hydra flags that print something instead of running the app.
@@ -101,8 +103,11 @@ def train_command(args: list[str]) -> int:
 
         print(help_text(overrides))
         return 0
+    # a plain run (no Hydra flag) is composed once, here, and run from that config
+    composed_run = runs and not flags
     if runs or "--cfg" in flags or "-c" in flags:
-        cfg = check_overrides(overrides, multirun)  # one-line error and exit 2 on bad input
+        # one-line error and exit 2 on bad input
+        cfg = check_overrides(overrides, multirun, with_hydra=composed_run)
         if runs and multirun and "hydra/launcher=ray_cluster" in overrides:
             from torchrl_cli.cli.ray_check import check_ray_cluster
 
@@ -113,7 +118,16 @@ def train_command(args: list[str]) -> int:
             check_slurm(overrides)
         if runs:
             claimed = claim_output_dir(cfg, overrides, multirun)
-            args = [*args, claimed] if claimed else args
+            key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
+            if claimed and composed_run:
+                with read_write(cfg.hydra):
+                    cfg.hydra.run.dir = str(claimed)
+            elif claimed:
+                args = [*args, f"{key}='{claimed}'"]  # quoted: a comma or '=' must not parse
+    if composed_run:
+        from torchrl_cli.cli.hydra_app import run_composed
+
+        return run_composed(cfg)
     from torchrl_cli.cli.hydra_app import run_hydra
 
     failed: list = []
@@ -151,10 +165,9 @@ def override_value(overrides: list[str], key: str) -> str | None:
     return value
 
 
-def claim_output_dir(cfg, overrides: list[str], multirun: bool) -> str | None:
-    """The override naming a fresh run (or sweep) folder, created now so that no later run can
-    take it; None when the user named one, which must not hold anything yet: runs are never
-    overwritten."""
+def claim_output_dir(cfg, overrides: list[str], multirun: bool) -> Path | None:
+    """A fresh run (or sweep) folder, created now so that no later run can take it; None when
+    the user named one, which must not hold anything yet: runs are never overwritten."""
     from torchrl_cli.run.folder import MULTIRUN, new_run_dir, run_name
 
     key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
@@ -174,7 +187,7 @@ def claim_output_dir(cfg, overrides: list[str], multirun: bool) -> str | None:
     while True:
         try:
             path.mkdir(parents=True)
-            return f"{key}='{path}'"  # quoted: a comma or '=' in the path must not parse
+            return path
         except FileExistsError:
             n += 1
             path = base.with_name(f"{base.name}_{n}")

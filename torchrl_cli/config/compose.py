@@ -77,13 +77,14 @@ def _check_foreign_overrides(cfg: DictConfig, overrides: list[str]) -> None:
                 )
 
 
-def compose_config(overrides: list[str]) -> DictConfig:
+def compose_config(overrides: list[str], with_hydra: bool = False) -> DictConfig:
     """The composed config (as ``torchrl train`` would build it: without keys an option does
-    not take, see ``drop_foreign_keys``), or ConfigError."""
+    not take, see ``drop_foreign_keys``), or ConfigError. ``with_hydra``: with its ``hydra``
+    node, as Hydra's own entry composes it for a run."""
     register_configs(overrides)
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         try:
-            cfg = compose(CONFIG_NAME, overrides=overrides)
+            cfg = compose(CONFIG_NAME, overrides=overrides, return_hydra_config=with_hydra)
         except MissingConfigException as err:
             raise ConfigError(_missing_option(err, overrides)) from None
         except OverrideParseException as err:
@@ -106,8 +107,11 @@ def compose_config(overrides: list[str]) -> DictConfig:
     return drop_foreign_keys(cfg)
 
 
-def check_overrides(overrides: list[str], multirun: bool = False) -> DictConfig:
-    """Compose and validate every value a sweep would try; return the first job's config.
+def check_overrides(
+    overrides: list[str], multirun: bool = False, with_hydra: bool = False
+) -> DictConfig:
+    """Compose and validate every value a sweep would try; return the first job's config
+    (``with_hydra``: with its ``hydra`` node, see ``compose_config``).
 
     Each sweep (``key=a,b,c``) is checked one value at a time, the others at their first value.
     Sweeps need ``multirun``.
@@ -140,7 +144,7 @@ def check_overrides(overrides: list[str], multirun: bool = False) -> DictConfig:
     from torchrl_cli.config.validate import validate  # torch and the envs: only to validate
 
     first = [c[0] if c else None for c in choices]
-    cfg = compose_config([o for o in first if o is not None])
+    cfg = compose_config([o for o in first if o is not None], with_hydra=with_hydra)
     validate(cfg)
     for i, options in enumerate(choices):
         for option in options[1:]:
