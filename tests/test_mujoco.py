@@ -96,11 +96,13 @@ def test_missing_mujoco_names_the_extra(tmp_path, torchrl_bin, cli_env):
 def test_auto_vectorization_gives_each_copy_a_core_or_steps_in_process(monkeypatch, cores,
                                                                        expected):
     """MuJoCo with 8 copies: async only where every copy gets a core beside the learner's (on
-    2 cores async trained 1.7x slower); classic control stays in process whatever the cores."""
+    2 cores async trained 1.7x slower); one copy and classic control stay in process whatever
+    the cores."""
     from torchrl_cli.envs import gym_env
 
     monkeypatch.setattr(gym_env, "usable_cores", lambda: cores)
     assert gym_env.auto_process_vectorization("HalfCheetah-v5", 8) == expected
+    assert gym_env.auto_process_vectorization("HalfCheetah-v5", 1) == "sync"
     assert gym_env.auto_process_vectorization("Acrobot-v1", 2) == "sync"
 
 

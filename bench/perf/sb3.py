@@ -1,7 +1,9 @@
 """Stable-Baselines3's side: PPO with rl-zoo3's tuned hyperparameters, timed like ours."""
 
 import time
+from collections.abc import Callable
 
+import numpy as np
 import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
@@ -21,6 +23,11 @@ def linear(start: float):
     return lambda progress_remaining: progress_remaining * start
 
 
+def single_threaded() -> None:
+    torch.set_num_threads(1)  # one thread, as torchrl-cli's default torch_threads=1
+    threadpool_limits(1, user_api="blas")  # and numpy's BLAS, as torchrl-cli holds its own
+
+
 def make_ppo(env_id: str, seed: int) -> PPO:
     if env_id == "CartPole-v1":
         zoo = dict(ZOO_CARTPOLE)
@@ -29,8 +36,7 @@ def make_ppo(env_id: str, seed: int) -> PPO:
     else:
         zoo = dict(ZOO_PENDULUM)
     env = make_vec_env(env_id, n_envs=zoo.pop("n_envs"), seed=seed)
-    torch.set_num_threads(1)  # one thread, as torchrl-cli's default torch_threads=1
-    threadpool_limits(1, user_api="blas")  # and numpy's BLAS, as torchrl-cli holds its own
+    single_threaded()
     return PPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **zoo)
 
 
@@ -38,9 +44,12 @@ class SolveClock(BaseCallback):
     """Evaluates after every update once ``every`` more env steps have passed, with the training
     clock paused; stops training at the first evaluation whose mean reaches ``threshold``."""
 
-    def __init__(self, evaluate: Evaluator, every: int, threshold: float):
+    def __init__(self, evaluate: Evaluator, every: int, threshold: float,
+                 prepare: Callable[[np.ndarray], np.ndarray] | None = None):
+        """``prepare``: raw observations to the policy's inputs (VecNormalize's statistics)."""
         super().__init__()
         self.evaluate, self.every, self.threshold = evaluate, every, threshold
+        self.prepare = prepare or (lambda obs: obs)
         self.next_eval = every
         self.evaluations: list[tuple[int, float, float]] = []
         self.solved: tuple[int, float] | None = None
@@ -55,7 +64,9 @@ class SolveClock(BaseCallback):
         self.next_eval += self.every
         now = time.perf_counter()
         train_seconds = now - self.start - self.paused
-        mean = self.evaluate(lambda obs: self.model.predict(obs, deterministic=True)[0])
+        mean = self.evaluate(
+            lambda obs: self.model.predict(self.prepare(obs), deterministic=True)[0]
+        )
         self.paused += time.perf_counter() - now
         self.evaluations.append((self.num_timesteps, train_seconds, mean))
         if mean >= self.threshold:
