@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 PIP     := $(PY) -m pip
 STAMP   := .venv/.installed
 
-.PHONY: install train test lint bench bench-smoke bench-learning bench-budgets clean
+.PHONY: install train test lint bench bench-smoke bench-learning bench-budgets bench-sidebyside clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -38,6 +38,12 @@ bench-budgets: $(STAMP)
 bench: $(STAMP)
 	$(PIP) install -q -e ".[bench]"
 	$(PY) -m bench.perf
+
+# Not in CI: torchrl-cli and SB3 (rl-zoo3's HalfCheetah PPO) started together on HalfCheetah-v5,
+# wall time to a 5000 evaluation; writes docs/sidebyside.md. About an hour per seed on 2 cores.
+bench-sidebyside: $(STAMP)
+	$(PIP) install -q -e ".[bench,mujoco]"
+	$(PY) -m bench.sidebyside
 
 bench-smoke: $(STAMP)
 	$(PIP) install -q -e ".[bench]"

@@ -1,10 +1,10 @@
 """`make bench-sidebyside`: torchrl-cli and Stable-Baselines3 (rl-zoo3's tuned PPO, the bench
 extra) on HalfCheetah-v5 at the same time, one process each (one core each on this 2-core
-machine), same protocol: 20 deterministic episodes every 50 000 env steps (--eval-every) on a separate env,
-stopping at the first mean >= 5000 or at 1M env steps. Both train with rl-zoo3's HalfCheetah
-recipe (ours is conf/tuned/ppo_clip/HalfCheetah-v5.yaml). Reports env steps and training
-seconds (evaluations excluded on both sides) to the threshold, and each process's wall time;
-writes docs/sidebyside.md. (Pendulum-v1's side-by-side time-to-solve is `make bench`.)
+machine), same protocol: 20 deterministic episodes every 50 000 env steps (--eval-every) on a
+separate env, stopping at the first mean >= 5000 or at 1M env steps. Both train with rl-zoo3's
+HalfCheetah recipe (ours is conf/tuned/ppo_clip/HalfCheetah-v5.yaml). Reports env steps and
+training seconds (evaluations excluded on both sides) to the threshold, and each process's wall
+time; writes docs/sidebyside.md. (Pendulum-v1's side-by-side time-to-solve is `make bench`.)
 
 ``python -m bench.sidebyside [--seeds 0 1] [--threshold 5000] [--budget 1000000]``; one side
 alone: ``python -m bench.sidebyside --sb3-only SEED`` (what the SB3 process runs).

@@ -75,3 +75,24 @@ def test_ratios_use_medians_and_count_unsolved_seeds_as_never():
     assert r["pendulum_time"] == math.inf
     assert r["throughput"] == pytest.approx(4.0)
     assert r["collector_8"] == pytest.approx(0.6)
+
+
+def test_side_by_side_report_ratios_and_unreached_thresholds(tmp_path):
+    """bench/sidebyside.py's table: training-time and wall ratios from both sides' figures, a
+    side that never reached the threshold says so and gets no training-time ratio."""
+    from bench.sidebyside import write_report
+
+    def side(steps, seconds, wall):
+        points = [{"env_steps": 50_000, "train_seconds": 10.0, "mean_return": 2100.4}]
+        return {"solved_steps": steps, "solved_seconds": seconds, "evaluations": points,
+                "wall_seconds": wall}
+
+    pairs = [{"seed": 0, "ours": side(600_000, 300.0, 400.0), "sb3": side(700_000, 1200.0, 1600.0)},
+             {"seed": 1, "ours": side(None, None, 500.0), "sb3": side(800_000, 1000.0, 2000.0)}]
+    out = tmp_path / "sidebyside.md"
+    write_report(pairs, 5000.0, 1_000_000, 50_000, out)
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| ")][1:]
+    assert rows[0] == ("| 0 | 600,000 steps, 300 s | 700,000 steps, 1200 s | 0.250 | 400 s | "
+                       "1600 s | 0.250 |")
+    assert rows[1] == "| 1 | not reached | 800,000 steps, 1000 s | — | 500 s | 2000 s | 0.250 |"
+    assert "seed 0, SB3: 50k: 2100" in out.read_text()

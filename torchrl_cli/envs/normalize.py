@@ -139,18 +139,27 @@ class RewardScaler(nn.Module):
         ~30 us."""
         if not self.enabled:
             return reward
-        returns = self.returns.numpy()
-        returns *= self.gamma
-        returns += reward
-        self.rms.numpy_update()(returns)
-        returns[done] = 0.0
-        std = np.sqrt(self.rms.var.numpy() + 1e-8)
-        return (reward / std).clip(-self.clip, self.clip).astype(np.float32)
+        return self._stepper()(reward, done)
 
     def scale_rollout(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
         """A rollout's rewards ``[T, N]`` as the models learn from them; the running statistics
         advance step by step, exactly as if ``forward`` had been called during collection."""
         if not self.enabled:
             return rewards
-        steps = zip(rewards, dones, strict=True)
-        return np.stack([self(reward, done) for reward, done in steps])
+        step = self._stepper()
+        return np.stack([step(reward, done) for reward, done in zip(rewards, dones, strict=True)])
+
+    def _stepper(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+        """``forward`` for one vector step on numpy views of the buffers, built once for a
+        rollout's steps."""
+        returns, var = self.returns.numpy(), self.rms.var.numpy()
+        update, gamma, clip = self.rms.numpy_update(), self.gamma, self.clip
+
+        def step(reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+            np.multiply(returns, gamma, out=returns)  # in place: the buffer's view
+            np.add(returns, reward, out=returns)
+            update(returns)
+            returns[done] = 0.0
+            return (reward / np.sqrt(var + 1e-8)).clip(-clip, clip).astype(np.float32)
+
+        return step
