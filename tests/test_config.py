@@ -270,13 +270,13 @@ def test_tuned_cartpole_values_apply():
     """agent=ppo_clip env=CartPole-v1 gets conf/tuned/ppo_clip/CartPole-v1.yaml's values."""
     cfg = compose_config(["agent=ppo_clip", "env=CartPole-v1"])
     agent = cfg.agent
-    assert (agent.n_steps, agent.gamma, agent.lr) == (32, 0.99, 4e-3)
+    assert (agent.n_steps, agent.gamma, agent.lr) == (32, 0.99, 8e-3)
     assert isinstance(agent.lr, float)
     assert agent.advantage.gae_lambda == 0.95
     assert agent.advantage.gamma == 0.99  # interpolated from agent.gamma
     assert (agent.policy.num_epochs, agent.policy.num_mini_batches) == (6, 2)
     assert agent.policy.clip_schedule == "linear"
-    assert agent.policy.optimizer.lr == 4e-3
+    assert agent.policy.optimizer.lr == 8e-3
     assert (agent.value.num_epochs, agent.value.num_mini_batches) == (6, 2)
     assert cfg.env.n_envs == 16
     assert (cfg.max_steps, cfg.eval_freq) == (50000, 10240)

@@ -82,7 +82,7 @@ def test_without_the_folder_the_shipped_files_apply(tmp_path, user_dir, monkeypa
     assert compose_config([]).agent.lr == pytest.approx(TUNED_LR, rel=1e-6)
     monkeypatch.delenv(ENV_VAR)
     cfg = compose_config([])
-    assert cfg.agent.lr == pytest.approx(4e-3) and cfg.env.n_envs == 16
+    assert cfg.agent.lr == pytest.approx(8e-3) and cfg.env.n_envs == 16
 
 
 def test_new_env_file_new_tuned_pair_and_agent_override(torchrl_bin, cli_env, tmp_path,
