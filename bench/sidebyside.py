@@ -15,6 +15,7 @@ import json
 import platform
 import subprocess
 import sys
+import threading
 import time
 from datetime import date
 from importlib.metadata import version
@@ -87,12 +88,20 @@ def side_by_side(seed: int, threshold: float, budget: int, every: int, runs: Pat
     procs = {"ours": subprocess.Popen(ours_command(seed, threshold, budget, every, folder),
                                       stdout=subprocess.DEVNULL, stderr=subprocess.PIPE),
              "sb3": subprocess.Popen(sb3_cmd, stderr=subprocess.PIPE)}  # fmt: skip
-    wall = {}
-    for name, proc in procs.items():
-        _, err = proc.communicate()
+    wall, errors = {}, {}
+
+    def wait(name: str) -> None:  # each side's own exit time, whichever ends first
+        errors[name] = procs[name].communicate()[1]
         wall[name] = time.perf_counter() - start
+
+    waiters = [threading.Thread(target=wait, args=(name,)) for name in procs]
+    for waiter in waiters:
+        waiter.start()
+    for waiter in waiters:
+        waiter.join()
+    for name, proc in procs.items():
         if proc.returncode != 0:
-            raise SystemExit(f"{name} seed {seed} failed: {err.decode()[-400:]}")
+            raise SystemExit(f"{name} seed {seed} failed: {errors[name].decode()[-400:]}")
     metrics = json.loads((folder / "metrics.json").read_text())
     solved = metrics.get("solved")
     ours = {"solved_steps": solved["env_steps"] if solved else None,
