@@ -15,7 +15,6 @@ import json
 import platform
 import subprocess
 import sys
-import threading
 import time
 from datetime import date
 from importlib.metadata import version
@@ -84,24 +83,21 @@ def side_by_side(seed: int, threshold: float, budget: int, every: int, runs: Pat
     sb3_cmd = [sys.executable, "-m", "bench.sidebyside", "--sb3-only", str(seed),
                "--threshold", str(threshold), "--budget", str(budget), "--eval-every", str(every),
                "--out", str(sb3_out)]
+    logs = {name: runs / f"{name}_{seed}.stderr" for name in ("ours", "sb3")}
     start = time.perf_counter()
-    procs = {"ours": subprocess.Popen(ours_command(seed, threshold, budget, every, folder),
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE),
-             "sb3": subprocess.Popen(sb3_cmd, stderr=subprocess.PIPE)}  # fmt: skip
-    wall, errors = {}, {}
-
-    def wait(name: str) -> None:  # each side's own exit time, whichever ends first
-        errors[name] = procs[name].communicate()[1]
-        wall[name] = time.perf_counter() - start
-
-    waiters = [threading.Thread(target=wait, args=(name,)) for name in procs]
-    for waiter in waiters:
-        waiter.start()
-    for waiter in waiters:
-        waiter.join()
+    with logs["ours"].open("wb") as ours_err, logs["sb3"].open("wb") as sb3_err:
+        procs = {"ours": subprocess.Popen(ours_command(seed, threshold, budget, every, folder),
+                                          stdout=subprocess.DEVNULL, stderr=ours_err),
+                 "sb3": subprocess.Popen(sb3_cmd, stderr=sb3_err)}  # fmt: skip
+        wall = {}
+        while len(wall) < len(procs):  # each side's own exit time, whichever ends first
+            for name, proc in procs.items():
+                if name not in wall and proc.poll() is not None:
+                    wall[name] = time.perf_counter() - start
+            time.sleep(0.05)
     for name, proc in procs.items():
         if proc.returncode != 0:
-            raise SystemExit(f"{name} seed {seed} failed: {errors[name].decode()[-400:]}")
+            raise SystemExit(f"{name} seed {seed} failed: {logs[name].read_text()[-400:]}")
     metrics = json.loads((folder / "metrics.json").read_text())
     solved = metrics.get("solved")
     ours = {"solved_steps": solved["env_steps"] if solved else None,
