@@ -40,7 +40,7 @@ bench: $(STAMP)
 	$(PY) -m bench.perf
 
 # Not in CI: torchrl-cli and SB3 (rl-zoo3's HalfCheetah PPO) started together on HalfCheetah-v5,
-# wall time to a 5000 evaluation; writes docs/sidebyside.md. About an hour per seed on 2 cores.
+# wall time to a 5000 evaluation, seeds 0 and 1; writes docs/sidebyside.md. 5-15 min per seed.
 bench-sidebyside: $(STAMP)
 	$(PIP) install -q -e ".[bench,mujoco]"
 	$(PY) -m bench.sidebyside

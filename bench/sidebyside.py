@@ -6,7 +6,7 @@ HalfCheetah recipe (ours is conf/tuned/ppo_clip/HalfCheetah-v5.yaml). Reports en
 training seconds (evaluations excluded on both sides) to the threshold, and each process's wall
 time; writes docs/sidebyside.md. (Pendulum-v1's side-by-side time-to-solve is `make bench`.)
 
-``python -m bench.sidebyside [--seeds 0 1] [--threshold 5000] [--budget 1000000]``; one side
+``python -m bench.sidebyside [--seeds 0 1 2] [--threshold 5000] [--budget 1000000]``; one side
 alone: ``python -m bench.sidebyside --sb3-only SEED`` (what the SB3 process runs).
 """
 
@@ -117,7 +117,8 @@ def write_report(pairs: list[dict], threshold: float, budget: int, every: int, o
     lines = [
         f"# HalfCheetah-v5 side by side: torchrl-cli and Stable-Baselines3 to {threshold:g}",
         "",
-        f"Written by `make bench-sidebyside` (bench/sidebyside.py) on {date.today()}: "
+        f"Written by `make bench-sidebyside` (bench/sidebyside.py, seeds "
+        f"{' and '.join(str(p['seed']) for p in pairs)}) on {date.today()}: "
         f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, "
         f"torch {version('torch')}, stable-baselines3 {version('stable-baselines3')}, "
         f"gymnasium {version('gymnasium')}, mujoco {version('mujoco')}.",
@@ -157,7 +158,7 @@ def write_report(pairs: list[dict], threshold: float, budget: int, every: int, o
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     parser.add_argument("--threshold", type=float, default=5000.0)
     parser.add_argument("--budget", type=int, default=1_000_000)
     parser.add_argument("--eval-every", type=int, default=50_000)
