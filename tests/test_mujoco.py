@@ -3,6 +3,7 @@
 import json
 import os
 import subprocess
+import sys
 
 import pytest
 import torch
@@ -118,3 +119,23 @@ def test_usable_cores_are_the_processs_cpu_set_not_the_machines():
     finally:
         os.sched_setaffinity(0, before)
     assert usable_cores() == len(before)
+
+
+def test_each_mujoco_warning_is_printed_once_per_process():
+    """MuJoCo warns each time it compiles a model with a deprecated attribute (Gymnasium's v5
+    XML): plain Gymnasium prints it once per copy; a run prints each distinct one once."""
+    plain = "import gymnasium as gym\nfor _ in range(3): gym.make('HalfCheetah-v5')\n"
+    ours = ("from torchrl_cli.envs.gym_env import GymEnv\n"
+            "for n in (3, 2): GymEnv('HalfCheetah-v5', n_envs=n, vectorization='sync').close()\n")
+
+    def warnings(code: str) -> list[str]:
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                              timeout=300)
+        assert proc.returncode == 0, proc.stderr
+        return [line for line in proc.stderr.splitlines() if line.startswith("WARNING:")]
+
+    baseline = warnings(plain)
+    if not baseline:
+        pytest.skip("this MuJoCo warns about nothing in HalfCheetah-v5's model")
+    assert len(baseline) == 3
+    assert warnings(ours) == baseline[:1]

@@ -9,7 +9,12 @@ from omegaconf import DictConfig, OmegaConf
 
 from torchrl_cli.envs.atari import check_atari
 from torchrl_cli.envs.envpool_env import check_supported as check_envpool
-from torchrl_cli.envs.gym_env import VECTORIZATIONS, check_env_id, check_native
+from torchrl_cli.envs.gym_env import (
+    VECTORIZATIONS,
+    check_env_id,
+    check_native,
+    mujoco_warnings_once,
+)
 from torchrl_cli.envs.pixels import check_pixels
 from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind, action_info, state_info
 from torchrl_cli.errors import ConfigError
@@ -216,6 +221,8 @@ def check_spaces(env_cfg: DictConfig, gym_id: str) -> tuple:
     from torchrl_cli.agents.build import env_wrappers
 
     wrappers, kwargs = env_wrappers(env_cfg)
+    if "mujoco" in str(gym.spec(gym_id).entry_point):
+        mujoco_warnings_once()
     try:
         env = gym.make(gym_id, **kwargs)
     except gym.error.DependencyNotInstalled as err:

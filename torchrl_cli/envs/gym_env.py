@@ -2,6 +2,7 @@
 
 import abc
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import NamedTuple
@@ -93,6 +94,27 @@ def usable_cores() -> int:
     return os.cpu_count() or 1
 
 
+def mujoco_warnings_once() -> None:
+    """MuJoCo prints a warning each time it compiles a model with one (Gymnasium's v5 XML files
+    set ``settotalmass``, which MuJoCo 3.3+ deprecates), and a run compiles one per env copy,
+    the evaluation env's 20 included. From the first MuJoCo env on, each distinct warning is
+    printed once per process, as MuJoCo words it; a handler someone else set is left alone."""
+    try:
+        import mujoco
+    except ImportError:
+        return
+    if mujoco.get_mju_user_warning() is not None:
+        return
+    seen: set[str] = set()
+
+    def warn(message: str) -> None:
+        if message not in seen:
+            seen.add(message)
+            print(f"WARNING: {message}", file=sys.stderr, flush=True)
+
+    mujoco.set_mju_user_warning(warn)
+
+
 class EnvError(FaultError):
     """The env raised while stepping or resetting (its exception's first line is in the
     message; the full traceback is the cause, shown with TORCHRL_DEBUG=1)."""
@@ -152,6 +174,8 @@ class GymEnv(BaseEnv):
         self.n_envs = n_envs
         self.vectorization = vectorization
         self._reset_copies = None  # native and envpool: same-step reset of finished copies
+        if self.simulator == "mujoco":
+            mujoco_warnings_once()
         if vectorization == "native":
             self.vec = make_native(gym_id, n_envs, wrappers, kwargs)
             self._reset_copies = SAME_STEP_RESETS[type(self.vec.unwrapped)]
