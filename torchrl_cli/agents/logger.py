@@ -48,7 +48,6 @@ class _EtaColumn(ProgressColumn):
         return Text(f"ETA {hours:d}:{minutes:02d}:{seconds:02d}", style="progress.remaining")
 
 
-
 def summary_writer_class() -> type:
     """torch's SummaryWriter, imported without the S3 client that TensorBoard's file layer loads
     whenever boto3 is installed (a quarter of a second of start-up here): a run logs into its
@@ -62,6 +61,7 @@ def summary_writer_class() -> type:
         if hidden:
             del sys.modules["boto3"]  # importable again by whatever needs it later
     return SummaryWriter
+
 
 class Logger:
     """Collects values between ``log`` calls and averages them (after the seed's Logger).

@@ -3,8 +3,6 @@ summarize a sweep at the end."""
 
 from pathlib import Path
 
-from omegaconf import read_write
-
 from torchrl_cli.errors import ConfigError
 
 # Hydra flags that print something instead of running the app.
@@ -118,11 +116,13 @@ def train_command(args: list[str]) -> int:
             check_slurm(overrides)
         if runs:
             claimed = claim_output_dir(cfg, overrides, multirun)
-            key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
             if claimed and composed_run:
+                from omegaconf import read_write
+
                 with read_write(cfg.hydra):
                     cfg.hydra.run.dir = str(claimed)
             elif claimed:
+                key = "hydra.sweep.dir" if multirun else "hydra.run.dir"
                 args = [*args, f"{key}='{claimed}'"]  # quoted: a comma or '=' must not parse
     if composed_run:
         from torchrl_cli.cli.hydra_app import run_composed

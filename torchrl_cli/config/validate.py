@@ -14,6 +14,7 @@ from torchrl_cli.envs.gym_env import (
     check_env_id,
     check_native,
     mujoco_warnings_once,
+    simulator_of,
 )
 from torchrl_cli.envs.pixels import check_pixels
 from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind, action_info, state_info
@@ -221,13 +222,12 @@ def check_spaces(env_cfg: DictConfig, gym_id: str) -> tuple:
     from torchrl_cli.agents.build import env_wrappers
 
     wrappers, kwargs = env_wrappers(env_cfg)
-    if "mujoco" in str(gym.spec(gym_id).entry_point):
+    if simulator_of(gym_id) == "mujoco":
         mujoco_warnings_once()
     try:
         env = gym.make(gym_id, **kwargs)
     except gym.error.DependencyNotInstalled as err:
-        entry = str(gym.spec(gym_id).entry_point)
-        extra = next((x for key, x in EXTRAS.items() if key in entry), None)
+        extra = EXTRAS.get(simulator_of(gym_id))
         hint = f"pip install 'torchrl-cli[{extra}]'" if extra else "install its package"
         raise ConfigError(
             f"env '{env_cfg.id}' needs a package that is not installed "

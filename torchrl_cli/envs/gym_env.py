@@ -83,9 +83,18 @@ def auto_process_vectorization(gym_id: str, n_envs: int) -> str:
     cost more than the parallel steps; one copy (rl-zoo3's HalfCheetah recipe) steps nothing in
     parallel, so its round trips are pure cost. The cores are those this process may run on (a
     SLURM job's allocation), not the machine's."""
-    entry = str(gym.spec(gym_id).entry_point)
-    costly = any(name in entry for name in SUBPROCESS_WORTHY)
+    costly = simulator_of(gym_id) in SUBPROCESS_WORTHY
     return "async" if costly and 1 < n_envs < usable_cores() else "sync"
+
+
+def simulator_of(gym_id: str) -> str:
+    """What steps the env, from its entry point: mujoco, box2d, classic_control, toy_text,
+    ale_py, or the entry point's module."""
+    entry = str(gym.spec(gym_id).entry_point)
+    for name in ("mujoco", "box2d", "classic_control", "toy_text", "ale_py"):
+        if name in entry:
+            return name
+    return entry.split(":")[0]
 
 
 def usable_cores() -> int:
@@ -212,11 +221,7 @@ class GymEnv(BaseEnv):
 
     @property
     def simulator(self) -> str:
-        entry = str(gym.spec(self.gym_id).entry_point)
-        for name in ("mujoco", "box2d", "classic_control", "toy_text", "ale_py"):
-            if name in entry:
-                return name
-        return entry.split(":")[0]
+        return simulator_of(self.gym_id)
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         """Reset every copy with its own seed drawn from ``SeedSequence(seed)``, so that runs
