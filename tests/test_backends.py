@@ -51,6 +51,11 @@ CASES = {
     "continuous-entropy-value-clip": [
         "env=Pendulum-v1", "agent.policy.entropy_coef=0.05", "agent.value.clip_range=0.05"
     ],
+    "gsde": ["env=Pendulum-v1", "agent.policy.sde.enabled=true", "agent.policy.sde.sample_freq=4"],
+    "gsde-entropy-relu": [
+        "env=Pendulum-v1", "agent.policy.sde.enabled=true", "agent.policy.entropy_coef=0.05",
+        "net.activation=relu", "agent.policy.log_std_init=-1",
+    ],
 }
 
 
@@ -164,18 +169,28 @@ def test_training_holds_numpy_blas_to_torch_threads(tmp_path):
     assert blas_threads() == {1}
 
 
-@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1", "Acrobot-v1"])
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1", "Acrobot-v1", "gSDE"])
 def test_log_probs_match_the_torch_policy_and_follow_its_weights(env_id):
-    agent, env = make_agent([f"env={env_id}", "env.n_envs=4"])
+    gsde = env_id == "gSDE"
+    overrides = ["env=Pendulum-v1", "agent.policy.sde.enabled=true"] if gsde else [f"env={env_id}"]
+    agent, env = make_agent([*overrides, "env.n_envs=4"])
     try:
         model = agent.policy_model
         act = numpy_policy(model, np.random.default_rng(0))
         obs = np.random.default_rng(1).normal(size=(64, *env.get_state_info().shape))
         obs = obs.astype(np.float32)
         for _ in range(2):
+            if gsde:
+                act.resample(len(obs))
             actions, log_probs = act(obs)
-            dist = model.create_dist(model(torch.from_numpy(obs)))
+            dist = model.policy_dist(torch.from_numpy(obs))
             want = dist.log_prob(torch.from_numpy(actions)).detach().numpy()
+            if gsde:  # the action is the mean plus phi^T W, W the matrix drawn for its row
+                with torch.no_grad():
+                    phi = model.features(torch.from_numpy(obs)).numpy()
+                    mean = model(torch.from_numpy(obs)).numpy()
+                noise = np.einsum("bi,bij->bj", phi, act.weights)
+                np.testing.assert_allclose(actions, mean + noise, rtol=1e-5, atol=1e-5)
             np.testing.assert_allclose(log_probs, want, rtol=1e-5, atol=1e-5)
             with torch.no_grad():  # an optimizer step changes the weights in place
                 for param in model.parameters():

@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from torchrl_cli.agents.build import build_model
+from torchrl_cli.backends.numpy_actor import NumpySDEPolicy
 from torchrl_cli.backends.torch_actor import TorchActing
 from torchrl_cli.config.validate import validate
 from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
@@ -311,36 +312,43 @@ def test_gsde_learn_features_decides_whether_the_std_trains_the_features(learn_f
     assert (phi.grad is not None and float(phi.grad.abs().sum()) > 0) == learn_features
 
 
-def gsde_agent(sample_freq: int, seed: int = 0, steps: int = 8):
+def gsde_agent(sample_freq: int, seed: int = 0, steps: int = 8, backend: str = "auto"):
     return make_agent(["env=Pendulum-v1", "env.n_envs=2", f"agent.n_steps={steps}",
                        "agent.policy.sde.enabled=true",
                        f"agent.policy.sde.sample_freq={sample_freq}",
-                       "agent.policy.log_std_init=-1"], seed=seed)
+                       "agent.policy.log_std_init=-1", f"agent.backend={backend}"], seed=seed)
 
 
-def matrices_per_step(agent, rollouts: int = 2) -> list[torch.Tensor]:
+def matrices_per_step(agent, monkeypatch, rollouts: int = 2) -> list[np.ndarray]:
     """The noise matrices each acting step of ``rollouts`` rollouts used."""
     policy, used = agent.policy_model, []
-    select = policy.select_action
-    policy.select_action = lambda *a, **k: used.append(policy.sde.weights) or select(*a, **k)
+    if agent.backend.acting == "torch":
+        select = policy.select_action
+        monkeypatch.setattr(policy, "select_action", lambda *a, **k: used.append(
+            policy.sde.weights.numpy()) or select(*a, **k))
+    else:
+        act = NumpySDEPolicy.__call__
+        monkeypatch.setattr(NumpySDEPolicy, "__call__",
+                            lambda self, obs: used.append(self.weights) or act(self, obs))
     for _ in range(rollouts):
         agent.batcher.collect(agent.backend.acting_for(policy), agent.values)
     return used
 
 
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
 @pytest.mark.parametrize(("sample_freq", "new_at"), [
     (3, [0, 3, 6, 8, 11, 14]),  # rollouts of 8 steps: t = 0, 3, 6 of each
     (1, list(range(16))),
     (-1, [0, 8]),  # rollout starts only
 ])
 def test_gsde_draws_new_matrices_every_sample_freq_steps_and_at_rollout_start(
-        sample_freq, new_at):
-    agent, env = gsde_agent(sample_freq)
+        sample_freq, new_at, backend, monkeypatch):
+    agent, env = gsde_agent(sample_freq, backend=backend)
     env.close()
-    assert agent.backend.acting == "torch"
-    used = matrices_per_step(agent)
+    assert agent.backend.acting == backend
+    used = matrices_per_step(agent, monkeypatch)
     assert used[0].shape == (2, 64, 1)  # one 64x1 matrix per env
-    changed = [0] + [t for t in range(1, len(used)) if not torch.equal(used[t], used[t - 1])]
+    changed = [0] + [t for t in range(1, len(used)) if not np.array_equal(used[t], used[t - 1])]
     assert changed == new_at
 
 
@@ -367,11 +375,12 @@ def test_gsde_actions_are_the_mean_plus_phi_w_and_evaluation_takes_the_mean():
         env.close()
 
 
-def test_gsde_is_deterministic_under_a_seed():
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_gsde_is_deterministic_under_a_seed(backend):
     def actions(seed):
-        agent, env = gsde_agent(4, seed=seed)
+        agent, env = gsde_agent(4, seed=seed, backend=backend)
         try:
-            return agent.batcher.collect(TorchActing(agent.policy_model),
+            return agent.batcher.collect(agent.backend.acting_for(agent.policy_model),
                                          agent.values).actions.clone()
         finally:
             env.close()
@@ -380,9 +389,11 @@ def test_gsde_is_deterministic_under_a_seed():
     assert torch.equal(first, actions(0)) and not torch.allclose(first, actions(1))
 
 
-def test_gsde_trains_its_sigma():
-    agent, env = gsde_agent(4, steps=32)
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_gsde_trains_its_sigma(backend):
+    agent, env = gsde_agent(4, steps=32, backend=backend)
     try:
+        assert set(agent.backend.updates.values()) == {backend}
         before = agent.policy_model.sde.log_std.detach().clone()
         agent.step()
         assert not torch.equal(agent.policy_model.sde.log_std, before)
@@ -404,7 +415,7 @@ def test_cli_trains_evaluates_and_records_the_options(torchrl_bin, cli_env, tmp_
     proc = torchrl(torchrl_bin, ["train", *TINY, *OPTIONS, f"hydra.run.dir={run}"], tmp_path,
                    cli_env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    assert "gSDE (agent.policy.sde.enabled) samples in torch only" in proc.stdout
+    assert "backend auto: acting numpy, update numpy" in proc.stdout  # gSDE included
     cfg = OmegaConf.load(run / "config.yaml")
     assert cfg.agent.policy.net.hidden == [32] and cfg.agent.value.net.hidden == [128, 128]
     assert cfg.net.activation == "relu" and cfg.net.init == "default"
@@ -417,9 +428,11 @@ def test_cli_trains_evaluates_and_records_the_options(torchrl_bin, cli_env, tmp_
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_cli_gsde_on_the_numpy_backend_is_one_line(torchrl_bin, cli_env, tmp_path):
+def test_cli_gsde_learning_features_on_the_numpy_backend_is_one_line(torchrl_bin, cli_env,
+                                                                     tmp_path):
     proc = torchrl(torchrl_bin, ["train", *TINY, "env=Pendulum-v1", "agent.backend=numpy",
-                                 "agent.policy.sde.enabled=true"], tmp_path, cli_env)
+                                 "agent.policy.sde.enabled=true",
+                                 "agent.policy.sde.learn_features=true"], tmp_path, cli_env)
     assert_one_line_error(proc, "agent.backend=numpy cannot serve this run",
-                          "gSDE (agent.policy.sde.enabled)")
+                          "gSDE with agent.policy.sde.learn_features=true has no numpy update")
     assert not (tmp_path / "runs").exists()

@@ -19,6 +19,7 @@ from torchrl_cli.envs.spaces import SpaceKind
 from torchrl_cli.models import BasePGModel
 from torchrl_cli.models.batch import Truncation
 from torchrl_cli.models.distributions import HALF_LOG_2PI
+from torchrl_cli.models.sde import VARIANCE_EPS
 
 if TYPE_CHECKING:  # the collector that calls steps()
     from torchrl_cli.agents.batcher import Batcher
@@ -30,8 +31,6 @@ def acting_unfit(policy: BasePGModel, normalizer: StateNormalizer) -> str | None
         return f"the normalizer is on {normalizer.low.device.type}"
     if policy.action_info.mask is not None:
         return "the env masks its actions (action_mask), which numpy does not sample"
-    if policy.sde is not None:
-        return "gSDE (agent.policy.sde.enabled) samples in torch only"
     return layers_unfit(policy.layers) or actions_unfit(policy.action_info)
 
 
@@ -49,7 +48,10 @@ class NumpyActing:
         buf = batcher.buffers
         rows = buf.obs.numpy(), buf.actions.numpy(), buf.log_probs.numpy()
         obs, truncations = batcher.obs.numpy(), []
+        sde = self.policy.sde
         for t in range(batcher.n_steps):
+            if sde is not None and sde.due(t):  # gSDE: new noise matrices, one per env
+                act.resample(len(obs))
             actions, log_probs = act(obs)
             rows[0][t], rows[1][t], rows[2][t] = obs, actions, log_probs
             step = batcher.env_step(t, actions)
@@ -64,13 +66,50 @@ class NumpyActing:
 
 def numpy_policy(model: BasePGModel, rng: np.random.Generator):
     """``obs -> (actions, log_probs)`` in numpy with the model's current parameters (views),
-    drawing from ``rng``; the model must pass ``acting_unfit``."""
+    drawing from ``rng``; the model must pass ``acting_unfit``. With gSDE it is a
+    ``NumpySDEPolicy`` (``resample`` draws its noise matrices)."""
     kinds, params = NumpyMLP.of(model.layers)
-    forward = NumpyMLP(kinds, [p.detach().numpy() for p in params]).forward
+    mlp = NumpyMLP(kinds, [p.detach().numpy() for p in params])
+    if model.sde is not None:
+        return NumpySDEPolicy(mlp, model.sde.log_std.detach().numpy(), rng)
+    forward = mlp.forward
     if model.action_info.kind == SpaceKind.DISCRETE:
         return lambda obs: sample_categorical(forward(obs), rng)
     log_std = model.log_std.detach().numpy()
     return lambda obs: sample_gaussian(forward(obs), log_std, rng)
+
+
+class NumpySDEPolicy:
+    """gSDE's acting (``BasePGModel.select_action`` with ``models.sde.StateDependentNoise``)
+    in numpy: the action is mean + phi^T W with phi the MLP's last hidden features and one
+    matrix W per env, drawn from N(0, sigma^2) by ``resample``; the log-probabilities are the
+    state-dependent Gaussian's (``sde_log_std``)."""
+
+    def __init__(self, mlp: NumpyMLP, log_sigma: Array, rng: np.random.Generator):
+        self.mlp, self.log_sigma, self.rng = mlp, log_sigma, rng  # log_sigma: a view
+        self.weights: Array | None = None  # [n_envs, latent_dim, n_actions]
+
+    def resample(self, n_envs: int) -> None:
+        """One new W per env with the current sigma."""
+        draw = self.rng.standard_normal((n_envs, *self.log_sigma.shape), dtype=np.float32)
+        self.weights = draw * np.exp(self.log_sigma)
+
+    def __call__(self, obs: Array) -> tuple[Array, Array]:
+        if self.weights is None or len(self.weights) != len(obs):
+            raise RuntimeError("gSDE noise needs resample(n_envs) for this batch of envs first")
+        mean = self.mlp.forward(obs, keep=True)
+        latent = self.mlp.inputs[-1]  # what the output layer read
+        actions = mean + np.matmul(latent[:, None, :], self.weights)[:, 0]
+        log_std = sde_log_std(latent, self.log_sigma)[0]
+        z = (actions - mean) * np.exp(-log_std)
+        return actions, (-0.5 * z * z - log_std - np.float32(HALF_LOG_2PI)).sum(axis=1)
+
+
+def sde_log_std(latent: Array, log_sigma: Array) -> tuple[Array, Array]:
+    """gSDE's log std per state and action dim (``StateDependentNoise.log_std_of``):
+    0.5 log(sum_i phi_i^2 sigma_ij^2 + VARIANCE_EPS), and the variance inside the log."""
+    variance = np.dot(latent * latent, np.exp(2 * log_sigma)) + np.float32(VARIANCE_EPS)
+    return 0.5 * np.log(variance), variance
 
 
 def numpy_greedy(model: BasePGModel, normalizer: StateNormalizer):

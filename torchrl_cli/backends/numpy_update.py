@@ -18,6 +18,7 @@ from dataclasses import fields
 import numpy as np
 import torch
 
+from torchrl_cli.backends.numpy_actor import sde_log_std
 from torchrl_cli.backends.numpy_mlp import Array, NumpyMLP, actions_unfit, layers_unfit
 from torchrl_cli.backends.torch_update import Diagnostics, Refresh
 from torchrl_cli.envs.spaces import SpaceKind
@@ -57,8 +58,8 @@ def update_unfit(model: BaseModel) -> str | None:
         return reason
     if isinstance(model, PPOClipModel) and model.action_info.mask is not None:
         return "the env masks its actions (action_mask), which numpy does not score"
-    if isinstance(model, PPOClipModel) and model.sde is not None:
-        return "gSDE (agent.policy.sde.enabled) has no numpy update"
+    if isinstance(model, PPOClipModel) and model.sde is not None and model.sde.learn_features:
+        return "gSDE with agent.policy.sde.learn_features=true has no numpy update"
     return layers_unfit(model.layers) or optimizer_unfit(model.optimizer)
 
 
@@ -143,11 +144,15 @@ def ppo_clip_step(flat: FlatModel, mb: dict[str, Array]) -> dict[str, float]:
         probs = exp / total
         entropy = -(probs * log_p).sum(axis=1)
     else:
-        log_std = flat.param[id(model.log_std)]
+        if model.sde is None:
+            log_std = flat.param[id(model.log_std)]
+        else:  # gSDE: the std of each state from its features (the output layer's input)
+            latent, log_sigma = flat.mlp.inputs[-1], flat.param[id(model.sde.log_std)]
+            log_std, variance = sde_log_std(latent, log_sigma)
         inv_std = np.exp(-log_std)
         z = (actions - out) * inv_std
         new_log_probs = (-0.5 * z * z - log_std - np.float32(HALF_LOG_2PI)).sum(axis=1)
-        entropy = np.full(n, (0.5 + HALF_LOG_2PI + log_std).sum(), dtype=np.float32)
+        entropy = np.broadcast_to((0.5 + HALF_LOG_2PI + log_std).sum(axis=-1), (n,))
     log_ratio = new_log_probs - mb["log_probs"]
     ratio = np.exp(log_ratio)
     adv = mb["advantages"]
@@ -164,8 +169,14 @@ def ppo_clip_step(flat: FlatModel, mb: dict[str, Array]) -> dict[str, float]:
             d_out += (coef / n) * probs * (log_p + entropy[:, None])
     else:
         d_out = d_log_probs[:, None] * z * inv_std
-        d_log_std = flat.grads[id(model.log_std)]
-        d_log_std[...] = (d_log_probs[:, None] * (z * z - 1.0)).sum(axis=0) - coef
+        # per sample and action dim; the entropy bonus's is -coef/n (H = sum_j log std_j + c)
+        d_log_std = d_log_probs[:, None] * (z * z - 1.0) - coef / n
+        if model.sde is None:
+            flat.grads[id(model.log_std)][...] = d_log_std.sum(axis=0)
+        else:  # through variance_j = sum_i phi_i^2 exp(2 log sigma_ij); phi gets none
+            d_variance = d_log_std * 0.5 / variance
+            d_sigma_sq = np.dot((latent * latent).T, d_variance)
+            flat.grads[id(model.sde.log_std)][...] = d_sigma_sq * 2 * np.exp(2 * log_sigma)
     flat.mlp.backward(d_out.astype(np.float32, copy=False), flat.mlp_grads)
     return {
         "policy_loss": -float(np.minimum(unclipped, clipped).mean()),
