@@ -22,7 +22,7 @@ from bench.learning import train_in_process
 ENVS = (
     "CartPole-v1", "Pendulum-v1", "Acrobot-v1", "MountainCar-v0", "MountainCarContinuous-v0",
     "LunarLander-v3", "InvertedPendulum-v5", "InvertedDoublePendulum-v5", "Swimmer-v5",
-    "Hopper-v5", "Walker2d-v5", "HalfCheetah-v5", "Ant-v5",
+    "Hopper-v5", "Walker2d-v5", "HalfCheetah-v5", "Ant-v5", "Humanoid-v5",
 )  # fmt: skip
 # Published figures for context (../shared/ANCHORS.md, the projects' own benchmark tables);
 # their protocols differ (seeds, final or best point), stated with each. rl-zoo3's: one trained
@@ -40,6 +40,7 @@ REFERENCES = {
     "Walker2d-v5": "Tianshou PPO 3589 ± 757; rl-zoo3 3479 ± 822 (1 run)",
     "HalfCheetah-v5": "rl-zoo3 PPO 5819 ± 664 (1 run); Tianshou 5784 ± 1244",
     "Ant-v5": "Tianshou PPO 3258 ± 1079; rl-zoo3 1327 ± 452 (untuned)",
+    "Humanoid-v5": "Tianshou PPO 787 ± 193; CleanRL 716",
 }
 
 

@@ -28,7 +28,8 @@ from torchrl_cli.analysis.stats import BOOTSTRAP_SEED, RESAMPLES, SeedSummary, s
 
 AGENTS = ("vanilla_pg", "a2c", "surrogate_pg", "ppo_clip", "ppo_adaptive")
 PAIRS = [(a, e) for e in ("CartPole-v1", "Pendulum-v1") for a in AGENTS]
-MUJOCO = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5")  # 1M steps each: the long runs
+MUJOCO = ("HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5",
+          "InvertedDoublePendulum-v5")  # 1M steps each: the long runs
 PAIRS += [("ppo_clip", e) for e in MUJOCO]
 TARGETS = {"CartPole-v1": 475.0, "Pendulum-v1": -250.0} | dict.fromkeys(MUJOCO)
 # Published results (../shared/BENCHMARKS.md); other tools' numbers, for context only.
@@ -41,6 +42,9 @@ REFERENCES = {
     "CleanRL PPO 2906 ± 1129 at 1M (v4)",
     ("ppo_clip", "Hopper-v5"): "PPO paper Fig. 3: A2C ~900 at 1M (read off the plot)",
     ("ppo_clip", "Walker2d-v5"): "PPO paper Fig. 3: A2C ~850 at 1M (read off the plot)",
+    ("ppo_clip", "Ant-v5"): "Tianshou PPO 3258 ± 1079 at 1M (observation without contact forces)",
+    ("ppo_clip", "Humanoid-v5"): "Tianshou PPO 787 ± 193 at 1M; CleanRL PPO 716 at 1M",
+    ("ppo_clip", "InvertedDoublePendulum-v5"): "Tianshou PPO 9231 ± 270 at 1M",
 }
 
 

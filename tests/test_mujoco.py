@@ -14,8 +14,8 @@ from omegaconf import OmegaConf
 from torchrl_cli.config import config_dir
 from torchrl_cli.config.schema import EnvConfig
 
-MUJOCO = ["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "InvertedPendulum-v5",
-          "Swimmer-v5"]
+MUJOCO = ["HalfCheetah-v5", "Hopper-v5", "Walker2d-v5", "Ant-v5", "Humanoid-v5",
+          "InvertedPendulum-v5", "Swimmer-v5"]
 SHORT = ["+env.kwargs.max_episode_steps=50"]  # short episodes: a quick final evaluation
 
 
@@ -24,15 +24,17 @@ def test_continuous_control_preset(env_id):
     """Normalized and clipped observations, scaled and clipped rewards, vectorization chosen
     for the machine, and the PPO paper's MuJoCo settings (2048 samples per update in 64-sample
     minibatches); HalfCheetah's tuned file is rl-zoo3's recipe (one env, 512 samples per update
-    in 64-sample minibatches)."""
+    in 64-sample minibatches), Humanoid's the schema's rollout (1024 samples in four
+    minibatches of 256)."""
     cfg = compose_config([f"env={env_id}"])
     env = cfg.env
     assert env.vectorization == "auto"
     assert env.running_normalize_states and env.scale_reward
     assert (env.clip_states, env.clip_reward) == (EnvConfig.clip_states, EnvConfig.clip_reward)
-    per_update = 512 if env_id == "HalfCheetah-v5" else 2048
+    per_update, minibatch = {"HalfCheetah-v5": (512, 64), "Humanoid-v5": (1024, 256)}.get(
+        env_id, (2048, 64))
     assert cfg.agent.n_steps * env.n_envs == per_update
-    assert cfg.agent.n_steps * env.n_envs // cfg.agent.policy.num_mini_batches == 64
+    assert cfg.agent.n_steps * env.n_envs // cfg.agent.policy.num_mini_batches == minibatch
     budget = OmegaConf.load(config_dir() / "env" / f"{env_id}.yaml").max_steps  # the env file's
     assert cfg.max_steps == budget >= 300_000
 
