@@ -37,7 +37,7 @@ def test_every_advantage_builds_with_every_agent(agent, advantage, env):
 
 
 def test_a_tuned_lambda_survives_on_an_option_that_takes_it():
-    """vanilla_pg's Pendulum file sets lambda 0.95 on its Monte-Carlo default: kept for gae."""
+    """vanilla_pg's Pendulum file sets a GAE lambda on its Monte-Carlo default: kept for gae."""
     cfg = compose_config(["agent=vanilla_pg", "env=Pendulum-v1", "agent/advantage=gae"])
     tuned = OmegaConf.load(config_dir() / "tuned" / "vanilla_pg" / "Pendulum-v1.yaml")
     assert cfg.agent.advantage.gae_lambda == tuned.agent.advantage.gae_lambda
