@@ -21,8 +21,9 @@ train: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
-# Not in CI: every agent x {CartPole-v1, Pendulum-v1} and PPO-clip on HalfCheetah-v5, Hopper-v5
-# and Walker2d-v5 (1M steps each), 3 seeds each; writes docs/benchmarks.md and docs/img/*.png.
+# Not in CI: every agent x {CartPole-v1, Pendulum-v1} and PPO-clip on HalfCheetah-v5, Hopper-v5,
+# Walker2d-v5, Ant-v5, Humanoid-v5 and InvertedDoublePendulum-v5 (1M steps each), 5 seeds each,
+# two runs at a time (about 2 hours on 2 cores); writes docs/benchmarks.md and docs/img/*.png.
 # Resumes an interrupted run.
 bench-learning: $(STAMP)
 	$(PY) bench/learning.py
