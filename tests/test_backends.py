@@ -47,9 +47,11 @@ CASES = {
     "discrete-entropy-value-clip": [
         "env=CartPole-v1", "agent.policy.entropy_coef=0.05", "agent.value.clip_range=0.05"
     ],
-    "continuous": ["env=Pendulum-v1"],
+    # the state-independent Gaussian (Pendulum's tuned files explore with gSDE)
+    "continuous": ["env=Pendulum-v1", "agent.policy.sde.enabled=false"],
     "continuous-entropy-value-clip": [
-        "env=Pendulum-v1", "agent.policy.entropy_coef=0.05", "agent.value.clip_range=0.05"
+        "env=Pendulum-v1", "agent.policy.sde.enabled=false", "agent.policy.entropy_coef=0.05",
+        "agent.value.clip_range=0.05",
     ],
     "gsde": ["env=Pendulum-v1", "agent.policy.sde.enabled=true", "agent.policy.sde.sample_freq=4"],
     "gsde-entropy-relu": [
@@ -172,7 +174,10 @@ def test_training_holds_numpy_blas_to_torch_threads(tmp_path):
 @pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1", "Acrobot-v1", "gSDE"])
 def test_log_probs_match_the_torch_policy_and_follow_its_weights(env_id):
     gsde = env_id == "gSDE"
-    overrides = ["env=Pendulum-v1", "agent.policy.sde.enabled=true"] if gsde else [f"env={env_id}"]
+    overrides = {  # Pendulum: the state-independent Gaussian, and gSDE (its tuned files')
+        "Pendulum-v1": ["env=Pendulum-v1", "agent.policy.sde.enabled=false"],
+        "gSDE": ["env=Pendulum-v1", "agent.policy.sde.enabled=true"],
+    }.get(env_id, [f"env={env_id}"])
     agent, env = make_agent([*overrides, "env.n_envs=4"])
     try:
         model = agent.policy_model

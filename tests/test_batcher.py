@@ -52,7 +52,7 @@ def test_box_actions_are_stored_unclipped_and_clipped_for_the_env(backend):
     """Gaussian samples beyond [-2, 2] stay in the rollout; what the env receives is each
     stored action clipped to the bounds."""
     cfg = compose_config([*TINY, "env=Pendulum-v1", "agent.n_steps=64",
-                          f"agent.backend={backend}"])
+                          "agent.policy.sde.enabled=false", f"agent.backend={backend}"])
     RecordActions.received = []
     env = GymEnv("Pendulum-v1", n_envs=2, vectorization="sync", wrappers=[RecordActions])
     agent, _ = make_agent(cfg, env=env, seed=0)

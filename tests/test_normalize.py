@@ -209,7 +209,8 @@ def test_normalize_constant_input_gives_zeros():
 @pytest.mark.parametrize("backend", ["torch", "numpy"])
 def test_agent_state_statistics_count_training_observations_only(backend):
     """Real run: obs statistics count collected observations only, none from evaluation."""
-    cfg = compose_config([*TINY, "env=Pendulum-v1", f"agent.backend={backend}"])
+    cfg = compose_config([*TINY, "env=Pendulum-v1", "env.running_normalize_states=true",
+                          f"agent.backend={backend}"])
     agent, train_env = make_agent(cfg)
     eval_env = build_env(cfg.env, 2)
     try:

@@ -127,7 +127,8 @@ def test_configs_marks_the_user_options_and_names_each_values_file(torchrl_bin, 
     proc = torchrl(torchrl_bin, ["configs", "ppo_clip", "Pendulum-v1"], tmp_path, env)
     rows = dict(re.findall(r"^│ (\S+)\s+│ \S+\s+│ (\S+)\s+│$", proc.stdout, re.M))
     assert rows["agent.lr"] == "conf/tuned/ppo_clip/Pendulum-v1.yaml"
-    assert rows["env.n_envs"] == "conf/env/Pendulum-v1.yaml"
+    assert rows["env.id"] == "conf/env/Pendulum-v1.yaml"
+    assert rows["env.n_envs"] == "conf/tuned/ppo_clip/Pendulum-v1.yaml"  # over the env file's
 
 
 @pytest.mark.parametrize("how", ["flag", "env"])
