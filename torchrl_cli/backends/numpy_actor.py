@@ -101,8 +101,7 @@ class NumpySDEPolicy:
         latent = self.mlp.inputs[-1]  # what the output layer read
         actions = mean + np.matmul(latent[:, None, :], self.weights)[:, 0]
         log_std = sde_log_std(latent, self.log_sigma)[0]
-        z = (actions - mean) * np.exp(-log_std)
-        return actions, (-0.5 * z * z - log_std - np.float32(HALF_LOG_2PI)).sum(axis=1)
+        return actions, gaussian_log_probs((actions - mean) * np.exp(-log_std), log_std)
 
 
 def sde_log_std(latent: Array, log_sigma: Array) -> tuple[Array, Array]:
@@ -166,6 +165,10 @@ def sample_gaussian(mean: Array, log_std: Array, rng: np.random.Generator) -> tu
     actions = mean + np.exp(log_std) * rng.standard_normal(mean.shape, dtype=np.float32)
     # from the stored float32 action, as the update recomputes it (the raw noise can differ
     # from it by rounding where the std is tiny next to the mean)
-    z = (actions - mean) * np.exp(-log_std)
-    log_probs = (-0.5 * z * z - log_std - np.float32(HALF_LOG_2PI)).sum(axis=1)
-    return actions, log_probs
+    return actions, gaussian_log_probs((actions - mean) * np.exp(-log_std), log_std)
+
+
+def gaussian_log_probs(z: Array, log_std: Array) -> Array:
+    """A diagonal Gaussian's log-density per row (one action dim per column) at the standardized
+    actions ``z = (a - mean) / std``, ``log_std`` per column or per row and column."""
+    return (-0.5 * z * z - log_std - np.float32(HALF_LOG_2PI)).sum(axis=1)

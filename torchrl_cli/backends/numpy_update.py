@@ -18,7 +18,7 @@ from dataclasses import fields
 import numpy as np
 import torch
 
-from torchrl_cli.backends.numpy_actor import sde_log_std
+from torchrl_cli.backends.numpy_actor import gaussian_log_probs, sde_log_std
 from torchrl_cli.backends.numpy_mlp import Array, NumpyMLP, actions_unfit, layers_unfit
 from torchrl_cli.backends.torch_update import Diagnostics, Refresh
 from torchrl_cli.envs.spaces import SpaceKind
@@ -151,7 +151,7 @@ def ppo_clip_step(flat: FlatModel, mb: dict[str, Array]) -> dict[str, float]:
             log_std, variance = sde_log_std(latent, log_sigma)
         inv_std = np.exp(-log_std)
         z = (actions - out) * inv_std
-        new_log_probs = (-0.5 * z * z - log_std - np.float32(HALF_LOG_2PI)).sum(axis=1)
+        new_log_probs = gaussian_log_probs(z, log_std)
         entropy = np.broadcast_to((0.5 + HALF_LOG_2PI + log_std).sum(axis=-1), (n,))
     log_ratio = new_log_probs - mb["log_probs"]
     ratio = np.exp(log_ratio)
