@@ -36,7 +36,8 @@ def test_three_trials_fill_the_study_and_write_a_tuned_file_that_composes(tmp_pa
     from optuna.storages.journal import JournalFileBackend, JournalStorage
     from optuna.trial import TrialState
 
-    proc = _tune(tmp_path, torchrl_bin, cli_env, *TINY_TUNE, "tune.n_trials=3")
+    proc = _tune(tmp_path, torchrl_bin, cli_env, *TINY_TUNE, "tune.n_trials=3",
+                 "+tune.params.net.hidden={choices:[[16],[32,32]]}")  # a list per choice
     assert proc.returncode == 0, proc.stdout + proc.stderr
     folder = tmp_path / "runs" / "tune" / "ppo_clip_cartpole"
     study = _load(JournalStorage(JournalFileBackend(str(folder / "study.log"))),
@@ -44,6 +45,9 @@ def test_three_trials_fill_the_study_and_write_a_tuned_file_that_composes(tmp_pa
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 3
     for trial in trials:  # the score is the mean of the seeds' final evaluations
+        trained = OmegaConf.load(folder / f"trial_{trial.number}_seed_0" / "config.yaml")
+        assert trial.user_attrs["values"]["net.hidden"] == list(trained.net.hidden)
+        assert list(trained.net.hidden) in ([16], [32, 32])
         finals = [json.loads((folder / f"trial_{trial.number}_seed_{s}" / "metrics.json")
                              .read_text())["mean_return"] for s in (0, 1)]
         assert trial.value == pytest.approx(sum(finals) / 2, rel=1e-6)
@@ -68,7 +72,7 @@ def test_three_trials_fill_the_study_and_write_a_tuned_file_that_composes(tmp_pa
     assert tuned.max_steps == 1024
     values = best.user_attrs["values"]
     assert set(values) == {"agent.lr", "agent.gamma", "agent.num_epochs",
-                           "agent.advantage.gae_lambda"}
+                           "agent.advantage.gae_lambda", "net.hidden"}
     for key, value in values.items():
         assert OmegaConf.select(tuned, key) == value, key
     # the study folder as the user's config folder: `torchrl train` with no other flag
@@ -127,7 +131,9 @@ def test_workers_share_one_study_and_a_trial_that_cannot_learn_is_pruned(tmp_pat
     (["tune.sampler.name=grid"], ["unknown sampler", "tpe, random, cmaes"]),
     (["tune.storage=sqlite:///no/such/folder/study.db"], ["cannot be opened"]),
     (["tune.storage=no/such/folder/study.log"], ["cannot be opened"]),
-], ids=["pruner", "sampler", "sqlite", "journal"])
+    (["+tune.params.net.hidden={choices:[64,[64,64]]}"], ["tune.params.net.hidden.choices",
+                                                          "each a list of single values"]),
+], ids=["pruner", "sampler", "sqlite", "journal", "mixed-list-choices"])
 def test_bad_study_settings_are_one_line_errors(tmp_path, torchrl_bin, cli_env, args, needles):
     proc = torchrl(torchrl_bin, ["tune", "hparams_search=ppo_clip_cartpole", *args], tmp_path,
                    cli_env)
@@ -164,7 +170,7 @@ def test_float_values_train_rounded_inside_their_range_and_objectives_average_se
     target of a seed that never reached it is its whole budget."""
     from optuna.trial import FixedTrial
 
-    from torchrl_cli.analysis.search import Param
+    from torchrl_cli.analysis.search import Param, override
     from torchrl_cli.analysis.tuning import objective_values
 
     param = Param("agent.lr", 1e-4, 3e-3, log=True)
@@ -172,6 +178,10 @@ def test_float_values_train_rounded_inside_their_range_and_objectives_average_se
     edge = Param("agent.gamma", 0.9, 0.99996)
     assert edge.suggest(FixedTrial({"agent.gamma": 0.99996})) == 0.99996  # 1.0 is above high
     assert Param("agent.num_epochs", 4, 20).suggest(FixedTrial({"agent.num_epochs": 7})) == 7
+    widths = Param("net.hidden", choices=((64, 64), (256, 256)))  # Optuna sees labels
+    assert widths.suggest(FixedTrial({"net.hidden": "[256,256]"})) == [256, 256]
+    assert widths.describe() == "{[64,64], [256,256]}"
+    assert override("net.hidden", [256, 256]) == "net.hidden=[256,256]"
     runs = [{"mean_return": 500.0, "env_steps": 4096, "train_seconds": 8.0,
              "solved": {"env_steps": 1024, "train_seconds": 2.0}},
             {"mean_return": 100.0, "env_steps": 4096, "train_seconds": 9.0, "solved": None}]

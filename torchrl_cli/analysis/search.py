@@ -42,6 +42,9 @@ class Param:
     def suggest(self, trial) -> Any:
         """The value ``trial`` trains with: Optuna's draw, floats at SIGNIFICANT digits."""
         if self.choices is not None:
+            if any(isinstance(c, tuple) for c in self.choices):  # Optuna takes single values
+                label = trial.suggest_categorical(self.key, [rounded(c) for c in self.choices])
+                return next(list(c) for c in self.choices if rounded(c) == label)
             return trial.suggest_categorical(self.key, list(self.choices))
         if self.integer and (self.step is None or isinstance(self.step, int)):
             return trial.suggest_int(
@@ -64,6 +67,8 @@ def rounded(value: Any) -> str:
     """A value for a table or a console line: floats at SIGNIFICANT digits."""
     if isinstance(value, float):
         return f"{value:.{SIGNIFICANT}g}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(rounded(v) for v in value) + "]"
     return str(value)
 
 
@@ -121,16 +126,24 @@ def parse_param(key: str, spec: DictConfig, cfg: DictConfig) -> Param:
             f"{where}.{bad} is not a search field{did_you_mean(bad, SPEC_KEYS)}; a range is "
             "{low, high, log, step}, a list of values {choices: [...]}"
         )
-    check_key(key, cfg)
     if "choices" in spec:
         choices = spec.choices
         if set(map(str, spec)) != {"choices"}:
             raise ConfigError(f"{where} has choices and a range; give one of them")
         if not isinstance(choices, ListConfig) or not choices:
             raise ConfigError(f"{where}.choices={choices} must be a non-empty list of values")
-        values = tuple(OmegaConf.to_container(choices))
-        if not all(v is None or isinstance(v, bool | int | float | str) for v in values):
-            raise ConfigError(f"{where}.choices={list(values)}: each choice must be a single value")
+        values = tuple(
+            tuple(v) if isinstance(v, list) else v for v in OmegaConf.to_container(choices)
+        )
+        single = all(not isinstance(v, tuple) for v in values)
+        if not all(
+            v is None or isinstance(v, bool | int | float | str) for c in values for v in listed(c)
+        ) or not (single or all(isinstance(v, tuple) for v in values)):
+            raise ConfigError(
+                f"{where}.choices={list(values)}: each choice must be a single value, or each "
+                "a list of single values (net.hidden: {choices: [[64, 64], [256, 256]]})"
+            )
+        check_key(key, cfg, lists=not single)
         return Param(key, choices=values)
     low, high, log, step = (
         spec.get("low"),
@@ -147,11 +160,18 @@ def parse_param(key: str, spec: DictConfig, cfg: DictConfig) -> Param:
         raise ConfigError(f"{where}: a log range needs low > 0 and no step")
     if step is not None and step <= 0:
         raise ConfigError(f"{where}.step={step} must be > 0")
+    check_key(key, cfg)
     return Param(key, low, high, bool(log), step)
 
 
-def check_key(key: str, cfg: DictConfig) -> None:
-    """A searched key is a value of the config, and not part of the budget every trial shares."""
+def listed(choice: Any) -> tuple:
+    """A choice's single values: itself, or the items of a list choice."""
+    return choice if isinstance(choice, tuple) else (choice,)
+
+
+def check_key(key: str, cfg: DictConfig, lists: bool = False) -> None:
+    """A searched key is a value of the config (a list too, where ``lists``: its choices are
+    lists), and not part of the budget every trial shares."""
     if key in ("seed", *BUDGET) or key.startswith("tune."):
         raise ConfigError(
             f"tune.params.{key}: the seeds, budget and evaluation schedule are the same for "
@@ -165,7 +185,9 @@ def check_key(key: str, cfg: DictConfig) -> None:
             f"tune.params.{key}: no such config key{did_you_mean(leaf, siblings)}; "
             "`torchrl train --cfg job` shows every key"
         )
-    if isinstance(node._get_node(leaf), DictConfig | ListConfig):
+    if isinstance(node._get_node(leaf), DictConfig) or (
+        isinstance(node._get_node(leaf), ListConfig) and not lists
+    ):
         raise ConfigError(
             f"tune.params.{key} is a config node, not a value; search the values inside it"
         )
@@ -175,6 +197,8 @@ def override(key: str, value: Any) -> str:
     """``key=value`` as a Hydra override that gives back ``value``."""
     if value is None:
         text = "null"
+    elif isinstance(value, list):
+        text = "[" + ",".join(override("", v)[1:] for v in value) + "]"
     elif isinstance(value, bool):
         text = str(value).lower()
     elif isinstance(value, int | float):
