@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 import yaml
-from conftest import assert_one_line_error, torchrl
+from conftest import assert_one_line_error, config_dir, torchrl
 from omegaconf import OmegaConf
 
 # tiny trials: 2 seeds of 1024 env steps (8 updates of 4 envs x 32 steps), 4 evaluations each
@@ -187,3 +187,15 @@ def test_float_values_train_rounded_inside_their_range_and_objectives_average_se
             {"mean_return": 100.0, "env_steps": 4096, "train_seconds": 9.0, "solved": None}]
     assert objective_values(["return", "steps_to_target", "seconds_to_target"], runs) == [
         300.0, (1024 + 4096) / 2, (2.0 + 9.0) / 2]
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (config_dir() / "hparams_search").glob("*.yaml")))
+def test_every_search_preset_composes_to_a_space_of_real_keys(preset):
+    """Each shipped preset composes, and each key it searches is a value of its config."""
+    from torchrl_cli.analysis.search import search_space
+    from torchrl_cli.config.compose import compose_config
+
+    cfg = compose_config([f"hparams_search={preset}"])
+    params, skipped = search_space(cfg, set())
+    assert params and not skipped
+    assert cfg.tune.n_trials >= 1 and cfg.seeds and len(cfg.seeds) >= 2  # a multi-seed score
