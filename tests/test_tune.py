@@ -189,7 +189,10 @@ def test_float_values_train_rounded_inside_their_range_and_objectives_average_se
         300.0, (1024 + 4096) / 2, (2.0 + 9.0) / 2]
 
 
-@pytest.mark.parametrize("preset", sorted(p.stem for p in (config_dir() / "hparams_search").glob("*.yaml")))
+PRESETS = sorted(p.stem for p in (config_dir() / "hparams_search").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("preset", PRESETS)
 def test_every_search_preset_composes_to_a_space_of_real_keys(preset):
     """Each shipped preset composes, and each key it searches is a value of its config."""
     from torchrl_cli.analysis.search import search_space
