@@ -10,7 +10,7 @@ from conftest import THETA_LIMIT, X_LIMIT, compose_config, needs_envpool, torchr
 
 from torchrl_cli.config.validate import validate
 from torchrl_cli.envs import GymEnv, env_seeds
-from torchrl_cli.envs.envpool_env import INT32_SEEDS
+from torchrl_cli.envs.envpool_env import INT32_SEEDS, EnvPoolVectorEnv, atari_options
 from torchrl_cli.errors import ConfigError
 
 
@@ -133,7 +133,7 @@ def test_missing_envpool_says_how_to_install_it(monkeypatch):
 
 @needs_envpool
 @pytest.mark.parametrize(("overrides", "needle"), [
-    (["env=ALE/Pong-v5"], "cannot apply env.atari preprocessing"),
+    (["env=ALE/Pong-v5", "+env.kwargs.frameskip=1"], "takes no env.kwargs frameskip"),
     (["env=Acrobot-v1", "+env.wrappers=[{_target_:gymnasium.wrappers.ClipReward,min_reward:-1}]"],
      "takes no env.wrappers"),
     (["env=CartPole-v1", "+env.kwargs.sutton_barto_reward=true"], "takes no env.kwargs"),
@@ -160,3 +160,75 @@ def test_cli_learns_cartpole_and_resumes_with_a_warning(tmp_path, torchrl_bin, c
     resumed = torchrl(torchrl_bin, ["train", "resume=run", "max_steps=22528"], tmp_path, cli_env)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "EnvPool envs cannot be restored mid-episode" in resumed.stdout
+
+
+ATARI = {"noop_max": 30, "frame_skip": 4, "screen_size": 84, "frame_stack": 4,
+         "episodic_life": True, "clip_reward": True}
+
+
+@needs_envpool
+def test_atari_preprocessing_runs_in_envpool_with_the_same_spaces_and_settings():
+    """ALE/Pong-v5 on EnvPool: Gymnasium's preprocessed spaces (4 x 84 x 84 uint8, 6 actions);
+    env.atari as EnvPool's options, episodic life and clipping for training only, the v5 id's
+    sticky actions (p = 0.25) unless env.kwargs says otherwise."""
+    pytest.importorskip("ale_py")
+    from torchrl_cli.agents.build import build_env
+
+    cfg = compose_config(["env=ALE/Pong-v5", "env.vectorization=envpool"])
+    validate(cfg)
+    shapes = {}
+    for vectorization in ("envpool", "sync"):
+        cfg.env.vectorization = vectorization
+        env = build_env(cfg.env, n_envs=2)
+        obs = env.reset(seed=0)
+        shapes[vectorization] = (obs.shape, obs.dtype, env.get_action_info().n)
+        env.close()
+    assert shapes["envpool"] == shapes["sync"] == ((2, 4, 84, 84), np.uint8, 6)
+    train = atari_options("ALE/Pong-v5", ATARI, training=True)
+    evaluate = atari_options("ALE/Pong-v5", ATARI, training=False)
+    assert train["episodic_life"] and train["reward_clip"]
+    assert not evaluate["episodic_life"] and not evaluate["reward_clip"]
+    assert train["repeat_action_probability"] == 0.25 and train["stack_num"] == 4
+    cfg = compose_config(["env=ALE/Pong-v5", "env.vectorization=envpool",
+                          "+env.kwargs.repeat_action_probability=0"])
+    for evaluation in (False, True):
+        env = build_env(cfg.env, n_envs=1, evaluation=evaluation)
+        assert env.vec.kwargs["repeat_action_probability"] == 0 and env.vec.env_id == "Pong-v5"
+        assert env.vec.episodic_life is not evaluation
+        assert env.vec.kwargs["reward_clip"] is not evaluation
+        env.close()
+
+
+@needs_envpool
+def test_envpool_episodic_life_ends_the_episode_and_goes_on_with_the_game():
+    """Breakout (5 lives) in training: a lost life terminates the copy's episode; its reset
+    within the step goes on with the same game (4 lives left), not a new one (EnvPool's own
+    episodic life would restart it on that reset)."""
+    pytest.importorskip("ale_py")
+    vec = EnvPoolVectorEnv("ALE/Breakout-v5", 1, [],
+                           atari_options("ALE/Breakout-v5", ATARI, training=True))
+    vec.reset(seed=[0])
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        _, _, terminated, truncated, info = vec.step(rng.integers(0, 4, size=1))
+        if terminated[0] or truncated[0]:
+            break
+    assert terminated[0] and info["lives"][0] == 4
+    vec.reset_copies(terminated)
+    _, _, _, _, info = vec.step(np.zeros(1, dtype=np.int64))
+    assert info["lives"][0] == 4
+    vec.close()
+
+
+@needs_envpool
+def test_pong_trains_on_envpool_through_the_cli(tmp_path, torchrl_bin, cli_env):
+    """`torchrl train env=ALE/Pong-v5 env.vectorization=envpool` for 256 steps: a game score."""
+    pytest.importorskip("ale_py")
+    run = ["train", "env=ALE/Pong-v5", "env.vectorization=envpool", "max_steps=256",
+           "agent.n_steps=32", "env.n_envs=2", "eval_freq=0", "eval_episodes=1",
+           "+env.kwargs.max_episode_steps=100", "logger.progress=false", "agent.num_epochs=1",
+           "agent.num_mini_batches=2", "hydra.run.dir=run"]
+    proc = torchrl(torchrl_bin, run, tmp_path, cli_env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["env_steps"] == 256 and -21 <= metrics["mean_return"] <= 21

@@ -23,6 +23,7 @@ from torchrl_cli.envs import (
     is_atari,
     wrap_atari,
 )
+from torchrl_cli.envs.envpool_env import atari_options
 from torchrl_cli.envs.native import has_native
 from torchrl_cli.envs.pixels import wrap_pixels
 from torchrl_cli.envs.spaces import SpaceInfo
@@ -83,7 +84,9 @@ def env_wrappers(env_cfg: DictConfig, *, evaluation: bool = False) -> tuple[list
     wrappers = [wrapper_factory(node) for node in env_cfg.wrappers]
     kwargs = dict(env_cfg.kwargs)
     pixels = env_cfg.get("pixels")
-    if env_cfg.atari is not None:
+    if env_cfg.atari is not None and env_cfg.vectorization == "envpool":
+        kwargs = atari_options(gym_id, env_cfg.atari, training=not evaluation) | kwargs
+    elif env_cfg.atari is not None:
         wrappers.insert(0, partial(wrap_atari, **env_cfg.atari, training=not evaluation))
         kwargs["frameskip"] = 1  # the preprocessing skips frames itself (and max-pools them)
     elif (

@@ -48,11 +48,6 @@ def validate(cfg: DictConfig) -> None:
         f"env.vectorization='{env.vectorization}' must be one of {', '.join(VECTORIZATIONS)}",
     )
     if env.vectorization == "envpool":
-        _check(
-            env.atari is None,
-            "env.vectorization=envpool cannot apply env.atari preprocessing (it takes no "
-            "wrappers); use sync or async",
-        )
         check_envpool(gym_id, env.wrappers, env.kwargs)
     if env.vectorization == "native":  # here too, so that a refusal leaves no run folder
         check_native(gym_id, [*env.wrappers, *([env.atari] if env.atari is not None else [])])
@@ -221,6 +216,9 @@ def check_spaces(env_cfg: DictConfig, gym_id: str) -> tuple:
     that its spaces are supported."""
     from torchrl_cli.agents.build import env_wrappers
 
+    if env_cfg.vectorization == "envpool" and env_cfg.atari is not None:
+        # EnvPool preprocesses in C++; Gymnasium's wrappers make the same spaces to check
+        env_cfg = OmegaConf.merge(env_cfg, {"vectorization": "sync"})
     wrappers, kwargs = env_wrappers(env_cfg)
     if simulator_of(gym_id) == "mujoco":
         mujoco_warnings_once()
