@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 PIP     := $(PY) -m pip
 STAMP   := .venv/.installed
 
-.PHONY: install train test lint bench bench-smoke bench-learning bench-budgets bench-sidebyside clean
+.PHONY: install train test lint bench bench-smoke bench-learning bench-budgets bench-sidebyside bench-atari clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -45,6 +45,12 @@ bench: $(STAMP)
 bench-sidebyside: $(STAMP)
 	$(PIP) install -q -e ".[bench,mujoco]"
 	$(PY) -m bench.sidebyside
+
+# Not in CI: Pong's env steps/s on this CPU, env alone and whole PPO pipeline, with sync, async
+# and EnvPool vector envs; writes docs/atari.md. About 6 minutes.
+bench-atari: $(STAMP)
+	$(PIP) install -q -e ".[atari,envpool]"
+	$(PY) -m bench.atari
 
 bench-smoke: $(STAMP)
 	$(PIP) install -q -e ".[bench]"
