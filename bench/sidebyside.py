@@ -1,10 +1,11 @@
 """`make bench-sidebyside`: torchrl-cli and Stable-Baselines3 (rl-zoo3's tuned PPO, the bench
 extra) on HalfCheetah-v5 at the same time, one process each (one core each on this 2-core
 machine), same protocol: 20 deterministic episodes every 50 000 env steps (--eval-every) on a
-separate env, stopping at the first mean >= 5000 or at 1M env steps. Both train with rl-zoo3's
-HalfCheetah recipe (ours is conf/tuned/ppo_clip/HalfCheetah-v5.yaml). Reports env steps and
-training seconds (evaluations excluded on both sides) to the threshold, and each process's wall
-time; writes docs/sidebyside.md. (Pendulum-v1's side-by-side time-to-solve is `make bench`.)
+separate env, stopping at the first mean >= 5000 or at 1M env steps. Each trains with its own
+tuned recipe: SB3 rl-zoo3's, ours the shipped conf/tuned/ppo_clip/HalfCheetah-v5.yaml. Reports
+env steps and training seconds (evaluations excluded on both sides) to the threshold, and each
+process's wall time; writes docs/sidebyside.md. (Pendulum-v1's side-by-side time-to-solve is
+`make bench`.)
 
 ``python -m bench.sidebyside [--seeds 0 1 2] [--threshold 5000] [--budget 1000000]``; one side
 alone: ``python -m bench.sidebyside --sb3-only SEED`` (what the SB3 process runs).
@@ -13,6 +14,7 @@ alone: ``python -m bench.sidebyside --sb3-only SEED`` (what the SB3 process runs
 import argparse
 import json
 import platform
+import statistics
 import subprocess
 import sys
 import time
@@ -123,10 +125,13 @@ def write_report(pairs: list[dict], threshold: float, budget: int, every: int, o
         f"torch {version('torch')}, stable-baselines3 {version('stable-baselines3')}, "
         f"gymnasium {version('gymnasium')}, mujoco {version('mujoco')}.",
         "",
-        "Both tools run rl-zoo3's tuned HalfCheetah PPO (one env x 512 steps, 20 epochs of 64, "
-        "lr 2.06e-5, gamma 0.98, lambda 0.92, clip 0.1, 256x256 ReLU nets, log-std -2, "
-        "normalized observations and rewards) at the same time, one process each with one "
-        f"thread. Protocol: {EVAL_EPISODES} deterministic episodes every {every:,} env "
+        "Each tool trains with its own tuned HalfCheetah PPO, at the same time, one process "
+        "each with one thread: torchrl-cli with its shipped tuned file (`torchrl train "
+        "env=HalfCheetah-v5`; conf/tuned/ppo_clip/HalfCheetah-v5.yaml says what it holds and "
+        "where it comes from), Stable-Baselines3 with rl-zoo3's (one env x 512 steps, 20 "
+        "epochs of 64, lr 2.06e-5, gamma 0.98, lambda 0.92, clip 0.1, 256x256 ReLU nets, "
+        "log-std -2, normalized observations and rewards). Protocol: "
+        f"{EVAL_EPISODES} deterministic episodes every {every:,} env "
         f"steps on a separate env; stop at the first mean >= {threshold:g} or at "
         f"{budget:,} env steps. Training seconds exclude the evaluations on both sides; wall "
         "is process start to exit, evaluations included.",
@@ -146,6 +151,13 @@ def write_report(pairs: list[dict], threshold: float, budget: int, every: int, o
             f"{ours['wall_seconds']:.0f} s | {theirs['wall_seconds']:.0f} s | "
             f"{ours['wall_seconds'] / theirs['wall_seconds']:.3f} |"
         )
+    ours_wall = sum(p["ours"]["wall_seconds"] for p in pairs)
+    sb3_wall = sum(p["sb3"]["wall_seconds"] for p in pairs)
+    per_seed = statistics.median(p["ours"]["wall_seconds"] / p["sb3"]["wall_seconds"]
+                                 for p in pairs)  # fmt: skip
+    lines += ["", f"Over the {len(pairs)} seeds: torchrl-cli {ours_wall:.0f} s of wall time "
+              f"against Stable-Baselines3's {sb3_wall:.0f} s, {ours_wall / sb3_wall:.3f}x "
+              f"(median of the per-seed wall ratios {per_seed:.3f}x)."]  # fmt: skip
     lines += ["", "Evaluations (env steps: mean return), per seed:", ""]
     for pair in pairs:
         for name in ("ours", "sb3"):
