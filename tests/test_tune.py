@@ -202,3 +202,13 @@ def test_every_search_preset_composes_to_a_space_of_real_keys(preset):
     params, skipped = search_space(cfg, set())
     assert params and not skipped
     assert cfg.tune.n_trials >= 1 and cfg.seeds and len(cfg.seeds) >= 2  # a multi-seed score
+
+
+def test_trial_seeds_differ_across_workers_and_repeat_on_a_rerun():
+    """Trial k draws with a seed made from (sampler seed, k): workers given seeds 0 and 1 never
+    share one (with seed + k they would: 0 + 2 == 1 + 1), and a rerun gets the same."""
+    from torchrl_cli.analysis.tuning import trial_seed
+
+    seeds = {(s, k): trial_seed(s, k) for s in (0, 1) for k in range(50)}
+    assert len(set(seeds.values())) == len(seeds)
+    assert trial_seed(0, 2) == trial_seed(0, 2) and 0 <= trial_seed(0, 2) < 2**32

@@ -88,15 +88,23 @@ def check_tune(tune: DictConfig, study_name: str) -> None:
 
 
 def make_sampler(sampler: DictConfig, drawn: int):
-    """Optuna's sampler, seeded for the trial drawn after ``drawn`` others (``seed + drawn``)."""
+    """Optuna's sampler, seeded for the trial drawn after ``drawn`` others: from the pair
+    (seed, drawn), so that workers of one study never draw alike, whichever seeds they give."""
     import optuna
 
-    seed = None if sampler.seed is None else sampler.seed + drawn
+    seed = None if sampler.seed is None else trial_seed(sampler.seed, drawn)
     if sampler.name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if sampler.name == "cmaes":  # choices are drawn independently (CMA-ES takes numbers only)
         return optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     return optuna.samplers.TPESampler(seed=seed)
+
+
+def trial_seed(seed: int, drawn: int) -> int:
+    """A 32-bit seed of its own for each (seed, drawn) pair (numpy's SeedSequence mixes them)."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, drawn]).generate_state(1)[0])
 
 
 def make_pruner(pruner: DictConfig, n_reports: int):
