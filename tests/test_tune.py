@@ -212,3 +212,40 @@ def test_trial_seeds_differ_across_workers_and_repeat_on_a_rerun():
     seeds = {(s, k): trial_seed(s, k) for s in (0, 1) for k in range(50)}
     assert len(set(seeds.values())) == len(seeds)
     assert trial_seed(0, 2) == trial_seed(0, 2) and 0 <= trial_seed(0, 2) < 2**32
+
+
+def test_best_trials_table_turns_a_column_per_trial_rather_than_cut_values():
+    """Nine searched values do not fit 80 columns as a row per trial: the table then gives a
+    column per trial, and every value is printed whole (none ends in '…')."""
+    import io
+
+    import optuna
+    from rich.console import Console
+
+    from torchrl_cli.analysis.search import Param
+    from torchrl_cli.analysis.tuned import table
+    from torchrl_cli.analysis.tuning import StudySetup
+
+    values = {"agent.lr": 0.0007077, "agent.gamma": 0.98, "agent.n_steps": 512,
+              "agent.num_epochs": 20, "agent.advantage.gae_lambda": 0.9,
+              "agent.policy.ppo_clip_range": 0.1, "agent.policy.log_std_init": -1.0,
+              "net.hidden": [128, 128], "net.activation": "relu"}
+    trials = [optuna.trial.create_trial(value=5505.61 - i, user_attrs={"values": values})
+              for i in range(3)]
+    for number, trial in enumerate(trials):
+        trial.number = number
+    study = StudySetup("s", None, "s", [0, 1], ["return"],
+                       [Param(k, choices=(v,) if not isinstance(v, list) else (tuple(v),))
+                        for k, v in values.items()], 20, True)  # fmt: skip
+
+    def shown(width: int) -> str:
+        out = io.StringIO()
+        console = Console(file=out, width=width)
+        console.print(table(trials, study, "best trials", width=console.width))
+        return out.getvalue()
+
+    tall, wide = shown(80), shown(200)
+    assert "trial 0" in tall and "…" not in tall and "0.0007077" in tall and "[128,128]" in tall
+    assert max(len(line) for line in tall.splitlines()) <= 80
+    assert "trial 0" not in wide and "…" not in wide
+    assert "ppo_clip_range" in wide.splitlines()[2]  # the header row names every value

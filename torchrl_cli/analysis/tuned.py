@@ -59,7 +59,8 @@ def write_results(optuna_study, study: StudySetup, cfg: DictConfig, console: Con
     summary = summary.replace(" fail", " failed")
     if best:
         what = "best trials" if len(study.objectives) == 1 else "the Pareto front"
-        console.print(table(best[: cfg.tune.top], study, f"{what} of {study.name} ({summary})"))
+        title = f"{what} of {study.name} ({summary})"
+        console.print(table(best[: cfg.tune.top], study, title, width=console.width))
     else:
         console.print(f"no trial of study {study.name} has finished ({summary or 'none run'})")
     written = [write_json(optuna_study, study, best, counts)]
@@ -85,26 +86,37 @@ def values_text(trial, study: StudySetup) -> str:
     )
 
 
-def table(trials: list, study: StudySetup, title: str) -> Table:
-    """The best trials, rounded: trial number, scores, the values it trained with, seconds."""
+def table(trials: list, study: StudySetup, title: str, width: int | None = None) -> Table:
+    """The best trials, rounded: trial number, scores, the values it trained with, seconds. A
+    row per trial; a column per trial instead where the rows would be wider than ``width``, so
+    that no value is cut short (a study of many parameters in 80 columns)."""
     keys = [p.key for p in study.params]
     names = short_names(keys)
-    out = Table(title=title, title_justify="left")
-    out.add_column("trial", justify="right")
-    for objective in study.objectives:
-        out.add_column(objective.replace("_to_target", " to target"), justify="right")
-    for key in keys:
-        out.add_column(names[key], justify="right")
-    out.add_column("s", justify="right")
+    header = ["trial", *(o.replace("_to_target", " to target") for o in study.objectives)]
+    header += [names[key] for key in keys] + ["s"]
+    rows = []
     for trial in trials:
         values = trial.user_attrs.get("values", {})
         seconds = trial.duration.total_seconds() if trial.duration is not None else float("nan")
-        out.add_row(
+        rows.append([
             str(trial.number),
             *(format_value(o, v) for o, v in zip(study.objectives, trial.values, strict=True)),
             *(rounded(values[k]) if k in values else "-" for k in keys),
             f"{seconds:.0f}",
-        )
+        ])  # fmt: skip
+    out = Table(title=title, title_justify="left")
+    cells = [max(len(cell) for cell in column) for column in zip(header, *rows, strict=True)]
+    if width is None or sum(cells) + 3 * len(cells) + 1 <= width:  # rich's padding and rules
+        for name in header:
+            out.add_column(name, justify="right")
+        for row in rows:
+            out.add_row(*row)
+        return out
+    out.add_column("")
+    for row in rows:
+        out.add_column(f"trial {row[0]}", justify="right")
+    for i, name in enumerate(header[1:], start=1):
+        out.add_row(name, *(row[i] for row in rows))
     return out
 
 
