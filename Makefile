@@ -40,8 +40,9 @@ bench: $(STAMP)
 	$(PIP) install -q -e ".[bench]"
 	$(PY) -m bench.perf
 
-# Not in CI: torchrl-cli and SB3 (rl-zoo3's HalfCheetah PPO) started together on HalfCheetah-v5,
-# wall time to a 5000 evaluation, seeds 0 and 1; writes docs/sidebyside.md. 5-15 min per seed.
+# Not in CI: torchrl-cli (its tuned file) and SB3 (rl-zoo3's tuned PPO) started together on
+# HalfCheetah-v5, wall time to a 5000 evaluation, seeds 0-2; writes docs/sidebyside.md. 4-15 min
+# per seed (SB3's time).
 bench-sidebyside: $(STAMP)
 	$(PIP) install -q -e ".[bench,mujoco]"
 	$(PY) -m bench.sidebyside

@@ -170,7 +170,7 @@ def write_report(pairs: list[dict], threshold: float, budget: int, every: int, o
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--threshold", type=float, default=5000.0)
     parser.add_argument("--budget", type=int, default=1_000_000)
     parser.add_argument("--eval-every", type=int, default=50_000)
