@@ -19,31 +19,22 @@ from datetime import date
 from importlib.metadata import version
 from pathlib import Path
 
-import numpy as np
-
 ENV_ID = "ALE/Pong-v5"
 MODES = ("sync", "async", "envpool")
 N_ENVS = 8  # the PPO paper's Atari setting (the env file's)
 
 
-def env_only(vectorization: str, steps: int = 4096) -> float:
-    """Env steps per second of ``GymEnv.step`` alone, random actions, after a warm-up."""
+def env_only(vectorization: str, seconds: float = 3.0) -> float:
+    """Env steps per second of ``GymEnv.step`` alone, random actions (bench.perf's stepper)."""
+    from bench.perf.collector import rate, raw_stepper
     from torchrl_cli.agents.build import build_env
     from torchrl_cli.config.compose import compose_config
 
     cfg = compose_config([f"env={ENV_ID}", f"env.vectorization={vectorization}"])
     env = build_env(cfg.env, n_envs=N_ENVS)
-    rng = np.random.default_rng(0)
-    env.reset(seed=0)
-    n = env.get_action_info().n
-    for _ in range(32):
-        env.step(rng.integers(0, n, size=N_ENVS))
-    start = time.perf_counter()
-    for _ in range(steps // N_ENVS):
-        env.step(rng.integers(0, n, size=N_ENVS))
-    rate = steps / (time.perf_counter() - start)
+    steps_per_second = rate(raw_stepper(env), seconds)
     env.close()
-    return rate
+    return steps_per_second
 
 
 def pipeline(vectorization: str, steps: int) -> dict:
