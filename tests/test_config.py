@@ -438,6 +438,7 @@ def test_string_numbers_are_converted_to_the_schema_type():
         (["agent.value.lr_schedule=cosine"], "agent.value.lr_schedule"),
         (["agent.value.clip_range=0"], "agent.value.clip_range"),
         (["env.n_envs=0"], "env.n_envs"),
+        (["env.train_max_episode_steps=0"], "env.train_max_episode_steps"),
         (["env.vectorization=threads"], "env.vectorization"),
         (["env.id=NoSuchEnv-v9"], "NoSuchEnv-v9"),
         (["env=CarRacing-v3", "env.pixels.frame_stack=0"], "env.pixels.frame_stack"),
@@ -463,7 +464,8 @@ def test_validate_rejects_out_of_range(overrides, key):
     [[], ["agent.gamma=1"], ["agent.advantage.gae_lambda=0"], ["agent.advantage.gae_lambda=1"],
      ["max_steps=-1", "max_iters=5"], ["max_steps=-1", "max_episodes=3"],
      ["env.n_envs=2", "agent.n_steps=8", "agent.policy.num_mini_batches=8"],
-     ["device=cpu"], ["agent.value.clip_range=0.2"], ["env.vectorization=async"]],
+     ["device=cpu"], ["agent.value.clip_range=0.2"], ["env.vectorization=async"],
+     ["env.train_max_episode_steps=1"]],
 )
 def test_validate_accepts_boundary_values(overrides):
     """Values on the valid side of each boundary pass validate()."""

@@ -76,6 +76,26 @@ def test_wrappers_from_config_are_applied():
     env.close()
 
 
+@pytest.mark.parametrize("vectorization", ["sync", "native"])
+def test_train_max_episode_steps_cuts_training_episodes_only(vectorization):
+    """env.train_max_episode_steps: training copies truncate (not terminate) after that many
+    steps; the evaluation env keeps CartPole's own 500-step limit."""
+    cfg = compose_config([f"env.vectorization={vectorization}", "env.train_max_episode_steps=4"])
+    train, evaluation = build_env(cfg.env, n_envs=2), build_env(cfg.env, 2, evaluation=True)
+    try:
+        for env in (train, evaluation):
+            env.reset(seed=0)
+        balancing = np.array([0, 1])  # alternate pushes: CartPole stands well past 8 steps
+        cut = [train.step(balancing[[i % 2] * 2]) for i in range(8)]
+        assert [bool(s.truncated.all()) for s in cut] == [False, False, False, True] * 2
+        assert not any(s.terminated.any() for s in cut)
+        kept = [evaluation.step(balancing[[i % 2] * 2]) for i in range(8)]
+        assert not any(s.truncated.any() or s.terminated.any() for s in kept)
+    finally:
+        train.close()
+        evaluation.close()
+
+
 def test_unknown_id_suggests_registered_ids():
     with pytest.raises(ConfigError, match="did you mean 'CartPole-v1'"):
         GymEnv("CartPole-v9", n_envs=1, vectorization="sync")

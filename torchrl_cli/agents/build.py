@@ -83,6 +83,9 @@ def env_wrappers(env_cfg: DictConfig, *, evaluation: bool = False) -> tuple[list
     gym_id = check_env_id(env_cfg.id, list(env_cfg.get("imports") or []))
     wrappers = [wrapper_factory(node) for node in env_cfg.wrappers]
     kwargs = dict(env_cfg.kwargs)
+    train_limit = env_cfg.get("train_max_episode_steps")  # .get: older run folders lack it
+    if train_limit is not None and not evaluation:
+        kwargs["max_episode_steps"] = train_limit
     pixels = env_cfg.get("pixels")
     if env_cfg.atari is not None and env_cfg.vectorization == "envpool":
         kwargs = atari_options(gym_id, env_cfg.atari, training=not evaluation) | kwargs

@@ -62,6 +62,9 @@ class EnvConfig:
     clip_reward: float = 10.0  # clip scaled rewards to [-clip, clip]
     wrappers: list[Any] = field(default_factory=list)  # _target_ nodes, each called with the env
     kwargs: dict[str, Any] = field(default_factory=dict)  # passed to gymnasium.make
+    # training episodes are cut (a truncation, bootstrapped with the value) after this many
+    # steps; evaluation keeps the env's own limit. More episode starts for the same env steps.
+    train_max_episode_steps: int | None = None
     atari: AtariConfig | None = None  # Atari preprocessing; ALE env files set it ({} = defaults)
     pixels: PixelsConfig | None = field(default_factory=PixelsConfig)  # image obs, non-ALE envs
 

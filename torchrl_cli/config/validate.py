@@ -38,6 +38,11 @@ def validate(cfg: DictConfig) -> None:
     gym_id = check_env_id(env.id, env.get("imports") or [])
     check_atari(gym_id, env.atari)
     check_pixels(env.get("pixels"))
+    train_limit = env.get("train_max_episode_steps")
+    _check(
+        train_limit is None or train_limit >= 1,
+        f"env.train_max_episode_steps={train_limit} must be at least 1 (null: the env's own limit)",
+    )
     spaces = check_spaces(env, gym_id)
     net = resolve_net(cfg.net, spaces[0], env.id)  # a named net must fit the observations
     # .get, here and below: run folders from before these keys existed resume without them
