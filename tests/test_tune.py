@@ -133,12 +133,53 @@ def test_workers_share_one_study_and_a_trial_that_cannot_learn_is_pruned(tmp_pat
     (["tune.storage=no/such/folder/study.log"], ["cannot be opened"]),
     (["+tune.params.net.hidden={choices:[64,[64,64]]}"], ["tune.params.net.hidden.choices",
                                                           "each a list of single values"]),
-], ids=["pruner", "sampler", "sqlite", "journal", "mixed-list-choices"])
+    (["tune.baseline_first=true"], ["tune.baseline_first", "agent.lr=0.008",
+                                    "log [0.0001, 0.003]", "tune.baseline_first=false"]),
+], ids=["pruner", "sampler", "sqlite", "journal", "mixed-list-choices", "baseline-outside"])
 def test_bad_study_settings_are_one_line_errors(tmp_path, torchrl_bin, cli_env, args, needles):
     proc = torchrl(torchrl_bin, ["tune", "hparams_search=ppo_clip_cartpole", *args], tmp_path,
                    cli_env)
     assert_one_line_error(proc, *needles)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_baseline_first_trains_the_configs_own_values_then_draws(tmp_path, torchrl_bin, cli_env):
+    """tune.baseline_first: trial 0 trains the config's own value of each searched key (here
+    lr 0.008, gamma 0.99, 6 epochs, lambda 0.95, once the search holds them), trial 1 is drawn;
+    a worker joining the study adds no second baseline."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    args = [*TINY_TUNE, "tune.baseline_first=true", "tune.params.agent.lr.high=1e-2",
+            "tune.params.agent.num_epochs.choices=[4,6]", f"tune.storage={storage}"]
+    proc = _tune(tmp_path, torchrl_bin, cli_env, *args, "tune.n_trials=2")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert ("the first trial trains the config's own lr 0.008, gamma 0.99, num_epochs 6, "
+            "gae_lambda 0.95") in proc.stdout
+    baseline = {"agent.lr": 0.008, "agent.gamma": 0.99, "agent.num_epochs": 6,
+                "agent.advantage.gae_lambda": 0.95}
+    first, second = _load(storage, "ppo_clip_cartpole").get_trials()
+    assert first.params == baseline and second.params != baseline
+    trained = OmegaConf.load(tmp_path / "runs" / "tune" / "ppo_clip_cartpole" / "trial_0_seed_1"
+                             / "config.yaml")
+    assert {k: OmegaConf.select(trained, k) for k in baseline} == baseline
+    joined = _tune(tmp_path, torchrl_bin, cli_env, *args, "tune.n_trials=1")
+    assert joined.returncode == 0, joined.stdout + joined.stderr
+    assert "the study holds 2 trials already, no baseline trial added" in joined.stdout
+    assert _load(storage, "ppo_clip_cartpole").get_trials()[2].params != baseline
+
+
+def test_baseline_of_each_kind_of_search():
+    """Param.baseline: the config's value as Optuna holds it (a list choice by its label)."""
+    from torchrl_cli.analysis.search import Param
+    from torchrl_cli.errors import ConfigError
+
+    cfg = OmegaConf.create({"agent": {"lr": 3e-4, "gamma": 0.99}, "net": {"hidden": [64, 64]}})
+    assert Param("agent.lr", 1e-4, 1e-3, log=True).baseline(cfg) == 3e-4
+    assert Param("agent.gamma", choices=(0.98, 0.99)).baseline(cfg) == 0.99
+    assert Param("net.hidden", choices=((64, 64), (128, 128))).baseline(cfg) == "[64,64]"
+    with pytest.raises(ConfigError, match=r"net.hidden=\[64,64\] is not in tune.params.net.hidden"):
+        Param("net.hidden", choices=((128, 128),)).baseline(cfg)
+    with pytest.raises(ConfigError, match="agent.lr=0.0003 is not in"):
+        Param("agent.lr", 1e-3, 1e-2).baseline(cfg)
 
 
 def test_train_points_a_search_preset_to_tune(tmp_path, torchrl_bin, cli_env):

@@ -55,6 +55,27 @@ class Param:
             return value
         return min(max(float(f"{value:.{SIGNIFICANT}g}"), self.low), self.high)
 
+    def baseline(self, cfg: DictConfig) -> Any:
+        """The config's own value of this key as Optuna holds it (a list choice by its label);
+        ConfigError when the search does not contain it."""
+        value = OmegaConf.select(cfg, self.key)
+        if isinstance(value, ListConfig):
+            value = OmegaConf.to_container(value)
+        if self.choices is not None:
+            choice = tuple(value) if isinstance(value, list) else value
+            inside = choice in self.choices
+            held = rounded(choice) if isinstance(choice, tuple) else choice
+        else:
+            inside = isinstance(value, int | float) and self.low <= value <= self.high
+            held = value
+        if not inside:
+            raise ConfigError(
+                f"tune.baseline_first: the config's {override(self.key, value)} is not in "
+                f"tune.params.{self.key} {self.describe()}; add it to the search, or set "
+                "tune.baseline_first=false"
+            )
+        return held
+
     def describe(self) -> str:
         if self.choices is not None:
             return "{" + ", ".join(rounded(c) for c in self.choices) + "}"

@@ -342,6 +342,7 @@ def run_study(
     check_tune(tune, name)
     fixed = {o.split("=", 1)[0].lstrip("+~") for o in overrides}
     params, skipped = search_space(cfg, fixed)
+    baseline = {p.key: p.baseline(cfg) for p in params} if tune.baseline_first else {}
     seeds = list(cfg.seeds) if cfg.seeds else [cfg.seed]
     evaluations = cfg.max_steps // cfg.eval_freq if cfg.eval_freq > 0 and cfg.max_steps > 0 else 0
     budget = {"agent": cfg.agent.name, "env": cfg.env.id, "objectives": list(tune.objectives)}
@@ -364,6 +365,8 @@ def run_study(
         prune=tune.pruner.name != "none",
     )
     before = len(optuna_study.get_trials(deepcopy=False))
+    if baseline and not before:  # a second worker's copy of it is skipped
+        optuna_study.enqueue_trial(baseline, skip_if_exists=True)
     console.print(
         f"[bold]torchrl tune[/bold] study {name} ({plural(before, 'trial')} so far) -> {folder}"
         + (f" (storage {shown})" if tune.storage else ""),
@@ -383,6 +386,17 @@ def run_study(
         + (f" (fixed by the command line: {', '.join(skipped)})" if skipped else ""),
         soft_wrap=True,
     )
+    if baseline:
+        console.print(
+            "tune.baseline_first: "
+            + (
+                f"the study holds {plural(before, 'trial')} already, no baseline trial added"
+                if before
+                else "the first trial trains the config's own "
+                + ", ".join(f"{names[k]} {rounded(v)}" for k, v in baseline.items())
+            ),
+            soft_wrap=True,
+        )
     code = run_trials(optuna_study, study, overrides, train_run, console, command, tune)
     from torchrl_cli.analysis.tuned import write_results
 

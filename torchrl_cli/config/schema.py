@@ -315,8 +315,8 @@ class SamplerConfig:
     """How ``torchrl tune`` draws each trial's values (Optuna's samplers)."""
 
     name: str = "tpe"  # tpe | random | cmaes
-    # trial k's draw is seeded with seed + k (the trials the study held when it was drawn), so
-    # that workers joining one study do not draw the same values; null: unseeded
+    # trial k's draw is seeded from the pair (seed, k), k the trials the study held when it was
+    # drawn, so that workers joining one study do not draw the same values; null: unseeded
     seed: int | None = 0
 
 
@@ -354,6 +354,10 @@ class TuneConfig:
     pruner: PrunerConfig = field(default_factory=PrunerConfig)
     params: dict[str, Any] = field(default_factory=dict)
     top: int = 5  # rows of the closing table of the best trials
+    # a new study's first trial trains the config's own value of every searched key (the
+    # preset's starting point, e.g. a published recipe): the best trial is then at least as
+    # good as that starting point on the study's seeds
+    baseline_first: bool = False
 
 
 @dataclass
