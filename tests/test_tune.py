@@ -222,6 +222,7 @@ def test_float_values_train_rounded_inside_their_range_and_objectives_average_se
     widths = Param("net.hidden", choices=((64, 64), (256, 256)))  # Optuna sees labels
     assert widths.suggest(FixedTrial({"net.hidden": "[256,256]"})) == [256, 256]
     assert widths.describe() == "{[64,64], [256,256]}"
+    assert Param("agent.recompute_advantages", choices=(False, True)).describe() == "{false, true}"
     assert override("net.hidden", [256, 256]) == "net.hidden=[256,256]"
     runs = [{"mean_return": 500.0, "env_steps": 4096, "train_seconds": 8.0,
              "solved": {"env_steps": 1024, "train_seconds": 2.0}},

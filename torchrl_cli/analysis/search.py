@@ -85,7 +85,10 @@ class Param:
 
 
 def rounded(value: Any) -> str:
-    """A value for a table or a console line: floats at SIGNIFICANT digits."""
+    """A value for a table or a console line, as the command line writes it: floats at
+    SIGNIFICANT digits, booleans and None in YAML's words."""
+    if isinstance(value, bool) or value is None:
+        return override("", value)[1:]
     if isinstance(value, float):
         return f"{value:.{SIGNIFICANT}g}"
     if isinstance(value, list | tuple):
