@@ -602,3 +602,14 @@ def test_cfg_all_resolve_prints_the_run_folder(tmp_path, torchrl_bin, cli_env):
     proc = torchrl(torchrl_bin, ["train", "--cfg", "all", "--resolve"], tmp_path, cli_env)
     assert proc.returncode == 0, proc.stderr
     assert "_ppo_clip_CartPole-v1" in proc.stdout and "${" not in proc.stdout
+
+
+def test_train_max_episode_steps_is_said_and_spares_the_evaluation(torchrl_bin, cli_env, tmp_path):
+    """env.train_max_episode_steps=4: the console says training episodes are cut, and the final
+    evaluation's CartPole episodes run past 4 steps (a pole cannot fall in fewer than ~8)."""
+    proc = torchrl(torchrl_bin, ["train", *TINY, "env.train_max_episode_steps=4"], tmp_path,
+                   cli_env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "training episodes cut at 4 steps (env.train_max_episode_steps)" in proc.stdout
+    metrics = json.loads((run_folders(tmp_path)[0] / "metrics.json").read_text())
+    assert min(metrics["returns"]) > 4

@@ -204,6 +204,12 @@ def _train(
             f"seed {cfg.seed})" + (f" -> {run_dir}" if run_dir else "")
         )
         console.print(agent.backend.describe(), soft_wrap=True, markup=False)
+        if cfg.env.get("train_max_episode_steps") is not None:  # .get: older run folders
+            console.print(
+                f"training episodes cut at {cfg.env.train_max_episode_steps} steps "
+                "(env.train_max_episode_steps); evaluations keep the env's own limit",
+                soft_wrap=True,
+            )
         for tracker in trackers:
             console.print(tracker.describe(), soft_wrap=True, markup=False)
         if resume:
