@@ -42,10 +42,9 @@ class Param:
     def suggest(self, trial) -> Any:
         """The value ``trial`` trains with: Optuna's draw, floats at SIGNIFICANT digits."""
         if self.choices is not None:
-            if any(isinstance(c, tuple) for c in self.choices):  # Optuna takes single values
-                label = trial.suggest_categorical(self.key, [rounded(c) for c in self.choices])
-                return next(list(c) for c in self.choices if rounded(c) == label)
-            return trial.suggest_categorical(self.key, list(self.choices))
+            held = trial.suggest_categorical(self.key, [optuna_value(c) for c in self.choices])
+            lists = [c for c in self.choices if isinstance(c, tuple) and optuna_value(c) == held]
+            return list(lists[0]) if lists else held
         if self.integer and (self.step is None or isinstance(self.step, int)):
             return trial.suggest_int(
                 self.key, self.low, self.high, step=self.step or 1, log=self.log
@@ -61,20 +60,18 @@ class Param:
         value = OmegaConf.select(cfg, self.key)
         if isinstance(value, ListConfig):
             value = OmegaConf.to_container(value)
+        choice = tuple(value) if isinstance(value, list) else value
         if self.choices is not None:
-            choice = tuple(value) if isinstance(value, list) else value
             inside = choice in self.choices
-            held = rounded(choice) if isinstance(choice, tuple) else choice
         else:
             inside = isinstance(value, int | float) and self.low <= value <= self.high
-            held = value
         if not inside:
             raise ConfigError(
                 f"tune.baseline_first: the config's {override(self.key, value)} is not in "
                 f"tune.params.{self.key} {self.describe()}; add it to the search, or set "
                 "tune.baseline_first=false"
             )
-        return held
+        return optuna_value(choice)
 
     def describe(self) -> str:
         if self.choices is not None:
@@ -82,6 +79,12 @@ class Param:
         scale = "log " if self.log else ""
         step = f" step {rounded(self.step)}" if self.step is not None else ""
         return f"{scale}[{rounded(self.low)}, {rounded(self.high)}]{step}"
+
+
+def optuna_value(choice: Any) -> Any:
+    """A choice as Optuna holds it: itself, or a list choice by its label (Optuna takes single
+    values only)."""
+    return rounded(choice) if isinstance(choice, tuple) else choice
 
 
 def rounded(value: Any) -> str:
