@@ -15,7 +15,12 @@ from omegaconf import DictConfig
 
 from torchrl_cli.agents.build import build_agent, build_env, build_schedule
 from torchrl_cli.agents.logger import Logger
+from torchrl_cli.backends.numpy_step import NumpyStepper
+from torchrl_cli.backends.torch_step import TorchStepper
 from torchrl_cli.config import CONFIG_NAME, config_dir, register_configs
+from torchrl_cli.rollout.actor import TorchActor
+from torchrl_cli.rollout.minibatches import Shuffled
+from torchrl_cli.rollout.update import run_epochs
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 120  # seconds for one command; a tiny run takes a few
@@ -66,6 +71,24 @@ def make_agent(overrides: list[str] | DictConfig, n_envs: int | None = None, see
         if own_env:
             env.close()
         raise
+
+
+def fit(kind: str, models: dict, batch, num_epochs: int, num_mini_batches: int,
+        normalize_advantages: bool, refresh=None) -> dict:
+    """One update pass of ``models`` by the update driver with the ``kind`` backend's step
+    (``torch`` or ``numpy``), as ``PGAgent.update`` runs it."""
+    stepper = NumpyStepper(models) if kind == "numpy" else TorchStepper()
+    with stepper:
+        return run_epochs(models, batch, num_epochs, Shuffled(num_mini_batches), stepper,
+                          normalize_advantages=normalize_advantages, refresh=refresh)
+
+
+def act_in_torch(agent) -> None:
+    """Make ``agent``'s collector act with the reference ``TorchActor`` (same normalizer and
+    acting stream)."""
+    actor = agent.collector.actor
+    agent.collector.actor = TorchActor(agent.policy_model, actor.normalizer, actor.rng,
+                                       agent.collector.device)
 
 
 @pytest.fixture

@@ -78,7 +78,7 @@ def test_the_rollout_keeps_the_masks_and_the_update_scores_under_them():
     agent, env = make_agent([f"env={DICT_ENV}", STRICT, "env.n_envs=4", "agent.n_steps=16"])
     try:
         assert agent.backend.acting == "torch" and "action_mask" in agent.backend.describe()
-        rollout = agent.batcher.collect(agent.backend.acting_for(agent.policy_model),
+        rollout = agent.collector.collect(
                                         agent.values)
         masks, actions = rollout.masks.flatten(0, 1), rollout.actions.flatten()
         assert masks.shape == (64, 8) and masks[torch.arange(64), actions].all()
@@ -88,8 +88,8 @@ def test_the_rollout_keeps_the_masks_and_the_update_scores_under_them():
             plain = agent.policy_model.create_dist(params).log_prob(actions)
         torch.testing.assert_close(masked, rollout.log_probs.flatten())
         assert not torch.allclose(plain, rollout.log_probs.flatten())
-        state = agent.batcher.state_dict()
-        assert torch.equal(state["mask"], agent.batcher.mask)
+        state = agent.collector.state_dict()
+        assert torch.equal(state["mask"], agent.collector.mask)
     finally:
         env.close()
 

@@ -161,7 +161,7 @@ def test_frames_stay_uint8_in_the_rollout():
     """The rollout stores uint8 frames; the nets scale them (PixelScale) on the device."""
     agent, env = make_agent(["env=ALE/Pong-v5", *TINY, *SHORT], seed=0)
     try:
-        rollout = agent.batcher.collect(agent.backend.acting_for(agent.policy_model), agent.values)
+        rollout = agent.collector.collect(agent.values)
         assert rollout.obs.dtype == torch.uint8 and rollout.obs.shape == (32, 2, 4, 84, 84)
         assert any(isinstance(m, PixelScale) for m in agent.policy_model.net.modules())
         with torch.no_grad():

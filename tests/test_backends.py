@@ -1,5 +1,5 @@
 """The two backends: the numpy twins against the torch reference (gradients against autograd,
-Adam against torch.optim.Adam, whole updates against ``torch_fit``, acting against the torch
+Adam against torch.optim.Adam, whole updates against the torch step's, acting against the torch
 policies and distributions), and how ``agent.backend`` is resolved."""
 
 import copy
@@ -10,10 +10,19 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, assert_one_line_error, compose_config, make_agent, torchrl
+from conftest import (
+    TINY,
+    act_in_torch,
+    assert_one_line_error,
+    compose_config,
+    fit,
+    make_agent,
+    torchrl,
+)
 
 from torchrl_cli.backends import resolve_backend
 from torchrl_cli.backends.numpy_actor import (
+    NumpyActor,
     acting_unfit,
     numpy_normalizer,
     numpy_policy,
@@ -21,20 +30,19 @@ from torchrl_cli.backends.numpy_actor import (
     sample_gaussian,
 )
 from torchrl_cli.backends.numpy_mlp import NumpyMLP
-from torchrl_cli.backends.numpy_update import (
+from torchrl_cli.backends.numpy_step import (
     STEPS,
     FlatModel,
     adam_settings,
-    numpy_fit,
     update_unfit,
 )
-from torchrl_cli.backends.torch_actor import TorchActing
-from torchrl_cli.backends.torch_update import torch_fit
+from torchrl_cli.backends.torch_step import TorchStepper
 from torchrl_cli.envs import StateNormalizer
 from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.models.batch import Batch
 from torchrl_cli.models.distributions import DiagGaussian, LogitsCategorical
+from torchrl_cli.rollout.actor import TorchActor
 
 
 def flat_model(model) -> FlatModel:
@@ -65,7 +73,8 @@ def batch_and_agent(overrides: list[str]):
     """An agent after one rollout, its weights moved off the rollout's (ratios away from 1,
     some clipped), and a Batch with random advantages."""
     agent, env = make_agent([*overrides, "env.n_envs=4", "agent.n_steps=64"])
-    rollout = agent.batcher.collect(TorchActing(agent.policy_model), agent.values)
+    act_in_torch(agent)
+    rollout = agent.collector.collect(agent.values)
     gen = torch.Generator().manual_seed(0)
     with torch.no_grad():
         for model in agent.models.values():
@@ -139,9 +148,9 @@ def test_a_whole_update_matches_pgagent_fit(num_mini_batches):
         models = dict(agent.models)
         reference = {name: copy.deepcopy(model) for name, model in models.items()}
         torch.manual_seed(1)
-        diagnostics = numpy_fit(models, batch, 5, num_mini_batches, True)
+        diagnostics = fit("numpy", models, batch, 5, num_mini_batches, True)
         torch.manual_seed(1)  # the same minibatch order
-        expected = torch_fit(reference, batch, 5, num_mini_batches, True)
+        expected = fit("torch", reference, batch, 5, num_mini_batches, True)
         for name, model in models.items():
             for got, want in zip(model.parameters(), reference[name].parameters(), strict=True):
                 torch.testing.assert_close(got, want, rtol=1e-3, atol=1e-5)
@@ -212,9 +221,9 @@ def test_evaluation_acts_in_numpy_as_the_torch_policy_does(env_id):
     try:
         rng = np.random.default_rng(0)
         shape = env.get_state_info().shape
-        agent.batcher.state_normalizer(torch.from_numpy(rng.normal(2.0, 3.0, (256, *shape))))
+        agent.normalizer(torch.from_numpy(rng.normal(2.0, 3.0, (256, *shape))))
         greedy = agent.greedy_policy()
-        assert greedy != agent.act
+        assert isinstance(agent.collector.actor, NumpyActor)
         for _ in range(2):
             obs = rng.normal(2.0, 3.0, (64, *shape))
             with torch.inference_mode():  # as evaluations run
@@ -230,7 +239,7 @@ def test_evaluation_acts_in_numpy_as_the_torch_policy_does(env_id):
         env.close()
     agent, env = make_agent([f"env={env_id}", "env.n_envs=4", "agent.backend=torch"])
     env.close()
-    assert agent.greedy_policy() == agent.act
+    assert isinstance(agent.collector.actor, TorchActor)
 
 
 def test_categorical_frequencies_and_log_probs():
@@ -276,7 +285,7 @@ def test_a_layer_numpy_does_not_know_keeps_the_torch_path_and_says_why():
         assert agent.backend.acting == "torch"
         assert agent.backend.reasons["acting"] == "net layer ELU is not Linear, Tanh or ReLU"
         assert "ELU is not Linear" in agent.backend.describe()
-        rollout = agent.batcher.collect(agent.backend.acting_for(agent.policy_model), agent.values)
+        rollout = agent.collector.collect(agent.values)
         assert torch.isfinite(rollout.log_probs).all()
     finally:
         env.close()
@@ -286,7 +295,7 @@ def test_a_conv_net_keeps_the_torch_path():
     pytest.importorskip("ale_py")
     agent, env = make_agent(["env=ALE/Pong-v5", "net=nature_cnn", "env.n_envs=1"])
     try:
-        assert acting_unfit(agent.policy_model, agent.batcher.state_normalizer) is not None
+        assert acting_unfit(agent.policy_model, agent.normalizer) is not None
     finally:
         env.close()
 
@@ -331,7 +340,7 @@ def test_a_scalar_box_acts_in_torch_with_per_env_log_probs():
     try:
         assert agent.backend.acting == "torch"
         assert "continuous actions of shape scalar" in agent.backend.reasons["acting"]
-        rollout = agent.batcher.collect(agent.backend.acting_for(agent.policy_model), agent.values)
+        rollout = agent.collector.collect(agent.values)
         assert rollout.actions.shape == rollout.log_probs.shape == (8, 4)
         # one log-prob per env: the Gaussian's density of that env's own action
         mean = agent.policy_model(rollout.obs[0]).reshape(4)
@@ -368,7 +377,7 @@ def test_auto_keeps_what_numpy_cannot_train_on_torch_and_names_why(overrides, re
     assert reason in agent.backend.describe()
     with pytest.raises(ConfigError, match=f"agent.backend=numpy cannot serve this run: {reason}"):
         resolve_backend("numpy", agent.policy_model, agent.models,
-                        agent.batcher.state_normalizer)
+                        agent.normalizer)
 
 
 def test_vanilla_pg_trains_its_value_model_in_numpy_and_its_policy_in_torch():
@@ -384,7 +393,8 @@ def test_torch_backend_runs_everything_in_torch():
     env.close()
     assert agent.backend.acting == "torch"
     assert set(agent.backend.updates.values()) == {"torch"}
-    assert isinstance(agent.backend.acting_for(agent.policy_model), TorchActing)
+    assert isinstance(agent.collector.actor, TorchActor)
+    assert isinstance(agent.backend.stepper(agent.models), TorchStepper)
 
 
 def test_cli_numpy_backend_on_an_unfit_run_is_one_line_and_leaves_no_run(
@@ -411,7 +421,7 @@ def test_a_model_sharing_its_pass_with_a_torch_model_is_reported_on_torch():
     env.close()
     assert agent.backend.updates == {"policy": "torch", "value": "torch"}
     assert agent.backend.reasons["value"] == "value trains in one pass with policy"
-    assert agent.backend.fit_for(agent.models).__name__ == "torch_fit"
+    assert isinstance(agent.backend.stepper(agent.models), TorchStepper)
 
 
 def test_building_an_optimizer_does_not_import_torchdynamo():

@@ -13,12 +13,12 @@ def test_rollout_shapes_and_values_from_the_value_model():
     """[T, N] tensors; stored values equal the value model on the stored (normalized) obs."""
     agent, env = make_agent([*TINY, "agent.n_steps=16", "env.running_normalize_states=true"],
                             n_envs=2, seed=None)
-    rollout = agent.batcher.collect(agent.backend.acting_for(agent.policy_model), agent.values)
+    rollout = agent.collector.collect(agent.values)
     assert rollout.obs.shape == (16, 2, 4) and rollout.actions.shape == (16, 2)
     assert rollout.actions.dtype == torch.long
     with torch.no_grad():
         torch.testing.assert_close(rollout.values, agent.value_model(rollout.obs))
-    assert agent.batcher.num_steps == 32
+    assert agent.collector.num_steps == 32
     env.close()
 
 
@@ -26,14 +26,14 @@ def test_truncated_steps_get_final_values_and_only_they():
     """With a 5-step time limit, final_values is V(final obs) exactly where truncated."""
     agent, env = make_agent([*TINY, "agent.n_steps=12", "+env.kwargs.max_episode_steps=5"],
                             n_envs=2, seed=None)
-    rollout = agent.batcher.collect(agent.backend.acting_for(agent.policy_model), agent.values)
+    rollout = agent.collector.collect(agent.values)
     truncated = rollout.truncated
     assert truncated.sum() > 0
     assert (rollout.final_values[~truncated] == 0).all()
     assert (rollout.final_values[truncated] != 0).all()
-    episodes = agent.batcher.pop_episodes()
+    episodes = agent.collector.pop_episodes()
     assert episodes and all(e.length <= 5 for e in episodes)
-    assert agent.batcher.num_episodes == len(episodes)
+    assert agent.collector.num_episodes == len(episodes)
     env.close()
 
 
@@ -59,7 +59,7 @@ def test_box_actions_are_stored_unclipped_and_clipped_for_the_env(backend):
     try:
         with torch.no_grad():
             agent.policy_model.log_std.fill_(1.5)  # wide enough to leave the bounds often
-        rollout = agent.batcher.collect(agent.backend.acting_for(agent.policy_model), agent.values)
+        rollout = agent.collector.collect(agent.values)
     finally:
         env.close()
     received = np.stack(RecordActions.received).reshape(64, 2, 1)  # copies step in order

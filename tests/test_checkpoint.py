@@ -62,7 +62,7 @@ def test_not_restorable_resumes_with_new_episodes(env_overrides):
         state = agent.state_dict()
         assert agent.load_state_dict(state, seed=0) is False
         assert agent.num_steps == state["batcher"]["num_steps"]
-        assert agent.batcher.episode_lengths.tolist() == [0, 0]
+        assert agent.collector.episode_lengths.tolist() == [0, 0]
     finally:
         env.close()
 

@@ -90,7 +90,7 @@ def build_and_step(cfg, env: BaseEnv | None = None) -> None:
         after = list(agent.policy_model.parameters())
         assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
         info = env.get_action_info()
-        obs = agent.batcher.obs.clone()
+        obs = agent.collector.obs.clone()
         with torch.no_grad():
             out, values = agent.policy_model(obs), agent.values(obs)
         width = info.n if info.kind == "discrete" else int(np.prod(info.shape))
@@ -478,7 +478,7 @@ def test_advantage_option_composes_and_steps(option):
     model for discounted_returns)."""
     extra = ["agent.value=null"] if option == "discounted_returns" else []
     cfg = compose_config([*SMALL, "agent=vanilla_pg", f"agent/advantage={option}", *extra])
-    assert cfg.agent.advantage._target_.startswith("torchrl_cli.agents.estimators.")
+    assert cfg.agent.advantage._target_.startswith("torchrl_cli.rollout.estimators.")
     agent, env = make_agent(cfg)
     try:
         agent.step()

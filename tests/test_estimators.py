@@ -11,9 +11,9 @@ import torch
 from conftest import TINY, compose_config, make_agent
 from torch.testing import assert_close
 
-from torchrl_cli.agents.estimators import GAE, DiscountedReturns, FromAdvantage
 from torchrl_cli.envs import env_seeds
 from torchrl_cli.models.batch import Rollout
+from torchrl_cli.rollout.estimators import GAE, DiscountedReturns, FromAdvantage
 
 
 def rollout(rewards, values, terminated, truncated, final_values, last_values) -> Rollout:
@@ -246,7 +246,7 @@ def test_rollout_final_values_are_values_of_the_true_final_observations():
     cfg = compose_config([*TINY, "+env.kwargs.max_episode_steps=5", "seed=7"])
     agent, train_env = make_agent(cfg)
     try:
-        rollout = agent.batcher.collect(agent.backend.acting_for(agent.policy_model), agent.values)
+        rollout = agent.collector.collect(agent.values)
     finally:
         train_env.close()
     n_steps, n_envs = rollout.rewards.shape

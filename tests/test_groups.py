@@ -6,10 +6,10 @@ import pytest
 from conftest import TINY, assert_no_traceback, make_agent, torchrl
 from omegaconf import OmegaConf
 
-from torchrl_cli.agents.estimators import GAE, DiscountedReturns
 from torchrl_cli.config import config_dir
 from torchrl_cli.config.compose import check_overrides, compose_config
 from torchrl_cli.errors import ConfigError
+from torchrl_cli.rollout.estimators import GAE, DiscountedReturns
 
 AGENTS = sorted(p.stem for p in (config_dir() / "agent").glob("*.yaml"))
 ADVANTAGES = sorted(p.stem for p in (config_dir() / "agent" / "advantage").glob("*.yaml"))

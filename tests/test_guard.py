@@ -70,7 +70,7 @@ def test_skip_mode_restores_weights_optimizer_and_normalizer():
                              "env.running_normalize_states=true"])
     try:
         before = {k: v.clone() for k, v in agent.policy_model.state_dict().items()}
-        stats = agent.batcher.state_normalizer.rms.mean.clone()
+        stats = agent.normalizer.rms.mean.clone()
         agent.step()
         agent.step()
     finally:
@@ -78,7 +78,7 @@ def test_skip_mode_restores_weights_optimizer_and_normalizer():
     assert agent.guard.skipped == 2
     for key, value in agent.policy_model.state_dict().items():
         assert torch.equal(value, before[key]), key
-    assert torch.equal(agent.batcher.state_normalizer.rms.mean, stats)
+    assert torch.equal(agent.normalizer.rms.mean, stats)
 
 
 def test_checkpoints_refuse_non_finite_weights(tmp_path):

@@ -49,13 +49,13 @@ def test_preset_clips_observations_rewards_and_actions():
         assert isinstance(env.vec, AsyncVectorEnv) and env.simulator == "mujoco"
         with torch.no_grad():
             agent.policy_model.log_std.fill_(1.0)  # samples often leave [-1, 1]
-        rollout = agent.batcher.collect(agent.backend.acting_for(agent.policy_model), agent.values)
+        rollout = agent.collector.collect(agent.values)
         assert rollout.obs.abs().max() == pytest.approx(0.5)
         assert rollout.rewards.abs().max() <= 0.1 + 1e-6
-        assert agent.batcher.state_normalizer.rms.count > 32 * 2
-        assert agent.batcher.reward_scaler.rms.var != 1.0
+        assert agent.normalizer.rms.count > 32 * 2
+        assert agent.collector.reward_scaler.rms.var != 1.0
         assert rollout.actions.abs().max() > 1.0
-        assert abs(agent.batcher.to_env_action(rollout.actions[0])).max() <= 1.0
+        assert abs(agent.collector.to_env_action(rollout.actions[0])).max() <= 1.0
     finally:
         env.close()
 

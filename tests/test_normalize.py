@@ -214,11 +214,11 @@ def test_agent_state_statistics_count_training_observations_only(backend):
     agent, train_env = make_agent(cfg)
     eval_env = build_env(cfg.env, 2)
     try:
-        counts = [agent.batcher.state_normalizer.rms.count.item()]
+        counts = [agent.normalizer.rms.count.item()]
         agent.step()
-        counts.append(agent.batcher.state_normalizer.rms.count.item())
+        counts.append(agent.normalizer.rms.count.item())
         agent.evaluate(eval_env, 2, seed=123)
-        counts.append(agent.batcher.state_normalizer.rms.count.item())
+        counts.append(agent.normalizer.rms.count.item())
     finally:
         train_env.close()
         eval_env.close()

@@ -9,13 +9,20 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, assert_one_line_error, compose_config, make_agent, torchrl
+from conftest import (
+    TINY,
+    act_in_torch,
+    assert_one_line_error,
+    compose_config,
+    fit,
+    make_agent,
+    torchrl,
+)
 from omegaconf import OmegaConf
 from torch import nn
 
 from torchrl_cli.agents.build import build_model
 from torchrl_cli.backends.numpy_actor import NumpySDEPolicy
-from torchrl_cli.backends.torch_actor import TorchActing
 from torchrl_cli.config.validate import validate
 from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
 from torchrl_cli.errors import ConfigError
@@ -180,8 +187,7 @@ def test_the_second_epoch_trains_on_advantages_from_the_value_net_after_the_firs
     agent, env = make_agent([*RECOMPUTE, f"agent.backend={backend}",
                              "agent.recompute_advantages=true"])
     try:
-        rollout = agent.batcher.collect(agent.backend.acting_for(agent.policy_model),
-                                        agent.values)
+        rollout = agent.collector.collect(agent.values)
         one_epoch = copy.deepcopy(agent.models)
         seen = []
         batch_of = agent.batch_of
@@ -190,11 +196,11 @@ def test_the_second_epoch_trains_on_advantages_from_the_value_net_after_the_firs
         assert len(seen) == 2  # the rollout's batch, then epoch 2's
         for model in one_epoch.values():  # the same update, one epoch, on the rollout's batch
             model.num_epochs = 1
-        agent.backend.fit_for(one_epoch)(one_epoch, seen[0], 1, 1, False, None)
+        fit(backend, one_epoch, seen[0], 1, 1, False)
         obs = rollout.obs.flatten(0, 1)
         with torch.no_grad():
             v1 = one_epoch["value"](obs).view(8, 2).double().numpy()
-            last = one_epoch["value"](agent.batcher.obs).double().numpy()
+            last = one_epoch["value"](agent.collector.obs).double().numpy()
         gae = agent.advantage
         adv = hand_gae(rollout.rewards.double().numpy(), v1, last, gae.gamma, gae.gae_lambda)
         np.testing.assert_allclose(seen[1].values.view(8, 2).numpy(), v1, rtol=1e-5, atol=1e-5)
@@ -213,7 +219,8 @@ def epoch_advantages(overrides) -> list[torch.Tensor]:
     agent, env = make_agent([*RECOMPUTE, "agent.num_epochs=3", "agent.backend=torch",
                              *overrides])
     try:
-        rollout = agent.batcher.collect(TorchActing(agent.policy_model), agent.values)
+        act_in_torch(agent)
+        rollout = agent.collector.collect(agent.values)
         seen, register = [], agent.policy_model.register_losses
         agent.policy_model.register_losses = lambda b: seen.append(b.advantages) or register(b)
         agent.learn(rollout)
@@ -236,7 +243,8 @@ def test_recompute_on_numpy_matches_torch_with_shuffled_minibatches():
                                  "agent.normalize_advantages=true",
                                  "agent.recompute_advantages=true", f"agent.backend={backend}"])
         try:
-            rollout = agent.batcher.collect(TorchActing(agent.policy_model), agent.values)
+            act_in_torch(agent)
+            rollout = agent.collector.collect(agent.values)
             torch.manual_seed(1)
             agent.learn(rollout)
             params[backend] = [p.detach().clone() for p in agent.value_model.parameters()]
@@ -333,7 +341,7 @@ def matrices_per_step(agent, monkeypatch, rollouts: int = 2) -> list[np.ndarray]
         monkeypatch.setattr(NumpySDEPolicy, "__call__",
                             lambda self, obs: used.append(self.weights) or act(self, obs))
     for _ in range(rollouts):
-        agent.batcher.collect(agent.backend.acting_for(policy), agent.values)
+        agent.collector.collect(agent.values)
     return used
 
 
@@ -359,7 +367,7 @@ def test_gsde_actions_are_the_mean_plus_phi_w_and_evaluation_takes_the_mean():
     try:
         policy = agent.policy_model
         policy.sde.resample(2)
-        obs = agent.batcher.obs
+        obs = agent.collector.obs
         actions, log_probs = policy.select_action(obs)
         with torch.no_grad():
             phi, mean = policy.features(obs), policy(obs)
@@ -370,7 +378,7 @@ def test_gsde_actions_are_the_mean_plus_phi_w_and_evaluation_takes_the_mean():
         torch.testing.assert_close(greedy, mean)
         raw = env.reset(seed=3)
         with torch.no_grad():  # as evaluation runs it
-            state = agent.batcher.state_normalizer.normalize(torch.as_tensor(raw))
+            state = agent.normalizer.normalize(torch.as_tensor(raw))
             np.testing.assert_allclose(agent.act(raw), np.clip(policy(state).numpy(), -2, 2),
                                        rtol=1e-5)
     finally:
@@ -382,8 +390,7 @@ def test_gsde_is_deterministic_under_a_seed(backend):
     def actions(seed):
         agent, env = gsde_agent(4, seed=seed, backend=backend)
         try:
-            return agent.batcher.collect(agent.backend.acting_for(agent.policy_model),
-                                         agent.values).actions.clone()
+            return agent.collector.collect(agent.values).actions.clone()
         finally:
             env.close()
 

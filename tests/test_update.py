@@ -69,6 +69,27 @@ def test_beta_updates_once_per_batch_not_per_minibatch():
         env.close()
 
 
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_ppo_clip_kl_early_stop_takes_the_same_steps_on_each_backend(backend):
+    """PPO-clip with a KL early stop (keys it inherits from the surrogate objective) stops its
+    policy after the same minibatch step on both backends, the value model going on; the numpy
+    update once ran all 40 (the drift the update driver, written once, removed)."""
+    agent, env = make_agent(["agent=ppo_clip", "env=CartPole-v1", "env.n_envs=4",
+                             "agent.n_steps=64", "agent.num_epochs=10",
+                             "agent.num_mini_batches=4", "+agent.policy.kl_target=0.0001",
+                             "+agent.policy.kl_early_stop=1.0", f"agent.backend={backend}"],
+                            n_envs=4)
+    try:
+        assert agent.backend.updates == {"policy": backend, "value": backend}
+        agent.step()
+    finally:
+        env.close()
+    # the first minibatch has ratio 1 (KL 0), the second is past 1e-4
+    assert len(agent.diagnostics["approx_kl"]) == 2
+    assert len(agent.diagnostics["grad_norm_policy"]) == 2
+    assert len(agent.diagnostics["grad_norm_value"]) == 10 * 4
+
+
 @pytest.mark.parametrize("agent_name", ["ppo_adaptive", "surrogate_pg"])
 @pytest.mark.parametrize(("early_stop", "minibatches"), [("1e-6", 2), ("null", 10 * 2)])
 def test_kl_early_stop_skips_remaining_epochs(agent_name, early_stop, minibatches):

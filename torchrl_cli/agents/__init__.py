@@ -1,5 +1,6 @@
 """Agents: the training loop (BaseAgent) and the policy-gradient agent (PGAgent), with what the
-loop uses: the collector (batcher), estimators, evaluation, logger, and the builders."""
+loop uses besides the rollout layer: evaluation, the non-finite guard, signals, logger, and the
+builders."""
 
 from torchrl_cli.agents.base import BaseAgent, TrainResult, TrainSchedule
 from torchrl_cli.agents.evaluation import Evaluation

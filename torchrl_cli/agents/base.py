@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
-from torchrl_cli.agents.batcher import Batcher, Episode
 from torchrl_cli.agents.evaluation import Evaluation, EvaluationInterrupted, run_episodes
 from torchrl_cli.agents.guard import Guard, NonFiniteError
 from torchrl_cli.agents.logger import Logger
 from torchrl_cli.agents.rng import rng_state, set_rng_state
 from torchrl_cli.agents.signals import stop_on_signal
-from torchrl_cli.envs import BaseEnv
+from torchrl_cli.envs import BaseEnv, StateNormalizer
+from torchrl_cli.rollout.collector import Collector, Episode
 
 if TYPE_CHECKING:  # the run layer's checkpoint writer, handed in by the caller
     from torchrl_cli.run.checkpoint import Checkpoints
@@ -66,13 +66,13 @@ class BaseAgent(abc.ABC):
     """Runs ``step`` (one rollout and update) until a budget is spent, evaluating on schedule.
 
     Parameters:
-        batcher: collects rollouts from the training env.
+        collector: collects rollouts from the training env (its actor acts).
         logger: console table, progress bar and TensorBoard.
         guard: the non-finite guard and divergence warnings (``agents.guard``).
     """
 
-    def __init__(self, batcher: Batcher, *, logger: Logger, guard: Guard):
-        self.batcher = batcher
+    def __init__(self, collector: Collector, *, logger: Logger, guard: Guard):
+        self.collector = collector
         self.logger = logger
         self.guard = guard
         self.models: dict[str, torch.nn.Module] = {}
@@ -90,12 +90,17 @@ class BaseAgent(abc.ABC):
         self.models[name] = model
 
     @property
+    def normalizer(self) -> StateNormalizer:
+        """The observation normalizer the actor feeds the policy through."""
+        return self.collector.actor.normalizer
+
+    @property
     def num_steps(self) -> int:
-        return self.batcher.num_steps
+        return self.collector.num_steps
 
     @property
     def num_episodes(self) -> int:
-        return self.batcher.num_episodes
+        return self.collector.num_episodes
 
     @abc.abstractmethod
     def step(self) -> None:
@@ -235,7 +240,7 @@ class BaseAgent(abc.ABC):
         return {
             "models": {name: m.state_dict() for name, m in self.models.items()},
             "optimizers": {name: m.optimizer.state_dict() for name, m in self.models.items()},
-            "batcher": self.batcher.state_dict(),
+            "batcher": self.collector.state_dict(),
             "num_iters": self.num_iters,
             "train_seconds": self.train_seconds,
             "eval_seconds": self.result.eval_seconds,
@@ -248,12 +253,12 @@ class BaseAgent(abc.ABC):
 
     def load_state_dict(self, state: dict, seed: int) -> bool:
         """Restore ``state_dict()`` to go on training; returns whether the env's episodes in
-        progress were restored exactly (``Batcher.load_state_dict``)."""
+        progress were restored exactly (``Collector.load_state_dict``)."""
         for name, model in self.models.items():
             model.load_state_dict(state["models"][name])
         for name, model in self.models.items():
             model.optimizer.load_state_dict(state["optimizers"][name])
-        exact = self.batcher.load_state_dict(state["batcher"], seed)
+        exact = self.collector.load_state_dict(state["batcher"], seed)
         self.num_iters = self._logged_iters = state["num_iters"]
         self.train_seconds = state["train_seconds"]
         self.result.eval_seconds = state.get("eval_seconds", 0.0)  # absent before 2026-12
@@ -312,7 +317,7 @@ class BaseAgent(abc.ABC):
 
     def write_logs(self) -> None:
         """Episode statistics, speed and the console table."""
-        episodes: list[Episode] = self.batcher.pop_episodes()
+        episodes: list[Episode] = self.collector.pop_episodes()
         if episodes:
             self.logger.add_log("charts/episode_return", np.mean([e.ret for e in episodes]))
             self.logger.add_log("charts/episode_length", np.mean([e.length for e in episodes]), 0)

@@ -9,7 +9,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from torchrl_cli.agents.base import TrainSchedule
-from torchrl_cli.agents.batcher import Batcher
 from torchrl_cli.agents.evaluation import EVAL_SEED_OFFSET
 from torchrl_cli.agents.guard import Guard
 from torchrl_cli.agents.logger import Logger
@@ -29,6 +28,8 @@ from torchrl_cli.envs.pixels import wrap_pixels
 from torchrl_cli.envs.spaces import SpaceInfo
 from torchrl_cli.models import BaseModel
 from torchrl_cli.nn import nn_from_config, resolve_net, with_hidden
+from torchrl_cli.rollout.actor import acting_rng
+from torchrl_cli.rollout.collector import Collector
 from torchrl_cli.utils import get_obj
 
 
@@ -71,7 +72,7 @@ def build_env(
         n_envs=n_envs,
         vectorization=env_cfg.vectorization,
         wrappers=[*wrappers, *extra_wrappers],
-        imports=list(env_cfg.get("imports") or []),
+        imports=list(env_cfg.imports),
         **kwargs,
     )
 
@@ -80,13 +81,13 @@ def env_wrappers(env_cfg: DictConfig, *, evaluation: bool = False) -> tuple[list
     """The wrappers each copy gets, in order (the presets first: ``env.atari`` for ALE games,
     ``env.pixels`` for other envs with pixel observations; then ``env.wrappers``), and the
     ``gymnasium.make`` kwargs."""
-    gym_id = check_env_id(env_cfg.id, list(env_cfg.get("imports") or []))
+    gym_id = check_env_id(env_cfg.id, list(env_cfg.imports))
     wrappers = [wrapper_factory(node) for node in env_cfg.wrappers]
     kwargs = dict(env_cfg.kwargs)
-    train_limit = env_cfg.get("train_max_episode_steps")  # .get: older run folders lack it
+    train_limit = env_cfg.train_max_episode_steps
     if train_limit is not None and not evaluation:
         kwargs["max_episode_steps"] = train_limit
-    pixels = env_cfg.get("pixels")
+    pixels = env_cfg.pixels
     if env_cfg.atari is not None and env_cfg.vectorization == "envpool":
         kwargs = atari_options(gym_id, env_cfg.atari, training=not evaluation) | kwargs
     elif env_cfg.atari is not None:
@@ -121,7 +122,7 @@ def build_model(
     (``net=auto``: the net chosen for ``state_info``), its hidden layers as
     ``model_cfg.net`` or else ``net_cfg`` says (``nn.with_hidden``)."""
     spec = OmegaConf.to_container(model_cfg, resolve=True)
-    own_net = spec.pop("net", None)  # absent in run folders from before it existed
+    own_net = spec.pop("net")
     net_cfg = with_hidden(resolve_net(net_cfg, state_info), own_net)
     net = nn_from_config(net_cfg, state_info, action_info)
     # action_info after instantiation: Hydra would turn the SpaceInfo dataclass into a dict
@@ -153,13 +154,14 @@ def build_agent(cfg: DictConfig, env: GymEnv, device: torch.device, logger: Logg
         value = build_model(cfg.agent.value, cfg.net, state_info, action_info).to(device)
         models["value"] = value
     backend = resolve_backend(cfg.agent.backend, policy, models, normalizer)
-    batcher = Batcher(env, cfg.agent.n_steps, normalizer, scaler, device, seed=cfg.seed)
+    actor = backend.actor(policy, normalizer, acting_rng(cfg.seed), device)
+    collector = Collector(env, actor, cfg.agent.n_steps, scaler, device, seed=cfg.seed)
     return PGAgent(
-        batcher,
+        collector,
         policy_model=policy,
         value_model=value,
         normalize_advantages=cfg.agent.normalize_advantages,
-        recompute_advantages=cfg.agent.get("recompute_advantages", False),  # older run folders
+        recompute_advantages=cfg.agent.recompute_advantages,
         advantage=get_obj(cfg.agent.advantage),
         vtarget=get_obj(cfg.agent.vtarget),
         backend=backend,

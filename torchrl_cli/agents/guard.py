@@ -101,13 +101,13 @@ class Guard:
     @staticmethod
     def snapshot(agent) -> dict:
         """What ``skip`` restores: every model and optimizer state, and the normalizers'."""
-        batcher = agent.batcher
+        collector = agent.collector
         return copy.deepcopy(
             {
                 "models": {n: m.state_dict() for n, m in agent.models.items()},
                 "optimizers": {n: m.optimizer.state_dict() for n, m in agent.models.items()},
-                "state_normalizer": batcher.state_normalizer.state_dict(),
-                "reward_scaler": batcher.reward_scaler.state_dict(),
+                "state_normalizer": agent.normalizer.state_dict(),
+                "reward_scaler": collector.reward_scaler.state_dict(),
             }
         )
 
@@ -116,8 +116,8 @@ class Guard:
         for name, model in agent.models.items():
             model.load_state_dict(snapshot["models"][name])
             model.optimizer.load_state_dict(snapshot["optimizers"][name])
-        agent.batcher.state_normalizer.load_state_dict(snapshot["state_normalizer"])
-        agent.batcher.reward_scaler.load_state_dict(snapshot["reward_scaler"])
+        agent.normalizer.load_state_dict(snapshot["state_normalizer"])
+        agent.collector.reward_scaler.load_state_dict(snapshot["reward_scaler"])
 
     def divergence(
         self, diagnostics: dict[str, list[float]], iteration: int, discrete: bool

@@ -7,24 +7,25 @@ import numpy as np
 import torch
 
 from torchrl_cli.agents.base import BaseAgent
-from torchrl_cli.agents.batcher import Batcher
-from torchrl_cli.agents.estimators import GAE, FromAdvantage
 from torchrl_cli.agents.guard import NonFiniteError
 from torchrl_cli.envs.spaces import SpaceKind
 from torchrl_cli.models import BaseModel, BasePGModel, ValueModel
 from torchrl_cli.models.batch import Batch, Rollout
+from torchrl_cli.rollout.collector import Collector
+from torchrl_cli.rollout.estimators import GAE, FromAdvantage
+from torchrl_cli.rollout.minibatches import Shuffled
+from torchrl_cli.rollout.update import Diagnostics, Refresh, run_epochs
 from torchrl_cli.utils import explained_var
 
 if TYPE_CHECKING:  # resolved by agents.build, which hands it in
     from torchrl_cli.backends import Backend
-    from torchrl_cli.backends.torch_update import Refresh
 
 
 class PGAgent(BaseAgent):
     """Policy-gradient agent (after the seed's PGAgent).
 
     Parameters:
-        batcher: collects rollouts.
+        collector: collects rollouts, its actor (the backend's) acting.
         policy_model: a BasePGModel.
         value_model: a ValueModel, or None (values are then 0: no baseline).
         normalize_advantages: normalize advantages per minibatch.
@@ -33,13 +34,13 @@ class PGAgent(BaseAgent):
             the log-probs stay the rollout's.
         advantage: advantage estimator (GAE).
         vtarget: value-target estimator (FromAdvantage).
-        backend: where acting and updates run (``backends.resolve_backend``).
+        backend: where the update's minibatch steps run (``backends.resolve_backend``).
         **kwargs: BaseAgent's parameters.
     """
 
     def __init__(
         self,
-        batcher: Batcher,
+        collector: Collector,
         *,
         policy_model: BasePGModel,
         value_model: ValueModel | None,
@@ -50,7 +51,7 @@ class PGAgent(BaseAgent):
         backend: "Backend",
         **kwargs,
     ):
-        super().__init__(batcher, **kwargs)
+        super().__init__(collector, **kwargs)
         self.policy_model = policy_model
         self.value_model = value_model
         self.normalize_advantages = normalize_advantages
@@ -67,19 +68,17 @@ class PGAgent(BaseAgent):
     def act(self, obs: np.ndarray, action_mask: np.ndarray | None = None) -> np.ndarray:
         """Greedy env actions for raw (encoded) observations; the most likely legal ones with
         ``action_mask`` (masked envs)."""
-        device = self.batcher.device
-        state = self.batcher.state_normalizer.normalize(torch.as_tensor(obs, device=device))
+        device = self.collector.device
+        state = self.normalizer.normalize(torch.as_tensor(obs, device=device))
         mask = None if action_mask is None else torch.as_tensor(action_mask, device=device)
         actions = self.policy_model.select_action(state, deterministic=True, mask=mask)[0]
-        return self.batcher.to_env_action(actions)
+        return self.collector.to_env_action(actions)
 
     def greedy_policy(self):
-        """``act`` in numpy where the run acts in numpy (one forward pass per evaluation step
-        without torch's dispatch), else ``act``."""
-        greedy = self.backend.greedy_for(self.policy_model, self.batcher.state_normalizer)
-        if greedy is None:
-            return self.act
-        return lambda obs: self.batcher.to_env_action(greedy(obs))
+        """``act`` as the actor computes it (in numpy where the run acts in numpy: one forward
+        pass per evaluation step without torch's dispatch), made once per evaluation."""
+        greedy, to_env = self.collector.actor.greedy(), self.collector.to_env_action
+        return lambda obs, action_mask=None: to_env(greedy(obs, action_mask))
 
     def values(self, state: torch.Tensor) -> torch.Tensor:
         if self.value_model is None:
@@ -90,8 +89,8 @@ class PGAgent(BaseAgent):
         for model in self.models.values():
             model.set_progress(self.progress)
         snapshot = self.guard.snapshot(self) if self.guard.mode == "skip" else None
-        rollout = self.batcher.collect(self.backend.acting_for(self.policy_model), self.values)
-        problem = self.guard.rollout_problem(rollout, self.batcher.env_rewards)
+        rollout = self.collector.collect(self.values)
+        problem = self.guard.rollout_problem(rollout, self.collector.env_rewards)
         diagnostics: dict[str, list[float]] = {}
         if problem is None:
             diagnostics = self.learn(rollout)
@@ -129,7 +128,7 @@ class PGAgent(BaseAgent):
 
             @torch.no_grad()
             def refresh() -> Batch:
-                return self.batch_of(self.batcher.estimate_values(rollout, self.values))
+                return self.batch_of(self.collector.estimate_values(rollout, self.values))
 
         diagnostics = self.update(batch, refresh)
         diagnostics["explained_variance"] = [explained_var(batch.returns, batch.values)]
@@ -149,20 +148,27 @@ class PGAgent(BaseAgent):
             masks=None if rollout.masks is None else rollout.masks.flatten(0, 1),
         )
 
-    def update(self, batch: Batch, refresh: "Refresh | None" = None) -> dict[str, list[float]]:
+    def update(self, batch: Batch, refresh: Refresh | None = None) -> Diagnostics:
         """Train the models; those with the same epochs and minibatches share one pass (the
         default: the agent's ``num_epochs``/``num_mini_batches``), summing their losses into one
-        backward, each stepping its own optimizer. The backend runs each pass; ``refresh``
-        gives each pass's epochs after the first their batch (``recompute_advantages``)."""
+        backward, each stepping its own optimizer. ``run_epochs`` drives each pass with the
+        backend's minibatch step; ``refresh`` gives each pass's epochs after the first their
+        batch (``recompute_advantages``)."""
         groups: dict[tuple[int, int], dict[str, BaseModel]] = defaultdict(dict)
         for name, model in self.models.items():
             groups[(model.num_epochs, model.num_mini_batches)][name] = model
-        diagnostics: dict[str, list[float]] = defaultdict(list)
+        diagnostics: Diagnostics = defaultdict(list)
         for (num_epochs, num_mini_batches), models in groups.items():
-            fit = self.backend.fit_for(models)
-            fitted = fit(
-                models, batch, num_epochs, num_mini_batches, self.normalize_advantages, refresh
-            )
+            with self.backend.stepper(models) as stepper:
+                fitted = run_epochs(
+                    models,
+                    batch,
+                    num_epochs,
+                    Shuffled(num_mini_batches),
+                    stepper,
+                    normalize_advantages=self.normalize_advantages,
+                    refresh=refresh,
+                )
             for key, values in fitted.items():
                 diagnostics[key].extend(values)
         for model in self.models.values():
@@ -179,7 +185,7 @@ class PGAgent(BaseAgent):
             self.logger.add_log("charts/skipped_updates", self.guard.skipped, 0)
         if self.value_model is not None:
             self.logger.add_tf_only_log("charts/learning_rate_value", self.value_model.lr, 6)
-        rollout = self.batcher.buffers
+        rollout = self.collector.buffers
         self.logger.add_histogram("rollout/actions", rollout.actions)
         self.logger.add_histogram("rollout/values", rollout.values)
         for name, model in self.models.items():

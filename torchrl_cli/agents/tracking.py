@@ -48,8 +48,8 @@ class Tracker(Protocol):
 
 
 def backends(logger_cfg: DictConfig) -> list[str]:
-    """The backends ``logger.backends`` names (run folders from before it: TensorBoard only)."""
-    return list(logger_cfg.get("backends", [TENSORBOARD]))
+    """The backends ``logger.backends`` names."""
+    return list(logger_cfg.backends)
 
 
 def check_backends(logger_cfg: DictConfig) -> None:

@@ -1,27 +1,29 @@
 """Where a run acts and updates: ``agent.backend`` = ``auto | torch | numpy``.
 
+A backend supplies the two seams of the loop, never a loop: an actor for the collector
+(``rollout.actor.Actor``) and a minibatch step for the update driver (``rollout.update.Stepper``).
 ``torch`` is the reference: the models' own ``select_action`` and ``register_losses`` with
-autograd (``torch_actor``, ``torch_update``). ``numpy`` is a measured fast path for small nets
-on the CPU, where eager PyTorch spends its time dispatching ops rather than computing: the
-policy's MLP, sampling and normalization in numpy while collecting (``numpy_actor``), and
-PPO-clip's and the value model's minibatch steps with hand-derived gradients and Adam
-(``numpy_update``), checked against autograd and torch.optim.Adam in the tests.
+autograd (``rollout.actor.TorchActor``, ``torch_step``). ``numpy`` is a measured fast path for
+small nets on the CPU, where eager PyTorch spends its time dispatching ops rather than
+computing: the policy's MLP, sampling and normalization in numpy while collecting
+(``numpy_actor``), and PPO-clip's and the value model's minibatch steps with hand-derived
+gradients and Adam (``numpy_step``), checked against autograd and torch.optim.Adam in the tests.
 ``auto`` uses numpy for each part that it can serve and torch for the rest, and says why.
 """
 
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
 
-from torchrl_cli.backends.numpy_actor import NumpyActing, acting_unfit, numpy_greedy
-from torchrl_cli.backends.numpy_update import numpy_fit, update_unfit
-from torchrl_cli.backends.torch_actor import TorchActing
-from torchrl_cli.backends.torch_update import Fit, torch_fit
+from torchrl_cli.backends.numpy_actor import NumpyActor, acting_unfit
+from torchrl_cli.backends.numpy_step import NumpyStepper, update_unfit
+from torchrl_cli.backends.torch_step import TorchStepper
 from torchrl_cli.envs import StateNormalizer
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.models import BaseModel, BasePGModel
-from torchrl_cli.models.batch import Acting
+from torchrl_cli.rollout.actor import Actor, TorchActor
 
 BACKENDS = ("auto", "torch", "numpy")
 
@@ -36,21 +38,24 @@ class Backend:
     updates: dict[str, str]
     reasons: dict[str, str] = field(default_factory=dict)
 
-    def acting_for(self, policy: BasePGModel) -> Acting:
-        return NumpyActing(policy) if self.acting == "numpy" else TorchActing(policy)
+    def actor(
+        self,
+        policy: BasePGModel,
+        normalizer: StateNormalizer,
+        rng: np.random.Generator,
+        device: torch.device,
+    ) -> Actor:
+        """The actor of ``policy`` behind ``normalizer``, sampling from ``rng`` in numpy."""
+        if self.acting == "numpy":
+            return NumpyActor(policy, normalizer, rng)
+        return TorchActor(policy, normalizer, rng, device)
 
-    def greedy_for(
-        self, policy: BasePGModel, normalizer: StateNormalizer
-    ) -> Callable[[np.ndarray], np.ndarray] | None:
-        """Raw observations to greedy actions in numpy when acting runs there, else None
-        (the policy's own ``select_action(deterministic=True)`` serves)."""
-        return numpy_greedy(policy, normalizer) if self.acting == "numpy" else None
-
-    def fit_for(self, models: dict[str, BaseModel]) -> Fit:
-        """The update of ``models`` (a pass they share): ``numpy_fit`` when every one of them
-        trains in numpy, else ``torch_fit``; both take (models, batch, num_epochs,
-        num_mini_batches, normalize_advantages) and return the diagnostics."""
-        return numpy_fit if all(self.updates[name] == "numpy" for name in models) else torch_fit
+    def stepper(self, models: Mapping[str, BaseModel]) -> NumpyStepper | TorchStepper:
+        """The minibatch step of ``models`` (a pass they share), a context manager: numpy when
+        every one of them trains in numpy, else torch."""
+        if all(self.updates[name] == "numpy" for name in models):
+            return NumpyStepper(models)
+        return TorchStepper()
 
     def describe(self) -> str:
         """One line for the start banner: which backend acts, which updates, and why."""

@@ -1,5 +1,5 @@
-"""The numpy backend's acting: the collector's steps with the policy's forward pass, sampling,
-log-probabilities and observation normalization in numpy.
+"""The numpy backend's actor: the policy's forward pass, sampling, log-probabilities and
+observation normalization in numpy, one vector step at a time (``rollout.actor.Actor``).
 
 At acting batch sizes eager PyTorch spends its time dispatching ops, not computing: acting on
 8 CartPole observations took 38 us in torch against 32 us for the native env step itself, and
@@ -8,7 +8,7 @@ the model's CPU parameters and the normalizer's buffers, so every optimizer step
 update shows through without a copy. ``acting_unfit`` says why a policy cannot act this way.
 """
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -17,12 +17,9 @@ from torchrl_cli.backends.numpy_mlp import Array, NumpyMLP, actions_unfit, layer
 from torchrl_cli.envs import StateNormalizer
 from torchrl_cli.envs.spaces import SpaceKind
 from torchrl_cli.models import BasePGModel
-from torchrl_cli.models.batch import Truncation
+from torchrl_cli.models.batch import ActOut, State
 from torchrl_cli.models.distributions import HALF_LOG_2PI
 from torchrl_cli.models.sde import VARIANCE_EPS
-
-if TYPE_CHECKING:  # the collector that calls steps()
-    from torchrl_cli.agents.batcher import Batcher
 
 
 def acting_unfit(policy: BasePGModel, normalizer: StateNormalizer) -> str | None:
@@ -34,34 +31,37 @@ def acting_unfit(policy: BasePGModel, normalizer: StateNormalizer) -> str | None
     return layers_unfit(policy.layers) or actions_unfit(policy.action_info)
 
 
-class NumpyActing:
-    """``TorchActing`` in numpy, writing through numpy views of the (CPU) rollout buffers and
-    drawing from the batcher's own stream (``Batcher.rng``, saved in checkpoints)."""
+class NumpyActor:
+    """``rollout.actor.TorchActor`` in numpy: numpy arrays in and out, drawing from ``rng``
+    (the run's acting stream, saved in checkpoints); the policy must pass ``acting_unfit``."""
 
-    def __init__(self, policy: BasePGModel):
-        self.policy = policy
+    def __init__(self, policy: BasePGModel, normalizer: StateNormalizer, rng: np.random.Generator):
+        self.policy, self.normalizer, self.rng = policy, normalizer, rng
+        self.begin_rollout(0)
 
-    def steps(self, batcher: "Batcher") -> list[Truncation]:
-        act = numpy_policy(self.policy, batcher.rng)
-        normalize = numpy_normalizer(batcher.state_normalizer, batcher.state_normalizer.training)
-        normalize_final = numpy_normalizer(batcher.state_normalizer, update_stats=False)
-        buf = batcher.buffers
-        rows = buf.obs.numpy(), buf.actions.numpy(), buf.log_probs.numpy()
-        obs, truncations = batcher.obs.numpy(), []
+    def initial_state(self, n: int) -> State:
+        return None
+
+    def begin_rollout(self, n: int) -> None:
+        """Views of the parameters and statistics as they are now, the normalizer's mode."""
+        self.policy_fn = numpy_policy(self.policy, self.rng)
+        self.observe = numpy_normalizer(self.normalizer, self.normalizer.training)
+        self.final = numpy_normalizer(self.normalizer, update_stats=False)
+
+    def act(
+        self, obs: np.ndarray, state: State, first: np.ndarray, mask: None, t: int
+    ) -> ActOut:
+        obs = np.asarray(obs)  # a rollout's first step: the collector's tensor (a view)
         sde = self.policy.sde
-        for t in range(batcher.n_steps):
-            if sde is not None and sde.due(t):  # gSDE: new noise matrices, one per env
-                act.resample(len(obs))
-            actions, log_probs = act(obs)
-            rows[0][t], rows[1][t], rows[2][t] = obs, actions, log_probs
-            step = batcher.env_step(t, actions)
-            if step.truncated.any():
-                idx = np.flatnonzero(step.truncated)
-                final = torch.from_numpy(normalize_final(step.final_obs[idx]))
-                truncations.append(Truncation(t, idx, final))
-            obs = normalize(step.obs)
-        batcher.obs = torch.from_numpy(obs)
-        return truncations
+        if sde is not None and sde.due(t):  # gSDE: new noise matrices, one per env
+            self.policy_fn.resample(len(obs))
+        return ActOut(*self.policy_fn(obs))
+
+    def normalize_final(self, obs: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(self.final(obs))
+
+    def greedy(self) -> Callable[..., np.ndarray]:
+        return numpy_greedy(self.policy, self.normalizer)
 
 
 def numpy_policy(model: BasePGModel, rng: np.random.Generator):
@@ -118,9 +118,10 @@ def numpy_greedy(model: BasePGModel, normalizer: StateNormalizer):
     kinds, params = NumpyMLP.of(model.layers)
     forward = NumpyMLP(kinds, [p.detach().numpy() for p in params]).forward
     normalize = numpy_normalizer(normalizer, update_stats=False)
+    # action_mask: always None here (acting_unfit refuses masked envs); Actor.greedy's signature
     if model.action_info.kind == SpaceKind.DISCRETE:
-        return lambda obs: forward(normalize(obs)).argmax(-1)
-    return lambda obs: forward(normalize(obs))
+        return lambda obs, action_mask=None: forward(normalize(obs)).argmax(-1)
+    return lambda obs, action_mask=None: forward(normalize(obs))
 
 
 def numpy_normalizer(normalizer: StateNormalizer, update_stats: bool):

@@ -10,6 +10,9 @@ from typing import Any
 
 from omegaconf import II, MISSING
 
+#: the format of a run folder's config.yaml that this code writes (``config.migrate``)
+CONFIG_VERSION = 1
+
 
 @dataclass
 class AtariConfig:
@@ -183,7 +186,7 @@ class PPOAdaptiveModelConfig(SurrogatePGModelConfig):
 class VTargetConfig:
     """Value targets computed from the advantages: adv + V."""
 
-    _target_: str = "torchrl_cli.agents.estimators.FromAdvantage"
+    _target_: str = "torchrl_cli.rollout.estimators.FromAdvantage"
 
 
 @dataclass
@@ -383,6 +386,7 @@ class Config:
     checkpoint_freq: int = 50_000  # env steps between checkpoints; 0: only at the end
     keep_checkpoints: int = 3  # the last K checkpoints kept (plus best.pt)
     tune: TuneConfig | None = None  # torchrl tune's study: hparams_search=<preset> sets it
+    config_version: int = CONFIG_VERSION  # the config format (config.migrate upgrades older)
 
 
 @dataclass

@@ -34,19 +34,17 @@ def _check(ok: bool, message: str) -> None:
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first bad value and what would be valid."""
     agent, env = cfg.agent, cfg.env
-    # .get: run folders from before imports and pixels existed resume with neither
-    gym_id = check_env_id(env.id, env.get("imports") or [])
+    gym_id = check_env_id(env.id, list(env.imports))
     check_atari(gym_id, env.atari)
-    check_pixels(env.get("pixels"))
-    train_limit = env.get("train_max_episode_steps")
+    check_pixels(env.pixels)
+    train_limit = env.train_max_episode_steps
     _check(
         train_limit is None or train_limit >= 1,
         f"env.train_max_episode_steps={train_limit} must be at least 1 (null: the env's own limit)",
     )
     spaces = check_spaces(env, gym_id)
     net = resolve_net(cfg.net, spaces[0], env.id)  # a named net must fit the observations
-    # .get, here and below: run folders from before these keys existed resume without them
-    check_hidden("net", cfg.net.get("hidden"), cfg.net.get("activation"))
+    check_hidden("net", cfg.net.hidden, cfg.net.activation)
     _check(env.n_envs >= 1, f"env.n_envs={env.n_envs} must be at least 1")
     _check(
         env.vectorization in VECTORIZATIONS,
@@ -135,7 +133,7 @@ def validate(cfg: DictConfig) -> None:
         if "kl_penalty" in model:
             _check(model.kl_penalty > 0, f"{key}.kl_penalty={model.kl_penalty} must be > 0")
     _check(
-        not agent.get("recompute_advantages") or agent.value is not None,
+        not agent.recompute_advantages or agent.value is not None,
         "agent.recompute_advantages=true re-evaluates the value model, but agent.value is "
         "null; drop one of the two",
     )

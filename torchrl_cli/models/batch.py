@@ -1,14 +1,27 @@
-"""The data between the collector and the learners: a rollout ``[T, N, ...]``, its flattened
-batch, and how a rollout's steps are taken (``Acting``, implemented by the backends)."""
+"""The data between the collector, the actor and the learners: what an actor returns for one
+vector step (``ActOut``), a rollout ``[T, N, ...]``, and its flattened batch."""
 
 from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
 
-if TYPE_CHECKING:  # the collector that calls Acting.steps
-    from torchrl_cli.agents.batcher import Batcher
+#: an actor's recurrent state for every env row (None: a feed-forward policy)
+State = Any
+#: a batch of arrays in the actor's or the update backend's own kind (torch or numpy)
+Array = torch.Tensor | np.ndarray
+
+
+@dataclass
+class ActOut:
+    """What an actor gives for one vector step: the actions as sampled (unclipped for Box
+    spaces), their log-probabilities, and the recurrent state after the step (None:
+    feed-forward). Tensors from the torch actor, numpy arrays from the numpy one."""
+
+    actions: Array
+    log_probs: Array
+    state: State = None
 
 
 @dataclass
@@ -31,7 +44,8 @@ class Rollout:
 
 @dataclass
 class Batch:
-    """Flattened training samples ``[B, ...]``; what each model's loss reads (by name)."""
+    """Flattened training samples ``[B, ...]``; what each model's loss reads (by name). The
+    numpy update backend holds the same fields as numpy arrays (``index`` serves both)."""
 
     obs: torch.Tensor
     actions: torch.Tensor
@@ -45,7 +59,9 @@ class Batch:
         return self.obs.shape[0]
 
     def index(self, idx: torch.Tensor) -> "Batch":
-        """The samples at ``idx`` (a minibatch)."""
+        """The samples at ``idx`` (a minibatch), in the batch's own kind of array."""
+        if isinstance(self.obs, np.ndarray):
+            idx = idx.numpy()
         values = (getattr(self, f.name) for f in fields(self))
         return Batch(*(None if v is None else v[idx] for v in values))
 
@@ -57,13 +73,3 @@ class Truncation(NamedTuple):
     t: int
     envs: np.ndarray
     final_obs: torch.Tensor
-
-
-class Acting(Protocol):
-    """How a rollout's steps are taken (``backends``: ``TorchActing``, ``NumpyActing``)."""
-
-    def steps(self, batcher: "Batcher") -> list[Truncation]:
-        """Step ``batcher.env`` ``batcher.n_steps`` times through ``batcher.env_step``, writing
-        the normalized observations, actions and log-probs into ``batcher.buffers`` and leaving
-        the next normalized observation in ``batcher.obs``."""
-        ...

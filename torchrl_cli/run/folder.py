@@ -12,6 +12,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from torchrl_cli.config.migrate import upgrade
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.run.checkpoint import (
     CHECKPOINT_DIR,
@@ -102,7 +103,8 @@ def raise_not_a_run(run_dir: Path) -> None:
 
 
 def load_config(run_dir: Path, trust: Iterable[str] = ()) -> DictConfig:
-    """A run folder's config.yaml, its ``_target_``s checked (``run.trust``)."""
+    """A run folder's config.yaml at today's format (``config.migrate``), its ``_target_``s
+    checked (``run.trust``)."""
     config_file = run_dir / CONFIG_FILE
     refuse_symlink(config_file)
     if not config_file.is_file():
@@ -111,6 +113,7 @@ def load_config(run_dir: Path, trust: Iterable[str] = ()) -> DictConfig:
         cfg = OmegaConf.load(config_file)
     except (OmegaConfBaseException, ValueError) as err:
         raise ConfigError(f"{config_file} cannot be read: {err}") from None
+    cfg = upgrade(cfg, str(config_file))
     check_targets(cfg, str(config_file), trust)
     return cfg
 

@@ -59,8 +59,8 @@ def write_metrics(run_dir: Path, metrics: dict) -> None:
 def write_model(run_dir: Path, agent: PGAgent) -> None:
     """model.pt: the final weights of every model and the normalization statistics."""
     model = {name: m.state_dict() for name, m in agent.models.items()} | {
-        "state_normalizer": agent.batcher.state_normalizer.state_dict(),
-        "reward_scaler": agent.batcher.reward_scaler.state_dict(),
+        "state_normalizer": agent.normalizer.state_dict(),
+        "reward_scaler": agent.collector.reward_scaler.state_dict(),
     }
     write_atomically(run_dir / MODEL_FILE, lambda f: f.write(to_bytes(model)))
 

@@ -117,7 +117,7 @@ class Policy:
         if self.env_cfg is None:
             raise ValueError("this policy was built without its run's env config")
         wrappers, kwargs = env_wrappers(self.env_cfg, evaluation=evaluation)
-        gym_id = check_env_id(self.env_cfg.id, list(self.env_cfg.get("imports") or []))
+        gym_id = check_env_id(self.env_cfg.id, list(self.env_cfg.imports))
         if render_mode is not None:
             kwargs["render_mode"] = render_mode
         env = gym.make(gym_id, **kwargs)

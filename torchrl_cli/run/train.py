@@ -204,7 +204,7 @@ def _train(
             f"seed {cfg.seed})" + (f" -> {run_dir}" if run_dir else "")
         )
         console.print(agent.backend.describe(), soft_wrap=True, markup=False)
-        if cfg.env.get("train_max_episode_steps") is not None:  # .get: older run folders
+        if cfg.env.train_max_episode_steps is not None:
             console.print(
                 f"training episodes cut at {cfg.env.train_max_episode_steps} steps "
                 "(env.train_max_episode_steps); evaluations keep the env's own limit",
@@ -275,7 +275,7 @@ def restore(agent: PGAgent, cfg: DictConfig, checkpoint: Checkpoint, console: Co
     )
     if not exact:
         console.print(
-            f"[yellow]warning[/yellow]: {agent.batcher.env.state_holder} envs cannot be restored "
+            f"[yellow]warning[/yellow]: {agent.collector.env.state_holder} envs cannot be restored "
             "mid-episode; their episodes in progress were restarted"
         )
 

@@ -47,7 +47,7 @@ def permitted(target: str) -> bool:
         return False
     if not isinstance(obj, type):
         return False
-    from torchrl_cli.agents.estimators import GAE, DiscountedReturns, FromAdvantage
+    from torchrl_cli.rollout.estimators import GAE, DiscountedReturns, FromAdvantage
 
     kinds = (torch.nn.Module, torch.optim.Optimizer, gym.Wrapper)
     return issubclass(obj, kinds) or obj in (GAE, DiscountedReturns, FromAdvantage)

@@ -1,4 +1,5 @@
-"""Rollout collection from a vector env into preallocated ``[T, N, ...]`` tensors."""
+"""The collector: the one rollout step loop, from a vector env into preallocated
+``[T, N, ...]`` tensors, with an actor (``rollout.actor``) choosing the actions."""
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -6,11 +7,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from torchrl_cli.envs import BaseEnv, EnvStep, RewardScaler, StateNormalizer
+from torchrl_cli.envs import BaseEnv, EnvStep, RewardScaler
 from torchrl_cli.envs.gym_env import EnvError
 from torchrl_cli.envs.snapshot import from_json, to_json
 from torchrl_cli.envs.spaces import SpaceKind, to_env_action
-from torchrl_cli.models.batch import Acting, Rollout
+from torchrl_cli.models.batch import Rollout, Truncation
+from torchrl_cli.rollout.actor import Actor
+
+#: the buffers an actor's step writes (obs, actions and log-probs, in row t)
+ROWS = ("obs", "actions", "log_probs")
 
 
 @dataclass
@@ -19,26 +24,28 @@ class Episode:
     length: int
 
 
-class Batcher:
-    """Steps ``env`` ``n_steps`` times per ``collect`` with the policy acting.
+class Collector:
+    """Steps ``env`` ``n_steps`` times per ``collect`` with ``actor`` acting (the seed's
+    batcher).
 
-    Observations are normalized once, on arrival, by ``state_normalizer`` (which updates its
-    statistics in training mode), and stored normalized so that updates see exactly what the
-    policy saw. Episode returns and lengths are tracked on raw rewards.
+    Observations are normalized once, on arrival, by the actor (``Actor.observe``, which
+    updates the statistics in training mode), and stored normalized so that updates see exactly
+    what the policy saw. The actor's recurrent state is carried from step to step and across
+    rollouts. Episode returns and lengths are tracked on raw rewards.
     """
 
     def __init__(
         self,
         env: BaseEnv,
+        actor: Actor,
         n_steps: int,
-        state_normalizer: StateNormalizer,
         reward_scaler: RewardScaler,
         device: torch.device,
         seed: int,
     ):
         self.env = env
+        self.actor = actor
         self.n_steps = n_steps
-        self.state_normalizer = state_normalizer
         self.reward_scaler = reward_scaler
         self.device = device
         n, info = env.n_envs, env.get_action_info()
@@ -48,7 +55,7 @@ class Batcher:
         action_dtype = torch.long if integer else torch.float32
         t = (n_steps, n)
         self.buffers = Rollout(
-            obs=torch.zeros(*t, *state_shape, dtype=state_normalizer.dtype, device=device),
+            obs=torch.zeros(*t, *state_shape, dtype=actor.normalizer.dtype, device=device),
             actions=torch.zeros(*t, *action_shape, dtype=action_dtype, device=device),
             log_probs=torch.zeros(t, device=device),
             values=torch.zeros(t, device=device),
@@ -67,18 +74,23 @@ class Batcher:
         self.env_rewards = np.zeros(t, dtype=np.float32)
         self.env_terminated = np.zeros(t, dtype=bool)
         self.env_truncated = np.zeros(t, dtype=bool)
-        self.obs = self.normalize(env.reset(seed=seed))
+        # numpy views of the buffers an actor in numpy writes through (CPU buffers only)
+        self.rows = None
+        if device.type == "cpu":
+            self.rows = replace(self.buffers, **{k: getattr(self.buffers, k).numpy() for k in ROWS})
+        self.obs = self.observe(env.reset(seed=seed))
         self.mask = self.legal()  # the legal actions at self.obs (None: unmasked)
-        # numpy acting draws from its own stream, independent of the env seeds' (both from seed)
-        self.rng = np.random.default_rng(np.random.SeedSequence(seed).spawn(1)[0])
+        self.first = np.ones(n, dtype=bool)  # the rows whose self.obs begins an episode
+        self.state = actor.initial_state(n)  # the actor's recurrent state at self.obs
         self.episode_returns = np.zeros(n)
         self.episode_lengths = np.zeros(n, dtype=np.int64)
         self.finished: list[Episode] = []
         self.num_steps = 0
         self.num_episodes = 0
 
-    def normalize(self, obs: np.ndarray) -> torch.Tensor:
-        return self.state_normalizer(torch.as_tensor(obs, device=self.device))
+    def observe(self, obs: np.ndarray) -> torch.Tensor:
+        """Raw observations as the actor's network inputs, as a tensor on the device."""
+        return torch.as_tensor(self.actor.observe(obs), device=self.device)
 
     def legal(self) -> torch.Tensor | None:
         """The env's legal actions now (``[N, n]`` bools), None when it gives none."""
@@ -91,17 +103,15 @@ class Batcher:
         return to_env_action(actions, self.action_info)
 
     @torch.inference_mode()
-    def collect(
-        self, acting: Acting, value_fn: Callable[[torch.Tensor], torch.Tensor]
-    ) -> Rollout:
-        """Fill the buffers with ``n_steps`` vector steps, ``acting`` choosing the actions.
+    def collect(self, value_fn: Callable[[torch.Tensor], torch.Tensor]) -> Rollout:
+        """Fill the buffers with ``n_steps`` vector steps, the actor choosing the actions.
 
         ``value_fn(obs) -> values``: values do not change during a rollout, so they are
         computed in one batch at its end. The buffers are reused by the next call (copy what
         must outlive it).
         """
         buf = self.buffers
-        truncations = acting.steps(self)
+        truncations = self.steps()
         buf.terminated.copy_(torch.from_numpy(self.env_terminated))
         buf.truncated.copy_(torch.from_numpy(self.env_truncated))
         dones = self.env_terminated | self.env_truncated
@@ -111,6 +121,29 @@ class Batcher:
         self.estimate_values(buf, value_fn, out=buf)
         self.num_steps += self.n_steps * self.env.n_envs
         return buf
+
+    def steps(self) -> list[Truncation]:
+        """The step loop: ``n_steps`` vector steps from ``self.obs``, the actor's outputs
+        written into row ``t`` of the buffers (through numpy views when the actor gives numpy
+        arrays); returns the time-limit cuts with their final observations."""
+        actor, buf, truncations = self.actor, self.buffers, []
+        actor.begin_rollout(self.env.n_envs)
+        obs, state, first = self.obs, self.state, self.first
+        for t in range(self.n_steps):
+            out = actor.act(obs, state, first, self.mask, t)
+            rows = self.rows if isinstance(out.actions, np.ndarray) else buf
+            rows.obs[t], rows.actions[t], rows.log_probs[t] = obs, out.actions, out.log_probs
+            if buf.masks is not None:  # the update scores the actions under the same mask
+                buf.masks[t] = self.mask
+            step = self.env_step(t, out.actions)
+            if step.truncated.any():
+                # bootstrap from V(final obs), normalized but not counted in the statistics
+                idx = np.flatnonzero(step.truncated)
+                truncations.append(Truncation(t, idx, actor.normalize_final(step.final_obs[idx])))
+            obs, state, first = actor.observe(step.obs), out.state, step.terminated | step.truncated
+        self.obs = torch.as_tensor(obs, device=self.device)
+        self.state, self.first = state, first
+        return truncations
 
     def estimate_values(
         self,
@@ -178,30 +211,33 @@ class Batcher:
         mask = {} if self.mask is None else {"mask": self.mask.cpu()}
         return {
             **mask,
+            # the actor's statistics, under the key checkpoints have always had them
+            "state_normalizer": self.actor.normalizer.state_dict(),
             "obs": self.obs.cpu(),
             "episode_returns": torch.from_numpy(self.episode_returns.copy()),
             "episode_lengths": torch.from_numpy(self.episode_lengths.copy()),
             "finished": [[e.ret, e.length] for e in self.finished],
             "num_steps": self.num_steps,
             "num_episodes": self.num_episodes,
-            "state_normalizer": self.state_normalizer.state_dict(),
             "reward_scaler": self.reward_scaler.state_dict(),
             "env": self.env.get_state(),
-            "rng": to_json(self.rng.bit_generator.state),
+            "rng": to_json(self.actor.rng.bit_generator.state),
         }
 
     def load_state_dict(self, state: dict, seed: int) -> bool:
         """Restore ``state_dict()``; returns False when the env could not be restored exactly
         (its simulator keeps state out of reach): its copies then start new episodes, seeded
         from ``seed`` and the step count."""
-        self.state_normalizer.load_state_dict(state["state_normalizer"])
+        self.actor.normalizer.load_state_dict(state["state_normalizer"])
         self.reward_scaler.load_state_dict(state["reward_scaler"])
         self.num_steps, self.num_episodes = state["num_steps"], state["num_episodes"]
         self.finished = [Episode(ret, int(length)) for ret, length in state["finished"]]
-        self.rng.bit_generator.state = from_json(state["rng"])
+        self.actor.rng.bit_generator.state = from_json(state["rng"])
         if not self.env.restorable:
-            self.obs = self.normalize(self.env.reset(seed=seed + self.num_steps))
+            self.obs = self.observe(self.env.reset(seed=seed + self.num_steps))
             self.mask = self.legal()
+            self.first[:] = True
+            self.state = self.actor.initial_state(self.env.n_envs)
             self.episode_returns[:] = 0.0
             self.episode_lengths[:] = 0
             self.reward_scaler.returns.zero_()

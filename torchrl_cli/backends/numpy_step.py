@@ -1,18 +1,19 @@
-"""The numpy backend's update: PPO-clip's minibatch steps in numpy (forward, hand-derived
+"""The numpy backend's minibatch step: PPO-clip's (forward, hand-derived
 backward, gradient clipping and Adam) for a PPOClipModel and a ValueModel whose networks are
 plain MLPs on the CPU; ``update_unfit`` says why a model cannot train this way.
 
 Why: rl-zoo3's CartPole PPO makes 20 gradient steps per 256 env steps, and eager PyTorch
 spends most of each (~1.1 ms) dispatching ~150 small ops and recording autograd; numpy does
-the same arithmetic in under half of that (docs/performance.md). The torch backend
-(``torch_update.torch_fit``) stays the reference: tests check these gradients against
-autograd and this Adam against torch.optim.Adam. Parameters and Adam's moments are copied
-into flat arrays when an update starts and written back when it ends, so outside an update
-torch holds the only copy (checkpoints, evaluation and export see nothing of this).
+the same arithmetic in under half of that (docs/performance.md). The torch backend's step
+(``torch_step``) stays the reference: tests check these gradients against autograd and this
+Adam against torch.optim.Adam. Parameters and Adam's moments are copied into flat arrays when
+an update starts and written back when it ends, so outside an update torch holds the only copy
+(checkpoints, evaluation and export see nothing of this). The epochs around the step are
+``rollout.update.run_epochs``, the same for both backends.
 """
 
 import math
-from collections import defaultdict
+from collections.abc import Mapping
 from dataclasses import fields
 
 import numpy as np
@@ -20,7 +21,6 @@ import torch
 
 from torchrl_cli.backends.numpy_actor import gaussian_log_probs, sde_log_std
 from torchrl_cli.backends.numpy_mlp import Array, NumpyMLP, actions_unfit, layers_unfit
-from torchrl_cli.backends.torch_update import Diagnostics, Refresh
 from torchrl_cli.envs.spaces import SpaceKind
 from torchrl_cli.models.base import BaseModel
 from torchrl_cli.models.batch import Batch
@@ -212,63 +212,44 @@ def value_step(flat: FlatModel, mb: dict[str, Array]) -> dict[str, float]:
     return {"value_loss": 0.5 * float(loss.mean())}
 
 
-
-
 STEPS = {PPOClipModel: ppo_clip_step, ValueModel: value_step}
 
 
-def normalize(array: Array, eps: float = 1e-8) -> Array:
-    """utils.normalize in numpy (torch's std is the unbiased one)."""
-    return (array - array.mean()) / (array.std(ddof=1) + eps)
+class NumpyStepper:
+    """``rollout.update.Stepper`` in numpy for models (by name) that each pass
+    ``update_unfit``: flat copies of their parameters and Adam's moments while open, written
+    back by ``sync`` and on exit."""
 
+    def __init__(self, models: Mapping[str, BaseModel]):
+        self.models = models
 
-def numpy_fit(
-    models: dict[str, BaseModel],
-    batch: Batch,
-    num_epochs: int,
-    num_mini_batches: int,
-    normalize_advantages: bool,
-    refresh: Refresh | None = None,
-) -> Diagnostics:
-    """``torch_fit`` in numpy for ``models`` (by name), each of which passes ``update_unfit``.
-    With ``refresh`` the parameters go back to torch before each epoch after the first, whose
-    batch ``refresh`` then computes there (with the value model as the last epoch left it)."""
-    flats = {
-        name: FlatModel(model, adam_settings(model.optimizer), NumpyMLP.of(model.layers))
-        for name, model in models.items()
-    }
-    size = len(batch) // num_mini_batches
-    whole = size == len(batch)  # as in torch_fit: one minibatch, normalized once
+    def __enter__(self) -> "NumpyStepper":
+        self.flats = {
+            name: FlatModel(model, adam_settings(model.optimizer), NumpyMLP.of(model.layers))
+            for name, model in self.models.items()
+        }
+        # overflow to inf/NaN is the guard's to report (agents.guard), not numpy's to warn about
+        self.errstate = np.errstate(all="ignore")
+        self.errstate.__enter__()
+        return self
 
-    def arrays(batch: Batch) -> dict[str, Array]:
-        data = {f.name: getattr(batch, f.name) for f in fields(batch)}
-        data = {name: v.numpy() for name, v in data.items() if v is not None}
-        if whole and normalize_advantages:
-            data["advantages"] = normalize(data["advantages"])
-        return data
+    def __exit__(self, *exc) -> None:
+        self.errstate.__exit__(*exc)
+        self.sync()
 
-    data = arrays(batch)
-    diagnostics: Diagnostics = defaultdict(list)
-    # overflow to inf/NaN is the guard's to report (agents.guard), not numpy's to warn about
-    with np.errstate(all="ignore"):
-        for epoch in range(num_epochs):
-            if refresh is not None and epoch > 0:
-                for flat in flats.values():
-                    flat.write_back()
-                data = arrays(refresh())
-            order = None if whole else torch.randperm(len(batch)).numpy()
-            for start in range(0, size * num_mini_batches, size):
-                minibatch = data
-                if not whole:
-                    idx = order[start : start + size]
-                    minibatch = {key: value[idx] for key, value in data.items()}
-                    if normalize_advantages:
-                        minibatch["advantages"] = normalize(minibatch["advantages"])
-                for name, flat in flats.items():
-                    terms = STEPS[type(flat.model)](flat, minibatch)
-                    terms[f"grad_norm_{name}"] = flat.optimizer_step()
-                    for key, value in terms.items():
-                        diagnostics[key].append(value)
-    for flat in flats.values():
-        flat.write_back()
-    return diagnostics
+    def load(self, batch: Batch) -> Batch:
+        values = (getattr(batch, f.name) for f in fields(batch))
+        return Batch(*(None if v is None else v.numpy() for v in values))
+
+    def sync(self) -> None:
+        for flat in self.flats.values():
+            flat.write_back()
+
+    def step(self, minibatch: Batch, active: Mapping[str, BaseModel]) -> dict[str, float]:
+        data = {f.name: getattr(minibatch, f.name) for f in fields(minibatch)}
+        terms: dict[str, float] = {}
+        for name in active:
+            flat = self.flats[name]
+            terms.update(STEPS[type(flat.model)](flat, data))
+            terms[f"grad_norm_{name}"] = flat.optimizer_step()
+        return terms
