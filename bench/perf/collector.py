@@ -39,7 +39,7 @@ def raw_stepper(env: GymEnv) -> Callable[[], int]:
 
 
 def collector_stepper(env: GymEnv, vectorization: str) -> Callable[[], int]:
-    """torchrl-cli's Batcher.collect with the default CartPole-v1 policy acting on ``env``."""
+    """torchrl-cli's Collector.collect with the default CartPole-v1 policy acting on ``env``."""
     n = env.n_envs
     cfg = load_default(
         "cartpole_solve",
@@ -51,8 +51,8 @@ def collector_stepper(env: GymEnv, vectorization: str) -> Callable[[], int]:
     agent = build_agent(cfg, env, torch.device("cpu"), logger)
 
     def step() -> int:
-        agent.batcher.collect(agent.backend.acting_for(agent.policy_model), agent.values)
-        return agent.batcher.n_steps * n
+        agent.collector.collect(agent.values)
+        return agent.collector.n_steps * n
 
     return step
 
