@@ -27,8 +27,8 @@ N_ENVS = 8  # the PPO paper's Atari setting (the env file's)
 def env_only(vectorization: str, seconds: float = 3.0) -> float:
     """Env steps per second of ``GymEnv.step`` alone, random actions (bench.perf's stepper)."""
     from bench.perf.collector import rate, raw_stepper
-    from torchrl_cli.agents.build import build_env
     from torchrl_cli.config.compose import compose_config
+    from torchrl_cli.envs.factory import build_env
 
     cfg = compose_config([f"env={ENV_ID}", f"env.vectorization={vectorization}"])
     env = build_env(cfg.env, n_envs=N_ENVS)

@@ -13,14 +13,15 @@ import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from torchrl_cli.agents.build import build_agent, build_env, build_schedule
-from torchrl_cli.agents.logger import Logger
 from torchrl_cli.backends.numpy_step import NumpyStepper
 from torchrl_cli.backends.torch_step import TorchStepper
 from torchrl_cli.config import CONFIG_NAME, config_dir, register_configs
+from torchrl_cli.envs.factory import build_env
 from torchrl_cli.rollout.actor import TorchActor
 from torchrl_cli.rollout.minibatches import Shuffled
 from torchrl_cli.rollout.update import run_epochs
+from torchrl_cli.run.build import build_agent, build_schedule
+from torchrl_cli.tracking.logger import Logger
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 120  # seconds for one command; a tiny run takes a few

@@ -13,7 +13,7 @@ from conftest import assert_no_traceback, compose_config, make_agent, torchrl
 from gymnasium import spaces
 
 import torchrl_cli
-from torchrl_cli.envs.gym_env import EnvError, GymEnv
+from torchrl_cli.envs import EnvError, GymEnv
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.run.policy import export_policy
 from torchrl_cli.run.train import train

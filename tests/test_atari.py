@@ -10,9 +10,9 @@ import pytest
 import torch
 from conftest import TINY, compose_config, make_agent
 
-from torchrl_cli.agents.build import build_env
 from torchrl_cli.config.validate import validate
 from torchrl_cli.envs.atari import EpisodicLife, FireReset, wrap_atari
+from torchrl_cli.envs.factory import build_env
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.nn import PixelScale
 

@@ -20,6 +20,7 @@ from torchrl_cli.envs import BaseEnv, EnvStep
 from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.nn import FlattenLinear, nn_from_config
+from torchrl_cli.run.build import check_run
 
 CONF = config_dir()
 N_ENVS, N_STEPS = 2, 8
@@ -354,7 +355,7 @@ def test_only_the_chosen_env_ids_get_a_node():
         return {k.removesuffix(".yaml") for k in env if not isinstance(env[k], dict)}
 
     assert "FrozenLake8x8-v1" not in stored() and "CliffWalking-v1" not in stored()
-    first = check_overrides(["env=FrozenLake8x8-v1,CliffWalking-v1"], multirun=True)
+    first = check_overrides(["env=FrozenLake8x8-v1,CliffWalking-v1"], check_run, multirun=True)
     assert first.env.id == "FrozenLake8x8-v1"
     assert {"FrozenLake8x8-v1", "CliffWalking-v1"} <= stored()
     assert len(stored()) < len(gym.registry) / 4, len(stored())

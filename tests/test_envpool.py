@@ -172,7 +172,7 @@ def test_atari_preprocessing_runs_in_envpool_with_the_same_spaces_and_settings()
     env.atari as EnvPool's options, episodic life and clipping for training only, the v5 id's
     sticky actions (p = 0.25) unless env.kwargs says otherwise."""
     pytest.importorskip("ale_py")
-    from torchrl_cli.agents.build import build_env
+    from torchrl_cli.envs.factory import build_env
 
     cfg = compose_config(["env=ALE/Pong-v5", "env.vectorization=envpool"])
     validate(cfg)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 from conftest import compose_config
 
-from torchrl_cli.agents.build import build_env
 from torchrl_cli.envs import GymEnv
+from torchrl_cli.envs.factory import build_env
 from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
 from torchrl_cli.errors import ConfigError
 

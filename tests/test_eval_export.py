@@ -16,8 +16,8 @@ from conftest import TINY, assert_no_traceback, assert_one_line_error, compose_c
 from conftest import torchrl as run_cli
 
 import torchrl_cli
-from torchrl_cli.agents.build import build_env
 from torchrl_cli.agents.evaluation import EVAL_SEED_OFFSET, run_episodes
+from torchrl_cli.envs.factory import build_env
 from torchrl_cli.run.checkpoint import read_checkpoint, step_checkpoints
 from torchrl_cli.run.train import train
 

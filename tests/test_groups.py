@@ -10,6 +10,7 @@ from torchrl_cli.config import config_dir
 from torchrl_cli.config.compose import check_overrides, compose_config
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.rollout.estimators import GAE, DiscountedReturns
+from torchrl_cli.run.build import check_run
 
 AGENTS = sorted(p.stem for p in (config_dir() / "agent").glob("*.yaml"))
 ADVANTAGES = sorted(p.stem for p in (config_dir() / "agent" / "advantage").glob("*.yaml"))
@@ -45,7 +46,8 @@ def test_a_tuned_lambda_survives_on_an_option_that_takes_it():
 
 def test_a_key_the_option_does_not_take_given_on_the_command_line_is_one_error():
     with pytest.raises(ConfigError, match="DiscountedReturns takes no gae_lambda"):
-        check_overrides(["agent/advantage=discounted_returns", "agent.advantage.gae_lambda=0.9"])
+        check_overrides(["agent/advantage=discounted_returns", "agent.advantage.gae_lambda=0.9"],
+                        check_run)
 
 
 def test_discounted_returns_with_the_default_agent_trains(torchrl_bin, cli_env, tmp_path):

@@ -11,10 +11,10 @@ from rich.console import Console
 from rich.table import Table
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from torchrl_cli.agents.build import build_env
-from torchrl_cli.agents.console import RunConsole, make_console
 from torchrl_cli.agents.evaluation import run_episodes
-from torchrl_cli.agents.logger import Logger
+from torchrl_cli.envs.factory import build_env
+from torchrl_cli.tracking.console import RunConsole, make_console
+from torchrl_cli.tracking.logger import Logger
 
 
 def _events(log_dir):
@@ -179,7 +179,7 @@ def test_tensorboard_is_imported_without_the_s3_client():
     the run's writer is imported without it, and boto3 stays importable for whatever needs it."""
     code = (
         "import importlib.util, sys\n"
-        "from torchrl_cli.agents.logger import summary_writer_class\n"
+        "from torchrl_cli.tracking.logger import summary_writer_class\n"
         "summary_writer_class()\n"
         "assert 'torch.utils.tensorboard' in sys.modules\n"
         "assert 'boto3' not in sys.modules, 'boto3 was imported'\n"

@@ -6,8 +6,8 @@ import torch
 from conftest import TINY, compose_config, make_agent
 from torch.testing import assert_close
 
-from torchrl_cli.agents.build import build_env
 from torchrl_cli.envs import RewardScaler, RunningMeanStd, StateNormalizer
+from torchrl_cli.envs.factory import build_env
 from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
 from torchrl_cli.utils import normalize
 

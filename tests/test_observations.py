@@ -170,7 +170,7 @@ def test_the_dict_env_is_not_solved_from_one_entry():
     ],
 )
 def test_pixel_preset_parts_switch_and_wrappers_take_tuples(overrides, shape):
-    from torchrl_cli.agents.build import build_env
+    from torchrl_cli.envs.factory import build_env
 
     cfg = compose_config(["env=CarRacing-v3", *overrides])
     env = build_env(cfg.env, 1)

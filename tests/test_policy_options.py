@@ -21,13 +21,13 @@ from conftest import (
 from omegaconf import OmegaConf
 from torch import nn
 
-from torchrl_cli.agents.build import build_model
 from torchrl_cli.backends.numpy_actor import NumpySDEPolicy
 from torchrl_cli.config.validate import validate
 from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.models.sde import VARIANCE_EPS, StateDependentNoise
 from torchrl_cli.nn import Tanh, with_hidden
+from torchrl_cli.run.build import build_model
 
 # the state-independent Gaussian unless a test turns gSDE on (Pendulum's tuned files use it)
 PENDULUM = ["env=Pendulum-v1", "env.n_envs=2", "agent.n_steps=8", "agent.num_mini_batches=4",

@@ -20,13 +20,6 @@ from omegaconf import OmegaConf
 from rich.console import Console
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from torchrl_cli.agents.logger import Logger
-from torchrl_cli.agents.tracking import (
-    check_backends,
-    check_reachable,
-    flat_params,
-    open_trackers,
-)
 from torchrl_cli.config.schema import LoggerConfig
 from torchrl_cli.envs.spaces import action_info, state_info
 from torchrl_cli.errors import ConfigError, FaultError
@@ -36,6 +29,13 @@ from torchrl_cli.run.checkpoint import (
     save_checkpoint,
     step_checkpoints,
 )
+from torchrl_cli.tracking.base import (
+    check_backends,
+    check_reachable,
+    flat_params,
+    open_trackers,
+)
+from torchrl_cli.tracking.logger import Logger
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*noload.*")  # SQLAlchemy, inside MLflow
 BACKENDS = "logger.backends=[tensorboard,mlflow,wandb]"
@@ -309,7 +309,7 @@ def test_a_failing_tracker_is_one_warning_and_training_goes_on():
 
 
 def test_a_tracker_that_cannot_start_is_a_fault_naming_it(monkeypatch):
-    import torchrl_cli.agents.mlflow_tracker as mlflow_tracker
+    import torchrl_cli.tracking.mlflow_tracker as mlflow_tracker
 
     def refuse(*args, **kwargs):
         raise RuntimeError("database is locked")

@@ -9,10 +9,11 @@ from collections.abc import Callable
 import torch
 from threadpoolctl import threadpool_limits
 
-from torchrl_cli.agents.logger import Logger
 from torchrl_cli.config import load_default
 from torchrl_cli.envs import GymEnv
-from torchrl_cli.run.train import build_agent, build_env
+from torchrl_cli.envs.factory import build_env
+from torchrl_cli.run.build import build_agent
+from torchrl_cli.tracking.logger import Logger
 
 ROLLOUT_STEPS = 2048  # env steps per collect() call, split over the copies
 

@@ -5,21 +5,18 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 import torch
 
 from torchrl_cli.agents.evaluation import Evaluation, EvaluationInterrupted, run_episodes
 from torchrl_cli.agents.guard import Guard, NonFiniteError
-from torchrl_cli.agents.logger import Logger
 from torchrl_cli.agents.rng import rng_state, set_rng_state
 from torchrl_cli.agents.signals import stop_on_signal
 from torchrl_cli.envs import BaseEnv, StateNormalizer
 from torchrl_cli.rollout.collector import Collector, Episode
-
-if TYPE_CHECKING:  # the run layer's checkpoint writer, handed in by the caller
-    from torchrl_cli.run.checkpoint import Checkpoints
+from torchrl_cli.tracking.logger import Logger
 
 
 @dataclass(frozen=True)
@@ -55,6 +52,18 @@ class TrainResult:
     evaluations: list[Evaluation] = field(default_factory=list)
     solved: Evaluation | None = None  # the first evaluation whose mean reached target_return
     interrupted: str | None = None  # the signal (SIGINT, SIGTERM) that stopped training early
+
+
+class CheckpointWriter(Protocol):
+    """Where the loop saves its state (``run.checkpoint.Checkpoints``, handed in by the run)."""
+
+    last_step: int | None
+
+    def due(self, num_steps: int) -> bool: ...
+
+    def save(self, agent_state: dict, num_steps: int) -> object: ...
+
+    def save_best(self, agent_state: dict) -> object: ...
 
 
 def seconds(value: float) -> str:
@@ -139,7 +148,7 @@ class BaseAgent(abc.ABC):
         schedule: TrainSchedule,
         *,
         eval_env: BaseEnv | None,
-        checkpoints: "Checkpoints | None",
+        checkpoints: CheckpointWriter | None,
         on_evaluation: Callable[[Evaluation], None] | None = None,
     ) -> "TrainResult":
         """Train until a budget of ``schedule`` is spent or an evaluation (on ``eval_env``)
@@ -186,7 +195,7 @@ class BaseAgent(abc.ABC):
     def evaluate_on_schedule(
         self,
         env: BaseEnv,
-        checkpoints: "Checkpoints | None",
+        checkpoints: CheckpointWriter | None,
         on_evaluation: Callable[[Evaluation], None] | None = None,
     ) -> bool:
         """A scheduled evaluation: logged, kept, saved as best.pt when it is the best so far,

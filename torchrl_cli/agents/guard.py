@@ -19,8 +19,6 @@ import torch
 from torchrl_cli.errors import FaultError
 from torchrl_cli.models.batch import Rollout
 
-MODES = ("stop", "skip")
-
 
 class NonFiniteError(FaultError):
     """A non-finite value reached the training state (the guard in ``stop`` mode)."""

@@ -327,10 +327,11 @@ def run_study(
     train_run: TrainRun,
     console: Console,
     command: str,
+    write_results: Callable,
 ) -> int:
     """``torchrl tune``: open (or join) the study, run ``tune.n_trials`` trials, then write its
-    results (``analysis.tuned``); the exit code (1 if a trial failed, 128 + signal when one
-    stopped the study)."""
+    results (``write_results``: ``analysis.tuned``'s, handed in by the command); the exit code
+    (1 if a trial failed, 128 + signal when one stopped the study)."""
     import warnings
 
     import optuna
@@ -398,8 +399,6 @@ def run_study(
             soft_wrap=True,
         )
     code = run_trials(optuna_study, study, overrides, train_run, console, command, tune)
-    from torchrl_cli.analysis.tuned import write_results
-
     write_results(optuna_study, study, cfg, console)
     return code
 

@@ -20,12 +20,11 @@ import torch
 from torchrl_cli.backends.numpy_actor import NumpyActor, acting_unfit
 from torchrl_cli.backends.numpy_step import NumpyStepper, update_unfit
 from torchrl_cli.backends.torch_step import TorchStepper
+from torchrl_cli.config.schema import BACKENDS
 from torchrl_cli.envs import StateNormalizer
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.models import BaseModel, BasePGModel
 from torchrl_cli.rollout.actor import Actor, TorchActor
-
-BACKENDS = ("auto", "torch", "numpy")
 
 
 @dataclass(frozen=True)

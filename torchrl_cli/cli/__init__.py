@@ -37,7 +37,7 @@ examples:
 """
 COMMANDS = ("train", "tune", "configs", "eval", "export", "compare")
 def _console():
-    """A console that soft-wraps off a terminal (as ``agents.console.make_console``, without
+    """A console that soft-wraps off a terminal (as ``tracking.console.make_console``, without
     importing the agents, and torch, for the commands that need neither)."""
     from rich.console import Console
 

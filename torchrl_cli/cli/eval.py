@@ -15,10 +15,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from torchrl_cli.agents.console import make_console
 from torchrl_cli.agents.evaluation import EVAL_SEED_OFFSET, run_episodes
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.run.folder import open_run
+from torchrl_cli.tracking.console import make_console
 
 OPTIONS = {
     "checkpoint": str,
@@ -32,7 +32,7 @@ VIDEO_DIR = "videos"
 
 
 def eval_command(args: list[str], console: Console | None = None) -> int:
-    from torchrl_cli.agents.build import build_env
+    from torchrl_cli.envs.factory import build_env
     from torchrl_cli.run.policy import policy_from_checkpoint
 
     console = console or make_console()

@@ -67,6 +67,7 @@ def cfg_part(args: list[str]) -> str | None:
 def train_command(args: list[str]) -> int:
     from torchrl_cli.config.compose import check_overrides
     from torchrl_cli.config.user_dir import take_config_dir
+    from torchrl_cli.run.build import check_run  # torch and the envs: only to check
 
     flags, overrides = split_args(args)
     search = next((o for o in overrides if o.lstrip("+").startswith("hparams_search=")), None)
@@ -105,7 +106,7 @@ def train_command(args: list[str]) -> int:
     composed_run = runs and not flags
     if runs or "--cfg" in flags or "-c" in flags:
         # one-line error and exit 2 on bad input
-        cfg = check_overrides(overrides, multirun, with_hydra=composed_run)
+        cfg = check_overrides(overrides, check_run, multirun, with_hydra=composed_run)
         if runs and multirun and "hydra/launcher=ray_cluster" in overrides:
             from torchrl_cli.cli.ray_check import check_ray_cluster
 
@@ -136,8 +137,8 @@ def train_command(args: list[str]) -> int:
     finally:  # the summary also after a failed or interrupted sweep
         sweep_dir = override_value(args, "hydra.sweep.dir")
         if runs and multirun and sweep_dir is not None and Path(sweep_dir).is_dir():
-            from torchrl_cli.agents.console import make_console
             from torchrl_cli.analysis.sweep import summarize_sweep
+            from torchrl_cli.tracking.console import make_console
 
             failed = summarize_sweep(Path(sweep_dir), make_console())
     return code or (1 if failed else 0)

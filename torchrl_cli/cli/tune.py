@@ -52,18 +52,20 @@ def tune_command(args: list[str]) -> int:
             "torchrl tune needs optuna, which is not installed; pip install 'torchrl-cli[tune]'"
         )
     from torchrl_cli.config.compose import check_overrides
+    from torchrl_cli.run.build import check_run
 
-    cfg = check_overrides(args)  # the preset and the overrides compose and validate
+    cfg = check_overrides(args, check_run)  # the preset and the overrides compose and validate
     if cfg.tune is None:
         raise ConfigError(
             f"hparams_search={presets[-1]} has no tune: node; a preset for torchrl tune sets "
             "tune.params (see conf/hparams_search/ppo_clip_cartpole.yaml)"
         )
-    from torchrl_cli.agents.console import make_console
+    from torchrl_cli.analysis.tuned import write_results
     from torchrl_cli.analysis.tuning import run_study
+    from torchrl_cli.tracking.console import make_console
 
     command = shlex.join(["torchrl", "tune", *args])
-    return run_study(cfg, args, presets[-1], train_quietly, make_console(), command)
+    return run_study(cfg, args, presets[-1], train_quietly, make_console(), command, write_results)
 
 
 def check_single_values(args: list[str]) -> None:

@@ -6,6 +6,7 @@ fails with a clear message and exit code 2 before any run folder is created.
 
 import copy
 import inspect
+from collections.abc import Callable
 
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -108,10 +109,14 @@ def compose_config(overrides: list[str], with_hydra: bool = False) -> DictConfig
 
 
 def check_overrides(
-    overrides: list[str], multirun: bool = False, with_hydra: bool = False
+    overrides: list[str],
+    check: Callable[[DictConfig], object],
+    multirun: bool = False,
+    with_hydra: bool = False,
 ) -> DictConfig:
-    """Compose and validate every value a sweep would try; return the first job's config
-    (``with_hydra``: with its ``hydra`` node, see ``compose_config``).
+    """Compose every value a sweep would try and ``check`` each config (the CLI passes
+    ``run.build.check_run``); return the first job's config (``with_hydra``: with its ``hydra``
+    node, see ``compose_config``).
 
     Each sweep (``key=a,b,c``) is checked one value at a time, the others at their first value.
     Sweeps need ``multirun``.
@@ -141,15 +146,13 @@ def check_overrides(
             choices.append([f"{key}={v}" for v in values])
         else:
             choices.append([override.input_line])
-    from torchrl_cli.config.validate import validate  # torch and the envs: only to validate
-
     first = [c[0] if c else None for c in choices]
     cfg = compose_config([o for o in first if o is not None], with_hydra=with_hydra)
-    validate(cfg)
+    check(cfg)
     for i, options in enumerate(choices):
         for option in options[1:]:
             variant = [*first[:i], option, *first[i + 1 :]]
-            validate(compose_config([o for o in variant if o is not None]))
+            check(compose_config([o for o in variant if o is not None]))
     return cfg
 
 

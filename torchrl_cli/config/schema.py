@@ -12,6 +12,10 @@ from omegaconf import II, MISSING
 
 #: the format of a run folder's config.yaml that this code writes (``config.migrate``)
 CONFIG_VERSION = 1
+# the choices of keys whose values name behaviours (the code that has them imports these)
+SCHEDULES = ("constant", "linear")  # lr_schedule, clip_schedule
+BACKENDS = ("auto", "torch", "numpy")  # agent.backend
+GUARD_MODES = ("stop", "skip")  # guard.mode
 
 
 @dataclass
@@ -285,7 +289,7 @@ class WandbConfig:
 class LoggerConfig:
     """What a run shows: TensorBoard gets every ``log_freq`` iterations' values whatever the
     console shows; the console (mirrored to train.log in the run folder) is one switch.
-    ``backends`` names where the scalars go besides the console (``agents/tracking.py``)."""
+    ``backends`` names where the scalars go besides the console (``tracking/base.py``)."""
 
     backends: list[str] = field(default_factory=lambda: ["tensorboard"])  # | mlflow | wandb
     mlflow: MlflowConfig = field(default_factory=MlflowConfig)

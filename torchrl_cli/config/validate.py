@@ -7,20 +7,22 @@ import gymnasium as gym
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from torchrl_cli.config.schema import BACKENDS, GUARD_MODES, SCHEDULES
 from torchrl_cli.envs.atari import check_atari
 from torchrl_cli.envs.envpool_env import check_supported as check_envpool
+from torchrl_cli.envs.factory import env_wrappers
 from torchrl_cli.envs.gym_env import (
-    VECTORIZATIONS,
+    VECTORIZATION_CHOICES,
     check_env_id,
-    check_native,
     mujoco_warnings_once,
     simulator_of,
 )
+from torchrl_cli.envs.native import check_native
 from torchrl_cli.envs.pixels import check_pixels
 from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind, action_info, state_info
 from torchrl_cli.errors import ConfigError
-from torchrl_cli.models.base import SCHEDULES
 from torchrl_cli.nn import check_hidden, resolve_net, with_hidden
+from torchrl_cli.tracking.base import check_backends
 
 DEVICES = ("auto", "cpu", "cuda")
 INITS = ("orthogonal", "default")
@@ -31,8 +33,10 @@ def _check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
-def validate(cfg: DictConfig) -> None:
-    """Raise ConfigError naming the first bad value and what would be valid."""
+def validate(cfg: DictConfig) -> tuple[SpaceInfo, SpaceInfo]:
+    """Raise ConfigError naming the first bad value and what would be valid; returns the env's
+    observation and action spaces (one copy is made to see them). Checks without building any
+    network or model (``run.build.check_run`` adds the checks that need them)."""
     agent, env = cfg.agent, cfg.env
     gym_id = check_env_id(env.id, list(env.imports))
     check_atari(gym_id, env.atari)
@@ -47,8 +51,9 @@ def validate(cfg: DictConfig) -> None:
     check_hidden("net", cfg.net.hidden, cfg.net.activation)
     _check(env.n_envs >= 1, f"env.n_envs={env.n_envs} must be at least 1")
     _check(
-        env.vectorization in VECTORIZATIONS,
-        f"env.vectorization='{env.vectorization}' must be one of {', '.join(VECTORIZATIONS)}",
+        env.vectorization in VECTORIZATION_CHOICES,
+        f"env.vectorization='{env.vectorization}' must be one of "
+        f"{', '.join(VECTORIZATION_CHOICES)}",
     )
     if env.vectorization == "envpool":
         check_envpool(gym_id, env.wrappers, env.kwargs)
@@ -164,10 +169,12 @@ def validate(cfg: DictConfig) -> None:
         cfg.logger.table_every_s >= 0,
         f"logger.table_every_s={cfg.logger.table_every_s} must be at least 0",
     )
-    check_backend(cfg, *spaces)
-    from torchrl_cli.agents.tracking import check_backends
-
+    _check(
+        agent.backend in BACKENDS,
+        f"agent.backend={agent.backend} must be one of {', '.join(BACKENDS)}",
+    )
     check_backends(cfg.logger)  # last: it may import mlflow or wandb, and probe a server
+    return spaces
 
 
 def check_sde(sde: DictConfig, action: SpaceInfo, env_id: str) -> None:
@@ -185,30 +192,12 @@ def check_sde(sde: DictConfig, action: SpaceInfo, env_id: str) -> None:
 
 
 def check_guard(guard: DictConfig) -> None:
-    from torchrl_cli.agents.guard import MODES
-
-    _check(guard.mode in MODES, f"guard.mode={guard.mode} must be one of {', '.join(MODES)}")
+    _check(
+        guard.mode in GUARD_MODES,
+        f"guard.mode={guard.mode} must be one of {', '.join(GUARD_MODES)}",
+    )
     for key in ("kl_factor", "kl_limit", "entropy_floor"):
         _check(guard[key] > 0, f"guard.{key}={guard[key]} must be > 0")
-
-
-def check_backend(cfg: DictConfig, state: dict, action: dict) -> None:
-    """``agent.backend`` is known, and ``numpy`` can serve this run: the models are built (on
-    the env's spaces, as training would) and asked."""
-    from torchrl_cli.agents.build import build_model, build_normalizer, resolve_device
-    from torchrl_cli.backends import BACKENDS, resolve_backend
-
-    backend = cfg.agent.backend
-    _check(backend in BACKENDS, f"agent.backend={backend} must be one of {', '.join(BACKENDS)}")
-    if backend != "numpy":
-        return
-    device = resolve_device(cfg.device, cfg.net, state)
-    models = {
-        name: build_model(cfg.agent[name], cfg.net, state, action).to(device)
-        for name in ("policy", "value")
-        if cfg.agent.get(name) is not None
-    }
-    resolve_backend(backend, models["policy"], models, build_normalizer(cfg, state).to(device))
 
 
 EXTRAS = {"box2d": "box2d", "mujoco": "mujoco", "ale_py": "atari"}
@@ -217,8 +206,6 @@ EXTRAS = {"box2d": "box2d", "mujoco": "mujoco", "ale_py": "atari"}
 def check_spaces(env_cfg: DictConfig, gym_id: str) -> tuple:
     """Make one copy of the env (presets and wrappers applied, as training will) and check
     that its spaces are supported."""
-    from torchrl_cli.agents.build import env_wrappers
-
     if env_cfg.vectorization == "envpool" and env_cfg.atari is not None:
         # EnvPool preprocesses in C++; Gymnasium's wrappers make the same spaces to check
         env_cfg = OmegaConf.merge(env_cfg, {"vectorization": "sync"})

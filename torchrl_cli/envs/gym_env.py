@@ -1,21 +1,18 @@
 """Vectorized Gymnasium environments behind the seed's BaseEnv/GymEnv interface."""
 
-import abc
 import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from typing import NamedTuple
 
 import gymnasium as gym
 import numpy as np
-from gymnasium.vector import AutoresetMode
 
+from torchrl_cli.envs.base import BaseEnv, EnvError, EnvStep, raised
 from torchrl_cli.envs.encode import encode_numpy, make_encoder
-from torchrl_cli.envs.envpool_env import EnvPoolVectorEnv
-from torchrl_cli.envs.native import OWN_NATIVE, SAME_STEP_RESETS, has_native
+from torchrl_cli.envs.native import OWN_NATIVE, has_native
 from torchrl_cli.envs.registry import resolve_env_id
-from torchrl_cli.envs.snapshot import EXACT_SIMULATORS, Snapshot, restore, snapshot
+from torchrl_cli.envs.snapshot import EXACT_SIMULATORS, restore, snapshot
 from torchrl_cli.envs.spaces import (
     MASK_KEY,
     SpaceInfo,
@@ -24,51 +21,15 @@ from torchrl_cli.envs.spaces import (
     mask_source,
     state_info,
 )
-from torchrl_cli.errors import ConfigError, FaultError, first_line
+from torchrl_cli.envs.vector import VECTORIZATIONS
+from torchrl_cli.errors import ConfigError
 
-VECTORIZATIONS = ("auto", "sync", "async", "native", "envpool")
+#: env.vectorization's values: auto, or a registered vectorization (``envs.vector``)
+VECTORIZATION_CHOICES = ("auto", *VECTORIZATIONS)
 # auto picks native from this many copies: below ~5, SyncVectorEnv steps CartPole faster
 # (a native step costs ~30 us of numpy calls whatever the batch; docs/performance.md);
 # Pendulum's native env (~20 us a step) is faster from 2 copies, but one threshold serves both
 NATIVE_MIN_ENVS = 8
-
-
-class EnvStep(NamedTuple):
-    """One vector step. ``final_obs`` holds, for envs whose episode ended in this step, the last
-    observation of that episode (``obs`` already holds the first one of the next episode);
-    ``action_mask``: ``[N, n_actions]`` bools, the legal actions at ``obs`` (None: unmasked)."""
-
-    obs: np.ndarray
-    reward: np.ndarray
-    terminated: np.ndarray
-    truncated: np.ndarray
-    final_obs: np.ndarray | None
-    action_mask: np.ndarray | None = None
-
-
-class BaseEnv(abc.ABC):
-    """A batch of ``n_envs`` copies of one environment that reset themselves when done."""
-
-    n_envs: int
-
-    @abc.abstractmethod
-    def get_state_info(self) -> SpaceInfo: ...
-
-    @abc.abstractmethod
-    def get_action_info(self) -> SpaceInfo: ...
-
-    @property
-    @abc.abstractmethod
-    def simulator(self) -> str: ...
-
-    @abc.abstractmethod
-    def reset(self, seed: int | None = None) -> np.ndarray: ...
-
-    @abc.abstractmethod
-    def step(self, actions: np.ndarray) -> EnvStep: ...
-
-    @abc.abstractmethod
-    def close(self) -> None: ...
 
 
 # simulators whose step costs enough that copies in subprocesses can pay for the round trips
@@ -124,24 +85,14 @@ def mujoco_warnings_once() -> None:
     mujoco.set_mju_user_warning(warn)
 
 
-class EnvError(FaultError):
-    """The env raised while stepping or resetting (its exception's first line is in the
-    message; the full traceback is the cause, shown with TORCHRL_DEBUG=1)."""
-
-
-def raised(err: BaseException) -> str:
-    """``Type: first line`` of what an env raised (the type alone when it says nothing)."""
-    text = first_line(err, limit=None, empty="")
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__
-
-
 class GymEnv(BaseEnv):
-    """``n_envs`` copies of a Gymnasium env, stepped in this process (sync), in subprocesses
-    (async), as one numpy batch by a native vector env (native: Gymnasium's CartPole, our
-    Pendulum) or by EnvPool's C++ threads (envpool, optional: ``envs.envpool_env``), with
-    same-step autoreset so that a time-limit truncation can bootstrap from the final
-    observation. An env that gives its legal actions (``envs.spaces.MASK_KEY``) has them in
-    ``action_mask`` after each reset and step (and in ``EnvStep.action_mask``).
+    """``n_envs`` copies of a Gymnasium env, stepped as a registered vectorization
+    (``envs.vector``) says: in this process (sync), in subprocesses (async), as one numpy batch
+    by a native vector env (native: Gymnasium's CartPole, our Pendulum) or by EnvPool's C++
+    threads (envpool, optional: ``envs.envpool_env``), with same-step autoreset so that a
+    time-limit truncation can bootstrap from the final observation. An env that gives its legal
+    actions (``envs.spaces.MASK_KEY``) has them in ``action_mask`` after each reset and
+    step (and in ``EnvStep.action_mask``).
 
     Parameters:
         env_name: a Gymnasium id, registered or made registrable by ``imports`` or the
@@ -166,9 +117,10 @@ class GymEnv(BaseEnv):
         **kwargs,
     ):
         gym_id = check_env_id(env_name, imports)
-        if vectorization not in VECTORIZATIONS:
+        if vectorization not in VECTORIZATION_CHOICES:
             raise ConfigError(
-                f"env.vectorization='{vectorization}' is not one of {', '.join(VECTORIZATIONS)}"
+                f"env.vectorization='{vectorization}' is not one of "
+                f"{', '.join(VECTORIZATION_CHOICES)}"
             )
         if vectorization == "auto":
             native = (
@@ -182,29 +134,16 @@ class GymEnv(BaseEnv):
         self.gym_id = gym_id  # the registered id env_name resolves to
         self.n_envs = n_envs
         self.vectorization = vectorization
-        self._reset_copies = None  # native and envpool: same-step reset of finished copies
         if self.simulator == "mujoco":
             mujoco_warnings_once()
-        if vectorization == "native":
-            self.vec = make_native(gym_id, n_envs, wrappers, kwargs)
-            self._reset_copies = SAME_STEP_RESETS[type(self.vec.unwrapped)]
-        elif vectorization == "envpool":
-            self.vec = EnvPoolVectorEnv(gym_id, n_envs, wrappers, kwargs)
-            self._reset_copies = EnvPoolVectorEnv.reset_copies
-        else:
-            self.vec = gym.make_vec(
-                gym_id,
-                num_envs=n_envs,
-                vectorization_mode=vectorization,
-                vector_kwargs={"autoreset_mode": AutoresetMode.SAME_STEP},
-                wrappers=[*wrappers, Snapshot],
-                **kwargs,
-            )
+        chosen = VECTORIZATIONS[vectorization]
+        self.vec = chosen.make(gym_id, n_envs, wrappers, kwargs)
+        self._reset_copies = chosen.reset_copies  # None: the copies reset on the same step
         obs_space = self.vec.single_observation_space
         self._state_info = state_info(obs_space, env_name)
         self._action_info = action_info(self.vec.single_action_space, env_name)
         self._mask = mask_source(obs_space)
-        if self._mask is None and vectorization in ("sync", "async"):
+        if self._mask is None and chosen.per_copy:
             self._mask = "info" if gives_info_mask(gym_id, kwargs) else None
         if self._mask is not None:
             check_mask(self._action_info, obs_space, env_name)
@@ -269,7 +208,7 @@ class GymEnv(BaseEnv):
             if not done.any():
                 return EnvStep(obs, reward, terminated, truncated, None)
             # obs holds the final observations of the finished copies (a fresh array)
-            new_obs = self._reset_copies(self.vec.unwrapped, done)
+            new_obs = self._reset_copies(self.vec, done)
             return EnvStep(new_obs, reward, terminated, truncated, obs)
         final_obs = None
         if self._mask is not None:
@@ -286,12 +225,11 @@ class GymEnv(BaseEnv):
 
     @property
     def state_holder(self) -> str:
-        """What holds the episodes in progress: EnvPool's C++ pool, else the simulator."""
+        """EnvPool's C++ pool, else the simulator."""
         return "EnvPool" if self.vectorization == "envpool" else self.simulator
 
     @property
     def restorable(self) -> bool:
-        """Whether ``set_state`` restores the episodes in progress exactly."""
         return self.state_holder in EXACT_SIMULATORS
 
     def get_state(self) -> list[str]:
@@ -313,33 +251,6 @@ class GymEnv(BaseEnv):
 
     def close(self) -> None:
         self.vec.close()
-
-
-def make_native(
-    env_name: str, n_envs: int, wrappers: Sequence, kwargs: dict
-) -> gym.vector.VectorEnv:
-    """The native vector env for ``env_name`` (ours, else Gymnasium's); refuses envs and options
-    it cannot serve."""
-    check_native(env_name, wrappers)
-    if env_name in OWN_NATIVE:  # built as make_vec builds a vector_entry_point: spec's time limit
-        spec = gym.spec(env_name)
-        kwargs = {"max_episode_steps": spec.max_episode_steps, **spec.kwargs, **kwargs}
-        return OWN_NATIVE[env_name](num_envs=n_envs, **kwargs)
-    return gym.make_vec(
-        env_name, num_envs=n_envs, vectorization_mode="vector_entry_point", **kwargs
-    )
-
-
-def check_native(env_name: str, wrappers: Sequence) -> None:
-    """Refuse, in one line, an env without a native vector env, or wrappers for one."""
-    if not has_native(env_name):
-        raise ConfigError(
-            f"env.vectorization='native': '{env_name}' has no native vector env that "
-            f"torchrl-cli supports ({', '.join(c.__name__ for c in SAME_STEP_RESETS)}); "
-            "use sync or async"
-        )
-    if wrappers:
-        raise ConfigError("env.vectorization='native' takes no env.wrappers; use sync or async")
 
 
 # the Gymnasium envs that give no info["action_mask"] (toy_text's do: Taxi, ...), not probed

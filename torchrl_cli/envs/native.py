@@ -7,13 +7,14 @@ which would put a dead transition into every rollout. Each env listed in ``SAME_
 gets a function that resets its finished copies within the step that ended them.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import gymnasium as gym
 import numpy as np
 from gymnasium.envs.classic_control.cartpole import CartPoleVectorEnv
 
 from torchrl_cli.envs.pendulum import PendulumVectorEnv
+from torchrl_cli.errors import ConfigError
 
 
 def reset_cartpole_copies(env: CartPoleVectorEnv, done: np.ndarray) -> np.ndarray:
@@ -44,3 +45,30 @@ def has_native(env_id: str) -> bool:
         return False
     module, _, name = entry.partition(":")
     return any(cls.__module__ == module and cls.__name__ == name for cls in SAME_STEP_RESETS)
+
+
+def make_native(
+    env_name: str, n_envs: int, wrappers: Sequence, kwargs: dict
+) -> gym.vector.VectorEnv:
+    """The native vector env for ``env_name`` (ours, else Gymnasium's); refuses envs and options
+    it cannot serve."""
+    check_native(env_name, wrappers)
+    if env_name in OWN_NATIVE:  # built as make_vec builds a vector_entry_point: spec's time limit
+        spec = gym.spec(env_name)
+        kwargs = {"max_episode_steps": spec.max_episode_steps, **spec.kwargs, **kwargs}
+        return OWN_NATIVE[env_name](num_envs=n_envs, **kwargs)
+    return gym.make_vec(
+        env_name, num_envs=n_envs, vectorization_mode="vector_entry_point", **kwargs
+    )
+
+
+def check_native(env_name: str, wrappers: Sequence) -> None:
+    """Refuse, in one line, an env without a native vector env, or wrappers for one."""
+    if not has_native(env_name):
+        raise ConfigError(
+            f"env.vectorization='native': '{env_name}' has no native vector env that "
+            f"torchrl-cli supports ({', '.join(c.__name__ for c in SAME_STEP_RESETS)}); "
+            "use sync or async"
+        )
+    if wrappers:
+        raise ConfigError("env.vectorization='native' takes no env.wrappers; use sync or async")

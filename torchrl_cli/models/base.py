@@ -12,8 +12,6 @@ from torchrl_cli.envs.spaces import SpaceInfo
 from torchrl_cli.models.batch import Batch
 from torchrl_cli.nn import ModuleExtended, SequentialExtended
 
-SCHEDULES = ("constant", "linear")
-
 
 def schedule(kind: str, start: float, progress: float) -> float:
     """The value of a schedule at ``progress`` in [0, 1] of the run (linear: start -> 0)."""

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from torchrl_cli.envs import BaseEnv, EnvStep, RewardScaler
-from torchrl_cli.envs.gym_env import EnvError
+from torchrl_cli.envs.base import EnvError
 from torchrl_cli.envs.snapshot import from_json, to_json
 from torchrl_cli.envs.spaces import SpaceKind, to_env_action
 from torchrl_cli.models.batch import Rollout, Truncation

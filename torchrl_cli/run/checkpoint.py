@@ -3,7 +3,7 @@ read, read without running code.
 
 A checkpoint holds every model and optimizer state, the normalization statistics, the counters,
 the evaluations so far, the random states (python, numpy, torch, each env copy), the config and
-the ids of the run's tracked runs (MLflow, W&B: ``agents.tracking``; none in older files).
+the ids of the run's tracked runs (MLflow, W&B: ``tracking.base``; none in older files).
 Files live in ``<run>/checkpoints/``: ``step_<env steps>.pt`` (the last ``keep`` of them) and
 ``best.pt`` (the best evaluation so far). They are written to a temporary file (created
 exclusively, never through a symlink) and renamed, so a crash or ``kill -9`` at any moment leaves

@@ -112,7 +112,7 @@ class Policy:
         """One copy of the run's env, as training built it (the packages it needs imported,
         the presets and ``env.wrappers`` applied; ``evaluation``: without training-only
         wrappers): its observations are what this policy takes."""
-        from torchrl_cli.agents.build import env_wrappers
+        from torchrl_cli.envs.factory import env_wrappers
 
         if self.env_cfg is None:
             raise ValueError("this policy was built without its run's env config")
@@ -151,7 +151,7 @@ def load_policy(
 
 def policy_from_checkpoint(cfg: DictConfig, checkpoint: Checkpoint) -> Policy:
     """The policy of ``checkpoint``, of a run with config ``cfg``."""
-    from torchrl_cli.agents.build import build_model, build_normalizer
+    from torchrl_cli.run.build import build_model, build_normalizer
 
     state_info, action_info = checkpoint.state_info, checkpoint.action_info
     model = build_model(cfg.agent.policy, cfg.net, state_info, action_info)

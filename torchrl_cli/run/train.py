@@ -15,32 +15,19 @@ from rich.markup import escape
 from threadpoolctl import threadpool_limits
 
 from torchrl_cli.agents import PGAgent
-from torchrl_cli.agents.build import (
+from torchrl_cli.agents.evaluation import Evaluation
+from torchrl_cli.agents.signals import StopRequests, stop_on_signal
+from torchrl_cli.config.compose import drop_foreign_keys
+from torchrl_cli.envs.factory import build_env
+from torchrl_cli.errors import FaultError
+from torchrl_cli.nn import resolve_net
+from torchrl_cli.run.build import (
     build_agent,
-    build_env,
     build_schedule,
+    check_run,
     resolve_device,
     seed_everything,
 )
-from torchrl_cli.agents.console import LOG_FILE, RunConsole, make_console
-from torchrl_cli.agents.evaluation import Evaluation
-from torchrl_cli.agents.logger import Logger
-from torchrl_cli.agents.signals import StopRequests, stop_on_signal
-from torchrl_cli.agents.tracking import (
-    FAILED,
-    FINISHED,
-    INTERRUPTED,
-    TENSORBOARD,
-    Tracker,
-    backends,
-    close_trackers,
-    log_files,
-    open_trackers,
-)
-from torchrl_cli.config.compose import drop_foreign_keys
-from torchrl_cli.config.validate import validate
-from torchrl_cli.errors import FaultError
-from torchrl_cli.nn import resolve_net
 from torchrl_cli.run.checkpoint import (
     CHECKPOINT_DIR,
     Checkpoint,
@@ -67,6 +54,19 @@ from torchrl_cli.run.outputs import (
     write_metrics,
     write_model,
 )
+from torchrl_cli.tracking.base import (
+    FAILED,
+    FINISHED,
+    INTERRUPTED,
+    TENSORBOARD,
+    Tracker,
+    backends,
+    close_trackers,
+    log_files,
+    open_trackers,
+)
+from torchrl_cli.tracking.console import LOG_FILE, RunConsole, make_console
+from torchrl_cli.tracking.logger import Logger
 
 
 def train(
@@ -89,7 +89,7 @@ def train(
     it raises when pruned).
     """
     cfg = drop_foreign_keys(cfg)
-    validate(cfg)
+    check_run(cfg)
     screen = console or make_console()
     if run_dir is None:
         run_console = RunConsole(screen, tag=tag)

@@ -1,8 +1,9 @@
-"""Building the training stack from a composed config: envs, networks, models, normalization,
-the backend, the collector and the agent. Every factory takes the config node it reads."""
+"""The composition root: the training stack from a composed config (networks, models,
+normalization, the backend, the actor, the collector and the agent; the envs come from
+``envs.factory``), and the check a run passes before its folder exists. Every factory takes the
+config node it reads."""
 
 import random
-from functools import partial
 
 import numpy as np
 import torch
@@ -11,25 +12,16 @@ from omegaconf import DictConfig, OmegaConf
 from torchrl_cli.agents.base import TrainSchedule
 from torchrl_cli.agents.evaluation import EVAL_SEED_OFFSET
 from torchrl_cli.agents.guard import Guard
-from torchrl_cli.agents.logger import Logger
 from torchrl_cli.agents.pg import PGAgent
 from torchrl_cli.backends import resolve_backend
-from torchrl_cli.envs import (
-    GymEnv,
-    RewardScaler,
-    StateNormalizer,
-    check_env_id,
-    is_atari,
-    wrap_atari,
-)
-from torchrl_cli.envs.envpool_env import atari_options
-from torchrl_cli.envs.native import has_native
-from torchrl_cli.envs.pixels import wrap_pixels
+from torchrl_cli.config.validate import validate
+from torchrl_cli.envs import GymEnv, RewardScaler, StateNormalizer
 from torchrl_cli.envs.spaces import SpaceInfo
 from torchrl_cli.models import BaseModel
 from torchrl_cli.nn import nn_from_config, resolve_net, with_hidden
 from torchrl_cli.rollout.actor import acting_rng
 from torchrl_cli.rollout.collector import Collector
+from torchrl_cli.tracking.logger import Logger
 from torchrl_cli.utils import get_obj
 
 
@@ -59,60 +51,6 @@ def resolve_device(
 def has_conv(net_cfg: DictConfig | None) -> bool:
     layers = [] if net_cfg is None else [*net_cfg.body, *net_cfg.head]
     return any("Conv" in str(layer) for layer in layers)  # nested ones too (multi_input)
-
-
-def build_env(
-    env_cfg: DictConfig, n_envs: int, *, evaluation: bool = False, extra_wrappers: list = ()
-) -> GymEnv:
-    """The vector env ``env_cfg`` describes; ``evaluation``: without training-only wrappers;
-    ``extra_wrappers`` go outside the configured ones (e.g. a video recorder)."""
-    wrappers, kwargs = env_wrappers(env_cfg, evaluation=evaluation)
-    return GymEnv(
-        env_cfg.id,
-        n_envs=n_envs,
-        vectorization=env_cfg.vectorization,
-        wrappers=[*wrappers, *extra_wrappers],
-        imports=list(env_cfg.imports),
-        **kwargs,
-    )
-
-
-def env_wrappers(env_cfg: DictConfig, *, evaluation: bool = False) -> tuple[list, dict]:
-    """The wrappers each copy gets, in order (the presets first: ``env.atari`` for ALE games,
-    ``env.pixels`` for other envs with pixel observations; then ``env.wrappers``), and the
-    ``gymnasium.make`` kwargs."""
-    gym_id = check_env_id(env_cfg.id, list(env_cfg.imports))
-    wrappers = [wrapper_factory(node) for node in env_cfg.wrappers]
-    kwargs = dict(env_cfg.kwargs)
-    train_limit = env_cfg.train_max_episode_steps
-    if train_limit is not None and not evaluation:
-        kwargs["max_episode_steps"] = train_limit
-    pixels = env_cfg.pixels
-    if env_cfg.atari is not None and env_cfg.vectorization == "envpool":
-        kwargs = atari_options(gym_id, env_cfg.atari, training=not evaluation) | kwargs
-    elif env_cfg.atari is not None:
-        wrappers.insert(0, partial(wrap_atari, **env_cfg.atari, training=not evaluation))
-        kwargs["frameskip"] = 1  # the preprocessing skips frames itself (and max-pools them)
-    elif (
-        pixels is not None
-        and not is_atari(gym_id)
-        # never images; a wrapper would rule out their native and EnvPool vector envs
-        and not has_native(gym_id)
-        and env_cfg.vectorization != "envpool"
-    ):
-        wrappers.insert(0, partial(wrap_pixels, **pixels))
-    return wrappers, kwargs
-
-
-def wrapper_factory(node: DictConfig):
-    """An ``env.wrappers`` node as a callable taking the env. Lists among its arguments become
-    tuples: the command line has no tuple syntax, and wrappers such as ResizeObservation insist
-    on one (``shape:[64,64]``)."""
-    made = get_obj(node, _partial_=True)
-    if not isinstance(made, partial):
-        return made
-    keywords = {k: tuple(v) if isinstance(v, list) else v for k, v in made.keywords.items()}
-    return partial(made.func, *made.args, **keywords)
 
 
 def build_model(
@@ -181,3 +119,19 @@ def build_schedule(cfg: DictConfig) -> TrainSchedule:
         eval_seed=cfg.seed + EVAL_SEED_OFFSET,
         target_return=cfg.target_return,
     )
+
+
+def check_run(cfg: DictConfig) -> None:
+    """Everything a run checks before its folder exists: the config's values (``validate``),
+    then, for ``agent.backend=numpy``, that the backend can serve the models as built on the
+    env's spaces (ConfigError naming why not)."""
+    state, action = validate(cfg)
+    if cfg.agent.backend != "numpy":
+        return
+    device = resolve_device(cfg.device, cfg.net, state)
+    models = {
+        name: build_model(cfg.agent[name], cfg.net, state, action).to(device)
+        for name in ("policy", "value")
+        if cfg.agent[name] is not None
+    }
+    resolve_backend("numpy", models["policy"], models, build_normalizer(cfg, state).to(device))

@@ -24,9 +24,9 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 
-from torchrl_cli.agents.console import RunConsole, as_run_console
-from torchrl_cli.agents.tracking import Tracker
 from torchrl_cli.errors import first_line
+from torchrl_cli.tracking.base import Tracker
+from torchrl_cli.tracking.console import RunConsole, as_run_console
 
 CONSOLE_MODES = ("full", "table", "quiet")
 
@@ -86,7 +86,7 @@ class Logger:
             later steps (written after its checkpoint) are purged, so curves go on without a
             jump back or a duplicate.
         start_seconds: the training time already behind a resumed run.
-        trackers: tracked runs (``agents.tracking``) that get every scalar TensorBoard gets;
+        trackers: tracked runs (``tracking.base``) that get every scalar TensorBoard gets;
             their owner opens and closes them. One that fails (its server gone) is a warning
             line, once, and training goes on: the run's own files keep the record.
     """

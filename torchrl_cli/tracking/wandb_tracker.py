@@ -16,8 +16,15 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from torchrl_cli.agents.tracking import FAILED, FINISHED, INTERRUPTED, check_reachable, require
 from torchrl_cli.errors import ConfigError
+from torchrl_cli.tracking.base import (
+    FAILED,
+    FINISHED,
+    INTERRUPTED,
+    RunInfo,
+    check_reachable,
+    require,
+)
 
 MODES = ("offline", "online")
 FILES = "torchrl"  # the run folder's files, in the W&B run's files
@@ -25,7 +32,7 @@ STEP = "env_steps"  # the x-axis of every logged scalar
 EXIT_CODES = {FINISHED: 0, INTERRUPTED: 130, FAILED: 1}  # W&B marks a nonzero exit failed
 
 
-def check_wandb(cfg: DictConfig) -> None:
+def check(cfg: DictConfig) -> None:
     """The package imports and the mode is known; online, a login exists (nothing is asked
     for on the terminal) and the W&B server answers within a few seconds."""
     wandb = require("wandb")
@@ -55,12 +62,9 @@ class WandbTracker:
     def __init__(
         self,
         cfg: DictConfig,
-        *,
-        name: str,
-        config: dict,
-        folder: Path | None,
-        previous: dict | None,
+        run: RunInfo,
     ):
+        name, config, folder, previous = run.name, run.config, run.folder, run.previous
         import wandb
 
         folder_for_files = cfg.dir or folder
@@ -112,3 +116,6 @@ class WandbTracker:
 
     def close(self, outcome: str) -> None:
         self.run.finish(exit_code=EXIT_CODES[outcome])
+
+
+TRACKER = WandbTracker  # what tracking.base.open_trackers makes for this backend

@@ -1,6 +1,8 @@
 """Experiment tracking beside TensorBoard: ``logger.backends`` names where a run's record goes.
 
-A ``Tracker`` is one tracked run in one backend (``mlflow_tracker``, ``wandb_tracker``). It
+A ``Tracker`` is one tracked run in one backend (``TRACKERS``: ``mlflow_tracker``,
+``wandb_tracker``, each a module with a ``TRACKER`` class taking ``(cfg, run: RunInfo)`` and a
+``check(cfg)``; a new backend is a new module and an entry). It
 opens with the resolved config as its parameters, gets every scalar the Logger writes to
 TensorBoard, the run folder's files at the end, and the run's outcome. Its ``state`` (the
 tracked run's id) is stored in every checkpoint, so that a resumed run reopens the same tracked
@@ -12,6 +14,7 @@ is unknown, not installed, or whose server does not answer.
 import importlib
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 from typing import Any, Protocol
@@ -21,9 +24,31 @@ from omegaconf import DictConfig
 from torchrl_cli.errors import ConfigError, FaultError, did_you_mean, first_line
 
 TENSORBOARD = "tensorboard"
-BACKENDS = (TENSORBOARD, "mlflow", "wandb")
+#: backend -> the module holding its ``TRACKER`` class and ``check``; imported only when a run
+#: names the backend (its package is an optional extra)
+TRACKERS = {
+    "mlflow": "torchrl_cli.tracking.mlflow_tracker",
+    "wandb": "torchrl_cli.tracking.wandb_tracker",
+}
+BACKENDS = (TENSORBOARD, *TRACKERS)
 FINISHED, INTERRUPTED, FAILED = "finished", "interrupted", "failed"  # a run's outcomes
 PROBE_TIMEOUT_S = 3.0  # a tracking server that has not answered by then counts as unreachable
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What every tracker is opened with: the run's name (its folder's), its resolved config,
+    its folder (None: no folder), and the checkpoint's state of this backend's tracked run
+    (None: a new one)."""
+
+    name: str
+    config: dict
+    folder: Path | None
+    previous: dict | None
+
+
+def tracker_module(backend: str) -> ModuleType:
+    return importlib.import_module(TRACKERS[backend])
 
 
 class Tracker(Protocol):
@@ -64,14 +89,9 @@ def check_backends(logger_cfg: DictConfig) -> None:
             )
     if len(set(names)) < len(names):
         raise ConfigError(f"logger.backends={names} repeats a backend; name each once")
-    if "mlflow" in names:
-        from torchrl_cli.agents.mlflow_tracker import check_mlflow
-
-        check_mlflow(logger_cfg.mlflow)
-    if "wandb" in names:
-        from torchrl_cli.agents.wandb_tracker import check_wandb
-
-        check_wandb(logger_cfg.wandb)
+    for name in names:
+        if name in TRACKERS:
+            tracker_module(name).check(logger_cfg[name])
 
 
 def open_trackers(
@@ -94,30 +114,9 @@ def open_trackers(
     backend = TENSORBOARD
     try:
         for backend in backends(logger_cfg):
-            if backend == "mlflow":
-                from torchrl_cli.agents.mlflow_tracker import MlflowTracker
-
-                trackers.append(
-                    MlflowTracker(
-                        logger_cfg.mlflow,
-                        name=name,
-                        params=flat_params(config),
-                        folder=folder,
-                        previous=previous.get(backend),
-                    )
-                )
-            elif backend == "wandb":
-                from torchrl_cli.agents.wandb_tracker import WandbTracker
-
-                trackers.append(
-                    WandbTracker(
-                        logger_cfg.wandb,
-                        name=name,
-                        config=config,
-                        folder=folder,
-                        previous=previous.get(backend),
-                    )
-                )
+            if backend in TRACKERS:
+                run = RunInfo(name, config, folder, previous.get(backend))
+                trackers.append(tracker_module(backend).TRACKER(logger_cfg[backend], run))
     except BaseException as err:
         close_trackers(trackers, FAILED, warn)
         if isinstance(err, ConfigError | FaultError) or not isinstance(err, Exception):

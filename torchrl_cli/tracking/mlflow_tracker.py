@@ -19,15 +19,17 @@ from urllib.parse import urlparse
 
 from omegaconf import DictConfig
 
-from torchrl_cli.agents.tracking import (
+from torchrl_cli.errors import ConfigError, first_line
+from torchrl_cli.tracking.base import (
     FAILED,
     FINISHED,
     INTERRUPTED,
     PROBE_TIMEOUT_S,
+    RunInfo,
     check_reachable,
+    flat_params,
     require,
 )
-from torchrl_cli.errors import ConfigError, first_line
 
 FLUSH_EVERY_S = 10.0
 BATCH = 100  # MLflow takes at most 100 parameters and 1000 metrics in one log_batch
@@ -37,7 +39,7 @@ START_SERVER = "start the server (mlflow server) or give another tracking_uri"
 OTHER_STORE = "give a sqlite:///<file>.db, a database or an http(s):// server"
 
 
-def check_mlflow(cfg: DictConfig) -> None:
+def check(cfg: DictConfig) -> None:
     """The package imports and the store opens (an SQLite file is created then); an http(s)
     server must answer, as an MLflow server, within a few seconds (MLflow itself would retry
     for minutes)."""
@@ -103,12 +105,9 @@ class MlflowTracker:
     def __init__(
         self,
         cfg: DictConfig,
-        *,
-        name: str,
-        params: Mapping[str, str],
-        folder: Path | None,
-        previous: dict | None,
+        run: RunInfo,
     ):
+        name, params, folder, previous = run.name, flat_params(run.config), run.folder, run.previous
         self.uri, self.experiment = cfg.tracking_uri, cfg.experiment
         self.client = client(self.uri)
         self.missing = None  # the checkpoint's run, when this store does not have it
@@ -199,3 +198,6 @@ class MlflowTracker:
             self._flush()
         finally:
             self.client.set_terminated(self.run_id, status=STATUS[outcome])
+
+
+TRACKER = MlflowTracker  # what tracking.base.open_trackers makes for this backend

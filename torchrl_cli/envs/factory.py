@@ -1,0 +1,67 @@
+"""Making the vector env an ``env`` config node describes: its presets (Atari, pixels), its
+wrappers and ``gymnasium.make`` options, for training or for evaluation."""
+
+from functools import partial
+
+from omegaconf import DictConfig
+
+from torchrl_cli.envs.atari import is_atari, wrap_atari
+from torchrl_cli.envs.envpool_env import atari_options
+from torchrl_cli.envs.gym_env import GymEnv, check_env_id
+from torchrl_cli.envs.native import has_native
+from torchrl_cli.envs.pixels import wrap_pixels
+from torchrl_cli.utils import get_obj
+
+
+def build_env(
+    env_cfg: DictConfig, n_envs: int, *, evaluation: bool = False, extra_wrappers: list = ()
+) -> GymEnv:
+    """The vector env ``env_cfg`` describes; ``evaluation``: without training-only wrappers;
+    ``extra_wrappers`` go outside the configured ones (e.g. a video recorder)."""
+    wrappers, kwargs = env_wrappers(env_cfg, evaluation=evaluation)
+    return GymEnv(
+        env_cfg.id,
+        n_envs=n_envs,
+        vectorization=env_cfg.vectorization,
+        wrappers=[*wrappers, *extra_wrappers],
+        imports=list(env_cfg.imports),
+        **kwargs,
+    )
+
+
+def env_wrappers(env_cfg: DictConfig, *, evaluation: bool = False) -> tuple[list, dict]:
+    """The wrappers each copy gets, in order (the presets first: ``env.atari`` for ALE games,
+    ``env.pixels`` for other envs with pixel observations; then ``env.wrappers``), and the
+    ``gymnasium.make`` kwargs."""
+    gym_id = check_env_id(env_cfg.id, list(env_cfg.imports))
+    wrappers = [wrapper_factory(node) for node in env_cfg.wrappers]
+    kwargs = dict(env_cfg.kwargs)
+    train_limit = env_cfg.train_max_episode_steps
+    if train_limit is not None and not evaluation:
+        kwargs["max_episode_steps"] = train_limit
+    pixels = env_cfg.pixels
+    if env_cfg.atari is not None and env_cfg.vectorization == "envpool":
+        kwargs = atari_options(gym_id, env_cfg.atari, training=not evaluation) | kwargs
+    elif env_cfg.atari is not None:
+        wrappers.insert(0, partial(wrap_atari, **env_cfg.atari, training=not evaluation))
+        kwargs["frameskip"] = 1  # the preprocessing skips frames itself (and max-pools them)
+    elif (
+        pixels is not None
+        and not is_atari(gym_id)
+        # never images; a wrapper would rule out their native and EnvPool vector envs
+        and not has_native(gym_id)
+        and env_cfg.vectorization != "envpool"
+    ):
+        wrappers.insert(0, partial(wrap_pixels, **pixels))
+    return wrappers, kwargs
+
+
+def wrapper_factory(node: DictConfig):
+    """An ``env.wrappers`` node as a callable taking the env. Lists among its arguments become
+    tuples: the command line has no tuple syntax, and wrappers such as ResizeObservation insist
+    on one (``shape:[64,64]``)."""
+    made = get_obj(node, _partial_=True)
+    if not isinstance(made, partial):
+        return made
+    keywords = {k: tuple(v) if isinstance(v, list) else v for k, v in made.keywords.items()}
+    return partial(made.func, *made.args, **keywords)
