@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import TINY
 
-from torchrl_cli.analysis.summary import bootstrap_ci
+from torchrl_cli.analysis.stats import bootstrap_ci, mean
 
 
 def _multirun(tmp_path, torchrl_bin, cli_env, *overrides):
@@ -49,14 +49,14 @@ def test_partly_failed_sweep_still_summarizes_and_lists_failures(tmp_path, torch
 def test_bootstrap_ci():
     """Constant values: a zero-width interval; otherwise it holds the mean, inside the range,
     and the same seed gives the same interval."""
-    assert bootstrap_ci([5.0, 5.0, 5.0]) == (5.0, 5.0)
-    assert bootstrap_ci([7.0]) == (7.0, 7.0)
+    assert bootstrap_ci([5.0, 5.0, 5.0], mean) == (5.0, 5.0)
+    assert bootstrap_ci([7.0], mean) == (7.0, 7.0)
     values = [1.0, 2.0, 3.0, 10.0]
-    low, high = bootstrap_ci(values)
+    low, high = bootstrap_ci(values, mean)
     assert min(values) <= low < np.mean(values) < high <= max(values)
-    assert bootstrap_ci(values) == (low, high)
-    assert high - low == pytest.approx(bootstrap_ci(values, resamples=20_000)[1]
-                                       - bootstrap_ci(values, resamples=20_000)[0], rel=0.2)
+    assert bootstrap_ci(values, mean) == (low, high)
+    assert high - low == pytest.approx(bootstrap_ci(values, mean, resamples=20_000)[1]
+                                       - bootstrap_ci(values, mean, resamples=20_000)[0], rel=0.2)
 
 
 def test_joblib_launcher_runs_jobs_in_parallel(tmp_path, torchrl_bin, cli_env):

@@ -39,6 +39,7 @@ def iqm(scores) -> np.ndarray:
 
 
 def mean(scores) -> np.ndarray:
+    """The mean over the last two axes (what ``torchrl compare`` and sweep summaries report)."""
     array = as_scores(scores)
     return array.reshape(*array.shape[:-2], -1).mean(axis=-1)
 

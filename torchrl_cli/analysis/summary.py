@@ -9,6 +9,9 @@ import numpy as np
 import yaml
 from rich.table import Table
 
+from torchrl_cli.analysis import stats
+from torchrl_cli.analysis.stats import bootstrap_ci
+
 
 @dataclass
 class Row:
@@ -18,24 +21,10 @@ class Row:
     seeds: int
     mean_return: float
     std_return: float
-    ci_low: float  # 95 % bootstrap confidence interval of the mean across seeds
+    ci_low: float  # 95 % bootstrap interval of the mean across seeds (``stats.bootstrap_ci``)
     ci_high: float
     env_steps: float  # mean across seeds
     wall_seconds: float  # mean across seeds
-
-
-def bootstrap_ci(
-    values, confidence: float = 0.95, resamples: int = 10_000, seed: int = 0
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of the mean (one value: a zero-width interval)."""
-    values = np.asarray(values, dtype=float)
-    if len(values) < 2:
-        return float(values.mean()), float(values.mean())
-    rng = np.random.default_rng(seed)
-    means = rng.choice(values, size=(resamples, len(values)), replace=True).mean(axis=1)
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(low), float(high)
 
 
 def run_overrides(run_dir: Path) -> list[str]:
@@ -83,7 +72,7 @@ def summarize(runs: list[tuple[str, dict]]) -> list[Row]:
     rows = []
     for label, group in groups.items():
         finals = [m["mean_return"] for m in group]
-        low, high = bootstrap_ci(finals)
+        low, high = bootstrap_ci(finals, stats.mean)
         rows.append(
             Row(
                 label,
@@ -114,7 +103,7 @@ def cells(r: Row) -> list[str]:
 def table(rows: list[Row], title: str) -> Table:
     out = Table(title=title, title_justify="left")
     out.add_column("configuration", overflow="fold")
-    for name in ("seeds", "final return", "95 % CI", "env steps", "wall s"):
+    for name in ("seeds", "final return", "95 % CI of mean", "env steps", "wall s"):
         out.add_column(name, justify="right", no_wrap=True)
     for r in rows:
         out.add_row(*cells(r))
@@ -132,7 +121,8 @@ def write_csv(rows: list[Row], path: Path) -> None:
 
 def write_markdown(rows: list[Row], path: Path, failed: list[tuple[str, str]] = ()) -> None:
     lines = [
-        "| configuration | seeds | final return (mean ± std) | 95 % CI | env steps | wall s |",
+        "| configuration | seeds | final return (mean ± std) | 95 % CI of the mean | env steps "
+        "| wall s |",
         "|---|---|---|---|---|---|",
     ]
     lines += ["| " + " | ".join(cells(r)) + " |" for r in rows]

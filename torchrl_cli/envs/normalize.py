@@ -13,8 +13,19 @@ from torch import nn
 from torchrl_cli.envs.spaces import EntryKind, SpaceInfo
 
 
+def merge_moments(mean, var, count, batch_mean, batch_var, batch_count):
+    """Chan et al.'s parallel update: the mean, (population) variance and count of two sets from
+    each one's. Plain arithmetic, so that it serves torch tensors and numpy arrays alike (the
+    collector's numpy path, the torch modules, and shards collected apart)."""
+    delta = batch_mean - mean
+    total = count + batch_count
+    merged_mean = mean + delta * batch_count / total
+    m2 = var * count + batch_var * batch_count + delta * delta * count * batch_count / total
+    return merged_mean, m2 / total, total
+
+
 class RunningMeanStd(nn.Module):
-    """Running mean and variance of a stream of batches (Chan et al.'s parallel update)."""
+    """Running mean and variance of a stream of batches (``merge_moments``)."""
 
     def __init__(self, shape: tuple[int, ...] = (), eps: float = 1e-4):
         super().__init__()
@@ -26,13 +37,14 @@ class RunningMeanStd(nn.Module):
     def update(self, batch: torch.Tensor) -> None:
         batch = batch.to(torch.float64).reshape(-1, *self.mean.shape)
         b_var, b_mean = torch.var_mean(batch, dim=0, unbiased=False)
-        b_count = batch.shape[0]
-        delta = b_mean - self.mean
-        total = self.count + b_count
-        self.mean += delta * b_count / total
-        m2 = self.var * self.count + b_var * b_count + delta.square() * self.count * b_count / total
-        self.var.copy_(m2 / total)
-        self.count.copy_(total)
+        self.update_from_moments(b_mean, b_var, batch.shape[0])
+
+    @torch.no_grad()
+    def update_from_moments(self, batch_mean, batch_var, batch_count: int) -> None:
+        """Merge a batch's moments in (tensors or arrays on the buffers' device)."""
+        merged = merge_moments(self.mean, self.var, self.count, batch_mean, batch_var, batch_count)
+        for buffer, value in zip((self.mean, self.var, self.count), merged, strict=True):
+            buffer.copy_(torch.as_tensor(value, dtype=torch.float64, device=buffer.device))
 
     def numpy_update(self) -> Callable[[np.ndarray], None]:
         """``update`` in numpy on views of the (CPU) buffers, for the collector's per-step path
@@ -41,12 +53,9 @@ class RunningMeanStd(nn.Module):
 
         def update(batch: np.ndarray) -> None:
             batch = batch.astype(np.float64).reshape(-1, *mean.shape)
-            b_mean, b_var, b_count = batch.mean(axis=0), batch.var(axis=0), batch.shape[0]
-            delta = b_mean - mean
-            total = count + b_count
-            mean[...] += delta * b_count / total
-            var[...] = (var * count + b_var * b_count + delta**2 * count * b_count / total) / total
-            count[...] = total
+            merged = merge_moments(mean, var, count, batch.mean(axis=0), batch.var(axis=0),
+                                   batch.shape[0])
+            mean[...], var[...], count[...] = merged
 
         return update
 
