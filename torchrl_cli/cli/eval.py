@@ -18,6 +18,7 @@ from rich.table import Table
 from torchrl_cli.agents.console import make_console
 from torchrl_cli.agents.evaluation import EVAL_SEED_OFFSET, run_episodes
 from torchrl_cli.errors import ConfigError
+from torchrl_cli.run.checkpoint import refuse_symlink
 from torchrl_cli.run.folder import open_run
 
 OPTIONS = {
@@ -55,7 +56,7 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # rgb_array frames need no window
         os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-        video_dir = run_dir / VIDEO_DIR / f"{path.stem}_{stamp}"
+        video_dir = make_video_dir(run_dir / VIDEO_DIR, f"{path.stem}_{stamp}")
     with warnings.catch_warnings():  # each copy's recorder finds the folder of the one before
         warnings.filterwarnings("ignore", message=".*Overwriting existing videos")
         extra = [recorder(video_dir)] if video else []
@@ -116,6 +117,20 @@ def results_table(returns: list[float], lengths: list[int]) -> Table:
     ):
         table.add_row(name, value)
     return table
+
+
+def make_video_dir(videos: Path, name: str) -> Path:
+    """``videos/<name>/``, made here: neither folder may be a symlink (the recorder would
+    write its files wherever it points)."""
+    for folder in (videos, videos / name):
+        refuse_symlink(folder)
+        try:
+            folder.mkdir(exist_ok=folder == videos)
+        except OSError as err:
+            raise ConfigError(f"cannot make {folder} ({err.strerror}); remove it") from None
+        if not folder.is_dir() or folder.is_symlink():
+            raise ConfigError(f"{folder} is not a folder; remove it")
+    return videos / name
 
 
 def recorder(video_dir: Path):

@@ -2,6 +2,7 @@
 
 import importlib
 import inspect
+import re
 
 import gymnasium as gym
 import torch
@@ -22,6 +23,10 @@ from torchrl_cli.errors import ConfigError
 from torchrl_cli.models.base import SCHEDULES
 from torchrl_cli.nn import check_hidden, resolve_net, with_hidden
 
+# Strings that build a path (the run folder's name) or a console line must be names: a newline
+# in agent.name would write a line of its own into train.log
+NAME = re.compile(r"[A-Za-z0-9][\w.+-]{0,99}", re.ASCII)
+ENV_ID = re.compile(r"[\w.+-]+(?:[:/][\w.+-]+)*", re.ASCII)  # ALE/Pong-v5, my_pkg.envs:MazeEnv
 DEVICES = ("auto", "cpu", "cuda")
 INITS = ("orthogonal", "default")
 
@@ -31,8 +36,25 @@ def _check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def check_names(cfg: DictConfig) -> None:
+    """ConfigError unless ``agent.name``, ``net.name`` and ``env.id`` are names (letters,
+    digits and ``_ . + -``; ``/`` and ``:`` too in an env id): they name the run folder and
+    start console lines. Also checked on a config read back from a run folder."""
+    for key, pattern, allowed in (
+        ("agent.name", NAME, "letters, digits and _ . + -"),
+        ("net.name", NAME, "letters, digits and _ . + -"),
+        ("env.id", ENV_ID, "letters, digits, _ . + - and / or : between parts"),
+    ):
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and not (
+            isinstance(value, str) and len(value) <= 200 and pattern.fullmatch(value)
+        ):
+            raise ConfigError(f"{key}={str(value)[:80]!r} is not a name; use {allowed}")
+
+
 def validate(cfg: DictConfig) -> None:
     """Raise ConfigError naming the first bad value and what would be valid."""
+    check_names(cfg)
     agent, env = cfg.agent, cfg.env
     # .get: run folders from before imports and pixels existed resume with neither
     gym_id = check_env_id(env.id, env.get("imports") or [])

@@ -23,8 +23,8 @@ from torchrl_cli.run.checkpoint import (
     refuse_symlink,
     step_checkpoints,
 )
-from torchrl_cli.run.outputs import ERROR_FILE, METRICS_FILE, MODEL_FILE
-from torchrl_cli.run.trust import check_targets, parse_trust
+from torchrl_cli.run.outputs import METRICS_FILE, MODEL_FILE
+from torchrl_cli.run.trust import check_no_interpolation, check_targets, parse_trust
 
 CONFIG_FILE = "config.yaml"
 LOCK_FILE = ".lock"
@@ -111,6 +111,10 @@ def load_config(run_dir: Path, trust: Iterable[str] = ()) -> DictConfig:
         cfg = OmegaConf.load(config_file)
     except (OmegaConfBaseException, ValueError) as err:
         raise ConfigError(f"{config_file} cannot be read: {err}") from None
+    from torchrl_cli.config.validate import check_names
+
+    check_no_interpolation(cfg, str(config_file))  # first: a name check would resolve it
+    check_names(cfg)
     check_targets(cfg, str(config_file), trust)
     return cfg
 
@@ -126,9 +130,11 @@ def never_checkpointed(run_dir: Path) -> bool:
 
 
 def clear_attempt(run_dir: Path) -> None:
-    """Remove what a run that never checkpointed left (events, metrics, model, error record),
-    so that starting it again in place leaves one clean record; train.log is kept."""
-    for pattern in ("events.out.tfevents.*", METRICS_FILE, MODEL_FILE, ERROR_FILE):
+    """Remove what a run that never checkpointed left (events, metrics, model), so that
+    starting it again in place leaves one clean record; train.log is kept, and so is a failed
+    sweep job's error.txt (removed only when the run finishes). Call it holding the run's
+    lock (``lock_run``): the files could be another process's."""
+    for pattern in ("events.out.tfevents.*", METRICS_FILE, MODEL_FILE):
         for path in run_dir.glob(pattern):
             if path.is_file() and not path.is_symlink():
                 path.unlink()

@@ -1,7 +1,6 @@
 """``train(cfg)``: one run from a composed config, top to bottom — set up, build, (restore),
 train, evaluate, write the outputs. ``train_seeds``: several seeds as one job."""
 
-import json
 import shlex
 import time
 from collections.abc import Callable
@@ -39,12 +38,13 @@ from torchrl_cli.agents.tracking import (
 )
 from torchrl_cli.config.compose import drop_foreign_keys
 from torchrl_cli.config.validate import validate
-from torchrl_cli.errors import FaultError
+from torchrl_cli.errors import ConfigError, FaultError
 from torchrl_cli.nn import resolve_net
 from torchrl_cli.run.checkpoint import (
     CHECKPOINT_DIR,
     Checkpoint,
     Checkpoints,
+    refuse_symlink,
     run_meta,
     step_checkpoints,
     write_atomically,
@@ -53,6 +53,7 @@ from torchrl_cli.run.folder import (
     CONFIG_FILE,
     check_new_run,
     checkpoint_fits,
+    clear_attempt,
     lock_run,
     run_name,
     tracked_run_name,
@@ -98,10 +99,25 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume is None and not restart:  # restart: a run that never checkpointed, again
         check_new_run(run_dir)
-    with lock_run(run_dir):
+    with lock_run(run_dir):  # first: a second process is refused before it touches a file
+        refuse_symlink(run_dir / LOG_FILE)  # appended to: never through a symlink
+        if restart:
+            clear_attempt(run_dir)
         config = OmegaConf.to_yaml(cfg, resolve=True).encode()
         write_atomically(run_dir / CONFIG_FILE, lambda f: f.write(config))
-        run_console = RunConsole(screen, run_dir / LOG_FILE, tag=tag)
+        try:  # opened without following a symlink planted since the check
+            run_console = RunConsole(screen, run_dir / LOG_FILE, tag=tag)
+        except OSError as err:
+            raise ConfigError(
+                f"cannot open {run_dir / LOG_FILE} ({err.strerror}); a run folder's entries "
+                "must be plain files"
+            ) from None
+        if restart:
+            run_console.print(
+                f"{escape(str(run_dir))} has no checkpoint yet: starting it again from the "
+                "start, in place",
+                soft_wrap=True,
+            )
         try:
             return _train_handling_signals(cfg, run_dir, run_console, resume, on_evaluation)
         finally:
@@ -309,5 +325,5 @@ def train_seeds(
         "interrupted": interrupted,
         "per_seed": per_seed,
     }
-    (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    write_metrics(run_dir, metrics)  # atomically, never through a symlink
     return metrics
