@@ -198,7 +198,8 @@ def test_a_folder_cannot_choose_a_tracking_store(run_copy, torchrl_bin, cli_env,
     proc = resume(torchrl_bin, run_copy, tmp_path, cli_env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert not store.exists()
-    assert "does not take from a run folder" in proc.stdout and "logger.backends mlflow" in proc.stdout
+    assert "does not take from a run folder" in proc.stdout
+    assert "logger.backends mlflow" in proc.stdout
     assert "mlflow" not in yaml.safe_load((run_copy / "config.yaml").read_text())["logger"][
         "backends"]
 
