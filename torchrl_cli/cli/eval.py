@@ -16,7 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from torchrl_cli.agents.console import make_console
-from torchrl_cli.agents.evaluation import EVAL_SEED_OFFSET, run_episodes
+from torchrl_cli.agents.evaluation import EVAL_SEED_OFFSET, CappedEnv, run_episodes
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.run.checkpoint import refuse_symlink
 from torchrl_cli.run.folder import open_run
@@ -35,6 +35,7 @@ VIDEO_DIR = "videos"
 def eval_command(args: list[str], console: Console | None = None) -> int:
     from torchrl_cli.agents.build import build_env
     from torchrl_cli.run.policy import policy_from_checkpoint
+    from torchrl_cli.run.train import schema_value
 
     console = console or make_console()
     run_dir, options, cfg, checkpoint = open_run("eval", args, OPTIONS)
@@ -60,7 +61,11 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
     with warnings.catch_warnings():  # each copy's recorder finds the folder of the one before
         warnings.filterwarnings("ignore", message=".*Overwriting existing videos")
         extra = [recorder(video_dir)] if video else []
-        env = build_env(env_cfg, episodes, evaluation=True, extra_wrappers=extra)
+        env = CappedEnv(
+            build_env(env_cfg, episodes, evaluation=True, extra_wrappers=extra),
+            schema_value(cfg, "eval_max_episode_steps"),
+            lambda text: console.print(f"[yellow]warning[/yellow]: {text}", markup=True),
+        )
     try:
         checkpoint.check_env(env.get_state_info(), env.get_action_info())
         console.print(

@@ -378,6 +378,12 @@ class Config:
     max_episodes: int = -1  # finished training episodes; -1: no limit
     eval_freq: int = 10_000  # env steps between evaluations; 0 or less: only the final one
     eval_episodes: int = 20
+    # evaluation episodes end here (with a warning): an env with no time limit would otherwise
+    # loop forever once the greedy policy stops ending episodes
+    eval_max_episode_steps: int = 100_000
+    # after SIGINT or SIGTERM, a run that has not reached a safe point to stop at within this
+    # many seconds is aborted (its last checkpoint kept), and ended if it cannot be aborted
+    stop_grace_s: float = 60.0
     target_return: float | None = None  # stop at the first evaluation whose mean reaches it
     save_model: bool = True  # model.pt: the final weights and normalization statistics
     checkpoint_freq: int = 50_000  # env steps between checkpoints; 0: only at the end

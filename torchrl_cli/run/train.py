@@ -22,7 +22,7 @@ from torchrl_cli.agents.build import (
     seed_everything,
 )
 from torchrl_cli.agents.console import LOG_FILE, RunConsole, make_console
-from torchrl_cli.agents.evaluation import Evaluation
+from torchrl_cli.agents.evaluation import CappedEnv, Evaluation
 from torchrl_cli.agents.logger import Logger
 from torchrl_cli.agents.signals import StopRequests, stop_on_signal
 from torchrl_cli.agents.tracking import (
@@ -37,6 +37,7 @@ from torchrl_cli.agents.tracking import (
     open_trackers,
 )
 from torchrl_cli.config.compose import drop_foreign_keys
+from torchrl_cli.config.schema import Config
 from torchrl_cli.config.validate import validate
 from torchrl_cli.errors import ConfigError, FaultError
 from torchrl_cli.nn import resolve_net
@@ -140,7 +141,7 @@ def _train_handling_signals(
         console.print(f"[yellow]warning[/yellow]: {escape(text)}")
 
     name = run_name(cfg.agent.name, cfg.env.id) if run_dir is None else tracked_run_name(run_dir)
-    with stop_on_signal(stops):
+    with stop_on_signal(stops, grace_s=schema_value(cfg, "stop_grace_s")):
         trackers = open_trackers(
             cfg.logger,
             name=name,
@@ -178,7 +179,11 @@ def _train(
     # which on small matrices costs more than it gives, 5x under contention
     threadpool_limits(cfg.torch_threads, user_api="blas")
     env = build_env(cfg.env, cfg.env.n_envs)
-    eval_env = build_env(cfg.env, cfg.eval_episodes, evaluation=True)
+    eval_env = CappedEnv(
+        build_env(cfg.env, cfg.eval_episodes, evaluation=True),
+        schema_value(cfg, "eval_max_episode_steps"),
+        lambda text: console.print(f"[yellow]warning[/yellow]: {escape(text)}", soft_wrap=True),
+    )
     device = resolve_device(cfg.device, cfg.net, env.get_state_info())
     net_name = resolve_net(cfg.net, env.get_state_info()).name
     if net_name != cfg.net.name:
@@ -253,6 +258,12 @@ def _train(
         (run_dir / ERROR_FILE).unlink(missing_ok=True)  # an earlier attempt's failure record
     report_end(console, metrics, run_dir, checkpoints)
     return metrics
+
+
+def schema_value(cfg: DictConfig, key: str):
+    """``cfg.<key>``; for a run folder from before the schema had the key, its default there
+    (the schema stays the one place defaults live)."""
+    return cfg[key] if key in cfg else getattr(Config, key)
 
 
 def recovery(run_dir: Path | None, checkpoints: Checkpoints | None) -> str:
