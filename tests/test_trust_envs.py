@@ -23,3 +23,10 @@ def test_endless_never_ends():
     env = Endless()
     env.reset(seed=0)
     assert not any(env.step(0)[2] for _ in range(100))
+
+
+class Asserting(Endless):
+    """An env whose constructor fails with a bare ``assert`` (an exception with no message)."""
+
+    def __init__(self):
+        assert False  # noqa: B011, PT015  the point: an AssertionError with no message

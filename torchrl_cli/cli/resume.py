@@ -40,7 +40,9 @@ def resume_command(overrides: list[str], flags: list[str]) -> int:
         raise ConfigError(f"resume=... takes no Hydra flags ({' '.join(flags)}); drop them")
     run_dir = Path(next(o for o in overrides if o.startswith("resume=")).split("=", 1)[1])
     trust = parse_trust(",".join(o.split("=", 1)[1] for o in overrides if o.startswith("trust=")))
-    changes = [o for o in overrides if not o.startswith(("resume=", "trust="))]
+    # checkpoint=<file>: go on from another checkpoint than the newest (a damaged one's advice)
+    which = [o.split("=", 1)[1] for o in overrides if o.startswith("checkpoint=")]
+    changes = [o for o in overrides if not o.startswith(("resume=", "trust=", "checkpoint="))]
     from torchrl_cli.run.train import train
 
     if never_checkpointed(run_dir):  # it died before its first checkpoint: start it again
@@ -50,7 +52,7 @@ def resume_command(overrides: list[str], flags: list[str]) -> int:
             apply_override(cfg, change, run_dir)
         metrics = train(cfg, run_dir, restart=True)
     else:
-        cfg, checkpoint = load_run(run_dir, LAST, trust)
+        cfg, checkpoint = load_run(run_dir, which[-1] if which else LAST, trust)
         check_unedited(cfg, checkpoint, run_dir)
         tracking_from_command_line(cfg, checkpoint.tracking, run_dir)
         for change in changes:

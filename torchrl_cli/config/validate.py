@@ -2,6 +2,7 @@
 
 import importlib
 import inspect
+import math
 import re
 
 import gymnasium as gym
@@ -19,7 +20,7 @@ from torchrl_cli.envs.gym_env import (
 )
 from torchrl_cli.envs.pixels import check_pixels
 from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind, action_info, state_info
-from torchrl_cli.errors import ConfigError
+from torchrl_cli.errors import ConfigError, first_line
 from torchrl_cli.models.base import SCHEDULES
 from torchrl_cli.nn import check_hidden, resolve_net, with_hidden
 
@@ -28,6 +29,8 @@ from torchrl_cli.nn import check_hidden, resolve_net, with_hidden
 NAME = re.compile(r"[A-Za-z0-9][\w.+-]{0,99}", re.ASCII)
 ENV_ID = re.compile(r"[\w.+-]+(?:[:/][\w.+-]+)*", re.ASCII)  # ALE/Pong-v5, my_pkg.envs:MazeEnv
 DEVICES = ("auto", "cpu", "cuda")
+MAX_WRAPPERS = 100  # each wrapper is a frame deep in every step: thousands overflow the stack
+SEED_LIMIT = 2**32  # numpy's legacy seeding takes 0 .. 2**32 - 1
 INITS = ("orthogonal", "default")
 
 
@@ -88,7 +91,12 @@ def validate(cfg: DictConfig) -> None:
     )
     _check(agent.n_steps >= 1, f"agent.n_steps={agent.n_steps} must be at least 1")
     _check(0 < agent.gamma <= 1, f"agent.gamma={agent.gamma} must be in (0, 1]")
-    _check(agent.lr > 0, f"agent.lr={agent.lr} must be > 0")
+    _check(math.isfinite(agent.lr) and agent.lr > 0, f"agent.lr={agent.lr} must be > 0 and finite")
+    for seed in [cfg.seed, *(cfg.seeds or [])]:
+        _check(
+            0 <= seed < SEED_LIMIT,
+            f"seed {seed} is out of range; seeds are integers from 0 to {SEED_LIMIT - 1}",
+        )
     if "gae_lambda" in agent.advantage:
         lam = agent.advantage.gae_lambda
         _check(0 <= lam <= 1, f"agent.advantage.gae_lambda={lam} must be in [0, 1]")
@@ -249,7 +257,13 @@ def check_spaces(env_cfg: DictConfig, gym_id: str) -> tuple:
     if env_cfg.vectorization == "envpool" and env_cfg.atari is not None:
         # EnvPool preprocesses in C++; Gymnasium's wrappers make the same spaces to check
         env_cfg = OmegaConf.merge(env_cfg, {"vectorization": "sync"})
-    wrappers, kwargs = env_wrappers(env_cfg)
+    check_wrapper_targets(env_cfg.wrappers)
+    try:
+        wrappers, kwargs = env_wrappers(env_cfg)
+    except ConfigError:
+        raise
+    except Exception as err:  # Hydra's own failure to build a wrapper's partial
+        raise ConfigError(f"env.wrappers cannot be built: {first_line(err)}") from None
     if simulator_of(gym_id) == "mujoco":
         mujoco_warnings_once()
     try:
@@ -259,12 +273,12 @@ def check_spaces(env_cfg: DictConfig, gym_id: str) -> tuple:
         hint = f"pip install 'torchrl-cli[{extra}]'" if extra else "install its package"
         raise ConfigError(
             f"env '{env_cfg.id}' needs a package that is not installed "
-            f"({str(err).splitlines()[0]}); {hint}"
+            f"({first_line(err)}); {hint}"
         ) from None
     except Exception as err:
         raise ConfigError(
             f"cannot make env '{env_cfg.id}' with env.kwargs="
-            f"{dict(env_cfg.kwargs)}: {str(err).splitlines()[0]}"
+            f"{dict(env_cfg.kwargs)}: {type(err).__name__}: {first_line(err, empty='(no message)')}"
         ) from None
     try:
         presets = len(wrappers) - len(env_cfg.wrappers)
@@ -279,12 +293,40 @@ def check_spaces(env_cfg: DictConfig, gym_id: str) -> tuple:
                     if i >= presets
                     else "the env's preprocessing preset"
                 )
-                raise ConfigError(f"{what} failed: {str(err).splitlines()[0]}") from None
+                raise ConfigError(
+                    f"{what} failed: {type(err).__name__}: {first_line(err, empty='(no message)')}"
+                ) from None
         return state_info(env.observation_space, env_cfg.id), action_info(
             env.action_space, env_cfg.id
         )
     finally:
         env.close()
+
+
+def check_wrapper_targets(wrappers) -> None:
+    """ConfigError naming the first ``env.wrappers`` entry that is not a node with a
+    ``_target_`` that can be imported (Hydra's own error is a long chained traceback)."""
+    if len(wrappers) > MAX_WRAPPERS:
+        raise ConfigError(
+            f"env.wrappers lists {len(wrappers)} wrappers; at most {MAX_WRAPPERS} are supported"
+        )
+    from hydra._internal.utils import _locate
+
+    for i, node in enumerate(wrappers):
+        target = node.get("_target_") if isinstance(node, DictConfig) else None
+        if not isinstance(target, str):
+            raise ConfigError(
+                f"env.wrappers[{i}] is not a node with a _target_ ({str(node)[:80]}); give "
+                "e.g. {_target_: gymnasium.wrappers.ClipAction}"
+            )
+        try:
+            _locate(target)
+        except Exception as err:
+            reason = first_line(str(err).replace("\n", " ").split("Are you sure")[0].strip())
+            raise ConfigError(
+                f"env.wrappers[{i}]._target_={target} cannot be imported ({reason}); name an "
+                "importable wrapper class, e.g. gymnasium.wrappers.ClipAction"
+            ) from None
 
 
 def check_optimizer(key: str, node: DictConfig) -> None:

@@ -215,6 +215,7 @@ def load_checkpoint(path: Path) -> Checkpoint:
         key in state for key in fields
     ):
         raise ConfigError(f"{path} is not a torchrl-cli checkpoint (format {FORMAT})")
+    check_agent_state(state["agent"], path)
     return Checkpoint(
         path,
         state["config"],
@@ -224,6 +225,29 @@ def load_checkpoint(path: Path) -> Checkpoint:
         state["agent"],
         state.get("tracking", {}),  # checkpoints from before tracking backends have none
     )
+
+
+# what every command reads from a checkpoint's agent state (``BaseAgent.state_dict``)
+AGENT_KEYS = {
+    "": ("models", "optimizers", "batcher", "num_iters", "train_seconds", "next_eval",
+         "best_return", "evaluations", "solved", "rng"),
+    "models": ("policy",),
+    "batcher": ("num_steps", "state_normalizer"),
+}
+
+
+def check_agent_state(agent, path: Path) -> None:
+    """ConfigError naming the first entry the agent state lacks (a forged or foreign file
+    that passed its checksum would otherwise fail later with a KeyError)."""
+    for parent, keys in AGENT_KEYS.items():
+        node = agent if not parent else agent.get(parent) if isinstance(agent, dict) else None
+        for key in keys:
+            if not isinstance(node, dict) or key not in node:
+                name = f"agent.{parent + '.' if parent else ''}{key}"
+                raise ConfigError(
+                    f"checkpoint {path} lacks {name}: not a whole torchrl-cli checkpoint "
+                    f"(forged or from another tool); {intact_hint(path)}"
+                )
 
 
 def step_checkpoints(folder: Path) -> list[Path]:

@@ -39,7 +39,7 @@ from torchrl_cli.agents.tracking import (
 from torchrl_cli.config.compose import drop_foreign_keys
 from torchrl_cli.config.schema import Config
 from torchrl_cli.config.validate import validate
-from torchrl_cli.errors import ConfigError, FaultError
+from torchrl_cli.errors import ConfigError, FaultError, first_line
 from torchrl_cli.nn import resolve_net
 from torchrl_cli.run.checkpoint import (
     CHECKPOINT_DIR,
@@ -295,7 +295,13 @@ def _why(result) -> str:
 def restore(agent: PGAgent, cfg: DictConfig, checkpoint: Checkpoint, console: Console) -> None:
     """Load a checkpoint of this run (``load_run`` checked its env) into a freshly built agent."""
     with checkpoint_fits(checkpoint.path):
-        exact = agent.load_state_dict(checkpoint.agent, seed=cfg.seed)
+        try:
+            exact = agent.load_state_dict(checkpoint.agent, seed=cfg.seed)
+        except (KeyError, TypeError, IndexError) as err:  # a forged state: one line
+            raise ConfigError(
+                f"checkpoint {checkpoint.path} does not hold what a resume needs "
+                f"({type(err).__name__}: {first_line(err)}); pick another checkpoint"
+            ) from None
     console.print(
         f"resumed from {shown_path(checkpoint.path)} at {agent.num_steps} env steps, "
         f"iteration {agent.num_iters}"
