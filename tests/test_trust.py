@@ -235,3 +235,25 @@ def test_a_budget_changed_by_an_earlier_resume_is_not_an_edit(run_copy, torchrl_
     edit_config(run_copy, lambda c: c.update(max_steps=768))  # a resume killed before a save
     proc = resume(torchrl_bin, run_copy, tmp_path, cli_env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+# 13. best.pt weighs the final evaluation too
+
+def test_best_checkpoint_weighs_the_final_evaluation(tmp_path, monkeypatch):
+    from torchrl_cli.agents.base import BaseAgent
+    from torchrl_cli.run.checkpoint import read_checkpoint
+
+    original = BaseAgent.final_evaluation
+
+    def final_scores_best(self, env):
+        evaluation = original(self, env)
+        evaluation.returns = [1e6 for _ in evaluation.returns]  # better than any before it
+        return evaluation
+
+    monkeypatch.setattr(BaseAgent, "final_evaluation", final_scores_best)
+    run = tmp_path / "run"
+    metrics = train(compose_config([*RUN, "eval_freq=200"]), run_dir=run)
+    assert metrics["mean_return"] == 1e6
+    best = read_checkpoint(run / CHECKPOINT_DIR / "best.pt")
+    assert best["agent"]["best_return"] == 1e6
+    assert best["agent"]["batcher"]["num_steps"] == metrics["env_steps"]

@@ -244,6 +244,9 @@ def _train(
                 on_evaluation=on_evaluation,
             )
             final = agent.final_evaluation(eval_env)
+            if checkpoints is not None and is_new_best(agent, final):
+                agent.best_return = final.mean  # best.pt: the best policy, the final one too
+                checkpoints.save_best(agent.state_dict())
         except FaultError as err:  # NaN, an env that raised, a full disk: say how to go on
             raise type(err)(f"{err}; {recovery(run_dir, checkpoints)}") from err
     finally:
@@ -258,6 +261,13 @@ def _train(
         (run_dir / ERROR_FILE).unlink(missing_ok=True)  # an earlier attempt's failure record
     report_end(console, metrics, run_dir, checkpoints)
     return metrics
+
+
+def is_new_best(agent: PGAgent, final: Evaluation | None) -> bool:
+    """Whether the final evaluation is one of its own (not a scheduled one, which was weighed
+    for best.pt already) and beats every evaluation before it."""
+    scheduled = any(final is e for e in agent.result.evaluations)
+    return final is not None and not scheduled and final.mean > agent.best_return
 
 
 def schema_value(cfg: DictConfig, key: str):
