@@ -257,3 +257,41 @@ def test_best_checkpoint_weighs_the_final_evaluation(tmp_path, monkeypatch):
     best = read_checkpoint(run / CHECKPOINT_DIR / "best.pt")
     assert best["agent"]["best_return"] == 1e6
     assert best["agent"]["batcher"]["num_steps"] == metrics["env_steps"]
+
+
+# 12. the ecosystem's variables are honoured; the default store is under runs/
+
+def test_mlflow_tracking_uri_is_honoured_and_nothing_lands_in_the_working_folder(
+        torchrl_bin, cli_env, tmp_path):
+    pytest.importorskip("mlflow")
+    store = tmp_path / "server" / "their.db"
+    store.parent.mkdir()
+    work = tmp_path / "work"
+    work.mkdir()
+    env = {**cli_env, "MLFLOW_TRACKING_URI": f"sqlite:///{store}"}
+    proc = torchrl(torchrl_bin, ["train", *TINY, "logger.backends=[tensorboard,mlflow]",
+                                 "hydra.run.dir=run"], work, env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert store.is_file() and f"sqlite:///{store}" in proc.stdout
+    assert sorted(p.name for p in work.iterdir()) == ["run"]  # no mlflow.db, no mlruns/
+
+
+def test_the_default_stores_are_stated_and_env_variables_win(tmp_path, monkeypatch):
+    from torchrl_cli.agents.mlflow_tracker import artifact_location, tracking_uri
+    from torchrl_cli.agents.wandb_tracker import wandb_settings
+
+    monkeypatch.chdir(tmp_path)
+    for var in ("MLFLOW_TRACKING_URI", "WANDB_MODE", "WANDB_PROJECT", "WANDB_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    cfg = compose_config(TINY).logger
+    assert tracking_uri(cfg.mlflow) == "sqlite:///runs/mlflow.db"
+    assert artifact_location("sqlite:///runs/mlflow.db") == (tmp_path / "runs/mlruns").as_uri()
+    assert wandb_settings(cfg.wandb) == ("offline", "torchrl-cli", None)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:5000")
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.setenv("WANDB_PROJECT", "theirs")
+    monkeypatch.setenv("WANDB_DIR", "/tmp/wb")
+    assert tracking_uri(cfg.mlflow) == "http://127.0.0.1:5000"
+    assert wandb_settings(cfg.wandb) == ("online", "theirs", "/tmp/wb")
+    cfg.mlflow.tracking_uri, cfg.wandb.project = "sqlite:///x.db", "mine"  # the config wins
+    assert tracking_uri(cfg.mlflow) == "sqlite:///x.db" and wandb_settings(cfg.wandb)[1] == "mine"

@@ -264,7 +264,9 @@ class MlflowConfig:
     store (``./mlruns``) unless MLFLOW_ALLOW_FILE_STORE=true, so the default is its own: an
     SQLite file in the working directory, artifacts in ``./mlruns/`` beside it."""
 
-    tracking_uri: str = "sqlite:///mlflow.db"  # or http(s)://server:5000, postgresql://...
+    # null: $MLFLOW_TRACKING_URI when set, else sqlite:///runs/mlflow.db (artifacts in
+    # runs/mlruns/); or http(s)://server:5000, postgresql://..., sqlite:///<file>
+    tracking_uri: str | None = None
     experiment: str = "torchrl-cli"  # created on first use
 
 
@@ -272,10 +274,12 @@ class MlflowConfig:
 class WandbConfig:
     """``logger.backends=[...,wandb]`` (the wandb extra): Weights & Biases."""
 
-    mode: str = "offline"  # offline: files only (wandb sync uploads them) | online: wandb login
-    project: str = "torchrl-cli"
+    # offline: files only (wandb sync uploads them) | online: wandb login; null: $WANDB_MODE
+    # when set, else offline
+    mode: str | None = None
+    project: str | None = None  # null: $WANDB_PROJECT when set, else torchrl-cli
     entity: str | None = None  # a team; null: the logged-in user's default
-    dir: str | None = None  # where wandb/ goes; null: the run folder
+    dir: str | None = None  # where wandb/ goes; null: $WANDB_DIR when set, else the run folder
 
 
 @dataclass
