@@ -215,7 +215,6 @@ def load_checkpoint(path: Path) -> Checkpoint:
         key in state for key in fields
     ):
         raise ConfigError(f"{path} is not a torchrl-cli checkpoint (format {FORMAT})")
-    check_agent_state(state["agent"], path)
     return Checkpoint(
         path,
         state["config"],

@@ -18,6 +18,7 @@ from torchrl_cli.run.checkpoint import (
     LAST,
     NOFOLLOW,
     Checkpoint,
+    check_agent_state,
     find_checkpoint,
     load_checkpoint,
     refuse_symlink,
@@ -86,6 +87,7 @@ def load_run(
     if run_dir.is_dir() and not (run_dir / CONFIG_FILE).is_file():
         raise_not_a_run(run_dir)
     checkpoint = load_checkpoint(find_checkpoint(run_dir, which))
+    check_agent_state(checkpoint.agent, checkpoint.path)  # what eval, export and resume read
     cfg = load_config(run_dir, trust)  # refuses a symlinked config.yaml
     if checkpoint.env_id != cfg.env.id:
         raise ConfigError(
