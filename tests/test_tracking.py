@@ -73,8 +73,9 @@ def sweep(tmp_path_factory, torchrl_bin, tracking_env) -> dict:
                    cwd, tracking_env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     first = load_checkpoint(step_checkpoints(cwd / "sweep" / JOB.format(0) / "checkpoints")[-1])
-    resumed = torchrl(torchrl_bin, ["train", f"resume=sweep/{JOB.format(0)}", "max_steps=512"],
-                      cwd, tracking_env)
+    # where the record goes comes from the command line on a resume, never from the folder
+    resumed = torchrl(torchrl_bin, ["train", f"resume=sweep/{JOB.format(0)}", "max_steps=512",
+                                    f"logger.mlflow.tracking_uri={uri}"], cwd, tracking_env)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert_no_traceback(resumed)
     client = mlflow.tracking.MlflowClient(uri)

@@ -9,6 +9,9 @@ if TYPE_CHECKING:
     import torch
 
 
+RUNS_DIR = "runs"  # where runs, sweeps and studies go, and the default MLflow store
+
+
 def config_dir() -> Path:
     """The ``conf/`` folder: inside the installed wheel, or at the top of a source checkout."""
     packaged = Path(__file__).resolve().parent / "conf"

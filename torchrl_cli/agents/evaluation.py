@@ -30,6 +30,20 @@ class Evaluation:
         return float(np.std(self.returns))
 
 
+class CappedEnv:
+    """An evaluation env whose episodes ``run_episodes`` cuts at ``max_episode_steps`` (an env
+    with no time limit, whose greedy policy stops ending episodes, would loop forever), with
+    ``warn`` told how many it cut. Anything else is the wrapped env's."""
+
+    def __init__(self, env: BaseEnv, max_episode_steps: int, warn: Callable[[str], None]):
+        self.env = env
+        self.max_episode_steps = max_episode_steps
+        self.warn = warn
+
+    def __getattr__(self, name: str):
+        return getattr(self.env, name)
+
+
 def run_episodes(
     act: Callable[[np.ndarray], np.ndarray],
     env: BaseEnv,
@@ -43,7 +57,9 @@ def run_episodes(
     ``on_episode`` is told the number of finished episodes each time it grows; when
     ``should_stop()`` turns true (a signal) the evaluation ends with EvaluationInterrupted.
     An env that gives its legal actions (``env.action_mask``) has ``act`` called with them,
-    ``act(obs, action_mask=...)``."""
+    ``act(obs, action_mask=...)``. A ``CappedEnv``'s episodes end at its step cap, with a
+    warning: their returns are those of the steps run."""
+    cap = env.max_episode_steps if isinstance(env, CappedEnv) else None
     n = env.n_envs
     if n < episodes:
         raise ValueError(f"the env has {n} copies, fewer than {episodes} episodes")
@@ -51,9 +67,18 @@ def run_episodes(
     returns, lengths = np.zeros(n), np.zeros(n, dtype=np.int64)
     active = np.ones(n, dtype=bool)
     shown = 0
+    steps = 0
     while active[:episodes].any():
         if should_stop is not None and should_stop():
             raise EvaluationInterrupted
+        if cap is not None and steps >= cap:
+            cut = int(active[:episodes].sum())
+            env.warn(
+                f"{cut} of {episodes} evaluation episodes cut at {cap} steps "
+                "(eval_max_episode_steps); their returns are partial"
+            )
+            break
+        steps += 1
         mask = getattr(env, "action_mask", None)
         step = env.step(act(obs) if mask is None else act(obs, action_mask=mask))
         returns += step.reward * active

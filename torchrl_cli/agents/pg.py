@@ -17,7 +17,7 @@ from torchrl_cli.rollout.minibatches import Shuffled
 from torchrl_cli.rollout.update import Diagnostics, Refresh, run_epochs
 from torchrl_cli.utils import explained_var
 
-if TYPE_CHECKING:  # resolved by agents.build, which hands it in
+if TYPE_CHECKING:  # resolved by run.build, which hands it in
     from torchrl_cli.backends import Backend
 
 

@@ -1,6 +1,7 @@
 """Multirun summaries: which configuration is best, across seeds."""
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,12 @@ class RecordFailures(Callback):
         if job_return.status == JobStatus.FAILED:
             error = job_return._return_value  # the exception; .return_value would re-raise it
             line = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
-            try:
-                Path(config.hydra.runtime.output_dir, ERROR_FILE).write_text(line + "\n")
-            except OSError:  # the disk that failed the job (full, read-only): nothing to add
+            path = Path(config.hydra.runtime.output_dir, ERROR_FILE)
+            try:  # never through a symlink: it would write outside the job's folder
+                flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0)
+                with os.fdopen(os.open(path, flags, 0o644), "w") as f:
+                    f.write(line + "\n")
+            except OSError:  # the disk that failed the job (full, read-only), a symlink
                 pass
 
 

@@ -8,6 +8,7 @@ numbers, and each trial's seeds train in ``runs/tune/<study>/trial_<n>_seed_<s>/
 itself is handed in (``TrainRun``): only the command line may import the training entry point.
 """
 
+import json
 import math
 import os
 import re
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, open_dict
 from rich.console import Console
+from rich.markup import escape
 
 from torchrl_cli.agents.evaluation import Evaluation
 from torchrl_cli.analysis.search import (
@@ -32,6 +34,7 @@ from torchrl_cli.analysis.search import (
 )
 from torchrl_cli.config.compose import compose_config
 from torchrl_cli.errors import ConfigError, FaultError, did_you_mean, first_line
+from torchrl_cli.run.checkpoint import DiskFullError
 from torchrl_cli.run.folder import claim_run_dir, study_dir, trial_run_name
 
 SAMPLERS = ("tpe", "random", "cmaes")
@@ -122,10 +125,11 @@ def make_pruner(pruner: DictConfig, n_reports: int):
     return optuna.pruners.NopPruner()
 
 
-def open_storage(storage: str | None, folder: Path):
+def open_storage(storage: str | None, folder: Path, warn: Callable[[str], None] = print):
     """The study's storage: a journal file (``None``: ``study.log`` in the study's folder; a
     path) or an RDB URL (``sqlite:///study.db``, ``postgresql://...``); ConfigError when it
-    cannot be opened."""
+    cannot be opened. A journal is checked first (``repair_journal``): a partial last record
+    is set aside (``warn`` says so), a damaged one is a ConfigError."""
     from optuna.storages import RDBStorage
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -144,7 +148,9 @@ def open_storage(storage: str | None, folder: Path):
     if storage is None:
         folder.mkdir(parents=True, exist_ok=True)
     try:
-        return JournalStorage(JournalFileBackend(str(path)))
+        backend = JournalFileBackend(str(path))
+        repair_journal(path, backend, warn)
+        return JournalStorage(backend)
     except OSError as err:
         raise ConfigError(
             f"tune.storage={path} cannot be opened ({err.strerror}); name a journal file in a "
@@ -152,14 +158,65 @@ def open_storage(storage: str | None, folder: Path):
         ) from None
 
 
-def open_study(storage, name: str, directions: list[str], budget: dict, shown: str):
+def repair_journal(path: Path, backend, warn: Callable[[str], None]) -> None:
+    """Make a journal safe to append to, under Optuna's own lock (no worker is writing then).
+
+    A last record without its newline is what a full disk or a ``kill -9`` during an append
+    leaves: Optuna skips it when reading, but the next append would be glued onto it, and
+    from then on every read of the study fails. It is moved to ``<journal>.partial`` (its
+    bytes kept) and the journal cut to its last whole record. A record in the middle that is
+    not JSON cannot be set aside (the records after it build on it): ConfigError naming it.
+    """
+    from optuna.storages.journal._file import get_lock_file
+
+    with get_lock_file(backend._lock):
+        with open(path, "rb") as f:
+            data = f.read()
+        whole = data.rfind(b"\n") + 1
+        records = data[:whole].splitlines()
+        for number, line in enumerate(records, start=1):
+            try:
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                record = None
+            if not isinstance(record, dict):
+                raise ConfigError(
+                    f"{path} is damaged at line {number} (not a journal record: "
+                    f"{line[:40]!r}); restore it from a copy, or start a new study with "
+                    "tune.study_name=<name>"
+                )
+        if whole < len(data):
+            with open(f"{path}.partial", "ab") as f:
+                f.write(data[whole:] + b"\n")
+                f.flush()
+                os.fsync(f.fileno())
+            os.truncate(path, whole)
+            warn(
+                f"{path} ended in a partial record ({len(data) - whole} bytes, left by a full "
+                f"disk or a killed worker); it was moved to {path}.partial and the study goes "
+                f"on from its {len(records)} whole records"
+            )
+
+
+def open_study(
+    storage, name: str, directions: list[str], budget: dict, shown: str, folder: Path
+):
     """Load the study ``name`` from ``storage``, or create it; one that was scored with another
-    budget, agent, env or objectives is refused (ConfigError): its trials would not compare."""
+    budget, agent, env or objectives is refused (ConfigError): its trials would not compare.
+    A study that the storage lacks while its folder holds trial runs is refused too (an
+    empty or replaced storage: a new study's trials would collide with those folders)."""
     import optuna
 
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
+        trials = sorted(p.name for p in folder.glob("trial_*") if p.is_dir())
+        if trials:
+            raise ConfigError(
+                f"study '{name}' is not in {shown} (an empty or replaced storage), but "
+                f"{folder} holds its trials' runs ({', '.join(trials[:2])}, ...); restore "
+                "the storage, or start a new study with tune.study_name=<name>"
+            ) from None
         try:
             study = optuna.create_study(storage=storage, study_name=name, directions=directions)
             study.set_user_attr("budget", budget)
@@ -349,10 +406,11 @@ def run_study(
     budget = {"agent": cfg.agent.name, "env": cfg.env.id, "objectives": list(tune.objectives)}
     budget |= {k: cfg[k] for k in BUDGET if k != "seeds"} | {"seeds": seeds}
     folder = study_dir(name)
-    storage = open_storage(tune.storage, folder)
+    storage = open_storage(tune.storage, folder, lambda text: console.print(
+        f"[yellow]warning[/yellow]: {escape(text)}", soft_wrap=True))
     shown = tune.storage or str(folder / JOURNAL_FILE)
     directions = [OBJECTIVES[o] for o in tune.objectives]
-    optuna_study = open_study(storage, name, directions, budget, shown)
+    optuna_study = open_study(storage, name, directions, budget, shown, folder)
     optuna_study.pruner = make_pruner(tune.pruner, len(seeds) * (evaluations + 1))
     folder.mkdir(parents=True, exist_ok=True)
     study = StudySetup(
@@ -398,7 +456,13 @@ def run_study(
             ),
             soft_wrap=True,
         )
-    code = run_trials(optuna_study, study, overrides, train_run, console, command, tune)
+    try:
+        code = run_trials(optuna_study, study, overrides, train_run, console, command, tune)
+    except OSError as err:  # the storage's own write (Optuna's append): a full disk
+        raise FaultError(
+            f"study {name}: its storage {shown} cannot be written ({err.strerror}); the study "
+            "stops, its finished trials kept: free space, then the same command goes on"
+        ) from None
     write_results(optuna_study, study, cfg, console)
     return code
 
@@ -429,6 +493,15 @@ def run_trials(
             step, value = trial.user_attrs.get("last_report", (0, math.nan))
             where = Reports(study.evaluations).where(step, study.seeds)
             note = f"pruned at {where} (return {value:.2f})"
+        except DiskFullError as err:  # every trial after it would fail alike
+            try:
+                optuna_study.tell(trial, state=TrialState.FAIL)
+            except OSError:  # the storage is on the full disk too
+                pass
+            raise FaultError(
+                f"trial {trial.number}: {err}; the study stops, its finished trials kept: "
+                "free space, then the same command goes on"
+            ) from None
         except (ConfigError, FaultError) as err:
             trial.set_user_attr("error", str(err))
             optuna_study.tell(trial, state=TrialState.FAIL)

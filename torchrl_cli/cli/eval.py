@@ -15,8 +15,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from torchrl_cli.agents.evaluation import EVAL_SEED_OFFSET, run_episodes
+from torchrl_cli.agents.evaluation import EVAL_SEED_OFFSET, CappedEnv, run_episodes
 from torchrl_cli.errors import ConfigError
+from torchrl_cli.run.checkpoint import refuse_symlink
 from torchrl_cli.run.folder import open_run
 from torchrl_cli.tracking.console import make_console
 
@@ -34,6 +35,7 @@ VIDEO_DIR = "videos"
 def eval_command(args: list[str], console: Console | None = None) -> int:
     from torchrl_cli.envs.factory import build_env
     from torchrl_cli.run.policy import policy_from_checkpoint
+    from torchrl_cli.run.train import schema_value
 
     console = console or make_console()
     run_dir, options, cfg, checkpoint = open_run("eval", args, OPTIONS)
@@ -55,11 +57,15 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # rgb_array frames need no window
         os.environ.setdefault("SDL_AUDIODRIVER", "dummy")
         stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-        video_dir = run_dir / VIDEO_DIR / f"{path.stem}_{stamp}"
+        video_dir = make_video_dir(run_dir / VIDEO_DIR, f"{path.stem}_{stamp}")
     with warnings.catch_warnings():  # each copy's recorder finds the folder of the one before
         warnings.filterwarnings("ignore", message=".*Overwriting existing videos")
         extra = [recorder(video_dir)] if video else []
-        env = build_env(env_cfg, episodes, evaluation=True, extra_wrappers=extra)
+        env = CappedEnv(
+            build_env(env_cfg, episodes, evaluation=True, extra_wrappers=extra),
+            schema_value(cfg, "eval_max_episode_steps"),
+            lambda text: console.print(f"[yellow]warning[/yellow]: {text}", markup=True),
+        )
     try:
         checkpoint.check_env(env.get_state_info(), env.get_action_info())
         console.print(
@@ -116,6 +122,20 @@ def results_table(returns: list[float], lengths: list[int]) -> Table:
     ):
         table.add_row(name, value)
     return table
+
+
+def make_video_dir(videos: Path, name: str) -> Path:
+    """``videos/<name>/``, made here: neither folder may be a symlink (the recorder would
+    write its files wherever it points)."""
+    for folder in (videos, videos / name):
+        refuse_symlink(folder)
+        try:
+            folder.mkdir(exist_ok=folder == videos)
+        except OSError as err:
+            raise ConfigError(f"cannot make {folder} ({err.strerror}); remove it") from None
+        if not folder.is_dir() or folder.is_symlink():
+            raise ConfigError(f"{folder} is not a folder; remove it")
+    return videos / name
 
 
 def recorder(video_dir: Path):

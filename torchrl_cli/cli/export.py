@@ -1,6 +1,7 @@
 """``torchrl export <run folder>``: the policy as one file that runs with torch alone
 (``format=torch``, a ``torch.export`` program) or with onnxruntime (``format=onnx``)."""
 
+import os
 from pathlib import Path
 
 from rich.console import Console
@@ -13,7 +14,7 @@ SUFFIXES = {"torch": ".pt2", "onnx": ".onnx"}
 
 
 def export_command(args: list[str], console: Console | None = None) -> int:
-    from torchrl_cli.run.policy import export_policy, policy_from_checkpoint
+    from torchrl_cli.run.policy import policy_from_checkpoint
 
     console = console or Console()
     run_dir, options, cfg, checkpoint = open_run("export", args, OPTIONS)
@@ -23,11 +24,49 @@ def export_command(args: list[str], console: Console | None = None) -> int:
                           f"choose one of: {', '.join(SUFFIXES)}")
     path = checkpoint.path
     out = Path(options.get("out", run_dir / f"policy_{path.stem}{SUFFIXES[kind]}"))
-    if out.exists():
+    try:  # a name over 255 bytes fails even to be looked at (ENAMETOOLONG)
+        exists, parent_ok = out.exists() or out.is_symlink(), out.parent.is_dir()
+    except OSError as err:
+        raise ConfigError(
+            f"out={out} cannot be written ({err.strerror}); name another file"
+        ) from None
+    if exists:
         raise ConfigError(f"{out} already exists; exports never overwrite: name another out=<file>")
-    if not out.parent.is_dir():
+    if not parent_ok:
         raise ConfigError(f"out={out}: folder {out.parent} does not exist")
     policy = policy_from_checkpoint(cfg, checkpoint)
+    claim_out(out)
+    try:
+        usage = write_export(policy, out, kind)
+    except BaseException as err:
+        out.unlink(missing_ok=True)  # never leave half a file
+        if isinstance(err, OSError):
+            raise ConfigError(f"out={out} cannot be written ({err.strerror})") from None
+        raise
+    console.print(f"exported {path.name} of {run_dir} ({cfg.agent.name}, {cfg.env.id}) to {out}")
+    console.print(usage, soft_wrap=True, markup=False)
+    return 0
+
+
+def claim_out(out: Path) -> None:
+    """Create ``out`` exclusively (never through a symlink) before the export writes it, so
+    that a path that cannot be written (``/proc``, a name over 255 bytes, no permission) is
+    one line before any work."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0)
+    try:
+        os.close(os.open(out, flags, 0o644))
+    except FileExistsError:
+        raise ConfigError(f"{out} was created just now; name another out=<file>") from None
+    except OSError as err:
+        raise ConfigError(
+            f"out={out} cannot be written ({err.strerror}); name another file"
+        ) from None
+
+
+def write_export(policy, out: Path, kind: str) -> str:
+    """Write the export; the line that says how to use it."""
+    from torchrl_cli.run.policy import export_policy
+
     if kind == "onnx":
         from torchrl_cli.run.onnx_export import export_onnx, model_signature
 
@@ -44,6 +83,4 @@ def export_command(args: list[str], console: Console | None = None) -> int:
             "actions = policy(observations)  # [batch, *obs shape] as the env gives them "
             "(float32; uint8 frames; a dict of tensors for a Dict space)"
         )
-    console.print(f"exported {path.name} of {run_dir} ({cfg.agent.name}, {cfg.env.id}) to {out}")
-    console.print(usage, soft_wrap=True, markup=False)
-    return 0
+    return usage

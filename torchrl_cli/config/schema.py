@@ -271,7 +271,9 @@ class MlflowConfig:
     store (``./mlruns``) unless MLFLOW_ALLOW_FILE_STORE=true, so the default is its own: an
     SQLite file in the working directory, artifacts in ``./mlruns/`` beside it."""
 
-    tracking_uri: str = "sqlite:///mlflow.db"  # or http(s)://server:5000, postgresql://...
+    # null: $MLFLOW_TRACKING_URI when set, else sqlite:///runs/mlflow.db (artifacts in
+    # runs/mlruns/); or http(s)://server:5000, postgresql://..., sqlite:///<file>
+    tracking_uri: str | None = None
     experiment: str = "torchrl-cli"  # created on first use
 
 
@@ -279,10 +281,12 @@ class MlflowConfig:
 class WandbConfig:
     """``logger.backends=[...,wandb]`` (the wandb extra): Weights & Biases."""
 
-    mode: str = "offline"  # offline: files only (wandb sync uploads them) | online: wandb login
-    project: str = "torchrl-cli"
+    # offline: files only (wandb sync uploads them) | online: wandb login; null: $WANDB_MODE
+    # when set, else offline
+    mode: str | None = None
+    project: str | None = None  # null: $WANDB_PROJECT when set, else torchrl-cli
     entity: str | None = None  # a team; null: the logged-in user's default
-    dir: str | None = None  # where wandb/ goes; null: the run folder
+    dir: str | None = None  # where wandb/ goes; null: $WANDB_DIR when set, else the run folder
 
 
 @dataclass
@@ -385,6 +389,12 @@ class Config:
     max_episodes: int = -1  # finished training episodes; -1: no limit
     eval_freq: int = 10_000  # env steps between evaluations; 0 or less: only the final one
     eval_episodes: int = 20
+    # evaluation episodes end here (with a warning): an env with no time limit would otherwise
+    # loop forever once the greedy policy stops ending episodes
+    eval_max_episode_steps: int = 100_000
+    # after SIGINT or SIGTERM, a run that has not reached a safe point to stop at within this
+    # many seconds is aborted (its last checkpoint kept), and ended if it cannot be aborted
+    stop_grace_s: float = 60.0
     target_return: float | None = None  # stop at the first evaluation whose mean reaches it
     save_model: bool = True  # model.pt: the final weights and normalization statistics
     checkpoint_freq: int = 50_000  # env steps between checkpoints; 0: only at the end

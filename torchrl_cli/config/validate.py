@@ -2,6 +2,8 @@
 
 import importlib
 import inspect
+import math
+import re
 
 import gymnasium as gym
 import torch
@@ -20,11 +22,17 @@ from torchrl_cli.envs.gym_env import (
 from torchrl_cli.envs.native import check_native
 from torchrl_cli.envs.pixels import check_pixels
 from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind, action_info, state_info
-from torchrl_cli.errors import ConfigError
+from torchrl_cli.errors import ConfigError, first_line
 from torchrl_cli.nn import check_hidden, resolve_net, with_hidden
 from torchrl_cli.tracking.base import check_backends
 
+# Strings that build a path (the run folder's name) or a console line must be names: a newline
+# in agent.name would write a line of its own into train.log
+NAME = re.compile(r"[A-Za-z0-9][\w.+-]{0,99}", re.ASCII)
+ENV_ID = re.compile(r"[\w.+-]+(?:[:/][\w.+-]+)*", re.ASCII)  # ALE/Pong-v5, my_pkg.envs:MazeEnv
 DEVICES = ("auto", "cpu", "cuda")
+MAX_WRAPPERS = 100  # each wrapper is a frame deep in every step: thousands overflow the stack
+SEED_LIMIT = 2**32  # numpy's legacy seeding takes 0 .. 2**32 - 1
 INITS = ("orthogonal", "default")
 
 
@@ -33,10 +41,27 @@ def _check(ok: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+def check_names(cfg: DictConfig) -> None:
+    """ConfigError unless ``agent.name``, ``net.name`` and ``env.id`` are names (letters,
+    digits and ``_ . + -``; ``/`` and ``:`` too in an env id): they name the run folder and
+    start console lines. Also checked on a config read back from a run folder."""
+    for key, pattern, allowed in (
+        ("agent.name", NAME, "letters, digits and _ . + -"),
+        ("net.name", NAME, "letters, digits and _ . + -"),
+        ("env.id", ENV_ID, "letters, digits, _ . + - and / or : between parts"),
+    ):
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and not (
+            isinstance(value, str) and len(value) <= 200 and pattern.fullmatch(value)
+        ):
+            raise ConfigError(f"{key}={str(value)[:80]!r} is not a name; use {allowed}")
+
+
 def validate(cfg: DictConfig) -> tuple[SpaceInfo, SpaceInfo]:
     """Raise ConfigError naming the first bad value and what would be valid; returns the env's
     observation and action spaces (one copy is made to see them). Checks without building any
     network or model (``run.build.check_run`` adds the checks that need them)."""
+    check_names(cfg)
     agent, env = cfg.agent, cfg.env
     gym_id = check_env_id(env.id, list(env.imports))
     check_atari(gym_id, env.atari)
@@ -69,7 +94,12 @@ def validate(cfg: DictConfig) -> tuple[SpaceInfo, SpaceInfo]:
     )
     _check(agent.n_steps >= 1, f"agent.n_steps={agent.n_steps} must be at least 1")
     _check(0 < agent.gamma <= 1, f"agent.gamma={agent.gamma} must be in (0, 1]")
-    _check(agent.lr > 0, f"agent.lr={agent.lr} must be > 0")
+    _check(math.isfinite(agent.lr) and agent.lr > 0, f"agent.lr={agent.lr} must be > 0 and finite")
+    for seed in [cfg.seed, *(cfg.seeds or [])]:
+        _check(
+            0 <= seed < SEED_LIMIT,
+            f"seed {seed} is out of range; seeds are integers from 0 to {SEED_LIMIT - 1}",
+        )
     if "gae_lambda" in agent.advantage:
         lam = agent.advantage.gae_lambda
         _check(0 <= lam <= 1, f"agent.advantage.gae_lambda={lam} must be in [0, 1]")
@@ -154,6 +184,9 @@ def validate(cfg: DictConfig) -> tuple[SpaceInfo, SpaceInfo]:
         f"seeds={list(cfg.seeds or [])} repeats a seed; give each seed once",
     )
     _check(cfg.eval_episodes >= 1, f"eval_episodes={cfg.eval_episodes} must be at least 1")
+    cap, grace = cfg.get("eval_max_episode_steps"), cfg.get("stop_grace_s")  # older folders
+    _check(cap is None or cap >= 1, f"eval_max_episode_steps={cap} must be at least 1")
+    _check(grace is None or grace > 0, f"stop_grace_s={grace} must be > 0")
     _check(
         cfg.keep_checkpoints >= 1,
         f"keep_checkpoints={cfg.keep_checkpoints} must be at least 1 (resume needs one)",
@@ -209,7 +242,13 @@ def check_spaces(env_cfg: DictConfig, gym_id: str) -> tuple:
     if env_cfg.vectorization == "envpool" and env_cfg.atari is not None:
         # EnvPool preprocesses in C++; Gymnasium's wrappers make the same spaces to check
         env_cfg = OmegaConf.merge(env_cfg, {"vectorization": "sync"})
-    wrappers, kwargs = env_wrappers(env_cfg)
+    check_wrapper_targets(env_cfg.wrappers)
+    try:
+        wrappers, kwargs = env_wrappers(env_cfg)
+    except ConfigError:
+        raise
+    except Exception as err:  # Hydra's own failure to build a wrapper's partial
+        raise ConfigError(f"env.wrappers cannot be built: {first_line(err)}") from None
     if simulator_of(gym_id) == "mujoco":
         mujoco_warnings_once()
     try:
@@ -219,12 +258,12 @@ def check_spaces(env_cfg: DictConfig, gym_id: str) -> tuple:
         hint = f"pip install 'torchrl-cli[{extra}]'" if extra else "install its package"
         raise ConfigError(
             f"env '{env_cfg.id}' needs a package that is not installed "
-            f"({str(err).splitlines()[0]}); {hint}"
+            f"({first_line(err)}); {hint}"
         ) from None
     except Exception as err:
         raise ConfigError(
             f"cannot make env '{env_cfg.id}' with env.kwargs="
-            f"{dict(env_cfg.kwargs)}: {str(err).splitlines()[0]}"
+            f"{dict(env_cfg.kwargs)}: {type(err).__name__}: {first_line(err, empty='(no message)')}"
         ) from None
     try:
         presets = len(wrappers) - len(env_cfg.wrappers)
@@ -239,12 +278,40 @@ def check_spaces(env_cfg: DictConfig, gym_id: str) -> tuple:
                     if i >= presets
                     else "the env's preprocessing preset"
                 )
-                raise ConfigError(f"{what} failed: {str(err).splitlines()[0]}") from None
+                raise ConfigError(
+                    f"{what} failed: {type(err).__name__}: {first_line(err, empty='(no message)')}"
+                ) from None
         return state_info(env.observation_space, env_cfg.id), action_info(
             env.action_space, env_cfg.id
         )
     finally:
         env.close()
+
+
+def check_wrapper_targets(wrappers) -> None:
+    """ConfigError naming the first ``env.wrappers`` entry that is not a node with a
+    ``_target_`` that can be imported (Hydra's own error is a long chained traceback)."""
+    if len(wrappers) > MAX_WRAPPERS:
+        raise ConfigError(
+            f"env.wrappers lists {len(wrappers)} wrappers; at most {MAX_WRAPPERS} are supported"
+        )
+    from hydra._internal.utils import _locate
+
+    for i, node in enumerate(wrappers):
+        target = node.get("_target_") if isinstance(node, DictConfig) else None
+        if not isinstance(target, str):
+            raise ConfigError(
+                f"env.wrappers[{i}] is not a node with a _target_ ({str(node)[:80]}); give "
+                "e.g. {_target_: gymnasium.wrappers.ClipAction}"
+            )
+        try:
+            _locate(target)
+        except Exception as err:
+            reason = first_line(str(err).replace("\n", " ").split("Are you sure")[0].strip())
+            raise ConfigError(
+                f"env.wrappers[{i}]._target_={target} cannot be imported ({reason}); name an "
+                "importable wrapper class, e.g. gymnasium.wrappers.ClipAction"
+            ) from None
 
 
 def check_optimizer(key: str, node: DictConfig) -> None:

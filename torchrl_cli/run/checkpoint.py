@@ -11,6 +11,7 @@ every checkpoint whole. Each file is an envelope: the serialized state and its S
 on every load, so flipped bits are found (``torch.load`` does not check the zip's CRCs).
 """
 
+import errno
 import hashlib
 import io
 import os
@@ -46,6 +47,13 @@ def refuse_symlink(path: Path) -> None:
         )
 
 
+class DiskFullError(FaultError):
+    """A write failed for want of space (ENOSPC, EDQUOT): every run after it would fail too."""
+
+
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
 def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
     """``write(file)`` to a temporary file, flushed to disk, then renamed to ``path``: a crash
     or ``kill -9`` leaves either the old file or the new one, whole. The temporary file is
@@ -67,7 +75,8 @@ def write_atomically(path: Path, write: Callable[[BinaryIO], object]) -> None:
             free = f"{shutil.disk_usage(path.parent).free / 2**20:.1f} MB free there"
         except OSError:
             free = "free space unknown"
-        raise FaultError(f"cannot write {path} ({err.strerror}; {free})") from None
+        kind = DiskFullError if err.errno in DISK_FULL else FaultError
+        raise kind(f"cannot write {path} ({err.strerror}; {free})") from None
 
 
 def save_checkpoint(path: Path, state: dict) -> None:
@@ -215,6 +224,29 @@ def load_checkpoint(path: Path) -> Checkpoint:
         state["agent"],
         state.get("tracking", {}),  # checkpoints from before tracking backends have none
     )
+
+
+# what every command reads from a checkpoint's agent state (``BaseAgent.state_dict``)
+AGENT_KEYS = {
+    "": ("models", "optimizers", "batcher", "num_iters", "train_seconds", "next_eval",
+         "best_return", "evaluations", "solved", "rng"),
+    "models": ("policy",),
+    "batcher": ("num_steps", "state_normalizer"),
+}
+
+
+def check_agent_state(agent, path: Path) -> None:
+    """ConfigError naming the first entry the agent state lacks (a forged or foreign file
+    that passed its checksum would otherwise fail later with a KeyError)."""
+    for parent, keys in AGENT_KEYS.items():
+        node = agent if not parent else agent.get(parent) if isinstance(agent, dict) else None
+        for key in keys:
+            if not isinstance(node, dict) or key not in node:
+                name = f"agent.{parent + '.' if parent else ''}{key}"
+                raise ConfigError(
+                    f"checkpoint {path} lacks {name}: not a whole torchrl-cli checkpoint "
+                    f"(forged or from another tool); {intact_hint(path)}"
+                )
 
 
 def step_checkpoints(folder: Path) -> list[Path]:

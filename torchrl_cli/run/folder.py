@@ -13,23 +13,25 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from torchrl_cli.config.migrate import upgrade
+from torchrl_cli.config.validate import check_names
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.run.checkpoint import (
     CHECKPOINT_DIR,
     LAST,
     NOFOLLOW,
     Checkpoint,
+    check_agent_state,
     find_checkpoint,
     load_checkpoint,
     refuse_symlink,
     step_checkpoints,
 )
-from torchrl_cli.run.outputs import ERROR_FILE, METRICS_FILE, MODEL_FILE
-from torchrl_cli.run.trust import check_targets, parse_trust
+from torchrl_cli.run.outputs import METRICS_FILE, MODEL_FILE
+from torchrl_cli.run.trust import check_no_interpolation, check_targets, parse_trust
+from torchrl_cli.utils import RUNS_DIR
 
 CONFIG_FILE = "config.yaml"
 LOCK_FILE = ".lock"
-RUNS_DIR = "runs"
 MULTIRUN = "multirun"
 TUNE_DIR = "tune"  # runs/tune/<study>/: a torchrl tune study's folder
 
@@ -87,6 +89,7 @@ def load_run(
     if run_dir.is_dir() and not (run_dir / CONFIG_FILE).is_file():
         raise_not_a_run(run_dir)
     checkpoint = load_checkpoint(find_checkpoint(run_dir, which))
+    check_agent_state(checkpoint.agent, checkpoint.path)  # what eval, export and resume read
     cfg = load_config(run_dir, trust)  # refuses a symlinked config.yaml
     if checkpoint.env_id != cfg.env.id:
         raise ConfigError(
@@ -113,7 +116,9 @@ def load_config(run_dir: Path, trust: Iterable[str] = ()) -> DictConfig:
         cfg = OmegaConf.load(config_file)
     except (OmegaConfBaseException, ValueError) as err:
         raise ConfigError(f"{config_file} cannot be read: {err}") from None
+    check_no_interpolation(cfg, str(config_file))  # first: anything after would resolve it
     cfg = upgrade(cfg, str(config_file))
+    check_names(cfg)
     check_targets(cfg, str(config_file), trust)
     return cfg
 
@@ -129,9 +134,11 @@ def never_checkpointed(run_dir: Path) -> bool:
 
 
 def clear_attempt(run_dir: Path) -> None:
-    """Remove what a run that never checkpointed left (events, metrics, model, error record),
-    so that starting it again in place leaves one clean record; train.log is kept."""
-    for pattern in ("events.out.tfevents.*", METRICS_FILE, MODEL_FILE, ERROR_FILE):
+    """Remove what a run that never checkpointed left (events, metrics, model), so that
+    starting it again in place leaves one clean record; train.log is kept, and so is a failed
+    sweep job's error.txt (removed only when the run finishes). Call it holding the run's
+    lock (``lock_run``): the files could be another process's."""
+    for pattern in ("events.out.tfevents.*", METRICS_FILE, MODEL_FILE):
         for path in run_dir.glob(pattern):
             if path.is_file() and not path.is_symlink():
                 path.unlink()

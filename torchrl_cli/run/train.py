@@ -1,7 +1,6 @@
 """``train(cfg)``: one run from a composed config, top to bottom — set up, build, (restore),
 train, evaluate, write the outputs. ``train_seeds``: several seeds as one job."""
 
-import json
 import shlex
 import time
 from collections.abc import Callable
@@ -15,11 +14,12 @@ from rich.markup import escape
 from threadpoolctl import threadpool_limits
 
 from torchrl_cli.agents import PGAgent
-from torchrl_cli.agents.evaluation import Evaluation
+from torchrl_cli.agents.evaluation import CappedEnv, Evaluation
 from torchrl_cli.agents.signals import StopRequests, stop_on_signal
 from torchrl_cli.config.compose import drop_foreign_keys
+from torchrl_cli.config.schema import Config
 from torchrl_cli.envs.factory import build_env
-from torchrl_cli.errors import FaultError
+from torchrl_cli.errors import ConfigError, FaultError, first_line
 from torchrl_cli.nn import resolve_net
 from torchrl_cli.run.build import (
     build_agent,
@@ -32,6 +32,7 @@ from torchrl_cli.run.checkpoint import (
     CHECKPOINT_DIR,
     Checkpoint,
     Checkpoints,
+    refuse_symlink,
     run_meta,
     step_checkpoints,
     write_atomically,
@@ -40,6 +41,7 @@ from torchrl_cli.run.folder import (
     CONFIG_FILE,
     check_new_run,
     checkpoint_fits,
+    clear_attempt,
     lock_run,
     run_name,
     tracked_run_name,
@@ -98,10 +100,25 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     if resume is None and not restart:  # restart: a run that never checkpointed, again
         check_new_run(run_dir)
-    with lock_run(run_dir):
+    with lock_run(run_dir):  # first: a second process is refused before it touches a file
+        refuse_symlink(run_dir / LOG_FILE)  # appended to: never through a symlink
+        if restart:
+            clear_attempt(run_dir)
         config = OmegaConf.to_yaml(cfg, resolve=True).encode()
         write_atomically(run_dir / CONFIG_FILE, lambda f: f.write(config))
-        run_console = RunConsole(screen, run_dir / LOG_FILE, tag=tag)
+        try:  # opened without following a symlink planted since the check
+            run_console = RunConsole(screen, run_dir / LOG_FILE, tag=tag)
+        except OSError as err:
+            raise ConfigError(
+                f"cannot open {run_dir / LOG_FILE} ({err.strerror}); a run folder's entries "
+                "must be plain files"
+            ) from None
+        if restart:
+            run_console.print(
+                f"{escape(str(run_dir))} has no checkpoint yet: starting it again from the "
+                "start, in place",
+                soft_wrap=True,
+            )
         try:
             return _train_handling_signals(cfg, run_dir, run_console, resume, on_evaluation)
         finally:
@@ -124,7 +141,7 @@ def _train_handling_signals(
         console.print(f"[yellow]warning[/yellow]: {escape(text)}")
 
     name = run_name(cfg.agent.name, cfg.env.id) if run_dir is None else tracked_run_name(run_dir)
-    with stop_on_signal(stops):
+    with stop_on_signal(stops, grace_s=schema_value(cfg, "stop_grace_s")):
         trackers = open_trackers(
             cfg.logger,
             name=name,
@@ -162,7 +179,11 @@ def _train(
     # which on small matrices costs more than it gives, 5x under contention
     threadpool_limits(cfg.torch_threads, user_api="blas")
     env = build_env(cfg.env, cfg.env.n_envs)
-    eval_env = build_env(cfg.env, cfg.eval_episodes, evaluation=True)
+    eval_env = CappedEnv(
+        build_env(cfg.env, cfg.eval_episodes, evaluation=True),
+        schema_value(cfg, "eval_max_episode_steps"),
+        lambda text: console.print(f"[yellow]warning[/yellow]: {escape(text)}", soft_wrap=True),
+    )
     device = resolve_device(cfg.device, cfg.net, env.get_state_info())
     net_name = resolve_net(cfg.net, env.get_state_info()).name
     if net_name != cfg.net.name:
@@ -223,6 +244,9 @@ def _train(
                 on_evaluation=on_evaluation,
             )
             final = agent.final_evaluation(eval_env)
+            if checkpoints is not None and is_new_best(agent, final):
+                agent.best_return = final.mean  # best.pt: the best policy, the final one too
+                checkpoints.save_best(agent.state_dict())
         except FaultError as err:  # NaN, an env that raised, a full disk: say how to go on
             raise type(err)(f"{err}; {recovery(run_dir, checkpoints)}") from err
     finally:
@@ -237,6 +261,19 @@ def _train(
         (run_dir / ERROR_FILE).unlink(missing_ok=True)  # an earlier attempt's failure record
     report_end(console, metrics, run_dir, checkpoints)
     return metrics
+
+
+def is_new_best(agent: PGAgent, final: Evaluation | None) -> bool:
+    """Whether the final evaluation is one of its own (not a scheduled one, which was weighed
+    for best.pt already) and beats every evaluation before it."""
+    scheduled = any(final is e for e in agent.result.evaluations)
+    return final is not None and not scheduled and final.mean > agent.best_return
+
+
+def schema_value(cfg: DictConfig, key: str):
+    """``cfg.<key>``; for a run folder from before the schema had the key, its default there
+    (the schema stays the one place defaults live)."""
+    return cfg[key] if key in cfg else getattr(Config, key)
 
 
 def recovery(run_dir: Path | None, checkpoints: Checkpoints | None) -> str:
@@ -268,7 +305,13 @@ def _why(result) -> str:
 def restore(agent: PGAgent, cfg: DictConfig, checkpoint: Checkpoint, console: Console) -> None:
     """Load a checkpoint of this run (``load_run`` checked its env) into a freshly built agent."""
     with checkpoint_fits(checkpoint.path):
-        exact = agent.load_state_dict(checkpoint.agent, seed=cfg.seed)
+        try:
+            exact = agent.load_state_dict(checkpoint.agent, seed=cfg.seed)
+        except (KeyError, TypeError, IndexError) as err:  # a forged state: one line
+            raise ConfigError(
+                f"checkpoint {checkpoint.path} does not hold what a resume needs "
+                f"({type(err).__name__}: {first_line(err)}); pick another checkpoint"
+            ) from None
     console.print(
         f"resumed from {shown_path(checkpoint.path)} at {agent.num_steps} env steps, "
         f"iteration {agent.num_iters}"
@@ -309,5 +352,5 @@ def train_seeds(
         "interrupted": interrupted,
         "per_seed": per_seed,
     }
-    (run_dir / METRICS_FILE).write_text(json.dumps(metrics, indent=2) + "\n")
+    write_metrics(run_dir, metrics)  # atomically, never through a symlink
     return metrics

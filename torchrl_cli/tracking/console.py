@@ -7,6 +7,7 @@ same lines without colors to the file (appending, so a resumed run adds to its l
 each job's screen lines start with its tag (``[job 3]``) so that parallel jobs can be told apart.
 """
 
+import os
 from pathlib import Path
 from typing import IO
 
@@ -16,6 +17,11 @@ from rich.text import Text
 
 LOG_FILE = "train.log"
 LOG_WIDTH = 120  # train.log's width: tables are narrower, text is never wrapped
+
+
+def open_nofollow(path: str, flags: int) -> int:
+    """``open``'s opener that refuses a symlink as the last component (OSError ELOOP)."""
+    return os.open(path, flags | getattr(os, "O_NOFOLLOW", 0), 0o644)
 
 
 def make_console(file: IO[str] | None = None, **kwargs) -> Console:
@@ -35,7 +41,10 @@ class RunConsole:
         self._file = None
         self.log = None
         if log_file is not None:
-            self._file = open(log_file, "a", encoding="utf-8")  # noqa: SIM115  closed in close()
+            # never through a symlink: a run folder's train.log could point at any file
+            self._file = open(  # noqa: SIM115  closed in close()
+                log_file, "a", encoding="utf-8", opener=open_nofollow
+            )
             self.log = Console(
                 file=self._file,
                 width=LOG_WIDTH,

@@ -2,9 +2,10 @@
 
 Parameters are the resolved config (``agent.lr``, ...), metrics every scalar TensorBoard gets
 at the same env steps, artifacts the run folder's config.yaml, metrics.json and model.pt. The
-default store, ``sqlite:///mlflow.db``, is MLflow 3's own default (its file store, ``./mlruns``,
-now refuses to open unless MLFLOW_ALLOW_FILE_STORE=true): ``mlflow ui`` started in the same
-folder shows the runs. Scalars are buffered and written every FLUSH_EVERY_S seconds, since one
+store is MLFLOW_TRACKING_URI when set (MLflow's own variable), else ``sqlite:///runs/mlflow.db``
+with artifacts in ``runs/mlruns/`` (MLflow 3's file store, ``./mlruns``, refuses to open unless
+MLFLOW_ALLOW_FILE_STORE=true): ``mlflow ui --backend-store-uri sqlite:///runs/mlflow.db``
+shows the runs. Scalars are buffered and written every FLUSH_EVERY_S seconds, since one
 write to SQLite costs ~20 ms (it syncs the file), and at the end.
 """
 
@@ -30,6 +31,7 @@ from torchrl_cli.tracking.base import (
     flat_params,
     require,
 )
+from torchrl_cli.utils import RUNS_DIR
 
 FLUSH_EVERY_S = 10.0
 BATCH = 100  # MLflow takes at most 100 parameters and 1000 metrics in one log_batch
@@ -39,12 +41,36 @@ START_SERVER = "start the server (mlflow server) or give another tracking_uri"
 OTHER_STORE = "give a sqlite:///<file>.db, a database or an http(s):// server"
 
 
+DEFAULT_STORE = "mlflow.db"  # in the runs folder (utils.RUNS_DIR), artifacts in mlruns/
+
+
+def tracking_uri(cfg: DictConfig) -> str:
+    """``logger.mlflow.tracking_uri``; null: MLflow's own MLFLOW_TRACKING_URI when set, else
+    ``sqlite:///runs/mlflow.db`` (the runs folder made when missing)."""
+    if cfg.tracking_uri is not None:
+        return cfg.tracking_uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    Path(RUNS_DIR).mkdir(exist_ok=True)
+    return f"sqlite:///{RUNS_DIR}/{DEFAULT_STORE}"
+
+
+def artifact_location(uri: str) -> str | None:
+    """Where a new experiment of an SQLite store keeps its artifacts: ``mlruns/`` beside the
+    database file (MLflow's own default, ``./mlruns``, would litter the working folder); a
+    server or another database decides for itself (None)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    database = Path(uri.removeprefix("sqlite:///"))
+    return (database.parent / "mlruns").resolve().as_uri()
+
+
 def check(cfg: DictConfig) -> None:
     """The package imports and the store opens (an SQLite file is created then); an http(s)
     server must answer, as an MLflow server, within a few seconds (MLflow itself would retry
     for minutes)."""
     require("mlflow")
-    uri = cfg.tracking_uri
+    uri = tracking_uri(cfg)
     remote = urlparse(uri).scheme in ("http", "https")
     if remote:
         check_reachable(uri, f"logger.mlflow.tracking_uri={uri}", START_SERVER)
@@ -108,7 +134,7 @@ class MlflowTracker:
         run: RunInfo,
     ):
         name, params, folder, previous = run.name, flat_params(run.config), run.folder, run.previous
-        self.uri, self.experiment = cfg.tracking_uri, cfg.experiment
+        self.uri, self.experiment = tracking_uri(cfg), cfg.experiment
         self.client = client(self.uri)
         self.missing = None  # the checkpoint's run, when this store does not have it
         run = self._previous_run(previous)
@@ -143,7 +169,9 @@ class MlflowTracker:
         if found is not None:
             return found.experiment_id
         try:
-            return self.client.create_experiment(self.experiment)
+            return self.client.create_experiment(
+                self.experiment, artifact_location=artifact_location(self.uri)
+            )
         except MlflowException:  # another job created it in between
             found = self.client.get_experiment_by_name(self.experiment)
             if found is None:

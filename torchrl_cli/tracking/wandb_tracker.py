@@ -10,6 +10,7 @@ config.yaml of its own there). W&B's console capture and system metrics are off:
 holds the console already.
 """
 
+import os
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -32,15 +33,30 @@ STEP = "env_steps"  # the x-axis of every logged scalar
 EXIT_CODES = {FINISHED: 0, INTERRUPTED: 130, FAILED: 1}  # W&B marks a nonzero exit failed
 
 
+DEFAULT_MODE, DEFAULT_PROJECT = "offline", "torchrl-cli"
+
+
+def wandb_settings(cfg: DictConfig) -> tuple[str, str, str | None]:
+    """``(mode, project, dir)``: ``logger.wandb.*``, or where null W&B's own variables
+    (WANDB_MODE, WANDB_PROJECT, WANDB_DIR) when set, else offline, torchrl-cli and the run
+    folder (None). WANDB_ENTITY and WANDB_API_KEY are W&B's to read."""
+    mode = cfg.mode if cfg.mode is not None else os.environ.get("WANDB_MODE") or DEFAULT_MODE
+    project = cfg.project if cfg.project is not None else os.environ.get("WANDB_PROJECT")
+    folder = cfg.dir if cfg.dir is not None else os.environ.get("WANDB_DIR") or None
+    return mode, project or DEFAULT_PROJECT, folder
+
+
 def check(cfg: DictConfig) -> None:
     """The package imports and the mode is known; online, a login exists (nothing is asked
     for on the terminal) and the W&B server answers within a few seconds."""
     wandb = require("wandb")
-    if cfg.mode not in MODES:
+    mode = wandb_settings(cfg)[0]
+    if mode not in MODES:
         raise ConfigError(
-            f"logger.wandb.mode={cfg.mode} is not a W&B mode here; choose {' or '.join(MODES)}"
+            f"logger.wandb.mode={mode} is not a W&B mode here (WANDB_MODE when null); choose "
+            f"{' or '.join(MODES)}"
         )
-    if cfg.mode == "online":
+    if mode == "online":
         if not wandb.login(verify=False, prompt=False):
             raise ConfigError(
                 "logger.wandb.mode=online needs a W&B login; run `wandb login` (or set "
@@ -67,16 +83,17 @@ class WandbTracker:
         name, config, folder, previous = run.name, run.config, run.folder, run.previous
         import wandb
 
-        folder_for_files = cfg.dir or folder
+        mode, project, own_dir = wandb_settings(cfg)
+        folder_for_files = own_dir or folder
         if folder_for_files is not None:
             Path(folder_for_files).mkdir(parents=True, exist_ok=True)
         self.run = wandb.init(
-            project=cfg.project,
+            project=project,
             entity=cfg.entity,
             name=name,
             id=previous["run_id"] if previous else None,
             resume="allow" if previous else None,
-            mode=cfg.mode,
+            mode=mode,
             dir=None if folder_for_files is None else str(folder_for_files),
             settings=wandb.Settings(
                 console="off",
