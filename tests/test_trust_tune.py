@@ -10,6 +10,7 @@ from conftest import compose_config
 from rich.console import Console
 
 from torchrl_cli.analysis import tuning
+from torchrl_cli.analysis.tuned import write_results
 from torchrl_cli.errors import ConfigError, FaultError
 from torchrl_cli.run.checkpoint import DiskFullError
 
@@ -28,7 +29,7 @@ def study(tmp_path, monkeypatch, n_trials: int, train=fake_train, console=None) 
     overrides = [*OVERRIDES, f"tune.n_trials={n_trials}"]
     cfg = compose_config(overrides)
     return tuning.run_study(cfg, overrides, "ppo_clip_cartpole", train,
-                            console or Console(quiet=True), "torchrl tune")
+                            console or Console(quiet=True), "torchrl tune", write_results)
 
 
 def journal(tmp_path) -> Path:

@@ -117,8 +117,8 @@ def load_config(run_dir: Path, trust: Iterable[str] = ()) -> DictConfig:
     except (OmegaConfBaseException, ValueError) as err:
         raise ConfigError(f"{config_file} cannot be read: {err}") from None
     check_no_interpolation(cfg, str(config_file))  # first: anything after would resolve it
+    check_names(cfg)  # before the schema's names are looked up
     cfg = upgrade(cfg, str(config_file))
-    check_names(cfg)
     check_targets(cfg, str(config_file), trust)
     return cfg
 
