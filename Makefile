@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 PIP     := $(PY) -m pip
 STAMP   := .venv/.installed
 
-.PHONY: install train test lint bench bench-smoke bench-learning bench-budgets bench-sidebyside bench-atari clean
+.PHONY: install train test docs lint bench bench-smoke bench-learning bench-budgets bench-sidebyside bench-atari clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -20,6 +20,12 @@ train: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The documentation site (mkdocs.yml, pages under docs/) into site/, offline (the docs extra,
+# part of dev); --strict: a broken link, a page missing from the nav or a config reference that
+# no longer matches config/schema.py (tools/config_reference.py) fails the build.
+docs: $(STAMP)
+	.venv/bin/mkdocs build --strict --site-dir site
 
 # Not in CI: every agent x {CartPole-v1, Pendulum-v1} and PPO-clip on HalfCheetah-v5, Hopper-v5,
 # Walker2d-v5, Ant-v5, Humanoid-v5 and InvertedDoublePendulum-v5 (1M steps each), 5 seeds each,
@@ -61,4 +67,4 @@ lint: $(STAMP)
 	.venv/bin/ruff check torchrl_cli tests bench
 
 clean:
-	rm -rf .venv .pytest_cache .ruff_cache
+	rm -rf .venv .pytest_cache .ruff_cache site
