@@ -35,7 +35,7 @@ bench-learning: $(STAMP)
 	$(PY) bench/learning.py
 
 # Not in CI: each env file's budget as `torchrl train env=<id>` runs it, 3 seeds, one at a time;
-# writes docs/budgets.md (the README's budget table). About 90 minutes on 2 cores; resumes.
+# writes docs/budgets.md (the docs site's budget table). About 90 minutes on 2 cores; resumes.
 bench-budgets: $(STAMP)
 	$(PY) -m bench.budgets
 
