@@ -7,7 +7,7 @@ is named ``<module>:<id>`` and the module is importable (on PYTHONPATH):
     PYTHONPATH=examples torchrl train env=custom_env:Corridor-v0 +env.kwargs.length=12
     python examples/custom_env.py --max-steps 20000      # the same, from Python
 
-``env=custom_env:Corridor`` (the class's name) works too, without the registration.
+``env=custom_env:CorridorEnv`` (the class's name) works too, without the registration.
 """
 
 import argparse
@@ -16,7 +16,7 @@ import gymnasium as gym
 import numpy as np
 
 
-class Corridor(gym.Env):
+class CorridorEnv(gym.Env):
     """Walk right along a corridor of ``length`` cells: -0.01 per step, +1 at the far end.
 
     Observation: the position as a one-hot Box vector. Actions: 0 left, 1 right.
@@ -45,7 +45,7 @@ class Corridor(gym.Env):
 
 
 if "Corridor-v0" not in gym.registry:  # run as a script, this module is imported twice
-    gym.register("Corridor-v0", entry_point=Corridor, max_episode_steps=100)
+    gym.register("Corridor-v0", entry_point=CorridorEnv, max_episode_steps=100)
 
 
 def main() -> None:
