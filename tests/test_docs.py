@@ -376,4 +376,4 @@ def test_the_site_builds_strictly(tmp_path):
              "HOME": str(tmp_path)},
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
-    assert (tmp_path / "agents" / "ppo_clip" / "index.html").is_file()
+    assert (tmp_path / "agents" / "ppo_clip.html").is_file()
