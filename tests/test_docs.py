@@ -4,6 +4,7 @@ relative link, every `torchrl train` / `torchrl tune` command quoted in the READ
 and, where mkdocs is installed, the strict site build."""
 
 import importlib.util
+import os
 import re
 import shlex
 import subprocess
@@ -156,10 +157,14 @@ def is_template(line: str, flags: list[str], overrides: list[str]) -> bool:
 
 
 @pytest.fixture(scope="module")
-def examples_importable():
-    """The pages name examples/custom_env.py's env as `custom_env:Corridor-v0`."""
+def examples_importable(tmp_path_factory):
+    """The pages name examples/custom_env.py's env as `custom_env:Corridor-v0`; validation
+    may write beside the working directory (MLflow's default sqlite file): a folder of its own."""
+    cwd = Path.cwd()
     sys.path.insert(0, str(EXAMPLES))
+    os.chdir(tmp_path_factory.mktemp("commands"))
     yield
+    os.chdir(cwd)
     sys.path.remove(str(EXAMPLES))
 
 
