@@ -25,7 +25,7 @@ test: $(STAMP)
 # part of dev); --strict: a broken link, a page missing from the nav or a config reference that
 # no longer matches config/schema.py (tools/config_reference.py) fails the build.
 docs: $(STAMP)
-	.venv/bin/mkdocs build --strict --site-dir site
+	NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir site
 
 # Not in CI: every agent x {CartPole-v1, Pendulum-v1} and PPO-clip on HalfCheetah-v5, Hopper-v5,
 # Walker2d-v5, Ant-v5, Humanoid-v5 and InvertedDoublePendulum-v5 (1M steps each), 5 seeds each,
@@ -64,7 +64,7 @@ bench-smoke: $(STAMP)
 	$(PY) -m bench.perf --smoke --out runs/bench-smoke/performance.md
 
 lint: $(STAMP)
-	.venv/bin/ruff check torchrl_cli tests bench
+	.venv/bin/ruff check torchrl_cli tests bench tools examples
 
 clean:
 	rm -rf .venv .pytest_cache .ruff_cache site
