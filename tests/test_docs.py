@@ -128,8 +128,15 @@ def is_command(line: str) -> bool:
 
 
 def documented_commands() -> list[tuple[str, str, str | None]]:
-    return [(shown(page), line, error) for page in WRITTEN
-            for line, error in command_lines(page.read_text())]
+    """(page, command, shown error) for each distinct command, on the first page quoting it."""
+    seen, found = set(), []
+    for page in WRITTEN:
+        for line, error in command_lines(page.read_text()):
+            words = " ".join(line.split("#")[0].split())
+            if (words, error) not in seen:
+                seen.add((words, error))
+                found.append((shown(page), line, error))
+    return found
 
 
 def split_command(line: str) -> tuple[str, list[str], list[str]]:
