@@ -337,7 +337,8 @@ def test_the_configs_footer_names_an_id_without_a_file():
 
 
 def run_example(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
-    env = {"PYTHONPATH": f"{ROOT}{':'}{EXAMPLES}", "PATH": "/usr/bin:/bin", "HOME": str(cwd)}
+    env = {"PYTHONPATH": f"{ROOT}:{EXAMPLES}", "PATH": "/usr/bin:/bin", "HOME": str(cwd),
+           "TMPDIR": str(cwd)}  # the examples' own run folders land in the test's folder
     proc = subprocess.run([sys.executable, *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
