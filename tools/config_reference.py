@@ -122,7 +122,8 @@ def default_of(f: dataclasses.Field) -> str:
     if value == "???":
         return "required"
     if isinstance(value, dict) and "_target_" in value:
-        return ", ".join(f"{k}: {v}" for k, v in value.items())
+        return ", ".join(f"{k}: {str(v).lower() if isinstance(v, bool) else v}"
+                         for k, v in value.items())
     return str(value)
 
 
