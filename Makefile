@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 PIP     := $(PY) -m pip
 STAMP   := .venv/.installed
 
-.PHONY: install train test lint bench bench-smoke bench-learning bench-budgets bench-sidebyside bench-atari clean
+.PHONY: install train test docs lint bench bench-smoke bench-learning bench-budgets bench-sidebyside bench-atari clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -21,6 +21,12 @@ train: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest
 
+# The documentation site (mkdocs.yml, pages under docs/) into site/, offline (the docs extra,
+# part of dev); --strict: a broken link, a page missing from the nav or a config reference that
+# no longer matches config/schema.py (tools/config_reference.py) fails the build.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --site-dir site
+
 # Not in CI: every agent x {CartPole-v1, Pendulum-v1} and PPO-clip on HalfCheetah-v5, Hopper-v5,
 # Walker2d-v5, Ant-v5, Humanoid-v5 and InvertedDoublePendulum-v5 (1M steps each), 5 seeds each,
 # two runs at a time (about 2 hours on 2 cores); writes docs/benchmarks.md and docs/img/*.png.
@@ -29,7 +35,7 @@ bench-learning: $(STAMP)
 	$(PY) bench/learning.py
 
 # Not in CI: each env file's budget as `torchrl train env=<id>` runs it, 3 seeds, one at a time;
-# writes docs/budgets.md (the README's budget table). About 90 minutes on 2 cores; resumes.
+# writes docs/budgets.md (the docs site's budget table). About 90 minutes on 2 cores; resumes.
 bench-budgets: $(STAMP)
 	$(PY) -m bench.budgets
 
@@ -58,7 +64,7 @@ bench-smoke: $(STAMP)
 	$(PY) -m bench.perf --smoke --out runs/bench-smoke/performance.md
 
 lint: $(STAMP)
-	.venv/bin/ruff check torchrl_cli tests bench
+	.venv/bin/ruff check torchrl_cli tests bench tools examples
 
 clean:
-	rm -rf .venv .pytest_cache .ruff_cache
+	rm -rf .venv .pytest_cache .ruff_cache site

@@ -1,6 +1,6 @@
 """`make bench-budgets`: each env file's budget, checked. For every env file outside ALE, 3 seeds
 of `torchrl train env=<id> seed=<s>` exactly as a user types it (the default agent, the env file's
-budget and the pair's tuned file); writes docs/budgets.md, the README's budget table.
+budget and the pair's tuned file); writes docs/budgets.md (the budget table of the docs site).
 
 One run at a time by default (the 2-core machine's wall times stay comparable). Runs land in
 runs/bench-budgets/<env>_<seed>/; a finished run (metrics.json and wall.json) is reused, so an

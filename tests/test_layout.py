@@ -1,12 +1,12 @@
 """The package's layout: a short top level, folders by layer that import only downwards, no
-import cycles, and the README's layout table matching the tree."""
+import cycles, and the layout table of docs/architecture.md matching the tree."""
 
 import ast
 import re
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "torchrl_cli"
-README = PACKAGE.parent / "README.md"
+ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
 # top to bottom: a folder may import only from itself and the folders after it (imports inside
 # functions and under TYPE_CHECKING count too); config sits below everything that reads its
 # schema's choices, and never imports the agents, models, backends or the run
@@ -103,10 +103,12 @@ def test_nothing_imports_the_orchestration_to_reach_a_factory():
         assert "from torchrl_cli.run.train import" not in text, module
 
 
-def test_the_readme_layout_table_matches_the_tree():
+def test_the_architecture_layout_table_matches_the_tree():
     """Each folder's row names every module in it (``__init__.py`` where it holds more than a
-    docstring), and nothing else; the top-level files have a row of their own."""
-    section = README.read_text().split("## Layout", 1)[1].split("\n## ", 1)[0]
+    docstring), and nothing else; the top-level files have a row of their own. The table is
+    the section of docs/architecture.md between its layout markers."""
+    text = ARCHITECTURE.read_text()
+    section = text.split("<!-- layout:start", 1)[1].split("<!-- layout:end -->", 1)[0]
     table = {}
     for line in section.splitlines():
         if line.startswith("| `torchrl_cli/"):

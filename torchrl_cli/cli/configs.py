@@ -93,7 +93,7 @@ def print_configs(console: Console) -> None:
     )
     console.print(
         "env also takes any registered Gymnasium id without a file, e.g. "
-        'env=Acrobot-v1 (list them: python -c "import gymnasium; '
+        'env=FrozenLake-v1 (list them: python -c "import gymnasium; '
         'gymnasium.pprint_registry()")'
     )
 

@@ -57,9 +57,9 @@ class EnvConfig:
     The run folder's config.yaml keeps both, so later commands import the same.
     """
 
-    id: str = MISSING
+    id: str = MISSING  # the Gymnasium id (env=<id> chooses it with the env's own file)
     imports: list[str] = field(default_factory=list)  # packages that register ids on import
-    n_envs: int = 8
+    n_envs: int = 8  # copies stepped together; a rollout holds n_steps from each
     vectorization: str = "auto"  # auto (native if supported, else sync) | sync | async | native
     #   | envpool (the envpool extra; auto never picks it)
     running_normalize_states: bool = False  # running mean/std of observations, part of the model
@@ -90,8 +90,8 @@ class ModelNetConfig:
     """One model's own ``hidden`` and ``activation`` (``net``'s keys of the same names), for a
     policy and a value net of different widths or activations; null: the shared ``net``'s."""
 
-    hidden: list[int] | None = None
-    activation: str | None = None
+    hidden: list[int] | None = None  # this net's hidden widths; null: net.hidden
+    activation: str | None = None  # this net's activation; null: net.activation
 
 
 @dataclass
@@ -107,10 +107,10 @@ class ModelConfig:
     net: ModelNetConfig = field(default_factory=ModelNetConfig)  # its own hidden, activation
     # the agent's update settings unless this model overrides them (vanilla PG's 1-epoch policy)
     num_epochs: int = II("agent.num_epochs")
-    num_mini_batches: int = II("agent.num_mini_batches")
+    num_mini_batches: int = II("agent.num_mini_batches")  # minibatches per epoch
     optimizer: Any = field(default_factory=adam)  # Adam eps 1e-5: a PPO implementation detail
-    clip_grad_norm: float = II("agent.clip_grad_norm")
-    lr_schedule: str = II("agent.lr_schedule")
+    clip_grad_norm: float = II("agent.clip_grad_norm")  # this model's gradient-norm clip
+    lr_schedule: str = II("agent.lr_schedule")  # constant | linear (annealed to 0)
     loss_coef: float = 1.0  # weight of this model's loss in the summed objective
 
 
@@ -119,7 +119,7 @@ class ValueModelConfig(ModelConfig):
     """State-value regression (the seed's ValueModel)."""
 
     _target_: str = "torchrl_cli.models.ValueModel"
-    loss_coef: float = 0.5
+    loss_coef: float = 0.5  # weight of the value loss in the summed objective
     clip_range: float | None = None  # clip V against its rollout-time prediction; null: off
 
 
@@ -151,7 +151,7 @@ class PPOClipModelConfig(PGModelConfig):
     """PPO with the clipped surrogate objective (Schulman et al. 2017)."""
 
     _target_: str = "torchrl_cli.models.PPOClipModel"
-    ppo_clip_range: float = 0.2
+    ppo_clip_range: float = 0.2  # epsilon: the ratio is clipped to [1 - eps, 1 + eps]
     clip_schedule: str = "constant"  # constant | linear
 
 
@@ -197,9 +197,9 @@ class VTargetConfig:
 class AgentConfig:
     """A policy-gradient agent: rollout length, discount and the models it trains."""
 
-    name: str = MISSING
+    name: str = MISSING  # the agent's name (run folders and summaries show it)
     n_steps: int = 128  # rollout length per env; a batch holds n_steps * n_envs transitions
-    gamma: float = 0.99
+    gamma: float = 0.99  # discount factor
     lr: float = 3e-4  # every model's optimizer (agent.<model>.optimizer.lr overrides)
     # the update, for every model (agent.<model>.<key> overrides one model's):
     num_epochs: int = 10  # passes over each rollout
@@ -214,7 +214,7 @@ class AgentConfig:
     advantage: Any = MISSING  # the agent/advantage group: gae | discounted_returns
     vtarget: Any = field(default_factory=VTargetConfig)  # a _target_ node: FromAdvantage
     policy: Any = MISSING  # one of the *ModelConfig dataclasses above
-    value: ValueModelConfig | None = field(default_factory=ValueModelConfig)
+    value: ValueModelConfig | None = field(default_factory=ValueModelConfig)  # null: none
 
 
 @dataclass
@@ -255,9 +255,9 @@ class NetConfig:
     and the output layer is sized from the action space, so no size the env decides is written.
     """
 
-    name: str = MISSING
-    body: list[Any] = field(default_factory=list)
-    head: list[Any] = field(default_factory=list)
+    name: str = MISSING  # the net's name (net=auto: the one chosen, in the banner)
+    body: list[Any] = field(default_factory=list)  # layers (_target_ nodes), input sized by the env
+    head: list[Any] = field(default_factory=list)  # layers after the body, before the output layer
     init: str = "orthogonal"  # orthogonal (PPO implementation detail) | default (torch's)
     # the fully connected layers that end the body (an MLP's hidden layers), by width; null: as
     # listed. Both nets (agent.<model>.net.hidden: one net's)
@@ -284,7 +284,7 @@ class WandbConfig:
     # offline: files only (wandb sync uploads them) | online: wandb login; null: $WANDB_MODE
     # when set, else offline
     mode: str | None = None
-    project: str | None = None  # null: $WANDB_PROJECT when set, else torchrl-cli
+    project: str | None = None  # the W&B project; null: $WANDB_PROJECT when set, else torchrl-cli
     entity: str | None = None  # a team; null: the logged-in user's default
     dir: str | None = None  # where wandb/ goes; null: $WANDB_DIR when set, else the run folder
 
@@ -296,8 +296,8 @@ class LoggerConfig:
     ``backends`` names where the scalars go besides the console (``tracking/base.py``)."""
 
     backends: list[str] = field(default_factory=lambda: ["tensorboard"])  # | mlflow | wandb
-    mlflow: MlflowConfig = field(default_factory=MlflowConfig)
-    wandb: WandbConfig = field(default_factory=WandbConfig)
+    mlflow: MlflowConfig = field(default_factory=MlflowConfig)  # with backends=[...,mlflow]
+    wandb: WandbConfig = field(default_factory=WandbConfig)  # with backends=[...,wandb]
     log_freq: int = 1  # scalars (TensorBoard, trackers) every N iterations (one rollout + update)
     # full: a table every log_freq iterations; table: the first table, one at most every
     # table_every_s seconds and the last, one line per evaluation; quiet: the start, target
@@ -361,9 +361,9 @@ class TuneConfig:
     # return (maximized) | steps_to_target | seconds_to_target (minimized: env steps or training
     # seconds until an evaluation reached target_return; a seed that never did counts its budget)
     objectives: list[str] = field(default_factory=lambda: ["return"])
-    sampler: SamplerConfig = field(default_factory=SamplerConfig)
-    pruner: PrunerConfig = field(default_factory=PrunerConfig)
-    params: dict[str, Any] = field(default_factory=dict)
+    sampler: SamplerConfig = field(default_factory=SamplerConfig)  # how values are drawn
+    pruner: PrunerConfig = field(default_factory=PrunerConfig)  # when trials are stopped
+    params: dict[str, Any] = field(default_factory=dict)  # the search space, nested like the config
     top: int = 5  # rows of the closing table of the best trials
     # a new study's first trial trains the config's own value of every searched key (the
     # preset's starting point, e.g. a published recipe): the best trial is then at least as
@@ -375,12 +375,12 @@ class TuneConfig:
 class Config:
     """The root of the composed config."""
 
-    agent: Any = MISSING
-    env: EnvConfig = field(default_factory=EnvConfig)
-    net: NetConfig = field(default_factory=NetConfig)
-    logger: LoggerConfig = field(default_factory=LoggerConfig)
-    guard: GuardConfig = field(default_factory=GuardConfig)
-    seed: int = 0
+    agent: Any = MISSING  # the agent group's option (agent=ppo_clip)
+    env: EnvConfig = field(default_factory=EnvConfig)  # the env group's option (env=CartPole-v1)
+    net: NetConfig = field(default_factory=NetConfig)  # the net group's option (net=auto)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)  # what a run shows and logs
+    guard: GuardConfig = field(default_factory=GuardConfig)  # non-finite and divergence checks
+    seed: int = 0  # seeds python, numpy, torch and the envs (evaluation: seed + 1000000)
     seeds: list[int] | None = None  # train each of these seeds in one job, return their mean
     device: str = "auto"  # auto (CUDA for conv nets when present, else CPU) | cpu | cuda
     torch_threads: int = 1  # torch's and numpy's BLAS threads; small nets: more cost more
@@ -388,7 +388,7 @@ class Config:
     max_iters: int = -1  # updates; -1: no limit
     max_episodes: int = -1  # finished training episodes; -1: no limit
     eval_freq: int = 10_000  # env steps between evaluations; 0 or less: only the final one
-    eval_episodes: int = 20
+    eval_episodes: int = 20  # deterministic episodes per evaluation, one per env copy
     # evaluation episodes end here (with a warning): an env with no time limit would otherwise
     # loop forever once the greedy policy stops ending episodes
     eval_max_episode_steps: int = 100_000
