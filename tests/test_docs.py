@@ -193,6 +193,7 @@ def test_every_documented_command_composes(page, line, error, examples_importabl
     shown with its error line must still fail with that error."""
     from torchrl_cli.config.compose import check_overrides
     from torchrl_cli.errors import ConfigError
+    from torchrl_cli.run.build import check_run
 
     subcommand, flags, overrides = split_command(line)
     if is_template(line, flags, overrides):
@@ -201,7 +202,7 @@ def test_every_documented_command_composes(page, line, error, examples_importabl
         return
     multirun = bool({"-m", "--multirun"} & set(flags))
     try:
-        check_overrides(overrides, multirun=multirun, with_hydra=subcommand == "train")
+        check_overrides(overrides, check_run, multirun=multirun, with_hydra=subcommand == "train")
     except ConfigError as err:
         if error is not None:
             shown_start = re.split(r"…|\.\.\.|\(", error)[0].strip()
@@ -264,9 +265,10 @@ def test_a_renamed_key_fails_the_command_check():
     """The check itself: a key the config lacks is caught in both tiers."""
     from torchrl_cli.config.compose import check_overrides
     from torchrl_cli.errors import ConfigError
+    from torchrl_cli.run.build import check_run
 
     with pytest.raises(ConfigError, match="agent.policy.ppo_clip_rnge"):
-        check_overrides(["agent.policy.ppo_clip_rnge=0.1"])
+        check_overrides(["agent.policy.ppo_clip_rnge=0.1"], check_run)
     assert unknown_keys(["resume=runs/x", "agent.lrr=1"]) == ["no config key agent.lrr"]
     assert unknown_keys(["agent=ppo_clp"]) == ["agent=ppo_clp is not an option of agent"]
 
