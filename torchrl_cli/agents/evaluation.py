@@ -43,7 +43,8 @@ def run_episodes(
     ``on_episode`` is told the number of finished episodes each time it grows; when
     ``should_stop()`` turns true (a signal) the evaluation ends with EvaluationInterrupted.
     An env that gives its legal actions (``env.action_mask``) has ``act`` called with them,
-    ``act(obs, action_mask=...)``."""
+    ``act(obs, action_mask=...)``. An ``act`` with an ``end_episodes(done)`` method (a
+    policy with a memory) is told after each step which rows' episodes ended."""
     n = env.n_envs
     if n < episodes:
         raise ValueError(f"the env has {n} copies, fewer than {episodes} episodes")
@@ -51,6 +52,7 @@ def run_episodes(
     returns, lengths = np.zeros(n), np.zeros(n, dtype=np.int64)
     active = np.ones(n, dtype=bool)
     shown = 0
+    end_episodes = getattr(act, "end_episodes", None)  # a policy with a memory resets there
     while active[:episodes].any():
         if should_stop is not None and should_stop():
             raise EvaluationInterrupted
@@ -58,7 +60,10 @@ def run_episodes(
         step = env.step(act(obs) if mask is None else act(obs, action_mask=mask))
         returns += step.reward * active
         lengths += active
-        active &= ~(step.terminated | step.truncated)
+        done = step.terminated | step.truncated
+        if end_episodes is not None:
+            end_episodes(done)
+        active &= ~done
         obs = step.obs
         if on_episode is not None and (done := episodes - int(active[:episodes].sum())) > shown:
             shown = done

@@ -262,6 +262,19 @@ class NetConfig:
 
 
 @dataclass
+class MemoryConfig:
+    """``memory=lstm|gru``: a recurrent layer between each model's net and its output layer,
+    the policy's and the value's each their own, reset at every episode start and carried
+    across rollouts; the update steps each env's whole rollout again from its stored state,
+    minibatches holding whole env sequences (``agent.num_mini_batches`` of ``env.n_envs``).
+    Acting and updates run in torch (the numpy backend has no recurrent step)."""
+
+    kind: str = "none"  # none | lstm | gru
+    hidden_size: int = 64  # units per recurrent layer
+    num_layers: int = 1  # stacked recurrent layers
+
+
+@dataclass
 class MlflowConfig:
     """``logger.backends=[...,mlflow]`` (the mlflow extra). MLflow 3 refuses its old file
     store (``./mlruns``) unless MLFLOW_ALLOW_FILE_STORE=true, so the default is its own: an
@@ -370,6 +383,7 @@ class Config:
     agent: Any = MISSING
     env: EnvConfig = field(default_factory=EnvConfig)
     net: NetConfig = field(default_factory=NetConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)  # none | lstm | gru
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     guard: GuardConfig = field(default_factory=GuardConfig)
     seed: int = 0

@@ -98,6 +98,13 @@ def validate(cfg: DictConfig) -> None:
             model.num_mini_batches >= 1,
             f"{where('num_mini_batches')}={model.num_mini_batches} must be at least 1",
         )
+        if memory_kind(cfg) != "none":
+            _check(
+                model.num_mini_batches <= env.n_envs,
+                f"{where('num_mini_batches')}={model.num_mini_batches} is more than env.n_envs="
+                f"{env.n_envs}: with memory={memory_kind(cfg)} a minibatch holds whole env "
+                f"sequences; use at most {env.n_envs}",
+            )
         _check(
             batch_size // model.num_mini_batches >= 2,
             f"{where('num_mini_batches')}={model.num_mini_batches} is too many for a batch of "
@@ -164,6 +171,7 @@ def validate(cfg: DictConfig) -> None:
         cfg.logger.table_every_s >= 0,
         f"logger.table_every_s={cfg.logger.table_every_s} must be at least 0",
     )
+    check_memory(cfg.get("memory"))
     check_backend(cfg, *spaces)
     from torchrl_cli.agents.tracking import check_backends
 
@@ -182,6 +190,28 @@ def check_sde(sde: DictConfig, action: SpaceInfo, env_id: str) -> None:
         f"agent.policy.sde.sample_freq={sde.sample_freq} must be at least 1, or -1 for new "
         "noise at rollout starts only",
     )
+
+
+def memory_kind(cfg: DictConfig) -> str:
+    memory = cfg.get("memory")
+    return "none" if memory is None else memory.kind
+
+
+def check_memory(memory: DictConfig | None) -> None:
+    """A known kind, at least one unit and one layer."""
+    if memory is None:
+        return
+    from torchrl_cli.nn.memory import KINDS
+
+    _check(
+        memory.kind in KINDS,
+        f"memory.kind={memory.kind} is not a memory; choose one of {', '.join(KINDS)} "
+        "(memory=lstm)",
+    )
+    _check(
+        memory.hidden_size >= 1, f"memory.hidden_size={memory.hidden_size} must be at least 1"
+    )
+    _check(memory.num_layers >= 1, f"memory.num_layers={memory.num_layers} must be at least 1")
 
 
 def check_guard(guard: DictConfig) -> None:
@@ -204,7 +234,9 @@ def check_backend(cfg: DictConfig, state: dict, action: dict) -> None:
         return
     device = resolve_device(cfg.device, cfg.net, state)
     models = {
-        name: build_model(cfg.agent[name], cfg.net, state, action).to(device)
+        name: build_model(cfg.agent[name], cfg.net, state, action, (cfg.get("memory"), name)).to(
+            device
+        )
         for name in ("policy", "value")
         if cfg.agent.get(name) is not None
     }

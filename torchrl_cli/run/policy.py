@@ -154,7 +154,9 @@ def policy_from_checkpoint(cfg: DictConfig, checkpoint: Checkpoint) -> Policy:
     from torchrl_cli.agents.build import build_model, build_normalizer
 
     state_info, action_info = checkpoint.state_info, checkpoint.action_info
-    model = build_model(cfg.agent.policy, cfg.net, state_info, action_info)
+    model = build_model(
+        cfg.agent.policy, cfg.net, state_info, action_info, (cfg.get("memory"), "policy")
+    )
     load_weights(model, checkpoint.model_weights("policy"), checkpoint.path)
     normalizer = build_normalizer(cfg, state_info)
     load_weights(normalizer, checkpoint.normalizer_weights, checkpoint.path)
