@@ -28,6 +28,11 @@ def export_command(args: list[str], console: Console | None = None) -> int:
     if not out.parent.is_dir():
         raise ConfigError(f"out={out}: folder {out.parent} does not exist")
     policy = policy_from_checkpoint(cfg, checkpoint)
+    if policy.recurrent:
+        raise ConfigError(
+            f"torchrl export does not yet write policies with a memory (memory="
+            f"{cfg.memory.kind}); use load_policy(run folder): policy.step(obs, state)"
+        )
     if kind == "onnx":
         from torchrl_cli.run.onnx_export import export_onnx, model_signature
 
