@@ -22,6 +22,17 @@ from torchrl_cli.rollout.minibatches import Sequences
 from torchrl_cli.run.policy import load_policy
 from torchrl_cli.run.train import train
 
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """As the CLI runs (torch_threads=1): small nets on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 SMALL = ["env.n_envs=4", "agent.n_steps=16", "agent.num_mini_batches=2", "agent.num_epochs=2"]
 
 
