@@ -23,7 +23,6 @@ from torchrl_cli.run.policy import load_policy
 from torchrl_cli.run.train import train
 
 
-
 @pytest.fixture(autouse=True)
 def one_thread():
     """As the CLI runs (torch_threads=1): small nets on a shared machine."""
@@ -41,7 +40,7 @@ def constant_lstm() -> Memory:
     c_k = i g (1 + f + ... + f^(k-1)) after k steps of an episode, whatever the inputs."""
     memory = Memory("lstm", 3, 1, 1, "policy")
     with torch.no_grad():
-        for name, param in memory.rnn.named_parameters():
+        for param in memory.rnn.parameters():
             param.zero_()
         # torch's gate order: input, forget, cell (g), output; biases ih and hh add
         memory.rnn.bias_ih_l0.copy_(torch.tensor([0.0, np.log(3.0), 1.0, 0.0]))

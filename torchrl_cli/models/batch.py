@@ -64,7 +64,7 @@ class Batch:
     # and ``states`` holds each model's state before each row
     first: torch.Tensor | None = None
     states: dict[str, torch.Tensor] | None = None
-    seq_len: int = 0
+    seq_len: int | None = None
 
     def __len__(self) -> int:
         return self.obs.shape[0]
