@@ -58,7 +58,8 @@ def run_episodes(
     ``should_stop()`` turns true (a signal) the evaluation ends with EvaluationInterrupted.
     An env that gives its legal actions (``env.action_mask``) has ``act`` called with them,
     ``act(obs, action_mask=...)``. A ``CappedEnv``'s episodes end at its step cap, with a
-    warning: their returns are those of the steps run."""
+    warning: their returns are those of the steps run. An ``act`` with an ``end_episodes(done)``
+    method (a policy with a memory) is told after each step which rows' episodes ended."""
     cap = env.max_episode_steps if isinstance(env, CappedEnv) else None
     n = env.n_envs
     if n < episodes:
@@ -68,6 +69,7 @@ def run_episodes(
     active = np.ones(n, dtype=bool)
     shown = 0
     steps = 0
+    end_episodes = getattr(act, "end_episodes", None)  # a policy with a memory resets there
     while active[:episodes].any():
         if should_stop is not None and should_stop():
             raise EvaluationInterrupted
@@ -83,9 +85,13 @@ def run_episodes(
         step = env.step(act(obs) if mask is None else act(obs, action_mask=mask))
         returns += step.reward * active
         lengths += active
-        active &= ~(step.terminated | step.truncated)
+        done = step.terminated | step.truncated
+        if end_episodes is not None:
+            end_episodes(done)
+        active &= ~done
         obs = step.obs
-        if on_episode is not None and (done := episodes - int(active[:episodes].sum())) > shown:
-            shown = done
-            on_episode(done)
+        finished = episodes - int(active[:episodes].sum())
+        if on_episode is not None and finished > shown:
+            shown = finished
+            on_episode(finished)
     return returns[:episodes].tolist(), lengths[:episodes].tolist()

@@ -13,7 +13,7 @@ from torchrl_cli.models import BaseModel, BasePGModel, ValueModel
 from torchrl_cli.models.batch import Batch, Rollout
 from torchrl_cli.rollout.collector import Collector
 from torchrl_cli.rollout.estimators import GAE, FromAdvantage
-from torchrl_cli.rollout.minibatches import Shuffled
+from torchrl_cli.rollout.minibatches import MinibatchPlan, Sequences, Shuffled
 from torchrl_cli.rollout.update import Diagnostics, Refresh, run_epochs
 from torchrl_cli.utils import explained_var
 
@@ -78,7 +78,24 @@ class PGAgent(BaseAgent):
         """``act`` as the actor computes it (in numpy where the run acts in numpy: one forward
         pass per evaluation step without torch's dispatch), made once per evaluation."""
         greedy, to_env = self.collector.actor.greedy(), self.collector.to_env_action
-        return lambda obs, action_mask=None: to_env(greedy(obs, action_mask))
+
+        def act(obs, action_mask=None):
+            return to_env(greedy(obs, action_mask))
+
+        if hasattr(greedy, "end_episodes"):  # a memory: reset where episodes end
+            act.end_episodes = greedy.end_episodes
+        return act
+
+    @property
+    def recurrent(self) -> bool:
+        """Whether the policy has a memory (the value model then has one too, or none)."""
+        return self.policy_model.memory is not None
+
+    def value_fn(self):
+        """What the collector computes values with: ``values``, or a value model with a
+        memory itself (stepped through each env's sequence)."""
+        model = self.value_model
+        return model if model is not None and model.memory is not None else self.values
 
     def values(self, state: torch.Tensor) -> torch.Tensor:
         if self.value_model is None:
@@ -89,7 +106,7 @@ class PGAgent(BaseAgent):
         for model in self.models.values():
             model.set_progress(self.progress)
         snapshot = self.guard.snapshot(self) if self.guard.mode == "skip" else None
-        rollout = self.collector.collect(self.values)
+        rollout = self.collector.collect(self.value_fn())
         problem = self.guard.rollout_problem(rollout, self.collector.env_rewards)
         diagnostics: dict[str, list[float]] = {}
         if problem is None:
@@ -128,7 +145,7 @@ class PGAgent(BaseAgent):
 
             @torch.no_grad()
             def refresh() -> Batch:
-                return self.batch_of(self.collector.estimate_values(rollout, self.values))
+                return self.batch_of(self.collector.estimate_values(rollout, self.value_fn()))
 
         diagnostics = self.update(batch, refresh)
         diagnostics["explained_variance"] = [explained_var(batch.returns, batch.values)]
@@ -138,6 +155,8 @@ class PGAgent(BaseAgent):
         """The flat training batch of ``rollout``: its advantages and value targets added."""
         advantages = self.advantage(rollout)
         returns = self.vtarget(advantages, rollout.values)
+        if rollout.states is not None:
+            return self.sequences_of(rollout, advantages, returns)
         return Batch(
             obs=rollout.obs.flatten(0, 1),
             actions=rollout.actions.flatten(0, 1),
@@ -147,6 +166,34 @@ class PGAgent(BaseAgent):
             returns=returns.flatten(),
             masks=None if rollout.masks is None else rollout.masks.flatten(0, 1),
         )
+
+    @staticmethod
+    def sequences_of(rollout: Rollout, advantages: torch.Tensor, returns: torch.Tensor) -> Batch:
+        """``batch_of`` for models with a memory: each env's rollout one whole sequence, env
+        after env (``[T, N]`` to rows ``N * T``, env-major), with its episode starts and the
+        states before each step."""
+
+        def rows(x: torch.Tensor) -> torch.Tensor:
+            return x.transpose(0, 1).flatten(0, 1)
+
+        return Batch(
+            obs=rows(rollout.obs),
+            actions=rows(rollout.actions),
+            log_probs=rows(rollout.log_probs),
+            values=rows(rollout.values),
+            advantages=rows(advantages),
+            returns=rows(returns),
+            masks=None if rollout.masks is None else rows(rollout.masks),
+            first=rows(rollout.first),
+            states={k: rows(v) for k, v in rollout.states.items()},
+            seq_len=rollout.obs.shape[0],
+        )
+
+    def plan(self, num_mini_batches: int, batch: Batch) -> MinibatchPlan:
+        """Shuffled samples; whole env sequences for models with a memory."""
+        if batch.seq_len:
+            return Sequences(num_mini_batches, batch.seq_len)
+        return Shuffled(num_mini_batches)
 
     def update(self, batch: Batch, refresh: Refresh | None = None) -> Diagnostics:
         """Train the models; those with the same epochs and minibatches share one pass (the
@@ -164,7 +211,7 @@ class PGAgent(BaseAgent):
                     models,
                     batch,
                     num_epochs,
-                    Shuffled(num_mini_batches),
+                    self.plan(num_mini_batches, batch),
                     stepper,
                     normalize_advantages=self.normalize_advantages,
                     refresh=refresh,

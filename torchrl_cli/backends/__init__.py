@@ -67,7 +67,9 @@ class Backend:
         if kinds == {"numpy"}:
             update = "update numpy"
         else:
-            why = "; ".join(self.reasons[name] for name, k in self.updates.items() if k == "torch")
+            why = "; ".join(  # once each (a memory is both models' reason)
+                dict.fromkeys(self.reasons[n] for n, k in self.updates.items() if k == "torch")
+            )
             on_numpy = [name for name, k in self.updates.items() if k == "numpy"]
             update = "update torch"
             if on_numpy:

@@ -21,9 +21,14 @@ from torchrl_cli.models.batch import ActOut, State
 from torchrl_cli.models.distributions import HALF_LOG_2PI
 from torchrl_cli.models.sde import VARIANCE_EPS
 
+#: why numpy serves no model with a memory (acting or update)
+MEMORY_UNFIT = "memory=lstm/gru has no numpy step (its recurrent cell runs in torch)"
+
 
 def acting_unfit(policy: BasePGModel, normalizer: StateNormalizer) -> str | None:
     """Why ``policy`` (behind ``normalizer``) cannot act in numpy, or None when it can."""
+    if policy.memory is not None:
+        return MEMORY_UNFIT
     if normalizer.low.device.type != "cpu":
         return f"the normalizer is on {normalizer.low.device.type}"
     if policy.action_info.mask is not None:

@@ -19,7 +19,7 @@ from dataclasses import fields
 import numpy as np
 import torch
 
-from torchrl_cli.backends.numpy_actor import gaussian_log_probs, sde_log_std
+from torchrl_cli.backends.numpy_actor import MEMORY_UNFIT, gaussian_log_probs, sde_log_std
 from torchrl_cli.backends.numpy_mlp import Array, NumpyMLP, actions_unfit, layers_unfit
 from torchrl_cli.envs.spaces import SpaceKind
 from torchrl_cli.models.base import BaseModel
@@ -52,6 +52,8 @@ def adam_settings(optimizer: torch.optim.Optimizer) -> dict:
 
 def update_unfit(model: BaseModel) -> str | None:
     """Why numpy cannot train ``model``, or None when it can."""
+    if model.memory is not None:
+        return MEMORY_UNFIT
     if type(model) not in STEPS:
         return f"{type(model).__name__} has no numpy update (PPOClipModel and ValueModel do)"
     if isinstance(model, PPOClipModel) and (reason := actions_unfit(model.action_info)):

@@ -35,6 +35,11 @@ def export_command(args: list[str], console: Console | None = None) -> int:
     if not parent_ok:
         raise ConfigError(f"out={out}: folder {out.parent} does not exist")
     policy = policy_from_checkpoint(cfg, checkpoint)
+    if policy.recurrent:
+        raise ConfigError(
+            f"torchrl export does not yet write policies with a memory (memory="
+            f"{cfg.memory.kind}); use load_policy(run folder): policy.step(obs, state)"
+        )
     claim_out(out)
     try:
         usage = write_export(policy, out, kind)

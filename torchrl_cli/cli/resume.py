@@ -31,7 +31,7 @@ RESUMABLE = (
     "device",
     "logger.",
 )
-GROUPS = {"agent": "name", "env": "id", "net": "name"}
+GROUPS = {"agent": "name", "env": "id", "net": "name", "memory": "kind"}
 BUDGETS = ("max_steps", "max_iters", "max_episodes", "target_return")
 
 

@@ -266,6 +266,19 @@ class NetConfig:
 
 
 @dataclass
+class MemoryConfig:
+    """``memory=lstm|gru``: a recurrent layer between each model's net and its output layer,
+    the policy's and the value's each their own, reset at every episode start and carried
+    across rollouts; the update steps each env's whole rollout again from its stored state,
+    minibatches holding whole env sequences (``agent.num_mini_batches`` of ``env.n_envs``).
+    Acting and updates run in torch (the numpy backend has no recurrent step)."""
+
+    kind: str = "none"  # none | lstm | gru
+    hidden_size: int = 64  # units per recurrent layer
+    num_layers: int = 1  # stacked recurrent layers
+
+
+@dataclass
 class MlflowConfig:
     """``logger.backends=[...,mlflow]`` (the mlflow extra). MLflow 3 refuses its old file
     store (``./mlruns``) unless MLFLOW_ALLOW_FILE_STORE=true, so the default is its own: an
@@ -378,6 +391,7 @@ class Config:
     agent: Any = MISSING  # the agent group's option (agent=ppo_clip)
     env: EnvConfig = field(default_factory=EnvConfig)  # the env group's option (env=CartPole-v1)
     net: NetConfig = field(default_factory=NetConfig)  # the net group's option (net=auto)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)  # memory=none | lstm | gru
     logger: LoggerConfig = field(default_factory=LoggerConfig)  # what a run shows and logs
     guard: GuardConfig = field(default_factory=GuardConfig)  # non-finite and divergence checks
     seed: int = 0  # seeds python, numpy, torch and the envs (evaluation: seed + 1000000)

@@ -24,6 +24,7 @@ from torchrl_cli.envs.pixels import check_pixels
 from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind, action_info, state_info
 from torchrl_cli.errors import ConfigError, first_line
 from torchrl_cli.nn import check_hidden, resolve_net, with_hidden
+from torchrl_cli.nn.memory import KINDS
 from torchrl_cli.tracking.base import check_backends
 
 # Strings that build a path (the run folder's name) or a console line must be names: a newline
@@ -133,6 +134,13 @@ def validate(cfg: DictConfig) -> tuple[SpaceInfo, SpaceInfo]:
             model.num_mini_batches >= 1,
             f"{where('num_mini_batches')}={model.num_mini_batches} must be at least 1",
         )
+        if memory_kind(cfg) != "none":
+            _check(
+                model.num_mini_batches <= env.n_envs,
+                f"{where('num_mini_batches')}={model.num_mini_batches} is more than env.n_envs="
+                f"{env.n_envs}: with memory={memory_kind(cfg)} a minibatch holds whole env "
+                f"sequences; use at most {env.n_envs}",
+            )
         _check(
             batch_size // model.num_mini_batches >= 2,
             f"{where('num_mini_batches')}={model.num_mini_batches} is too many for a batch of "
@@ -206,6 +214,7 @@ def validate(cfg: DictConfig) -> tuple[SpaceInfo, SpaceInfo]:
         agent.backend in BACKENDS,
         f"agent.backend={agent.backend} must be one of {', '.join(BACKENDS)}",
     )
+    check_memory(cfg.memory)
     check_backends(cfg.logger)  # last: it may import mlflow or wandb, and probe a server
     return spaces
 
@@ -222,6 +231,23 @@ def check_sde(sde: DictConfig, action: SpaceInfo, env_id: str) -> None:
         f"agent.policy.sde.sample_freq={sde.sample_freq} must be at least 1, or -1 for new "
         "noise at rollout starts only",
     )
+
+
+def memory_kind(cfg: DictConfig) -> str:
+    return cfg.memory.kind
+
+
+def check_memory(memory: DictConfig) -> None:
+    """A known kind, at least one unit and one layer."""
+    _check(
+        memory.kind in KINDS,
+        f"memory.kind={memory.kind} is not a memory; choose one of {', '.join(KINDS)} "
+        "(memory=lstm)",
+    )
+    _check(
+        memory.hidden_size >= 1, f"memory.hidden_size={memory.hidden_size} must be at least 1"
+    )
+    _check(memory.num_layers >= 1, f"memory.num_layers={memory.num_layers} must be at least 1")
 
 
 def check_guard(guard: DictConfig) -> None:

@@ -50,7 +50,11 @@ def auto_process_vectorization(gym_id: str, n_envs: int) -> str:
 
 def simulator_of(gym_id: str) -> str:
     """What steps the env, from its entry point: mujoco, box2d, classic_control, toy_text,
-    ale_py, or the entry point's module."""
+    ale_py, or the entry point's module (a partially observed id's: its full env's)."""
+    from torchrl_cli.envs.partial import NO_VELOCITY
+
+    if gym_id in NO_VELOCITY:
+        gym_id = NO_VELOCITY[gym_id][0]
     entry = str(gym.spec(gym_id).entry_point)
     for name in ("mujoco", "box2d", "classic_control", "toy_text", "ale_py"):
         if name in entry:

@@ -21,6 +21,7 @@ import inspect
 
 import gymnasium as gym
 
+from torchrl_cli.envs.partial import register_partial_envs
 from torchrl_cli.errors import ConfigError, did_you_mean
 
 ALE_NAMESPACE = "ALE/"
@@ -52,6 +53,8 @@ KNOWN_PACKAGES = (
     ("Panda", "panda_gym", "panda-gym"),
     ("mo-", "mo_gymnasium", "mo-gymnasium"),
 )
+
+register_partial_envs()  # CartPoleNoVel-v1 and the other partially observed ids
 
 # ids each module registered when this process imported it (for "did you mean")
 _registered_by: dict[str, set[str]] = {}

@@ -11,6 +11,7 @@ from torch import nn
 from torchrl_cli.envs.spaces import SpaceInfo
 from torchrl_cli.models.batch import Batch
 from torchrl_cli.nn import ModuleExtended, SequentialExtended
+from torchrl_cli.nn.memory import Memory
 
 
 def schedule(kind: str, start: float, progress: float) -> float:
@@ -87,10 +88,13 @@ class BaseModel(ModuleExtended, abc.ABC):
         clip_grad_norm: float,
         lr_schedule: str,
         loss_coef: float,
+        memory: Memory | None = None,
     ):
         super().__init__()
         self.net = net
-        self.out = self.output_layer(net.out_shape, action_info)
+        self.memory = memory
+        self.latent_shape = tuple(net.out_shape if memory is None else memory.out_shape)
+        self.out = self.output_layer(self.latent_shape, action_info)
         self.layers = [*leaf_layers(net), self.out]  # what forward calls, in order
         self.num_epochs = num_epochs
         self.num_mini_batches = num_mini_batches
@@ -112,9 +116,70 @@ class BaseModel(ModuleExtended, abc.ABC):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         # the leaf layers one after another, as the nested containers would call them, minus a
         # Python call per container: this runs on every acting step and every minibatch
+        if self.memory is not None:
+            raise TypeError("a model with a memory steps with a state: use step() or over()")
         for layer in self.layers:
             obs = layer(obs)
         return obs
+
+    def features(self, obs: torch.Tensor) -> torch.Tensor:
+        """The network's output, before the memory and the output layer."""
+        for layer in self.layers[:-1]:
+            obs = layer(obs)
+        return obs
+
+    def head(self, latent: torch.Tensor) -> torch.Tensor:
+        """The output layer on the memory's (or the network's) output."""
+        return self.out(latent)
+
+    def initial_state(self, n: int) -> torch.Tensor | None:
+        """The memory's state for ``n`` fresh rows (None: feed-forward)."""
+        return None if self.memory is None else self.memory.initial_state(n)
+
+    def latent_step(
+        self, obs: torch.Tensor, state: torch.Tensor, first: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One vector step of the memory on ``obs`` ``[N, ...]``: its output and new state."""
+        x = self.features(obs)
+        return self.memory.step(x.reshape(x.shape[0], -1), state, first)
+
+    def step(
+        self, obs: torch.Tensor, state: torch.Tensor | None, first: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The output for one vector step and the state after it (feed-forward: ``self(obs)``
+        and None)."""
+        if self.memory is None:
+            return self(obs), None
+        latent, state = self.latent_step(obs, state, first)
+        return self.head(latent), state
+
+    def unroll(
+        self, obs: torch.Tensor, state: torch.Tensor, first: torch.Tensor, keep: bool = False
+    ):
+        """The memory over each row's sequence ``obs [n, T, ...]`` from ``state``, with resets
+        where ``first [n, T]``: outputs ``[n, T, H]``, the states before each step (``keep``)
+        and the state after the last (``nn.Memory.unroll``). The network runs once over all
+        ``n * T`` observations."""
+        n, steps = first.shape
+        x = self.features(obs.flatten(0, 1))
+        return self.memory.unroll(x.reshape(n, steps, -1), state, first, keep)
+
+    def latent_over(self, batch: Batch) -> torch.Tensor:
+        """The memory's output for every row of ``batch`` (whole env sequences of
+        ``batch.seq_len`` rows each, in order), from each sequence's stored state."""
+        steps = batch.seq_len
+        n = len(batch) // steps
+        obs = batch.obs.view(n, steps, *batch.obs.shape[1:])
+        state = batch.states[self.memory.key][::steps]
+        latent = self.unroll(obs, state, batch.first.view(n, steps))[0]
+        return latent.flatten(0, 1)
+
+    def over(self, batch: Batch) -> torch.Tensor:
+        """The output for every row of ``batch``: ``self(batch.obs)``, or with a memory each
+        env sequence stepped through from its stored state (``latent_over``)."""
+        if self.memory is None:
+            return self(batch.obs)
+        return self.head(self.latent_over(batch))
 
     def stop_early(self, terms: dict[str, torch.Tensor]) -> bool:
         """Whether the current batch's remaining epochs should be skipped (after a minibatch)."""
@@ -155,3 +220,9 @@ class BaseModel(ModuleExtended, abc.ABC):
             if isinstance(module, nn.Linear):
                 nn.init.orthogonal_(module.weight, self.output_gain)
                 nn.init.zeros_(module.bias)
+        if self.memory is not None:  # gain 1 and zero biases (as CleanRL's LSTM agents)
+            for name, param in self.memory.named_parameters():
+                if name.startswith("rnn.weight"):
+                    nn.init.orthogonal_(param, 1.0)
+                elif name.startswith("rnn.bias"):
+                    nn.init.zeros_(param)

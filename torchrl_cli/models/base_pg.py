@@ -7,6 +7,7 @@ from torch import nn
 
 from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
 from torchrl_cli.models.base import BaseModel
+from torchrl_cli.models.batch import Batch
 from torchrl_cli.models.distributions import greedy_action, make_dist
 from torchrl_cli.models.sde import StateDependentNoise
 from torchrl_cli.nn import ActionLinear
@@ -46,7 +47,7 @@ class BasePGModel(BaseModel):
             return
         if sde is not None and sde["enabled"]:
             self.sde = StateDependentNoise(
-                math.prod(net.out_shape),
+                math.prod(self.latent_shape),
                 tuple(action_info.shape),
                 log_std_init=log_std_init,
                 sample_freq=sde["sample_freq"],
@@ -67,15 +68,12 @@ class BasePGModel(BaseModel):
         """The distribution of ``params``; ``mask``: the legal actions (masked envs)."""
         return make_dist(params, self.action_info, self.log_std, mask)
 
-    def features(self, obs: torch.Tensor) -> torch.Tensor:
-        """What the output layer reads: the last hidden features (gSDE's phi)."""
-        for layer in self.layers[:-1]:
-            obs = layer(obs)
-        return obs
-
     def sde_dist(self, obs: torch.Tensor):
         """gSDE: the features phi (flat, ``[B, latent_dim]``) and the policy's Gaussian."""
-        latent = self.features(obs)
+        return self.sde_dist_of(self.features(obs))
+
+    def sde_dist_of(self, latent: torch.Tensor):
+        """``sde_dist`` from the features phi (the memory's output, with a memory)."""
         mean = self.out(latent)
         latent = latent.reshape(latent.shape[0], -1)
         return latent, self.sde.dist(mean.reshape(mean.shape[0], *self.action_info.shape), latent)
@@ -86,6 +84,16 @@ class BasePGModel(BaseModel):
             return self.sde_dist(obs)[1]
         return self.create_dist(self(obs), mask)
 
+    def batch_dist(self, batch: Batch):
+        """pi(.|s) for every row of ``batch`` under its legal actions: ``policy_dist``, or with
+        a memory from each env sequence stepped through (``over``)."""
+        if self.memory is None:
+            return self.policy_dist(batch.obs, batch.masks)
+        latent = self.latent_over(batch)
+        if self.sde is not None:
+            return self.sde_dist_of(latent)[1]
+        return self.create_dist(self.out(latent), batch.masks)
+
     def select_action(
         self, obs: torch.Tensor, deterministic: bool = False, mask: torch.Tensor | None = None
     ):
@@ -93,10 +101,29 @@ class BasePGModel(BaseModel):
         ``mask`` is given; returns actions and their log-probs. gSDE samples mean + phi^T W
         with the matrices ``sde.resample`` drew (one per row of ``obs``: one per env)."""
         if self.sde is not None:
-            latent, dist = self.sde_dist(obs)
-            actions = dist.mean if deterministic else dist.mean + self.sde.noise(latent)
-            return actions, dist.log_prob(actions)
-        params = self(obs)
+            return self.choose_sde(*self.sde_dist(obs), deterministic)
+        return self.choose(self(obs), deterministic, mask)
+
+    def select_action_step(
+        self,
+        obs: torch.Tensor,
+        state: torch.Tensor,
+        first: torch.Tensor,
+        deterministic: bool = False,
+        mask: torch.Tensor | None = None,
+    ):
+        """``select_action`` for a policy with a memory: the state before the step in (rows
+        where ``first`` start over), actions, log-probs and the state after it out."""
+        latent, state = self.latent_step(obs, state, first)
+        if self.sde is not None:
+            return (*self.choose_sde(*self.sde_dist_of(latent), deterministic), state)
+        return (*self.choose(self.out(latent), deterministic, mask), state)
+
+    def choose_sde(self, latent: torch.Tensor, dist, deterministic: bool):
+        actions = dist.mean if deterministic else dist.mean + self.sde.noise(latent)
+        return actions, dist.log_prob(actions)
+
+    def choose(self, params: torch.Tensor, deterministic: bool, mask: torch.Tensor | None):
         dist = self.create_dist(params, mask)
         if deterministic:
             actions = greedy_action(params, self.action_info, mask)

@@ -38,6 +38,11 @@ class Rollout:
     final_values: torch.Tensor  # V(final obs) where truncated, else 0
     last_values: torch.Tensor  # [N]: V of the observation after the last step
     masks: torch.Tensor | None = None  # [T, N, n_actions] bools: the legal actions (masked envs)
+    # [T, N] bools: the rows whose observation begins an episode (a memory starts over there)
+    first: torch.Tensor | None = None
+    # memories only: each model's state before each step, ``[T, N, ...]`` by model name (the
+    # update steps each env's sequence from its state before step 0)
+    states: dict[str, torch.Tensor] | None = None
     # the time-limit cuts and their final observations, for re-evaluating final_values
     truncations: list["Truncation"] = field(default_factory=list)
 
@@ -54,6 +59,12 @@ class Batch:
     advantages: torch.Tensor
     returns: torch.Tensor  # the value targets
     masks: torch.Tensor | None = None  # the legal actions at collection time (masked envs)
+    # memories: the rows are whole env sequences of ``seq_len`` steps each, one after another
+    # (``rollout.minibatches.Sequences`` keeps them whole); ``first`` flags the episode starts
+    # and ``states`` holds each model's state before each row
+    first: torch.Tensor | None = None
+    states: dict[str, torch.Tensor] | None = None
+    seq_len: int | None = None
 
     def __len__(self) -> int:
         return self.obs.shape[0]
@@ -62,8 +73,15 @@ class Batch:
         """The samples at ``idx`` (a minibatch), in the batch's own kind of array."""
         if isinstance(self.obs, np.ndarray):
             idx = idx.numpy()
-        values = (getattr(self, f.name) for f in fields(self))
-        return Batch(*(None if v is None else v[idx] for v in values))
+
+        def pick(v):
+            if v is None or isinstance(v, int):
+                return v
+            if isinstance(v, dict):
+                return {k: x[idx] for k, x in v.items()}
+            return v[idx]
+
+        return Batch(*(pick(getattr(self, f.name)) for f in fields(self)))
 
 
 class Truncation(NamedTuple):

@@ -41,7 +41,7 @@ class SurrogatePGModel(BasePGModel):
         return log_ratio, log_ratio.exp()
 
     def ratio_and_dist(self, batch: Batch):
-        dist = self.policy_dist(batch.obs, batch.masks)
+        dist = self.batch_dist(batch)
         log_ratio, ratio = self.calculate_prob_ratio(dist.log_prob(batch.actions), batch.log_probs)
         return log_ratio, ratio, dist
 

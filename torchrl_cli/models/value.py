@@ -31,8 +31,11 @@ class ValueModel(BaseModel):
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         return super().forward(obs).squeeze(-1)
 
+    def head(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.out(latent).squeeze(-1)
+
     def register_losses(self, batch: Batch) -> dict[str, torch.Tensor]:
-        values = self(batch.obs)
+        values = self.over(batch)
         loss = (values - batch.returns).square()
         if self.clip_range is not None:
             clipped = batch.values + (values - batch.values).clamp(

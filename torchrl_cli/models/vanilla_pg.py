@@ -13,7 +13,7 @@ class VanillaPGModel(BasePGModel):
 
 
     def pg_loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        dist = self.policy_dist(batch.obs, batch.masks)
+        dist = self.batch_dist(batch)
         log_probs = dist.log_prob(batch.actions)
         loss = -(log_probs * batch.advantages).mean()
         log_ratio = log_probs.detach() - batch.log_probs  # for the KL diagnostic only

@@ -73,7 +73,10 @@ class TorchActor:
         self.policy, self.normalizer, self.rng, self.device = policy, normalizer, rng, device
 
     def initial_state(self, n: int) -> State:
-        return None
+        """None, or with a memory ``{"policy": zeros}`` (the collector adds the value's)."""
+        if self.policy.memory is None:
+            return None
+        return {"policy": self.policy.initial_state(n)}
 
     def begin_rollout(self, n: int) -> None:
         pass
@@ -92,16 +95,53 @@ class TorchActor:
         sde = self.policy.sde
         if sde is not None and sde.due(t):  # gSDE: new noise matrices, one per env
             sde.resample(len(obs))
-        actions, log_probs = self.policy.select_action(obs, mask=mask)
-        return ActOut(actions, log_probs)
+        if state is None:
+            actions, log_probs = self.policy.select_action(obs, mask=mask)
+            return ActOut(actions, log_probs)
+        starts = torch.as_tensor(first, device=self.device)
+        actions, log_probs, after = self.policy.select_action_step(
+            obs, state["policy"], starts, mask=mask
+        )
+        return ActOut(actions, log_probs, {**state, "policy": after})
 
     def normalize_final(self, obs: np.ndarray) -> torch.Tensor:
         return self.normalizer.normalize(torch.as_tensor(obs, device=self.device))
 
     def greedy(self) -> Callable[..., torch.Tensor]:
+        if self.policy.memory is not None:
+            return RecurrentGreedy(self.policy, self.normalize_final)
+
         def act(obs: np.ndarray, action_mask: np.ndarray | None = None) -> torch.Tensor:
             mask = None if action_mask is None else torch.as_tensor(action_mask, device=self.device)
             state = self.normalize_final(obs)
             return self.policy.select_action(state, deterministic=True, mask=mask)[0]
 
         return act
+
+
+class RecurrentGreedy:
+    """Greedy actions of a policy with a memory, its state carried from call to call: every
+    row starts over at the first call and after ``end_episodes`` flags it (what
+    ``agents.evaluation.run_episodes`` calls after each step)."""
+
+    def __init__(self, policy: BasePGModel, normalize: Callable[[np.ndarray], torch.Tensor]):
+        self.policy, self.normalize = policy, normalize
+        self.state: torch.Tensor | None = None
+        self.first: torch.Tensor | None = None
+
+    def __call__(self, obs: np.ndarray, action_mask: np.ndarray | None = None) -> torch.Tensor:
+        x = self.normalize(obs)
+        if self.state is None:
+            self.state = self.policy.initial_state(len(x))
+            self.first = torch.ones(len(x), dtype=torch.bool, device=x.device)
+        mask = None if action_mask is None else torch.as_tensor(action_mask, device=x.device)
+        actions, _, self.state = self.policy.select_action_step(
+            x, self.state, self.first, deterministic=True, mask=mask
+        )
+        self.first = torch.zeros_like(self.first)
+        return actions
+
+    def end_episodes(self, done: np.ndarray) -> None:
+        """The rows whose episode ended at the last step: their next call starts over."""
+        if self.first is not None:
+            self.first = torch.as_tensor(done, device=self.first.device)

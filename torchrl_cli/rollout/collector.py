@@ -1,7 +1,7 @@
 """The collector: the one rollout step loop, from a vector env into preallocated
 ``[T, N, ...]`` tensors, with an actor (``rollout.actor``) choosing the actions."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -11,6 +11,7 @@ from torchrl_cli.envs import BaseEnv, EnvStep, RewardScaler
 from torchrl_cli.envs.base import EnvError
 from torchrl_cli.envs.snapshot import from_json, to_json
 from torchrl_cli.envs.spaces import SpaceKind, to_env_action
+from torchrl_cli.models.base import BaseModel
 from torchrl_cli.models.batch import Rollout, Truncation
 from torchrl_cli.rollout.actor import Actor
 
@@ -32,6 +33,12 @@ class Collector:
     updates the statistics in training mode), and stored normalized so that updates see exactly
     what the policy saw. The actor's recurrent state is carried from step to step and across
     rollouts. Episode returns and lengths are tracked on raw rewards.
+
+    ``memories``: models with a memory that do not act (the value model), by name; their state
+    is carried across rollouts beside the actor's, stepped when the rollout's values are
+    computed (``estimate_values``). The rollout keeps each step's episode starts (``first``)
+    and, with memories, every model's state before each step (``states``), from which the
+    update steps each env's sequence again.
     """
 
     def __init__(
@@ -42,8 +49,10 @@ class Collector:
         reward_scaler: RewardScaler,
         device: torch.device,
         seed: int,
+        memories: Mapping[str, BaseModel] | None = None,
     ):
         self.env = env
+        self.memories = dict(memories or {})
         self.actor = actor
         self.n_steps = n_steps
         self.reward_scaler = reward_scaler
@@ -64,6 +73,7 @@ class Collector:
             truncated=torch.zeros(t, dtype=torch.bool, device=device),
             final_values=torch.zeros(t, device=device),
             last_values=torch.zeros(n, device=device),
+            first=torch.zeros(t, dtype=torch.bool, device=device),
         )
         self.masked = info.mask is not None  # the env gives its legal actions
         if self.masked:
@@ -74,6 +84,7 @@ class Collector:
         self.env_rewards = np.zeros(t, dtype=np.float32)
         self.env_terminated = np.zeros(t, dtype=bool)
         self.env_truncated = np.zeros(t, dtype=bool)
+        self.env_first = np.zeros(t, dtype=bool)
         # numpy views of the buffers an actor in numpy writes through (CPU buffers only)
         self.rows = None
         if device.type == "cpu":
@@ -81,12 +92,22 @@ class Collector:
         self.obs = self.observe(env.reset(seed=seed))
         self.mask = self.legal()  # the legal actions at self.obs (None: unmasked)
         self.first = np.ones(n, dtype=bool)  # the rows whose self.obs begins an episode
-        self.state = actor.initial_state(n)  # the actor's recurrent state at self.obs
+        self.state = self.initial_state()  # the memories' states at self.obs (None: none)
+        if self.state is not None:
+            self.buffers.states = {k: v.new_zeros(t + v.shape[1:]) for k, v in self.state.items()}
         self.episode_returns = np.zeros(n)
         self.episode_lengths = np.zeros(n, dtype=np.int64)
         self.finished: list[Episode] = []
         self.num_steps = 0
         self.num_episodes = 0
+
+    def initial_state(self):
+        """Fresh states of the actor and of the other ``memories`` for every env row."""
+        n = self.env.n_envs
+        state = self.actor.initial_state(n)
+        if self.memories:
+            state = {**(state or {}), **{k: m.initial_state(n) for k, m in self.memories.items()}}
+        return state
 
     def observe(self, obs: np.ndarray) -> torch.Tensor:
         """Raw observations as the actor's network inputs, as a tensor on the device."""
@@ -114,11 +135,12 @@ class Collector:
         truncations = self.steps()
         buf.terminated.copy_(torch.from_numpy(self.env_terminated))
         buf.truncated.copy_(torch.from_numpy(self.env_truncated))
+        buf.first.copy_(torch.from_numpy(self.env_first))
         dones = self.env_terminated | self.env_truncated
         rewards = self.reward_scaler.scale_rollout(self.env_rewards, dones)
         buf.rewards.copy_(torch.from_numpy(rewards))
         buf.truncations = truncations
-        self.estimate_values(buf, value_fn, out=buf)
+        self.estimate_values(buf, value_fn, out=buf, carry=True)
         self.num_steps += self.n_steps * self.env.n_envs
         return buf
 
@@ -130,6 +152,10 @@ class Collector:
         actor.begin_rollout(self.env.n_envs)
         obs, state, first = self.obs, self.state, self.first
         for t in range(self.n_steps):
+            self.env_first[t] = first
+            if state is not None:  # the states before the step (the update starts from them)
+                for key, value in state.items():
+                    buf.states[key][t] = value
             out = actor.act(obs, state, first, self.mask, t)
             rows = self.rows if isinstance(out.actions, np.ndarray) else buf
             rows.obs[t], rows.actions[t], rows.log_probs[t] = obs, out.actions, out.log_probs
@@ -148,12 +174,18 @@ class Collector:
     def estimate_values(
         self,
         rollout: Rollout,
-        value_fn: Callable[[torch.Tensor], torch.Tensor],
+        value_fn: Callable[[torch.Tensor], torch.Tensor] | BaseModel,
         out: Rollout | None = None,
+        carry: bool = False,
     ) -> Rollout:
         """``rollout``'s ``values``, ``last_values`` and ``final_values`` from ``value_fn``
         (``self.obs``: the observation after the rollout's last step), written into ``out``'s
-        tensors, or into new ones of a copy of ``rollout`` (``recompute_advantages``)."""
+        tensors, or into new ones of a copy of ``rollout`` (``recompute_advantages``).
+
+        ``value_fn`` may be a value model with a memory: each env's sequence is stepped from
+        the value state before the rollout's first step (``memory_values``); ``carry``: its
+        states before each step go into ``out.states`` and the state after the last step is
+        carried to the next rollout."""
         if out is None:
             out = replace(
                 rollout,
@@ -161,6 +193,8 @@ class Collector:
                 last_values=torch.empty_like(rollout.last_values),
                 final_values=torch.empty_like(rollout.final_values),
             )
+        if isinstance(value_fn, BaseModel) and value_fn.memory is not None:
+            return self.memory_values(rollout, value_fn, out, carry)
         out.values.copy_(value_fn(rollout.obs.flatten(0, 1)).view_as(out.values))
         out.last_values.copy_(value_fn(self.obs))
         out.final_values.zero_()
@@ -171,6 +205,29 @@ class Collector:
             for cut in truncations:
                 out.final_values[cut.t, cut.envs] = final_values[start : start + len(cut.envs)]
                 start += len(cut.envs)
+        return out
+
+    def memory_values(self, rollout: Rollout, model: BaseModel, out: Rollout, carry: bool):
+        """``estimate_values`` for a value model with a memory. A cut episode's bootstrap
+        V(final obs) continues that episode: from the state after its last step, no reset."""
+        key = model.memory.key
+        first = rollout.first.T
+        latent, before, end = model.unroll(
+            rollout.obs.transpose(0, 1), rollout.states[key][0], first, keep=True
+        )
+        out.values.copy_(model.head(latent).T)
+        starts = torch.as_tensor(self.first, device=self.device)
+        out.last_values.copy_(model.step(self.obs, end, starts)[0])
+        out.final_values.zero_()
+        after = torch.cat([before[:, 1:], end.unsqueeze(1)], 1)  # the state after each step
+        for cut in rollout.truncations:
+            envs = torch.as_tensor(cut.envs, device=self.device)
+            no_reset = torch.zeros(len(envs), dtype=torch.bool, device=self.device)
+            final = model.step(cut.final_obs, after[envs, cut.t], no_reset)[0]
+            out.final_values[cut.t, envs] = final
+        if carry:
+            out.states[key].copy_(before.transpose(0, 1))
+            self.state = {**self.state, key: end}
         return out
 
     def env_step(self, t: int, actions: torch.Tensor | np.ndarray) -> EnvStep:
@@ -222,7 +279,15 @@ class Collector:
             "reward_scaler": self.reward_scaler.state_dict(),
             "env": self.env.get_state(),
             "rng": to_json(self.actor.rng.bit_generator.state),
+            "first": torch.from_numpy(self.first.copy()),
+            **self.memory_state_dict(),
         }
+
+    def memory_state_dict(self) -> dict:
+        """The memories' states at ``self.obs`` (none without memories)."""
+        if self.state is None:
+            return {}
+        return {"memory": {k: v.cpu() for k, v in self.state.items()}}
 
     def load_state_dict(self, state: dict, seed: int) -> bool:
         """Restore ``state_dict()``; returns False when the env could not be restored exactly
@@ -237,7 +302,7 @@ class Collector:
             self.obs = self.observe(self.env.reset(seed=seed + self.num_steps))
             self.mask = self.legal()
             self.first[:] = True
-            self.state = self.actor.initial_state(self.env.n_envs)
+            self.state = self.initial_state()
             self.episode_returns[:] = 0.0
             self.episode_lengths[:] = 0
             self.reward_scaler.returns.zero_()
@@ -249,4 +314,8 @@ class Collector:
             self.env.action_mask = self.mask.cpu().numpy()
         self.episode_returns[:] = state["episode_returns"].numpy()
         self.episode_lengths[:] = state["episode_lengths"].numpy()
+        if "first" in state:  # absent from checkpoints before memories
+            self.first = state["first"].numpy().copy()
+        if self.state is not None:
+            self.state = {k: v.to(self.device) for k, v in state["memory"].items()}
         return True

@@ -37,3 +37,31 @@ class Shuffled:
         order = torch.randperm(size, device=device)
         for start in range(0, step * self.num_mini_batches, step):
             yield order[start : start + step]
+
+
+@dataclass(frozen=True)
+class Sequences:
+    """Whole env sequences per minibatch, for models with a memory: the batch's rows are
+    ``size // seq_len`` sequences of ``seq_len`` steps, one after another (each env's rollout,
+    in time order); each epoch shuffles the sequences and splits them into
+    ``num_mini_batches`` equal groups (a remainder of sequences sits the epoch out), each
+    minibatch holding its sequences' rows in order (CleanRL's and rsl_rl's recurrent PPO:
+    no padding, so every loss term is the plain mean over real steps)."""
+
+    num_mini_batches: int
+    seq_len: int
+
+    def whole(self, size: int) -> bool:
+        return self.num_mini_batches == 1
+
+    def minibatches(self, size: int, device: torch.device) -> Iterator[torch.Tensor | None]:
+        if self.whole(size):
+            yield None
+            return
+        count = size // self.seq_len
+        per = count // self.num_mini_batches
+        order = torch.randperm(count, device=device)
+        steps = torch.arange(self.seq_len, device=device)
+        for start in range(0, per * self.num_mini_batches, per):
+            envs = order[start : start + per]
+            yield (envs.unsqueeze(1) * self.seq_len + steps).flatten()

@@ -3,6 +3,7 @@ normalization, the backend, the actor, the collector and the agent; the envs com
 ``envs.factory``), and the check a run passes before its folder exists. Every factory takes the
 config node it reads."""
 
+import math
 import random
 
 import numpy as np
@@ -19,6 +20,7 @@ from torchrl_cli.envs import GymEnv, RewardScaler, StateNormalizer
 from torchrl_cli.envs.spaces import SpaceInfo
 from torchrl_cli.models import BaseModel
 from torchrl_cli.nn import nn_from_config, resolve_net, with_hidden
+from torchrl_cli.nn.memory import Memory
 from torchrl_cli.rollout.actor import acting_rng
 from torchrl_cli.rollout.collector import Collector
 from torchrl_cli.tracking.logger import Logger
@@ -54,20 +56,39 @@ def has_conv(net_cfg: DictConfig | None) -> bool:
 
 
 def build_model(
-    model_cfg: DictConfig, net_cfg: DictConfig, state_info: SpaceInfo, action_info: SpaceInfo
+    model_cfg: DictConfig,
+    net_cfg: DictConfig,
+    state_info: SpaceInfo,
+    action_info: SpaceInfo,
+    memory: tuple[DictConfig | None, str] = (None, ""),
 ) -> BaseModel:
     """A model (policy or value) on its own network, initialized as ``net_cfg.init`` says
     (``net=auto``: the net chosen for ``state_info``), its hidden layers as
-    ``model_cfg.net`` or else ``net_cfg`` says (``nn.with_hidden``)."""
+    ``model_cfg.net`` or else ``net_cfg`` says (``nn.with_hidden``); ``memory``: the
+    ``memory`` config node and the model's name (``build_memory``)."""
     spec = OmegaConf.to_container(model_cfg, resolve=True)
     own_net = spec.pop("net")
     net_cfg = with_hidden(resolve_net(net_cfg, state_info), own_net)
     net = nn_from_config(net_cfg, state_info, action_info)
+    extra = {}
+    if (made := build_memory(*memory, net.out_shape)) is not None:
+        extra["memory"] = made
     # action_info after instantiation: Hydra would turn the SpaceInfo dataclass into a dict
-    model = get_obj(spec, _partial_=True)(net=net, action_info=action_info)
+    model = get_obj(spec, _partial_=True)(net=net, action_info=action_info, **extra)
     if net_cfg.init == "orthogonal":
         model.init_orthogonal()
     return model
+
+
+def build_memory(memory_cfg: DictConfig | None, key: str, in_shape) -> Memory | None:
+    """The ``memory`` node's recurrent layer (between a model's net and its output layer) for
+    the model ``key`` reading features of ``in_shape``; None for ``memory=none`` (or no node:
+    a model built alone)."""
+    if memory_cfg is None or memory_cfg.kind == "none":
+        return None
+    return Memory(
+        memory_cfg.kind, math.prod(in_shape), memory_cfg.hidden_size, memory_cfg.num_layers, key
+    )
 
 
 def build_normalizer(cfg: DictConfig, state_info: SpaceInfo) -> StateNormalizer:
@@ -85,15 +106,23 @@ def build_agent(cfg: DictConfig, env: GymEnv, device: torch.device, logger: Logg
     scaler = RewardScaler(
         env.n_envs, gamma=cfg.agent.gamma, enabled=cfg.env.scale_reward, clip=cfg.env.clip_reward
     )
-    policy = build_model(cfg.agent.policy, cfg.net, state_info, action_info).to(device)
+    memory = cfg.memory
+    policy = build_model(
+        cfg.agent.policy, cfg.net, state_info, action_info, (memory, "policy")
+    ).to(device)
     models = {"policy": policy}
     value = None
     if cfg.agent.value is not None:
-        value = build_model(cfg.agent.value, cfg.net, state_info, action_info).to(device)
+        value = build_model(
+            cfg.agent.value, cfg.net, state_info, action_info, (memory, "value")
+        ).to(device)
         models["value"] = value
     backend = resolve_backend(cfg.agent.backend, policy, models, normalizer)
     actor = backend.actor(policy, normalizer, acting_rng(cfg.seed), device)
-    collector = Collector(env, actor, cfg.agent.n_steps, scaler, device, seed=cfg.seed)
+    memories = {"value": value} if value is not None and value.memory is not None else {}
+    collector = Collector(
+        env, actor, cfg.agent.n_steps, scaler, device, seed=cfg.seed, memories=memories
+    )
     return PGAgent(
         collector,
         policy_model=policy,
@@ -130,7 +159,7 @@ def check_run(cfg: DictConfig) -> None:
         return
     device = resolve_device(cfg.device, cfg.net, state)
     models = {
-        name: build_model(cfg.agent[name], cfg.net, state, action).to(device)
+        name: build_model(cfg.agent[name], cfg.net, state, action, (cfg.memory, name)).to(device)
         for name in ("policy", "value")
         if cfg.agent[name] is not None
     }

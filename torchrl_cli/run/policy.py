@@ -56,8 +56,21 @@ class GreedyPolicy(nn.Module):
     def act_encoded(self, obs: torch.Tensor, action_mask: torch.Tensor | None = None):
         """``forward`` on observations already encoded (as ``GymEnv`` gives them)."""
         params = self.model(self.normalizer.normalize(obs))
-        action = greedy_action(params, self.action_info, action_mask)
+        return self.clip(greedy_action(params, self.action_info, action_mask))
+
+    def clip(self, action: torch.Tensor) -> torch.Tensor:
         return torch.clamp(action, self.low, self.high) if self.clipped else action
+
+    def step_encoded(
+        self, obs: torch.Tensor, state: torch.Tensor, action_mask: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A policy with a memory: greedy actions for encoded observations and the state
+        before the step (``model.initial_state(n)``'s zeros at an episode start), and the state
+        after it."""
+        no_reset = torch.zeros(obs.shape[0], dtype=torch.bool, device=obs.device)
+        latent, state = self.model.latent_step(self.normalizer.normalize(obs), state, no_reset)
+        params = self.model.out(latent)
+        return self.clip(greedy_action(params, self.action_info, action_mask)), state
 
 
 class Policy:
@@ -65,7 +78,13 @@ class Policy:
     a batch; a dict of arrays for a Dict space, a tuple for a Tuple space) to an action as the
     env takes it; ``module`` is the underlying ``GreedyPolicy``. A masked env's legal actions
     come from the observation (its ``action_mask`` entry) or, for an env that gives them in
-    its info, as ``policy(obs, action_mask=info["action_mask"])``."""
+    its info, as ``policy(obs, action_mask=info["action_mask"])``.
+
+    A policy with a memory (``memory=lstm|gru``) carries its state from call to call, one row
+    per observation of the batch: ``reset()`` starts every row over (call it before each new
+    episode, or ``end_episodes(done)`` for the rows whose episode ended), or step it with an
+    explicit state, ``actions, state = policy.step(obs, state)`` from
+    ``state = policy.initial_state(batch size)``. ``recurrent`` says which kind it is."""
 
     def __init__(
         self,
@@ -78,9 +97,42 @@ class Policy:
         self.state_info = state_info
         self.action_info = action_info
         self.env_cfg = env_cfg
+        self.state: torch.Tensor | None = None  # a memory's state between calls
+
+    @property
+    def recurrent(self) -> bool:
+        return self.module.model.memory is not None
+
+    def initial_state(self, n: int) -> torch.Tensor:
+        """A memory's state for ``n`` rows at an episode start (zeros)."""
+        return self.module.model.initial_state(n)
+
+    def reset(self) -> None:
+        """Every row starts a new episode at the next call."""
+        self.state = None
+
+    def end_episodes(self, done: np.ndarray) -> None:
+        """The rows flagged in ``done`` start a new episode at the next call."""
+        if self.state is not None:
+            keep = torch.as_tensor(~np.asarray(done, dtype=bool)).view(-1, 1, 1, 1)
+            self.state = self.state * keep
+
+    @torch.inference_mode()
+    def step(self, obs, state: torch.Tensor, action_mask=None) -> tuple[np.ndarray, torch.Tensor]:
+        """A policy with a memory, stepped with an explicit state: actions and the state after
+        the step (``state``: ``initial_state(n)`` at an episode start, else the last call's)."""
+        if not self.recurrent:
+            raise ValueError("this policy has no memory: call policy(obs)")
+        return self._act(obs, action_mask, state)
 
     @torch.inference_mode()
     def __call__(self, obs, action_mask=None) -> np.ndarray:
+        if not self.recurrent:
+            return self._act(obs, action_mask)
+        actions, self.state = self._act(obs, action_mask, self.state, carried=True)
+        return actions
+
+    def _act(self, obs, action_mask=None, state=None, carried: bool = False):
         encoded = self._encoded(obs)
         single = False if encoded else batch_size_of(self.state_info, obs) is None
         batch = torch.as_tensor(np.asarray(obs)) if encoded else _batched(obs, single)
@@ -90,6 +142,17 @@ class Policy:
                 "this policy acts among the legal actions, which its env gives in the info: "
                 "call policy(obs, action_mask=info['action_mask'])"
             )
+        if self.recurrent:
+            if not encoded:
+                if self.action_info.mask == "obs" and mask is None:
+                    mask = batch[MASK_KEY]
+                if self.module.encoder is not None:
+                    batch = self.module.encoder(batch)
+            if state is None and carried:
+                state = self.initial_state(batch.shape[0])
+            actions, state = self.module.step_encoded(batch, state, mask)
+            actions = to_env_action(actions, self.action_info)
+            return (actions[0] if single else actions), state
         if encoded:
             actions = self.module.act_encoded(batch, mask)
         else:
@@ -154,7 +217,9 @@ def policy_from_checkpoint(cfg: DictConfig, checkpoint: Checkpoint) -> Policy:
     from torchrl_cli.run.build import build_model, build_normalizer
 
     state_info, action_info = checkpoint.state_info, checkpoint.action_info
-    model = build_model(cfg.agent.policy, cfg.net, state_info, action_info)
+    model = build_model(
+        cfg.agent.policy, cfg.net, state_info, action_info, (cfg.memory, "policy")
+    )
     load_weights(model, checkpoint.model_weights("policy"), checkpoint.path)
     normalizer = build_normalizer(cfg, state_info)
     load_weights(normalizer, checkpoint.normalizer_weights, checkpoint.path)

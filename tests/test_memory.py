@@ -1,0 +1,340 @@
+"""memory=lstm|gru: recurrent policies and values, from the cell's arithmetic to the CLI."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from conftest import (
+    TINY,
+    assert_no_traceback,
+    assert_one_line_error,
+    compose_config,
+    make_agent,
+    torchrl,
+)
+
+from torchrl_cli.errors import ConfigError
+from torchrl_cli.models.batch import Batch
+from torchrl_cli.nn.memory import Memory
+from torchrl_cli.rollout.minibatches import Sequences
+from torchrl_cli.run.policy import load_policy
+from torchrl_cli.run.train import train
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """As the CLI runs (torch_threads=1): small nets on a shared machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+SMALL = ["env.n_envs=4", "agent.n_steps=16", "agent.num_mini_batches=2", "agent.num_epochs=2"]
+
+
+def constant_lstm() -> Memory:
+    """An LSTM whose weights are zero: its gates are sigmoid(bias), its input tanh(bias), so
+    c_k = i g (1 + f + ... + f^(k-1)) after k steps of an episode, whatever the inputs."""
+    memory = Memory("lstm", 3, 1, 1, "policy")
+    with torch.no_grad():
+        for param in memory.rnn.parameters():
+            param.zero_()
+        # torch's gate order: input, forget, cell (g), output; biases ih and hh add
+        memory.rnn.bias_ih_l0.copy_(torch.tensor([0.0, np.log(3.0), 1.0, 0.0]))
+    return memory
+
+
+def test_the_state_starts_over_at_episode_starts_inside_a_sequence():
+    """By hand: i = o = 1/2, f = 3/4, g = tanh(1); h_k = o tanh(c_k). Row 0 starts an episode
+    at step 2, so its steps count 1, 2, 1, 2; row 1 never starts over and carries a state."""
+    memory = constant_lstm()
+    i, f, o, g = 0.5, 0.75, 0.5, np.tanh(1.0)
+
+    def h(k: int, c0: float = 0.0) -> float:
+        c = c0
+        for _ in range(k):
+            c = f * c + i * g
+        return o * np.tanh(c)
+
+    x = torch.randn(2, 4, 3)
+    first = torch.tensor([[True, False, True, False], [False, False, False, False]])
+    state = torch.zeros(2, 2, 1, 1)
+    state[1, 1] = 2.0  # row 1's cell at the rollout start (carried from a rollout before)
+    out, before, end = memory.unroll(x, state, first, keep=True)
+    want = [[h(1), h(2), h(1), h(2)], [h(k, 2.0) for k in (1, 2, 3, 4)]]
+    torch.testing.assert_close(out[..., 0], torch.tensor(want, dtype=torch.float32))
+    assert torch.equal(before[:, 0], state)  # the states before each step, as given
+    torch.testing.assert_close(end[0, 0, 0, 0], torch.tensor(h(2), dtype=torch.float32))
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_stepping_equals_torchs_layer_over_the_sequence(kind):
+    """``Memory.step`` (the cell functions, layer by layer) is torch's own LSTM/GRU on the
+    same weights when no row starts over."""
+    memory = Memory(kind, 5, 8, 2, "policy")
+    x = torch.randn(3, 6, 5)
+    out, _, end = memory.unroll(x, memory.initial_state(3), torch.zeros(3, 6, dtype=torch.bool))
+    want, _ = memory.rnn(x.transpose(0, 1))
+    torch.testing.assert_close(out, want.transpose(0, 1))
+
+
+@pytest.mark.parametrize("env_id", ["CartPole-v1", "Pendulum-v1"])
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+def test_first_recurrent_minibatch_has_ratio_one(kind, env_id):
+    """The update steps each env's sequence from its stored state as acting did: before any
+    gradient step the log-probs (every row, and the first minibatch's) and the values equal
+    the rollout's exactly, so PPO's first ratio is 1 and its first approx KL is 0."""
+    agent, env = make_agent([f"memory={kind}", f"env={env_id}", *SMALL])
+    try:
+        rollout = agent.collector.collect(agent.value_fn())
+        batch = agent.batch_of(rollout)
+        assert batch.seq_len == 16 and len(batch) == 64
+        with torch.no_grad():
+            log_probs = agent.policy_model.batch_dist(batch).log_prob(batch.actions)
+            values = agent.value_model.over(batch)
+            minibatch = batch.index(next(Sequences(2, 16).minibatches(64, torch.device("cpu"))))
+            first_mb = agent.policy_model.batch_dist(minibatch).log_prob(minibatch.actions)
+        # bit for bit with Categorical log-probs; a Gaussian's over other batch shapes may
+        # round its last bit differently (as feed-forward runs do)
+        tol = 0.0 if env_id == "CartPole-v1" else 1e-6
+        torch.testing.assert_close(log_probs, batch.log_probs, rtol=0, atol=tol)
+        torch.testing.assert_close(first_mb, minibatch.log_probs, rtol=0, atol=tol)
+        torch.testing.assert_close(values, batch.values, rtol=0, atol=tol)
+        diagnostics = agent.update(batch)
+        assert diagnostics["approx_kl"][0] <= tol and diagnostics["clip_fraction"][0] == 0.0
+    finally:
+        env.close()
+
+
+def test_the_state_is_carried_from_one_rollout_to_the_next():
+    """The next rollout starts from the state the last one ended in (policy and value), not
+    from zeros; that state is each env's sequence stepped from the rollout's first state."""
+    agent, env = make_agent(["memory=lstm", *SMALL])
+    try:
+        collector = agent.collector
+        first = collector.collect(agent.value_fn())
+        start = {k: v[0].clone() for k, v in first.states.items()}
+        obs, starts = first.obs.clone(), first.first.clone()
+        assert torch.equal(start["policy"], torch.zeros_like(start["policy"]))
+        assert starts[0].all()
+        carried = {k: v.clone() for k, v in collector.state.items()}
+        for key, model in (("policy", agent.policy_model), ("value", agent.value_model)):
+            with torch.no_grad():
+                end = model.unroll(obs.transpose(0, 1), start[key], starts.T)[2]
+            torch.testing.assert_close(carried[key], end, rtol=0, atol=1e-6)
+            assert carried[key].abs().sum() > 0
+        second = collector.collect(agent.value_fn())
+        for key in ("policy", "value"):
+            assert torch.equal(second.states[key][0], carried[key])
+    finally:
+        env.close()
+
+
+def test_a_cut_episode_bootstraps_from_the_state_after_its_last_step():
+    """V(final obs) of a time-limit cut continues the episode: one value step from the state
+    after the cut step, with no reset."""
+    agent, env = make_agent(["memory=gru", "env.train_max_episode_steps=5", *SMALL])
+    try:
+        rollout = agent.collector.collect(agent.value_fn())
+        assert rollout.truncations
+        cut = rollout.truncations[0]
+        i = int(cut.envs[0])
+        state_after = rollout.states["value"][cut.t + 1, i : i + 1]
+        with torch.no_grad():
+            want = agent.value_model.step(
+                cut.final_obs[:1], state_after, torch.zeros(1, dtype=torch.bool)
+            )[0]
+        torch.testing.assert_close(rollout.final_values[cut.t, i], want[0], rtol=0, atol=1e-6)
+        assert rollout.first[cut.t + 1, i]  # and the next step starts over
+    finally:
+        env.close()
+
+
+def test_a_minibatch_of_sequences_is_the_hand_computed_loss_of_its_envs():
+    """A minibatch holds whole env sequences in time order; the value loss over it is the
+    plain mean of the squared errors of those envs' steps, unrolled on their own."""
+    agent, env = make_agent(["memory=lstm", *SMALL])
+    try:
+        rollout = agent.collector.collect(agent.value_fn())
+        batch = agent.batch_of(rollout)
+        idx = next(Sequences(2, 16).minibatches(64, torch.device("cpu")))
+        envs = idx.view(2, 16)[:, 0] // 16
+        assert torch.equal(idx.view(2, 16), envs[:, None] * 16 + torch.arange(16))
+        minibatch = batch.index(idx)
+        model = agent.value_model
+        with torch.no_grad():
+            loss = model.register_losses(minibatch)["value_loss"]
+            latent = model.unroll(
+                rollout.obs[:, envs].transpose(0, 1),
+                rollout.states["value"][0, envs],
+                rollout.first[:, envs].T,
+            )[0]
+            values = model.head(latent)  # [2, 16]
+        returns = agent.vtarget(agent.advantage(rollout), rollout.values)[:, envs].T
+        torch.testing.assert_close(loss, 0.5 * (values - returns).square().mean())
+    finally:
+        env.close()
+
+
+def test_sequences_plan_keeps_whole_sequences_and_shuffles_them():
+    plan = Sequences(3, 4)
+    batches = list(plan.minibatches(28, torch.device("cpu")))  # 7 sequences: 1 sits out
+    assert len(batches) == 3 and all(len(b) == 8 for b in batches)
+    rows = torch.cat(batches).view(-1, 4)
+    assert torch.equal(rows - rows[:, :1], torch.arange(4).expand(6, 4))
+    assert len(set((rows[:, 0] // 4).tolist())) == 6
+    assert list(Sequences(1, 4).minibatches(28, torch.device("cpu"))) == [None]
+
+
+def test_batch_index_picks_rows_of_every_state():
+    batch = Batch(*(torch.arange(6.0) for _ in range(6)), first=torch.zeros(6, dtype=torch.bool),
+                  states={"policy": torch.arange(6.0).view(6, 1)}, seq_len=3)
+    picked = batch.index(torch.tensor([3, 4, 5]))
+    assert torch.equal(picked.states["policy"][:, 0], torch.tensor([3.0, 4.0, 5.0]))
+    assert picked.seq_len == 3 and len(picked) == 3
+
+
+def test_auto_backend_chooses_torch_and_says_why_numpy_refuses():
+    agent, env = make_agent(["memory=lstm", *SMALL])
+    env.close()
+    assert agent.backend.acting == "torch" and set(agent.backend.updates.values()) == {"torch"}
+    line = agent.backend.describe()
+    assert line.count("memory=lstm/gru has no numpy step") == 2  # acting, and the update
+    with pytest.raises(ConfigError, match="memory=lstm/gru has no numpy step"):
+        make_agent(["memory=gru", "agent.backend=numpy", *SMALL])
+    plain, env = make_agent(SMALL)  # memory=none: the numpy backend as before
+    env.close()
+    assert plain.backend.acting == "numpy" and plain.collector.state is None
+
+
+@pytest.mark.parametrize("agent_name", ["vanilla_pg", "a2c", "surrogate_pg", "ppo_clip",
+                                        "ppo_adaptive"])
+def test_every_agent_trains_with_a_memory(agent_name):
+    """Each agent's losses run over whole sequences (discrete and Box actions alternate)."""
+    env_id = "CartPole-v1" if agent_name in ("vanilla_pg", "surrogate_pg", "ppo_clip") \
+        else "Pendulum-v1"
+    kind = "gru" if agent_name in ("a2c", "ppo_adaptive") else "lstm"
+    cfg = compose_config([f"agent={agent_name}", f"env={env_id}", f"memory={kind}", *TINY,
+                          "save_model=false", "checkpoint_freq=0"])
+    metrics = train(cfg, None)
+    assert np.isfinite(metrics["mean_return"])
+
+
+def test_gsde_with_a_memory_has_ratio_one():
+    agent, env = make_agent(["memory=lstm", "env=Pendulum-v1", "agent.policy.sde.enabled=true",
+                             *SMALL])
+    try:
+        rollout = agent.collector.collect(agent.value_fn())
+        batch = agent.batch_of(rollout)
+        with torch.no_grad():
+            log_probs = agent.policy_model.batch_dist(batch).log_prob(batch.actions)
+        torch.testing.assert_close(log_probs, batch.log_probs, rtol=0, atol=1e-5)
+    finally:
+        env.close()
+
+
+def test_evaluation_resets_the_state_per_episode():
+    """The greedy policy of a run with a memory starts each env's episode from zeros: the
+    same seeds evaluated twice (the second after the state was used) give the same returns,
+    and ``end_episodes`` zeroes the rows whose episode ended."""
+    agent, env = make_agent(["memory=gru", *SMALL])
+    env.close()
+    from torchrl_cli.envs.factory import build_env
+
+    eval_env = build_env(compose_config(["env.n_envs=3"]).env, 3, evaluation=True)
+    try:
+        a = agent.evaluate(eval_env, 3, seed=5)
+        b = agent.evaluate(eval_env, 3, seed=5)
+        assert a.returns == b.returns
+        greedy = agent.greedy_policy()
+        greedy(np.zeros((3, 4), dtype=np.float32))
+        greedy.end_episodes(np.array([True, False, False]))
+        inner = agent.collector.actor.greedy  # a fresh one per evaluation
+        assert callable(inner)
+    finally:
+        eval_env.close()
+
+
+# --- the command line ---
+
+def test_recurrent_runs_evaluate_and_step_in_a_fresh_process(tmp_path, torchrl_bin, cli_env):
+    """A short LSTM run on CartPoleNoVel-v1 (no flag: a shipped id), then ``torchrl eval`` in
+    a new process, and load_policy with its state: reset per episode, or stepped explicitly."""
+    run = tmp_path / "run"
+    proc = torchrl(torchrl_bin, ["train", "env=CartPoleNoVel-v1", "memory=lstm", *TINY,
+                                 f"hydra.run.dir={run}"], tmp_path, cli_env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "memory=lstm/gru has no numpy step" in proc.stdout  # the banner's reason
+    evaluated = torchrl(torchrl_bin, ["eval", str(run), "episodes=3"], tmp_path, cli_env)
+    assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
+    assert "mean" in evaluated.stdout
+    policy = load_policy(run)
+    assert policy.recurrent
+    env = policy.make_env()
+    obs, _ = env.reset(seed=0)
+    assert obs[1] == 0.0 and obs[3] == 0.0  # the velocities are hidden
+    state = policy.initial_state(1)
+    carried = []
+    policy.reset()
+    for _ in range(5):
+        action, state = policy.step(obs[None], state)
+        carried.append(int(policy(obs[None])[0]))
+        assert int(action[0]) == carried[-1]  # the explicit state is the carried one
+        obs, *_ = env.step(int(action[0]))
+    env.close()
+    exported = torchrl(torchrl_bin, ["export", str(run)], tmp_path, cli_env)
+    assert_one_line_error(exported, "memory", "policy.step")
+
+
+def test_gru_runs_on_a_continuous_env_and_resumes_bitwise(tmp_path, torchrl_bin, cli_env):
+    """A GRU run on Pendulum, and the same run resumed from its middle checkpoint (what a
+    kill -9 after it leaves): the same final weights, bit for bit."""
+    args = ["train", "env=PendulumNoVel-v1", "memory=gru", "env.n_envs=2", "agent.n_steps=32",
+            "agent.num_mini_batches=2", "agent.num_epochs=2", "max_steps=512",
+            "checkpoint_freq=256", "eval_freq=0", "eval_episodes=2", "logger.progress=false"]
+    whole = tmp_path / "whole"
+    proc = torchrl(torchrl_bin, [*args, f"hydra.run.dir={whole}"], tmp_path, cli_env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cut = tmp_path / "cut"
+    shutil.copytree(whole, cut)
+    for path in (cut / "checkpoints").glob("step_*.pt"):
+        if int(path.stem.split("_")[1]) > 256:
+            path.unlink()
+    for name in ("model.pt", "metrics.json"):
+        (cut / name).unlink()
+    resumed = torchrl(torchrl_bin, ["train", f"resume={cut}"], tmp_path, cli_env)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    want, got = (torch.load(d / "model.pt", weights_only=True) for d in (whole, cut))
+    for part in ("policy", "value"):
+        for key, tensor in want[part].items():
+            assert torch.equal(got[part][key], tensor), f"{part}.{key}"
+    assert json.loads((cut / "metrics.json").read_text())["returns"] == \
+        json.loads((whole / "metrics.json").read_text())["returns"]
+
+
+@pytest.mark.parametrize("override, needles", [
+    ("memory.hidden_size=0", ["memory.hidden_size=0", "at least 1"]),
+    ("memory.num_layers=0", ["memory.num_layers=0", "at least 1"]),
+    ("memory.kind=rnn", ["memory.kind=rnn", "lstm"]),
+    ("agent.num_mini_batches=4", ["num_mini_batches=4", "env.n_envs=2", "whole env sequences"]),
+    ("agent.backend=numpy", ["agent.backend=numpy", "memory=lstm/gru has no numpy step"]),
+])
+def test_bad_memory_input_is_one_line_and_no_run_folder(override, needles, tmp_path, torchrl_bin,
+                                                        cli_env):
+    proc = torchrl(torchrl_bin, ["train", "memory=lstm", *TINY, override], tmp_path, cli_env)
+    assert_one_line_error(proc, *needles)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_resuming_with_another_memory_is_one_line(tmp_path, torchrl_bin, cli_env):
+    run = tmp_path / "run"
+    proc = torchrl(torchrl_bin, ["train", "memory=gru", *TINY, f"hydra.run.dir={run}"],
+                   tmp_path, cli_env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for change in ("memory=lstm", "memory.hidden_size=32"):
+        resumed = torchrl(torchrl_bin, ["train", f"resume={run}", change], tmp_path, cli_env)
+        assert_no_traceback(resumed)
+        assert_one_line_error(resumed, "memory")
