@@ -10,7 +10,7 @@ ARCHITECTURE = PACKAGE.parent / "docs" / "architecture.md"
 # top to bottom: a folder may import only from itself and the folders after it (imports inside
 # functions and under TYPE_CHECKING count too); config sits below everything that reads its
 # schema's choices, and never imports the agents, models, backends or the run
-LAYERS = ["cli", "analysis", "run", "agents", "backends", "rollout", "models", "config",
+LAYERS = ["cli", "tune", "analysis", "run", "agents", "backends", "rollout", "models", "config",
           "tracking", "nn", "envs", ""]
 # the package's own face may reach any layer: ``torchrl_cli.load_policy`` (imported lazily there)
 PUBLIC_FACE = "torchrl_cli"

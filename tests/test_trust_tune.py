@@ -9,10 +9,10 @@ import pytest
 from conftest import compose_config
 from rich.console import Console
 
-from torchrl_cli.analysis import tuning
-from torchrl_cli.analysis.tuned import write_results
 from torchrl_cli.errors import ConfigError, FaultError
 from torchrl_cli.run.checkpoint import DiskFullError
+from torchrl_cli.tune import study as tuning
+from torchrl_cli.tune.results import write_results
 
 pytest.importorskip("optuna")
 OVERRIDES = ["hparams_search=ppo_clip_cartpole", "seeds=[0]", "max_steps=64", "eval_freq=0",

@@ -169,8 +169,8 @@ def test_baseline_first_trains_the_configs_own_values_then_draws(tmp_path, torch
 
 def test_baseline_of_each_kind_of_search():
     """Param.baseline: the config's value as Optuna holds it (a list choice by its label)."""
-    from torchrl_cli.analysis.search import Param
     from torchrl_cli.errors import ConfigError
+    from torchrl_cli.tune.search import Param
 
     cfg = OmegaConf.create({"agent": {"lr": 3e-4, "gamma": 0.99}, "net": {"hidden": [64, 64]}})
     assert Param("agent.lr", 1e-4, 1e-3, log=True).baseline(cfg) == 3e-4
@@ -194,7 +194,7 @@ def test_reports_of_a_trial_of_two_seeds():
     ends at 30; seed 1 evaluates 50 (reported with seed 0's final: (30 + 50) / 2 = 40), a third
     evaluation past the slots is not reported, then it stops at its target with 60: its
     skipped slot and its end hold (30 + 60) / 2 = 45."""
-    from torchrl_cli.analysis.tuning import Reports
+    from torchrl_cli.tune.study import Reports
 
     reports = Reports(evaluations=2)
     assert [reports.evaluation(10), reports.evaluation(20)] == [(0, 10), (1, 20)]
@@ -211,8 +211,8 @@ def test_float_values_train_rounded_inside_their_range_and_objectives_average_se
     target of a seed that never reached it is its whole budget."""
     from optuna.trial import FixedTrial
 
-    from torchrl_cli.analysis.search import Param, override
-    from torchrl_cli.analysis.tuning import objective_values
+    from torchrl_cli.tune.search import Param, override
+    from torchrl_cli.tune.study import objective_values
 
     param = Param("agent.lr", 1e-4, 3e-3, log=True)
     assert param.suggest(FixedTrial({"agent.lr": 0.0006466422717414558})) == 0.0006466
@@ -237,8 +237,8 @@ PRESETS = sorted(p.stem for p in (config_dir() / "hparams_search").glob("*.yaml"
 @pytest.mark.parametrize("preset", PRESETS)
 def test_every_search_preset_composes_to_a_space_of_real_keys(preset):
     """Each shipped preset composes, and each key it searches is a value of its config."""
-    from torchrl_cli.analysis.search import search_space
     from torchrl_cli.config.compose import compose_config
+    from torchrl_cli.tune.search import search_space
 
     cfg = compose_config([f"hparams_search={preset}"])
     params, skipped = search_space(cfg, set())
@@ -249,7 +249,7 @@ def test_every_search_preset_composes_to_a_space_of_real_keys(preset):
 def test_trial_seeds_differ_across_workers_and_repeat_on_a_rerun():
     """Trial k draws with a seed made from (sampler seed, k): workers given seeds 0 and 1 never
     share one (with seed + k they would: 0 + 2 == 1 + 1), and a rerun gets the same."""
-    from torchrl_cli.analysis.tuning import trial_seed
+    from torchrl_cli.tune.study import trial_seed
 
     seeds = {(s, k): trial_seed(s, k) for s in (0, 1) for k in range(50)}
     assert len(set(seeds.values())) == len(seeds)
@@ -264,9 +264,9 @@ def test_best_trials_table_turns_a_column_per_trial_rather_than_cut_values():
     import optuna
     from rich.console import Console
 
-    from torchrl_cli.analysis.search import Param
-    from torchrl_cli.analysis.tuned import table
-    from torchrl_cli.analysis.tuning import StudySetup
+    from torchrl_cli.tune.results import table
+    from torchrl_cli.tune.search import Param
+    from torchrl_cli.tune.study import StudySetup
 
     values = {"agent.lr": 0.0007077, "agent.gamma": 0.98, "agent.n_steps": 512,
               "agent.num_epochs": 20, "agent.advantage.gae_lambda": 0.9,

@@ -1,5 +1,5 @@
 """``torchrl tune hparams_search=<preset> [overrides]``: an Optuna study of the preset's search
-space, its trials trained in this process one after another (``analysis.tuning``)."""
+space, its trials trained in this process one after another (``tune.study``)."""
 
 import shlex
 from collections.abc import Callable
@@ -60,9 +60,9 @@ def tune_command(args: list[str]) -> int:
             f"hparams_search={presets[-1]} has no tune: node; a preset for torchrl tune sets "
             "tune.params (see conf/hparams_search/ppo_clip_cartpole.yaml)"
         )
-    from torchrl_cli.analysis.tuned import write_results
-    from torchrl_cli.analysis.tuning import run_study
     from torchrl_cli.tracking.console import make_console
+    from torchrl_cli.tune.results import write_results
+    from torchrl_cli.tune.study import run_study
 
     command = shlex.join(["torchrl", "tune", *args])
     return run_study(cfg, args, presets[-1], train_quietly, make_console(), command, write_results)

@@ -347,7 +347,7 @@ class SamplerConfig:
 @dataclass
 class PrunerConfig:
     """When ``torchrl tune`` stops a trial whose evaluations fall behind the other trials'
-    (single objective ``return`` only): at each report (``analysis.tuning.Reports``)."""
+    (single objective ``return`` only): at each report (``tune.study.Reports``)."""
 
     name: str = "median"  # none | median | halving | hyperband
     n_startup_trials: int = 5  # median: trials that finish before any is pruned

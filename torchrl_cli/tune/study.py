@@ -1,6 +1,6 @@
 """Tuning studies (``torchrl tune``): Optuna's sampler, pruner and storage, the reports a trial
 of several seeds makes, and the study's loop, one trial after another in this process (the
-search space: ``analysis.search``).
+search space: ``tune.search``).
 
 Several processes (joblib, Ray or SLURM workers, or ``cmd &`` twice) feed one study when they
 name the same study and storage: each runs its own ``n_trials``, Optuna hands out the trial
@@ -24,7 +24,11 @@ from rich.console import Console
 from rich.markup import escape
 
 from torchrl_cli.agents.evaluation import Evaluation
-from torchrl_cli.analysis.search import (
+from torchrl_cli.config.compose import compose_config
+from torchrl_cli.errors import ConfigError, FaultError, did_you_mean, first_line
+from torchrl_cli.run.checkpoint import DiskFullError
+from torchrl_cli.run.folder import claim_run_dir, study_dir, trial_run_name
+from torchrl_cli.tune.search import (
     BUDGET,
     Param,
     override,
@@ -32,10 +36,6 @@ from torchrl_cli.analysis.search import (
     search_space,
     short_names,
 )
-from torchrl_cli.config.compose import compose_config
-from torchrl_cli.errors import ConfigError, FaultError, did_you_mean, first_line
-from torchrl_cli.run.checkpoint import DiskFullError
-from torchrl_cli.run.folder import claim_run_dir, study_dir, trial_run_name
 
 SAMPLERS = ("tpe", "random", "cmaes")
 PRUNERS = ("none", "median", "halving", "hyperband")
@@ -387,7 +387,7 @@ def run_study(
     write_results: Callable,
 ) -> int:
     """``torchrl tune``: open (or join) the study, run ``tune.n_trials`` trials, then write its
-    results (``write_results``: ``analysis.tuned``'s, handed in by the command); the exit code
+    results (``write_results``: ``tune.results``'s, handed in by the command); the exit code
     (1 if a trial failed, 128 + signal when one stopped the study)."""
     import warnings
 

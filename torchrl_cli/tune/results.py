@@ -15,9 +15,9 @@ from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 from rich.table import Table
 
-from torchrl_cli.analysis.search import rounded, short_names
-from torchrl_cli.analysis.tuning import OBJECTIVES, StudySetup, format_value
 from torchrl_cli.config.compose import compose_config
+from torchrl_cli.tune.search import rounded, short_names
+from torchrl_cli.tune.study import OBJECTIVES, StudySetup, format_value
 
 # keys of a trial's config that do not change what it scores: where and how it ran, what it
 # showed and kept; the tuned file leaves them to the user
