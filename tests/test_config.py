@@ -152,9 +152,17 @@ def test_every_env_file_outside_ale_sets_its_budget():
 class FakeImageEnv(BaseEnv):
     """Random uint8 image stacks (4, 84, 84) with 6 discrete actions: no image env is installed."""
 
+    state_holder, restorable, action_mask = "fake", False, None
+
     def __init__(self, n_envs: int):
         self.n_envs = n_envs
         self.rng = np.random.default_rng(0)
+
+    def get_state(self) -> list[str]:
+        return []
+
+    def set_state(self, state: list[str]) -> None:
+        raise NotImplementedError("a fake env's episodes are not restorable")
 
     def get_state_info(self) -> dict:
         return SpaceInfo(SpaceKind.CONTINUOUS, IMAGE_SHAPE, dtype="uint8",

@@ -22,6 +22,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from torchrl_cli.backends.numpy_actor import NumpySDEPolicy
+from torchrl_cli.config.migrate import upgrade
 from torchrl_cli.config.validate import validate
 from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
 from torchrl_cli.errors import ConfigError
@@ -113,13 +114,15 @@ def test_validate_names_the_bad_option(overrides, message):
 
 
 def test_a_run_folder_config_from_before_these_keys_still_builds():
-    """config.yaml of an older run has no agent.<model>.net, net.hidden or policy.sde."""
+    """config.yaml of an older run has no agent.<model>.net, net.hidden or policy.sde: read as a
+    resume reads it (``config.migrate.upgrade``), they take the schema's defaults."""
     cfg = OmegaConf.to_container(compose_config(PENDULUM), resolve=True)
     for model in ("policy", "value"):
         del cfg["agent"][model]["net"]
     del cfg["agent"]["policy"]["sde"], cfg["net"]["hidden"], cfg["net"]["activation"]
-    cfg = OmegaConf.create(cfg)
-    validate(cfg)  # as a resume does
+    del cfg["config_version"]
+    cfg = upgrade(OmegaConf.create(cfg), "config.yaml")
+    validate(cfg)
     state, action = SpaceInfo(SpaceKind.CONTINUOUS, (3,)), SpaceInfo(SpaceKind.CONTINUOUS, (1,))
     model = build_model(cfg.agent.policy, cfg.net, state, action)
     assert linears(model) == [(3, 64), (64, 64), (64, 1)] and model.sde is None

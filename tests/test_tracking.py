@@ -315,7 +315,7 @@ def test_a_tracker_that_cannot_start_is_a_fault_naming_it(monkeypatch):
     def refuse(*args, **kwargs):
         raise RuntimeError("database is locked")
 
-    monkeypatch.setattr(mlflow_tracker, "MlflowTracker", refuse)
+    monkeypatch.setattr(mlflow_tracker, "TRACKER", refuse)
     with pytest.raises(FaultError, match=r"^mlflow: the tracked run could not be started "
                        r"\(database is locked\); check logger.mlflow.\*, or drop mlflow"):
         open_trackers(logger_cfg(backends=["tensorboard", "mlflow"]), name="r", config={},
