@@ -39,6 +39,10 @@ TINY = ["max_steps=256", "agent.n_steps=32", "env.n_envs=2", "eval_freq=0", "eva
         "logger.progress=false", "agent.num_epochs=1", "agent.num_mini_batches=2"]
 
 
+# a short finished run with checkpoints (``finished_run``), for tests that damage a copy of it
+RUN = [*TINY, "checkpoint_freq=128", "max_steps=512"]
+
+
 def compose_config(overrides: list[str] | None = None) -> DictConfig:
     """The config ``torchrl train <overrides>`` composes (without Hydra's run-time node)."""
     register_configs(overrides or [])
@@ -139,3 +143,22 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, *needles: str) -> s
 def snapshot(folder: Path) -> dict[str, bytes]:
     """Every file under ``folder`` (hidden ones included) with its bytes."""
     return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory) -> Path:
+    """One short finished CartPole run (``RUN``) with checkpoints, built in-process, once per
+    test module."""
+    from torchrl_cli.run.train import train
+
+    folder = tmp_path_factory.mktemp("finished") / "run"
+    train(compose_config(RUN), run_dir=folder)
+    return folder
+
+
+@pytest.fixture
+def run_copy(finished_run, tmp_path) -> Path:
+    """A copy of ``finished_run`` for a test to change."""
+    folder = tmp_path / "run"
+    shutil.copytree(finished_run, folder, symlinks=True)
+    return folder

@@ -2,7 +2,6 @@
 env that raises, a forged checkpoint, signals outside the training loop, failure records."""
 
 import os
-import shutil
 import signal
 import subprocess
 import threading
@@ -11,7 +10,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TINY, assert_no_traceback, assert_one_line_error, compose_config, torchrl
+from conftest import (
+    RUN,
+    assert_no_traceback,
+    assert_one_line_error,
+    compose_config,
+    torchrl,
+)
 from fixtures.faulty_envs import register
 from omegaconf import OmegaConf
 
@@ -27,22 +32,6 @@ from torchrl_cli.run.train import train
 from torchrl_cli.run.trust import check_targets
 
 FIXTURES = Path(__file__).resolve().parent  # holds fixtures/, importable by subprocesses
-RUN = [*TINY, "checkpoint_freq=128", "max_steps=512"]
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
-    """One short finished CartPole run with checkpoints, built in-process."""
-    folder = tmp_path_factory.mktemp("finished") / "run"
-    train(compose_config(RUN), run_dir=folder)
-    return folder
-
-
-@pytest.fixture
-def run_copy(finished_run, tmp_path) -> Path:
-    folder = tmp_path / "run"
-    shutil.copytree(finished_run, folder, symlinks=True)
-    return folder
 
 
 def env_with_fixtures(cli_env: dict) -> dict:

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import TINY, assert_one_line_error, compose_config, torchrl
+from conftest import (
+    RUN,
+    TINY,
+    assert_one_line_error,
+    compose_config,
+    torchrl,
+)
 from omegaconf import OmegaConf
 
 from torchrl_cli.errors import ConfigError
@@ -17,22 +23,6 @@ from torchrl_cli.run.checkpoint import CHECKPOINT_DIR
 from torchrl_cli.run.folder import clear_attempt
 from torchrl_cli.run.train import train
 from torchrl_cli.run.trust import check_targets, permitted
-
-RUN = [*TINY, "checkpoint_freq=128", "max_steps=512"]
-
-
-@pytest.fixture(scope="module")
-def finished_run(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("finished") / "run"
-    train(compose_config(RUN), run_dir=folder)
-    return folder
-
-
-@pytest.fixture
-def run_copy(finished_run, tmp_path) -> Path:
-    folder = tmp_path / "run"
-    shutil.copytree(finished_run, folder, symlinks=True)
-    return folder
 
 
 def edit_config(run: Path, edit) -> None:
