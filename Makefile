@@ -18,8 +18,9 @@ install: $(STAMP)
 train: $(STAMP)
 	.venv/bin/torchrl train
 
+# both cores: one worker per core, a test file's tests on one worker (module fixtures built once)
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2 --dist loadfile
 
 # The documentation site (mkdocs.yml, pages under docs/) into site/, offline (the docs extra,
 # part of dev); --strict: a broken link, a page missing from the nav or a config reference that
