@@ -9,7 +9,7 @@ from torch.testing import assert_close
 from torchrl_cli.envs import RewardScaler, RunningMeanStd, StateNormalizer
 from torchrl_cli.envs.factory import build_env
 from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
-from torchrl_cli.utils import normalize
+from torchrl_cli.rollout.update import normalize
 
 PRIOR = 1e-4  # RunningMeanStd's default pseudo-count (a prior of mean 0, variance 1)
 
@@ -204,6 +204,13 @@ def test_normalize_by_hand():
 def test_normalize_constant_input_gives_zeros():
     """A constant array has std 0: the eps keeps the result finite (all zeros)."""
     assert torch.equal(normalize(torch.full((5,), 3.0)), torch.zeros(5))
+
+
+def test_normalize_is_the_same_in_numpy():
+    """The numpy update's minibatches are normalized by the same function (unbiased std)."""
+    values = np.array([1.0, 2.0, 3.0, 10.0], dtype=np.float32)
+    np.testing.assert_allclose(normalize(values), normalize(torch.from_numpy(values)).numpy(),
+                               rtol=1e-6)
 
 
 @pytest.mark.parametrize("backend", ["torch", "numpy"])

@@ -37,7 +37,3 @@ def explained_var(target: torch.Tensor, preds: torch.Tensor) -> float:
         return float("nan")
     return float(1 - (target - preds).var() / var)
 
-
-def normalize(array: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Subtract the mean and divide by the standard deviation."""
-    return (array - array.mean()) / (array.std() + eps)
