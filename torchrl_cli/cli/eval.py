@@ -35,7 +35,6 @@ VIDEO_DIR = "videos"
 def eval_command(args: list[str], console: Console | None = None) -> int:
     from torchrl_cli.envs.factory import build_env
     from torchrl_cli.run.policy import policy_from_checkpoint
-    from torchrl_cli.run.train import schema_value
 
     console = console or make_console()
     run_dir, options, cfg, checkpoint = open_run("eval", args, OPTIONS)
@@ -63,7 +62,7 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
         extra = [recorder(video_dir)] if video else []
         env = CappedEnv(
             build_env(env_cfg, episodes, evaluation=True, extra_wrappers=extra),
-            schema_value(cfg, "eval_max_episode_steps"),
+            cfg.eval_max_episode_steps,
             lambda text: console.print(f"[yellow]warning[/yellow]: {text}", markup=True),
         )
     try:

@@ -192,9 +192,9 @@ def validate(cfg: DictConfig) -> tuple[SpaceInfo, SpaceInfo]:
         f"seeds={list(cfg.seeds or [])} repeats a seed; give each seed once",
     )
     _check(cfg.eval_episodes >= 1, f"eval_episodes={cfg.eval_episodes} must be at least 1")
-    cap, grace = cfg.get("eval_max_episode_steps"), cfg.get("stop_grace_s")  # older folders
-    _check(cap is None or cap >= 1, f"eval_max_episode_steps={cap} must be at least 1")
-    _check(grace is None or grace > 0, f"stop_grace_s={grace} must be > 0")
+    cap, grace = cfg.eval_max_episode_steps, cfg.stop_grace_s
+    _check(cap >= 1, f"eval_max_episode_steps={cap} must be at least 1")
+    _check(grace > 0, f"stop_grace_s={grace} must be > 0")
     _check(
         cfg.keep_checkpoints >= 1,
         f"keep_checkpoints={cfg.keep_checkpoints} must be at least 1 (resume needs one)",

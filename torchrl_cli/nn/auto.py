@@ -31,8 +31,7 @@ def resolve_net(net_cfg: DictConfig, state_info: SpaceInfo, env_id: str = "") ->
         return net_cfg
     chosen = OmegaConf.load(config_dir() / "net" / f"{choose_net(state_info)}.yaml")
     chosen.init = net_cfg.init
-    # .get: run folders from before these keys existed
-    chosen.hidden, chosen.activation = net_cfg.get("hidden"), net_cfg.get("activation")
+    chosen.hidden, chosen.activation = net_cfg.hidden, net_cfg.activation
     return chosen
 
 

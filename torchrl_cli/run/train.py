@@ -17,7 +17,6 @@ from torchrl_cli.agents import PGAgent
 from torchrl_cli.agents.evaluation import CappedEnv, Evaluation
 from torchrl_cli.agents.signals import StopRequests, stop_on_signal
 from torchrl_cli.config.compose import drop_foreign_keys
-from torchrl_cli.config.schema import Config
 from torchrl_cli.envs.factory import build_env
 from torchrl_cli.errors import ConfigError, FaultError, first_line
 from torchrl_cli.nn import resolve_net
@@ -141,7 +140,7 @@ def _train_handling_signals(
         console.print(f"[yellow]warning[/yellow]: {escape(text)}")
 
     name = run_name(cfg.agent.name, cfg.env.id) if run_dir is None else tracked_run_name(run_dir)
-    with stop_on_signal(stops, grace_s=schema_value(cfg, "stop_grace_s")):
+    with stop_on_signal(stops, grace_s=cfg.stop_grace_s):
         trackers = open_trackers(
             cfg.logger,
             name=name,
@@ -181,7 +180,7 @@ def _train(
     env = build_env(cfg.env, cfg.env.n_envs)
     eval_env = CappedEnv(
         build_env(cfg.env, cfg.eval_episodes, evaluation=True),
-        schema_value(cfg, "eval_max_episode_steps"),
+        cfg.eval_max_episode_steps,
         lambda text: console.print(f"[yellow]warning[/yellow]: {escape(text)}", soft_wrap=True),
     )
     device = resolve_device(cfg.device, cfg.net, env.get_state_info())
@@ -268,12 +267,6 @@ def is_new_best(agent: PGAgent, final: Evaluation | None) -> bool:
     for best.pt already) and beats every evaluation before it."""
     scheduled = any(final is e for e in agent.result.evaluations)
     return final is not None and not scheduled and final.mean > agent.best_return
-
-
-def schema_value(cfg: DictConfig, key: str):
-    """``cfg.<key>``; for a run folder from before the schema had the key, its default there
-    (the schema stays the one place defaults live)."""
-    return cfg[key] if key in cfg else getattr(Config, key)
 
 
 def recovery(run_dir: Path | None, checkpoints: Checkpoints | None) -> str:
