@@ -138,3 +138,14 @@ def test_repeated_seeds_and_print_flags_with_multirun_are_refused(tmp_path, torc
         assert proc.returncode == 2, proc.stderr
         assert proc.stderr.startswith("torchrl: error:") and "Traceback" not in proc.stderr
         assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_the_summary_table_shows_bracketed_values_as_written():
+    """``env.imports=[popgym]`` is an override, not console markup: the table keeps it."""
+    from rich.console import Console
+
+    from torchrl_cli.analysis.summary import Row, table
+
+    console = Console(width=100, record=True)
+    console.print(table([Row("env.imports=[popgym]", 1, 1.0, 0.0, 1.0, 1.0, 100, 1.0)], "t"))
+    assert "env.imports=[popgym]" in console.export_text()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from rich.markup import escape
 from rich.table import Table
 
 from torchrl_cli.analysis import stats
@@ -101,12 +102,15 @@ def cells(r: Row) -> list[str]:
 
 
 def table(rows: list[Row], title: str) -> Table:
+    """The console table; a configuration is shown as written (``[...]`` values are not
+    console markup)."""
     out = Table(title=title, title_justify="left")
     out.add_column("configuration", overflow="fold")
     for name in ("seeds", "final return", "95 % CI of mean", "env steps", "wall s"):
         out.add_column(name, justify="right", no_wrap=True)
     for r in rows:
-        out.add_row(*cells(r))
+        config, *rest = cells(r)
+        out.add_row(escape(config), *rest)
     return out
 
 
