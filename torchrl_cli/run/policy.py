@@ -186,6 +186,11 @@ class Policy:
         env = gym.make(gym_id, **kwargs)
         for wrap in wrappers:
             env = wrap(env)
+        k = self.env_cfg.get("frame_stack", 1)
+        if k > 1:  # the last k observations of the episode, oldest first, as training's
+            env = gym.wrappers.FlattenObservation(
+                gym.wrappers.FrameStackObservation(env, k, padding_type="reset")
+            )
         return env
 
 
