@@ -53,3 +53,35 @@ def test_without_gradients_the_update_path_is_not_taken(kind):
     fast = memory.unroll(x, state, first)
     assert torch.equal(slow[0], fast[0]) and torch.equal(slow[2], fast[2])
     assert slow[1].shape == (2, 5, *state.shape[1:])
+
+
+def test_agent_act_carries_the_state_of_a_memory():
+    """PGAgent.act with a memory: the greedy actions of RecurrentGreedy, whose state it carries
+    from call to call; end_episodes and reset_memory start rows over."""
+    import numpy as np
+    from conftest import make_agent
+
+    from torchrl_cli.rollout.actor import RecurrentGreedy
+
+    agent, env = make_agent(["memory=gru", "env=CartPoleNoVel-v1", "env.n_envs=2"])
+    try:
+        reference = RecurrentGreedy(
+            agent.policy_model, lambda raw: agent.normalizer.normalize(torch.as_tensor(raw)))
+        obs = env.reset(seed=0)
+        for t in range(6):
+            got = agent.act(obs)
+            with torch.no_grad():
+                want = agent.collector.to_env_action(reference(obs))
+            assert np.array_equal(got, want)
+            step = env.step(got)
+            done = np.array([t == 2, False])
+            agent.end_episodes(done)
+            reference.end_episodes(done)
+            obs = step.obs
+        state = agent._recurrent_greedy.state
+        agent.reset_memory()
+        agent.act(obs)
+        assert not torch.equal(agent._recurrent_greedy.state, state)
+        assert agent.act(obs[:1]).shape == (1,)  # fewer rows: every row starts over
+    finally:
+        env.close()
