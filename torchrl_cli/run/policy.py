@@ -247,6 +247,61 @@ def export_policy(policy: Policy, out: Path) -> Path:
     return out
 
 
+class RecurrentStep(nn.Module):
+    """A policy with a memory as one step with its state explicit, what ``torchrl export``
+    writes for it: ``(obs, state[, action_mask]) -> (action, state after)``, ``state``
+    ``[B, parts, num_layers, hidden]`` (``parts``: 2 for an LSTM's h and c, 1 for a GRU),
+    zeros at an episode start."""
+
+    def __init__(self, greedy: GreedyPolicy):
+        super().__init__()
+        self.greedy = greedy
+
+    def forward(self, obs, state: torch.Tensor, action_mask: torch.Tensor | None = None):
+        greedy = self.greedy
+        if greedy.mask == "obs" and action_mask is None:
+            action_mask = obs[MASK_KEY]
+        if greedy.encoder is not None:
+            obs = greedy.encoder(obs)
+        return greedy.step_encoded(obs, state, action_mask)
+
+
+#: random steps a recurrent export is checked on against the torch policy, per batch size
+RECURRENT_CHECK_STEPS = 16
+
+
+def export_recurrent(policy: Policy, out: Path) -> Path:
+    """``export_policy`` for a policy with a memory: a ``torch.export`` program of
+    ``RecurrentStep`` (batch size free), checked to give the torch policy's actions and states
+    over ``RECURRENT_CHECK_STEPS`` steps of random observations, each step's state fed back,
+    before it is written (a FaultError and nothing written otherwise)."""
+    module = RecurrentStep(policy.module).eval()
+    inputs = example_inputs(policy, 2)
+    state = policy.initial_state(2)
+    args = (inputs["obs"], state, *([inputs["action_mask"]] if "action_mask" in inputs else []))
+    batch = torch.export.Dim("batch", min=1)
+    dynamic = tuple(tree_map(lambda _: {0: batch}, arg) for arg in args)
+    with torch.no_grad():
+        program = torch.export.export(module, args, dynamic_shapes=dynamic)
+    exported = program.module()
+    rng = np.random.default_rng(0)
+    for n in (1, 3):
+        want_state = got_state = policy.initial_state(n)
+        for _ in range(RECURRENT_CHECK_STEPS):
+            step_inputs = example_inputs(policy, n, rng)
+            extra = [step_inputs["action_mask"]] if "action_mask" in step_inputs else []
+            with torch.no_grad():
+                want, want_state = module(step_inputs["obs"], want_state, *extra)
+                got, got_state = exported(step_inputs["obs"], got_state, *extra)
+            if not (torch.equal(want, got) and torch.allclose(want_state, got_state, atol=1e-6)):
+                from torchrl_cli.errors import FaultError
+
+                raise FaultError("the exported recurrent policy differs from the torch policy "
+                                 "on random observations; nothing written")
+    torch.export.save(program, out)
+    return out
+
+
 def example_inputs(policy: Policy, batch: int, rng: np.random.Generator | None = None) -> dict:
     """The exported policy's arguments for ``batch`` samples, by name: ``obs`` (raw, as
     ``example_obs`` makes them: zeros, or random with ``rng``; a plain Box as float32, uint8
