@@ -188,6 +188,13 @@ class Policy:
             env = wrap(env)
         k = self.env_cfg.get("frame_stack", 1)
         if k > 1:  # the last k observations of the episode, oldest first, as training's
+            space = env.observation_space
+            if not (isinstance(space, gym.spaces.Box) and len(space.shape) == 1):
+                env.close()
+                raise ValueError(
+                    f"env.frame_stack={k} over {type(space).__name__} observations stacks "
+                    "their encoded vectors, which make_env does not give; use torchrl eval"
+                )
             env = gym.wrappers.FlattenObservation(
                 gym.wrappers.FrameStackObservation(env, k, padding_type="reset")
             )
