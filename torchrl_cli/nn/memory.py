@@ -64,6 +64,11 @@ class Memory(nn.Module):
         ]
         return torch.stack(layers, 2)
 
+    def weights(self, k: int) -> tuple[torch.Tensor, ...]:
+        """Layer ``k``'s ``w_ih, w_hh, b_ih, b_hh`` (torch's layer's own parameters)."""
+        return tuple(getattr(self.rnn, f"{name}_l{k}") for name in
+                     ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+
     def cells(
         self, x: torch.Tensor, parts: list[torch.Tensor]
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
@@ -71,12 +76,7 @@ class Memory(nn.Module):
         through here, so that they do the same arithmetic."""
         rnn, after = self.rnn, []
         for k in range(rnn.num_layers):
-            weights = (
-                getattr(rnn, f"weight_ih_l{k}"),
-                getattr(rnn, f"weight_hh_l{k}"),
-                getattr(rnn, f"bias_ih_l{k}"),
-                getattr(rnn, f"bias_hh_l{k}"),
-            )
+            weights = self.weights(k)
             if self.parts == 2:
                 h, c = torch.lstm_cell(x, (parts[2 * k], parts[2 * k + 1]), *weights)
                 after += (h, c)
@@ -121,12 +121,7 @@ class Memory(nn.Module):
         rnn, parts, after = self.rnn, self.split(state), []
         layer = LSTMLayer if self.parts == 2 else GRULayer
         for k in range(rnn.num_layers):
-            weights = (
-                getattr(rnn, f"weight_ih_l{k}"),
-                getattr(rnn, f"weight_hh_l{k}"),
-                getattr(rnn, f"bias_ih_l{k}"),
-                getattr(rnn, f"bias_hh_l{k}"),
-            )
+            weights = self.weights(k)
             own = parts[k * self.parts : (k + 1) * self.parts]
             out, *last = layer.apply(x, first, starts, *own, *weights)
             after += last
