@@ -288,14 +288,14 @@ def test_recurrent_runs_evaluate_and_step_in_a_fresh_process(tmp_path, torchrl_b
     out = tmp_path / "policy.pt2"
     exported = torchrl(torchrl_bin, ["export", str(run), f"out={out}"], tmp_path, cli_env)
     assert exported.returncode == 0, exported.stdout + exported.stderr
-    assert "state = torch.zeros(batch, 2, 1, 64)" in exported.stdout
+    assert "state = torch.zeros(batch, 2, 1, 128)" in exported.stdout  # the tuned LSTM 128
     step = torch.export.load(str(out)).module()
     # over whole episodes, the exported step with its state fed back acts as the policy does
     env = policy.make_env()
     for episode in range(2):
         obs, _ = env.reset(seed=episode)
         policy.reset()
-        state, done, steps = torch.zeros(1, 2, 1, 64), False, 0
+        state, done, steps = torch.zeros(1, 2, 1, 128), False, 0
         while not done:
             action, state = step(torch.as_tensor(obs[None], dtype=torch.float32), state)
             assert int(action[0]) == int(policy(obs[None])[0])
