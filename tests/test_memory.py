@@ -285,8 +285,26 @@ def test_recurrent_runs_evaluate_and_step_in_a_fresh_process(tmp_path, torchrl_b
         assert int(action[0]) == carried[-1]  # the explicit state is the carried one
         obs, *_ = env.step(int(action[0]))
     env.close()
-    exported = torchrl(torchrl_bin, ["export", str(run)], tmp_path, cli_env)
-    assert_one_line_error(exported, "memory", "policy.step")
+    out = tmp_path / "policy.pt2"
+    exported = torchrl(torchrl_bin, ["export", str(run), f"out={out}"], tmp_path, cli_env)
+    assert exported.returncode == 0, exported.stdout + exported.stderr
+    assert "state = torch.zeros(batch, 2, 1, 128)" in exported.stdout  # the tuned LSTM 128
+    step = torch.export.load(str(out)).module()
+    # over whole episodes, the exported step with its state fed back acts as the policy does
+    env = policy.make_env()
+    for episode in range(2):
+        obs, _ = env.reset(seed=episode)
+        policy.reset()
+        state, done, steps = torch.zeros(1, 2, 1, 128), False, 0
+        while not done:
+            action, state = step(torch.as_tensor(obs[None], dtype=torch.float32), state)
+            assert int(action[0]) == int(policy(obs[None])[0])
+            obs, _, terminated, truncated, _ = env.step(int(action[0]))
+            done, steps = terminated or truncated, steps + 1
+        assert steps > 1
+    env.close()
+    onnx = torchrl(torchrl_bin, ["export", str(run), "format=onnx"], tmp_path, cli_env)
+    assert_one_line_error(onnx, "format=onnx", "memory")
 
 
 def test_gru_runs_on_a_continuous_env_and_resumes_bitwise(tmp_path, torchrl_bin, cli_env):

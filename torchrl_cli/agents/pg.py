@@ -11,6 +11,7 @@ from torchrl_cli.agents.guard import NonFiniteError
 from torchrl_cli.envs.spaces import SpaceKind
 from torchrl_cli.models import BaseModel, BasePGModel, ValueModel
 from torchrl_cli.models.batch import Batch, Rollout
+from torchrl_cli.rollout.actor import RecurrentGreedy
 from torchrl_cli.rollout.collector import Collector
 from torchrl_cli.rollout.estimators import GAE, FromAdvantage
 from torchrl_cli.rollout.minibatches import MinibatchPlan, Sequences, Shuffled
@@ -64,15 +65,40 @@ class PGAgent(BaseAgent):
         if value_model is not None:
             self._register_model("value", value_model)
         self.diagnostics: dict[str, list[float]] = defaultdict(list)  # drained by write_logs
+        self._recurrent_greedy: RecurrentGreedy | None = None  # act's state with a memory
 
     def act(self, obs: np.ndarray, action_mask: np.ndarray | None = None) -> np.ndarray:
         """Greedy env actions for raw (encoded) observations; the most likely legal ones with
-        ``action_mask`` (masked envs)."""
+        ``action_mask`` (masked envs).
+
+        A policy with a memory carries its state from call to call, one row per env: the
+        first call (and the first after ``reset_memory``, or after the number of rows
+        changed) starts every row over; ``end_episodes(done)`` starts the rows whose episode
+        ended over at their next call (``RecurrentGreedy``)."""
         device = self.collector.device
-        state = self.normalizer.normalize(torch.as_tensor(obs, device=device))
         mask = None if action_mask is None else torch.as_tensor(action_mask, device=device)
+        if self.recurrent:
+            greedy = self._recurrent_greedy
+            if greedy is None or (greedy.state is not None and len(greedy.state) != len(obs)):
+                greedy = self._recurrent_greedy = RecurrentGreedy(
+                    self.policy_model,
+                    lambda raw: self.normalizer.normalize(torch.as_tensor(raw, device=device)),
+                )
+            with torch.no_grad():
+                actions = greedy(obs, action_mask)
+            return self.collector.to_env_action(actions)
+        state = self.normalizer.normalize(torch.as_tensor(obs, device=device))
         actions = self.policy_model.select_action(state, deterministic=True, mask=mask)[0]
         return self.collector.to_env_action(actions)
+
+    def end_episodes(self, done: np.ndarray) -> None:
+        """``act`` with a memory: the rows whose episode ended start over at the next call."""
+        if self._recurrent_greedy is not None:
+            self._recurrent_greedy.end_episodes(np.asarray(done, dtype=bool))
+
+    def reset_memory(self) -> None:
+        """``act`` with a memory: every row starts over at the next call."""
+        self._recurrent_greedy = None
 
     def greedy_policy(self):
         """``act`` as the actor computes it (in numpy where the run acts in numpy: one forward

@@ -35,10 +35,10 @@ def export_command(args: list[str], console: Console | None = None) -> int:
     if not parent_ok:
         raise ConfigError(f"out={out}: folder {out.parent} does not exist")
     policy = policy_from_checkpoint(cfg, checkpoint)
-    if policy.recurrent:
+    if policy.recurrent and kind == "onnx":
         raise ConfigError(
-            f"torchrl export does not yet write policies with a memory (memory="
-            f"{cfg.memory.kind}); use load_policy(run folder): policy.step(obs, state)"
+            f"format=onnx does not yet write policies with a memory (memory="
+            f"{cfg.memory.kind}); export format=torch (the state an explicit input and output)"
         )
     claim_out(out)
     try:
@@ -80,6 +80,17 @@ def write_export(policy, out: Path, kind: str) -> str:
             f"checked against the torch policy with onnxruntime; {model_signature(policy)}; "
             f"use it: session = onnxruntime.InferenceSession({str(out)!r}); "
             "actions = session.run(None, {name: array, ...})[0]"
+        )
+    elif policy.recurrent:
+        from torchrl_cli.run.policy import export_recurrent
+
+        export_recurrent(policy, out)
+        state = policy.initial_state(1)
+        usage = (
+            f"checked against the torch policy; use it with torch alone: step = "
+            f"torch.export.load({str(out)!r}).module(); state = torch.zeros(batch, "
+            f"{', '.join(str(d) for d in state.shape[1:])}) at each episode start; "
+            "actions, state = step(observations, state)"
         )
     else:
         export_policy(policy, out)

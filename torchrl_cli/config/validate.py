@@ -13,6 +13,7 @@ from torchrl_cli.config.schema import BACKENDS, GUARD_MODES, SCHEDULES
 from torchrl_cli.envs.atari import check_atari
 from torchrl_cli.envs.envpool_env import check_supported as check_envpool
 from torchrl_cli.envs.factory import env_wrappers
+from torchrl_cli.envs.frame_stack import frame_stack_refusal, stackable, stacked_info
 from torchrl_cli.envs.gym_env import (
     VECTORIZATION_CHOICES,
     check_env_id,
@@ -85,6 +86,7 @@ def validate(cfg: DictConfig) -> tuple[SpaceInfo, SpaceInfo]:
         check_envpool(gym_id, env.wrappers, env.kwargs)
     if env.vectorization == "native":  # here too, so that a refusal leaves no run folder
         check_native(gym_id, [*env.wrappers, *([env.atari] if env.atari is not None else [])])
+    _check(env.frame_stack >= 1, f"env.frame_stack={env.frame_stack} must be at least 1")
     _check(env.clip_states > 0, f"env.clip_states={env.clip_states} must be > 0")
     _check(env.clip_reward > 0, f"env.clip_reward={env.clip_reward} must be > 0")
     _check(cfg.net.init in INITS, f"net.init='{cfg.net.init}' must be one of {', '.join(INITS)}")
@@ -307,11 +309,20 @@ def check_spaces(env_cfg: DictConfig, gym_id: str) -> tuple:
                 raise ConfigError(
                     f"{what} failed: {type(err).__name__}: {first_line(err, empty='(no message)')}"
                 ) from None
-        return state_info(env.observation_space, env_cfg.id), action_info(
-            env.action_space, env_cfg.id
-        )
+        state = stacked(env_cfg, state_info(env.observation_space, env_cfg.id))
+        return state, action_info(env.action_space, env_cfg.id)
     finally:
         env.close()
+
+
+def stacked(env_cfg: DictConfig, state: SpaceInfo) -> SpaceInfo:
+    """The observations as ``env.frame_stack`` gives them (ConfigError for images)."""
+    k = env_cfg.get("frame_stack", 1)
+    if k == 1:
+        return state
+    if not stackable(state):
+        raise ConfigError(frame_stack_refusal(env_cfg))
+    return stacked_info(state, k)
 
 
 def check_wrapper_targets(wrappers) -> None:

@@ -6,20 +6,24 @@ from functools import partial
 from omegaconf import DictConfig
 
 from torchrl_cli.envs.atari import is_atari, wrap_atari
+from torchrl_cli.envs.base import BaseEnv
 from torchrl_cli.envs.envpool_env import atari_options
+from torchrl_cli.envs.frame_stack import FrameStack, frame_stack_refusal, stackable
 from torchrl_cli.envs.gym_env import GymEnv, check_env_id
 from torchrl_cli.envs.native import has_native
 from torchrl_cli.envs.pixels import wrap_pixels
+from torchrl_cli.errors import ConfigError
 from torchrl_cli.utils import get_obj
 
 
 def build_env(
     env_cfg: DictConfig, n_envs: int, *, evaluation: bool = False, extra_wrappers: list = ()
-) -> GymEnv:
+) -> BaseEnv:
     """The vector env ``env_cfg`` describes; ``evaluation``: without training-only wrappers;
-    ``extra_wrappers`` go outside the configured ones (e.g. a video recorder)."""
+    ``extra_wrappers`` go outside the configured ones (e.g. a video recorder); with
+    ``env.frame_stack`` > 1 the last observations stacked over it (``envs.frame_stack``)."""
     wrappers, kwargs = env_wrappers(env_cfg, evaluation=evaluation)
-    return GymEnv(
+    env = GymEnv(
         env_cfg.id,
         n_envs=n_envs,
         vectorization=env_cfg.vectorization,
@@ -27,6 +31,13 @@ def build_env(
         imports=list(env_cfg.imports),
         **kwargs,
     )
+    k = env_cfg.get("frame_stack", 1)  # absent from the configs of runs before it existed
+    if k == 1:
+        return env
+    if not stackable(env.get_state_info()):
+        env.close()
+        raise ConfigError(frame_stack_refusal(env_cfg))
+    return FrameStack(env, k)
 
 
 def env_wrappers(env_cfg: DictConfig, *, evaluation: bool = False) -> tuple[list, dict]:

@@ -8,6 +8,7 @@ other per-env tensor. A row whose observation begins an episode (``first``) star
 """
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 KINDS = ("none", "lstm", "gru")
@@ -46,35 +47,226 @@ class Memory(nn.Module):
         start from zeros) -> the output ``[N, H]`` and the state after it. The cell functions
         on the layer's own weights, layer by layer: the same arithmetic as ``self.rnn`` on a
         sequence of one step, at a third of its call overhead on small batches."""
-        state = torch.where(first.view(-1, 1, 1, 1), 0.0, state)
-        rnn, layers = self.rnn, []
+        parts = self.split(torch.where(first.view(-1, 1, 1, 1), 0.0, state))
+        out, parts = self.cells(x, parts)
+        return out, self.join(parts)
+
+    def split(self, state: torch.Tensor) -> list[torch.Tensor]:
+        """``[N, parts, num_layers, H]`` -> one ``[N, H]`` tensor per (layer, part), layer by
+        layer (an LSTM's ``h`` then ``c``)."""
+        return [state[:, p, k] for k in range(self.rnn.num_layers) for p in range(self.parts)]
+
+    def join(self, parts: list[torch.Tensor]) -> torch.Tensor:
+        """``split``'s inverse."""
+        layers = [
+            torch.stack(parts[k * self.parts : (k + 1) * self.parts], 1)
+            for k in range(self.rnn.num_layers)
+        ]
+        return torch.stack(layers, 2)
+
+    def weights(self, k: int) -> tuple[torch.Tensor, ...]:
+        """Layer ``k``'s ``w_ih, w_hh, b_ih, b_hh`` (torch's layer's own parameters)."""
+        return tuple(getattr(self.rnn, f"{name}_l{k}") for name in
+                     ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+
+    def cells(
+        self, x: torch.Tensor, parts: list[torch.Tensor]
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The cell of every layer once, on ``split`` states: acting and the update both step
+        through here, so that they do the same arithmetic."""
+        rnn, after = self.rnn, []
         for k in range(rnn.num_layers):
-            weights = (
-                getattr(rnn, f"weight_ih_l{k}"),
-                getattr(rnn, f"weight_hh_l{k}"),
-                getattr(rnn, f"bias_ih_l{k}"),
-                getattr(rnn, f"bias_hh_l{k}"),
-            )
+            weights = self.weights(k)
             if self.parts == 2:
-                h, c = torch.lstm_cell(x, (state[:, 0, k], state[:, 1, k]), *weights)
-                layers.append(torch.stack((h, c), 1))
+                h, c = torch.lstm_cell(x, (parts[2 * k], parts[2 * k + 1]), *weights)
+                after += (h, c)
             else:
-                h = torch.gru_cell(x, state[:, 0, k], *weights)
-                layers.append(h.unsqueeze(1))
+                h = torch.gru_cell(x, parts[k], *weights)
+                after.append(h)
             x = h
-        return x, torch.stack(layers, 2)
+        return x, after
 
     def unroll(
         self, x: torch.Tensor, state: torch.Tensor, first: torch.Tensor, keep: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
         """Each row's sequence ``x [n, T, F]`` from ``state [n, ...]`` (before step 0), stepped
-        as acting stepped it (``step``, resets where ``first [n, T]``): the outputs
+        as acting stepped it (``cells``, resets where ``first [n, T]``): the outputs
         ``[n, T, H]``, the states before each step (``keep``; else None) and the state after
-        the last."""
-        outs, before = [], []
+        the last. The states stay one tensor per layer and part between steps, and a reset
+        touches only the steps where some row starts over (one read of ``first`` per call).
+
+        With gradients on (the update), each layer runs as one autograd node (``LSTMLayer``,
+        ``GRULayer``): the same cell calls forward, so the outputs are acting's bit for bit,
+        and a hand-written backward through time whose matrix products over all steps are
+        batched, instead of autograd's graph of a dozen nodes per step."""
+        starts = first.any(0).tolist()
+        if not keep and torch.is_grad_enabled():
+            return self.unroll_layers(x, state, first, starts)
+        parts, outs, before = self.split(state), [], []
         for t in range(x.shape[1]):
-            if keep:
-                before.append(state)
-            out, state = self.step(x[:, t], state, first[:, t])
+            if keep:  # as carried, before any reset: a cut episode bootstraps from it
+                before.append(self.join(parts))
+            if starts[t]:
+                fresh = first[:, t].unsqueeze(1)
+                parts = [torch.where(fresh, 0.0, part) for part in parts]
+            out, parts = self.cells(x[:, t], parts)
             outs.append(out)
-        return torch.stack(outs, 1), torch.stack(before, 1) if keep else None, state
+        return torch.stack(outs, 1), torch.stack(before, 1) if keep else None, self.join(parts)
+
+    def unroll_layers(
+        self, x: torch.Tensor, state: torch.Tensor, first: torch.Tensor, starts: list[bool]
+    ) -> tuple[torch.Tensor, None, torch.Tensor]:
+        """``unroll`` layer after layer, each one autograd node (a layer's step t needs only
+        the layer below's step t and its own step t-1: the same numbers as step by step)."""
+        rnn, parts, after = self.rnn, self.split(state), []
+        layer = LSTMLayer if self.parts == 2 else GRULayer
+        for k in range(rnn.num_layers):
+            weights = self.weights(k)
+            own = parts[k * self.parts : (k + 1) * self.parts]
+            out, *last = layer.apply(x, first, starts, *own, *weights)
+            after += last
+            x = out.transpose(0, 1)  # [n, T, H], as ``unroll``'s x
+        return x, None, self.join(after)
+
+
+def _entering(h0: torch.Tensor, outs: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """The state each step starts from, ``[T, n, H]``: the one before it (``h0``, then the
+    outputs ``[T, n, H]``), zero where the row starts over (``keep [T, n, 1]`` is 0 there)."""
+    return torch.cat((h0.unsqueeze(0), outs[:-1])) * keep
+
+
+class LSTMLayer(torch.autograd.Function):
+    """One LSTM layer over ``x [n, T, F]`` from ``(h0, c0)`` with resets where ``first
+    [n, T]`` (``starts[t]``: whether any row resets at t): forward ``torch.lstm_cell`` step by
+    step as acting calls it; backward through time by hand (Hochreiter & Schmidhuber 1997's
+    gates, gradients as in Graves 2012), the products with the input and the weights batched
+    over every step. Returns the outputs ``[T, n, H]`` and the last ``(h, c)``."""
+
+    @staticmethod
+    def forward(ctx, x, first, starts, h0, c0, w_ih, w_hh, b_ih, b_hh):
+        h, c, hs, cs = h0, c0, [], []
+        for t in range(x.shape[1]):
+            if starts[t]:
+                fresh = first[:, t].unsqueeze(1)
+                h, c = torch.where(fresh, 0.0, h), torch.where(fresh, 0.0, c)
+            h, c = torch.lstm_cell(x[:, t], (h, c), w_ih, w_hh, b_ih, b_hh)
+            hs.append(h)
+            cs.append(c)
+        outs, cells = torch.stack(hs), torch.stack(cs)
+        ctx.save_for_backward(x, first, h0, c0, outs, cells, w_ih, w_hh, b_ih, b_hh)
+        return outs, h, c
+
+    @staticmethod
+    def backward(ctx, d_outs, d_h, d_c):
+        x, first, h0, c0, outs, cells, w_ih, w_hh, b_ih, b_hh = ctx.saved_tensors
+        keep = (~first).T.unsqueeze(-1).to(outs.dtype)  # [T, n, 1]
+        xs = x.transpose(0, 1)  # [T, n, F]
+        h_in, c_in = _entering(h0, outs, keep), _entering(c0, cells, keep)
+        gates = F.linear(xs, w_ih, b_ih) + F.linear(h_in, w_hh, b_hh)
+        i, f, g, o = gates.chunk(4, -1)
+        i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
+        tanh_c = cells.tanh()
+        # d(pre-activation) per unit of dc (i, f, g: one [T, n, 3, H] block) or of dh (o);
+        # dc gets dh * via_h
+        n, size = outs.shape[1], outs.shape[-1]
+        d_ifg = torch.stack((g * i * (1 - i), c_in * f * (1 - f), i * (1 - g * g)), 2)
+        d_o, via_h = tanh_c * o * (1 - o), o * (1 - tanh_c * tanh_c)
+        d_gates = torch.empty_like(gates)
+        blocks = d_gates.view(*d_gates.shape[:2], 4, size)
+        carry_c = f * keep  # dc into the step before (none across a reset)
+        dh_next = torch.zeros_like(h0) if d_h is None else d_h
+        dc_next = torch.zeros_like(c0) if d_c is None else d_c
+        d_outs = torch.zeros_like(outs) if d_outs is None else d_outs
+        steps = zip(
+            *(a.unbind(0) for a in (d_outs, via_h, d_ifg, d_o, blocks, keep, carry_c)),
+            strict=True,
+        )
+        for d_out, via, ifg, o_t, block, keep_t, carry in reversed(list(steps)):
+            dh = d_out + dh_next
+            dc = torch.addcmul(dc_next, dh, via)
+            torch.mul(dc.unsqueeze(1), ifg, out=block[:, :3])
+            torch.mul(dh, o_t, out=block[:, 3])
+            dh_next = (block.view(n, 4 * size) @ w_hh).mul_(keep_t)
+            dc_next = dc * carry
+        return (
+            _input_grad(ctx, d_gates, w_ih),
+            None,
+            None,
+            dh_next,
+            dc_next,
+            *_weight_grads(ctx, d_gates, d_gates, xs, h_in, offset=5),
+        )
+
+
+class GRULayer(torch.autograd.Function):
+    """``LSTMLayer`` for a GRU layer (Cho et al. 2014; torch's gate order r, z, n and its
+    ``n = tanh(W_in x + b_in + r (W_hn h + b_hn))``): forward ``torch.gru_cell`` step by step,
+    backward through time by hand. Returns the outputs ``[T, n, H]`` and the last ``h``."""
+
+    @staticmethod
+    def forward(ctx, x, first, starts, h0, w_ih, w_hh, b_ih, b_hh):
+        h, hs = h0, []
+        for t in range(x.shape[1]):
+            if starts[t]:
+                h = torch.where(first[:, t].unsqueeze(1), 0.0, h)
+            h = torch.gru_cell(x[:, t], h, w_ih, w_hh, b_ih, b_hh)
+            hs.append(h)
+        outs = torch.stack(hs)
+        ctx.save_for_backward(x, first, h0, outs, w_ih, w_hh, b_ih, b_hh)
+        return outs, h
+
+    @staticmethod
+    def backward(ctx, d_outs, d_h):
+        x, first, h0, outs, w_ih, w_hh, b_ih, b_hh = ctx.saved_tensors
+        keep = (~first).T.unsqueeze(-1).to(outs.dtype)  # [T, n, 1]
+        xs = x.transpose(0, 1)
+        h_in = _entering(h0, outs, keep)
+        gi, gh = F.linear(xs, w_ih, b_ih), F.linear(h_in, w_hh, b_hh)
+        ir, iz, i_n = gi.chunk(3, -1)
+        hr, hz, hn = gh.chunk(3, -1)
+        r, z = (ir + hr).sigmoid(), (iz + hz).sigmoid()
+        n = (i_n + r * hn).tanh()
+        # d(pre-activation) per unit of dh: n's, z's; r's per unit of n's
+        d_n, d_z, d_r = (1 - z) * (1 - n * n), (h_in - n) * z * (1 - z), hn * r * (1 - r)
+        d_gi, d_gh = torch.empty_like(gi), torch.empty_like(gh)
+        size = outs.shape[-1]
+        carry_h = z * keep  # dh straight into the step before (none across a reset)
+        dh_next = torch.zeros_like(h0) if d_h is None else d_h
+        d_outs = torch.zeros_like(outs) if d_outs is None else d_outs
+        steps = zip(
+            *(a.unbind(0) for a in (d_outs, d_n, d_z, d_r, r, d_gi, d_gh, keep, carry_h)),
+            strict=True,
+        )
+        for d_out, n_t, z_t, r_t, gate_r, row_i, row_h, keep_t, carry in reversed(list(steps)):
+            dh = d_out + dh_next
+            dn = torch.mul(dh, n_t, out=row_i[:, 2 * size :])
+            torch.mul(dn, r_t, out=row_i[:, :size])
+            torch.mul(dh, z_t, out=row_i[:, size : 2 * size])
+            row_h[:, : 2 * size] = row_i[:, : 2 * size]
+            torch.mul(dn, gate_r, out=row_h[:, 2 * size :])
+            dh_next = torch.addcmul((row_h @ w_hh).mul_(keep_t), dh, carry)
+        return (
+            _input_grad(ctx, d_gi, w_ih),
+            None,
+            None,
+            dh_next,
+            *_weight_grads(ctx, d_gi, d_gh, xs, h_in, offset=4),
+        )
+
+
+def _input_grad(ctx, d_in: torch.Tensor, w_ih: torch.Tensor) -> torch.Tensor | None:
+    """The gradient of a layer's input ``x [n, T, F]`` from the gates' ``d_in [T, n, G]``."""
+    return (d_in @ w_ih).transpose(0, 1) if ctx.needs_input_grad[0] else None
+
+
+def _weight_grads(ctx, d_in, d_hidden, xs, h_in, offset: int) -> tuple:
+    """The gradients of ``w_ih, w_hh, b_ih, b_hh`` (inputs ``offset`` on), summed over every
+    step and row in one product each."""
+    d_in, d_hidden = d_in.flatten(0, 1), d_hidden.flatten(0, 1)
+    need = ctx.needs_input_grad[offset:]
+    return (
+        d_in.T @ xs.flatten(0, 1) if need[0] else None,
+        d_hidden.T @ h_in.flatten(0, 1) if need[1] else None,
+        d_in.sum(0) if need[2] else None,
+        d_hidden.sum(0) if need[3] else None,
+    )

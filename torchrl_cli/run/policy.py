@@ -186,6 +186,18 @@ class Policy:
         env = gym.make(gym_id, **kwargs)
         for wrap in wrappers:
             env = wrap(env)
+        k = self.env_cfg.get("frame_stack", 1)
+        if k > 1:  # the last k observations of the episode, oldest first, as training's
+            space = env.observation_space
+            if not (isinstance(space, gym.spaces.Box) and len(space.shape) == 1):
+                env.close()
+                raise ValueError(
+                    f"env.frame_stack={k} over {type(space).__name__} observations stacks "
+                    "their encoded vectors, which make_env does not give; use torchrl eval"
+                )
+            env = gym.wrappers.FlattenObservation(
+                gym.wrappers.FrameStackObservation(env, k, padding_type="reset")
+            )
         return env
 
 
@@ -238,6 +250,61 @@ def export_policy(policy: Policy, out: Path) -> Path:
     dynamic = tuple(tree_map(lambda _: {0: batch}, arg) for arg in args)
     with torch.no_grad():
         program = torch.export.export(policy.module, args, dynamic_shapes=dynamic)
+    torch.export.save(program, out)
+    return out
+
+
+class RecurrentStep(nn.Module):
+    """A policy with a memory as one step with its state explicit, what ``torchrl export``
+    writes for it: ``(obs, state[, action_mask]) -> (action, state after)``, ``state``
+    ``[B, parts, num_layers, hidden]`` (``parts``: 2 for an LSTM's h and c, 1 for a GRU),
+    zeros at an episode start."""
+
+    def __init__(self, greedy: GreedyPolicy):
+        super().__init__()
+        self.greedy = greedy
+
+    def forward(self, obs, state: torch.Tensor, action_mask: torch.Tensor | None = None):
+        greedy = self.greedy
+        if greedy.mask == "obs" and action_mask is None:
+            action_mask = obs[MASK_KEY]
+        if greedy.encoder is not None:
+            obs = greedy.encoder(obs)
+        return greedy.step_encoded(obs, state, action_mask)
+
+
+#: random steps a recurrent export is checked on against the torch policy, per batch size
+RECURRENT_CHECK_STEPS = 16
+
+
+def export_recurrent(policy: Policy, out: Path) -> Path:
+    """``export_policy`` for a policy with a memory: a ``torch.export`` program of
+    ``RecurrentStep`` (batch size free), checked to give the torch policy's actions and states
+    over ``RECURRENT_CHECK_STEPS`` steps of random observations, each step's state fed back,
+    before it is written (a FaultError and nothing written otherwise)."""
+    module = RecurrentStep(policy.module).eval()
+    inputs = example_inputs(policy, 2)
+    state = policy.initial_state(2)
+    args = (inputs["obs"], state, *([inputs["action_mask"]] if "action_mask" in inputs else []))
+    batch = torch.export.Dim("batch", min=1)
+    dynamic = tuple(tree_map(lambda _: {0: batch}, arg) for arg in args)
+    with torch.no_grad():
+        program = torch.export.export(module, args, dynamic_shapes=dynamic)
+    exported = program.module()
+    rng = np.random.default_rng(0)
+    for n in (1, 3):
+        want_state = got_state = policy.initial_state(n)
+        for _ in range(RECURRENT_CHECK_STEPS):
+            step_inputs = example_inputs(policy, n, rng)
+            extra = [step_inputs["action_mask"]] if "action_mask" in step_inputs else []
+            with torch.no_grad():
+                want, want_state = module(step_inputs["obs"], want_state, *extra)
+                got, got_state = exported(step_inputs["obs"], got_state, *extra)
+            if not (torch.equal(want, got) and torch.allclose(want_state, got_state, atol=1e-6)):
+                from torchrl_cli.errors import FaultError
+
+                raise FaultError("the exported recurrent policy differs from the torch policy "
+                                 "on random observations; nothing written")
     torch.export.save(program, out)
     return out
 

@@ -220,7 +220,8 @@ def _train(
             )
         console.print(
             f"[bold]torchrl train[/bold] {cfg.agent.name} on {cfg.env.id} "
-            f"({env.simulator}, {env.n_envs} envs, net {net_name}, device {device}, "
+            f"({env.simulator}, {env.n_envs} envs{stack_note(cfg)}, "
+            f"net {net_name}{memory_note(cfg)}, device {device}, "
             f"seed {cfg.seed})" + (f" -> {run_dir}" if run_dir else "")
         )
         console.print(agent.backend.describe(), soft_wrap=True, markup=False)
@@ -347,3 +348,19 @@ def train_seeds(
     }
     write_metrics(run_dir, metrics)  # atomically, never through a symlink
     return metrics
+
+
+def stack_note(cfg: DictConfig) -> str:
+    """The banner's note of ``env.frame_stack`` (none without)."""
+    k = cfg.env.get("frame_stack", 1)
+    return f" x {k} stacked frames" if k > 1 else ""
+
+
+def memory_note(cfg: DictConfig) -> str:
+    """The banner's note of ``memory`` (none without)."""
+    memory = cfg.get("memory")
+    if memory is None or memory.kind == "none":
+        return ""
+    return f" + {memory.kind} {memory.hidden_size}" + (
+        f" x {memory.num_layers} layers" if memory.num_layers > 1 else ""
+    )
