@@ -62,7 +62,9 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
         warnings.filterwarnings("ignore", message=".*Overwriting existing videos")
         extra = [recorder(video_dir)] if video else []
         env = CappedEnv(
-            build_env(env_cfg, episodes, evaluation=True, extra_wrappers=extra),
+            build_env(
+                env_cfg, episodes, evaluation=True, extra_wrappers=extra, agent_cfg=cfg.agent
+            ),
             schema_value(cfg, "eval_max_episode_steps"),
             lambda text: console.print(f"[yellow]warning[/yellow]: {text}", markup=True),
         )

@@ -9,15 +9,31 @@ from torchrl_cli.envs.atari import is_atari, wrap_atari
 from torchrl_cli.envs.envpool_env import atari_options
 from torchrl_cli.envs.gym_env import GymEnv, check_env_id
 from torchrl_cli.envs.native import has_native
+from torchrl_cli.envs.pettingzoo_env import PettingZooEnv, is_pettingzoo
 from torchrl_cli.envs.pixels import wrap_pixels
 from torchrl_cli.utils import get_obj
 
 
 def build_env(
-    env_cfg: DictConfig, n_envs: int, *, evaluation: bool = False, extra_wrappers: list = ()
-) -> GymEnv:
+    env_cfg: DictConfig,
+    n_envs: int,
+    *,
+    evaluation: bool = False,
+    extra_wrappers: list = (),
+    agent_cfg: DictConfig | None = None,
+) -> GymEnv | PettingZooEnv:
     """The vector env ``env_cfg`` describes; ``evaluation``: without training-only wrappers;
-    ``extra_wrappers`` go outside the configured ones (e.g. a video recorder)."""
+    ``extra_wrappers`` go outside the configured ones (e.g. a video recorder). A PettingZoo
+    env (``pettingzoo:<module>``) has ``n_envs`` copies, its rows laid out as ``agent_cfg``
+    (ippo, mappo) says: the agent id, the centralized value's input."""
+    if is_pettingzoo(env_cfg.id):
+        return PettingZooEnv(
+            env_cfg.id,
+            n_envs=n_envs,
+            kwargs=dict(env_cfg.kwargs),
+            agent_id=bool(agent_cfg.agent_id),
+            central=agent_cfg.critic == "central",
+        )
     wrappers, kwargs = env_wrappers(env_cfg, evaluation=evaluation)
     return GymEnv(
         env_cfg.id,

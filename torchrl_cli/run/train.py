@@ -178,9 +178,9 @@ def _train(
     # numpy's BLAS too (the numpy backend): OpenBLAS would otherwise start one thread per core,
     # which on small matrices costs more than it gives, 5x under contention
     threadpool_limits(cfg.torch_threads, user_api="blas")
-    env = build_env(cfg.env, cfg.env.n_envs)
+    env = build_env(cfg.env, cfg.env.n_envs, agent_cfg=cfg.agent)
     eval_env = CappedEnv(
-        build_env(cfg.env, cfg.eval_episodes, evaluation=True),
+        build_env(cfg.env, cfg.eval_episodes, evaluation=True, agent_cfg=cfg.agent),
         schema_value(cfg, "eval_max_episode_steps"),
         lambda text: console.print(f"[yellow]warning[/yellow]: {escape(text)}", soft_wrap=True),
     )
