@@ -111,6 +111,21 @@ def model_views(env: BaseEnv) -> dict[str, tuple[int, int] | None]:
     return views() if views is not None else {"policy": None, "value": None}
 
 
+def config_views(cfg: DictConfig) -> dict[str, tuple[int, int] | None]:
+    """``model_views`` of the env ``cfg`` describes (one copy of a multi-agent env is made to
+    read its layout; a single-agent env's models read all of each row)."""
+    from torchrl_cli.envs.factory import build_env
+    from torchrl_cli.envs.pettingzoo_env import is_pettingzoo
+
+    if not is_pettingzoo(cfg.env.id):
+        return {"policy": None, "value": None}
+    env = build_env(cfg.env, 1, evaluation=True, agent_cfg=cfg.agent)
+    try:
+        return model_views(env)
+    finally:
+        env.close()
+
+
 def build_memory(memory_cfg: DictConfig | None, key: str, in_shape) -> Memory | None:
     """The ``memory`` node's recurrent layer (between a model's net and its output layer) for
     the model ``key`` reading features of ``in_shape``; None for ``memory=none`` (or no node:
