@@ -2,8 +2,6 @@
 (``env=pettingzoo:torchrl_test_marl``): two agents whose spaces differ, one of whom leaves
 early. ``torchrl_test_marl_aec`` holds the same game behind the AEC API only."""
 
-import functools
-
 import numpy as np
 from gymnasium import spaces
 from pettingzoo import ParallelEnv
@@ -27,11 +25,9 @@ class Pair(ParallelEnv):
         self.t = 0
         self.state_space = spaces.Box(-10, 10, (1,), np.float32)
 
-    @functools.lru_cache(maxsize=None)
     def observation_space(self, agent):
         return spaces.Box(-10, 10, (2 if agent == "walker" else 3,), np.float32)
 
-    @functools.lru_cache(maxsize=None)
     def action_space(self, agent):
         return spaces.Discrete(3 if agent == "walker" else 2)
 

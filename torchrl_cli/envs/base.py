@@ -31,6 +31,11 @@ class EnvError(FaultError):
     message; the full traceback is the cause, shown with TORCHRL_DEBUG=1)."""
 
 
+def env_seeds(seed: int, n: int) -> list[int]:
+    """The seeds of the ``n`` copies of a run seeded with ``seed`` (independent streams)."""
+    return [int(s) for s in np.random.SeedSequence(seed).generate_state(n)]
+
+
 def raised(err: BaseException) -> str:
     """``Type: first line`` of what an env raised (the type alone when it says nothing)."""
     text = first_line(err, limit=None, empty="")

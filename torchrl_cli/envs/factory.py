@@ -27,6 +27,8 @@ def build_env(
     env (``pettingzoo:<module>``) has ``n_envs`` copies, its rows laid out as ``agent_cfg``
     (ippo, mappo) says: the agent id, the centralized value's input."""
     if is_pettingzoo(env_cfg.id):
+        if agent_cfg is None or "critic" not in agent_cfg:
+            raise ValueError(f"{env_cfg.id} is laid out by its agent's config (ippo, mappo)")
         return PettingZooEnv(
             env_cfg.id,
             n_envs=n_envs,

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 from gymnasium import spaces
 
-from torchrl_cli.envs.base import BaseEnv, EnvError, EnvStep, raised
+from torchrl_cli.envs.base import BaseEnv, EnvError, EnvStep, env_seeds, raised
 from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
 from torchrl_cli.errors import ConfigError, first_line
 
@@ -58,6 +58,9 @@ def load_module(env_id: str):
     except ModuleNotFoundError as err:
         missing = (err.name or name).split(".")[0]
         pip = PIP_NAMES.get(missing, missing)
+        parts = name.split(".")
+        if parts[0] == "pettingzoo" and len(parts) > 2 and missing != "pettingzoo":
+            pip = f"'pettingzoo[{parts[1]}]'"  # an env family's own dependencies (pymunk)
         if missing == name.split(".")[0] and missing not in PIP_NAMES:
             raise ConfigError(
                 f"env '{env_id}': no module '{name}' (no package '{missing}'); install the "
@@ -259,11 +262,9 @@ class PettingZooEnv(BaseEnv):
 
     # stepping
     def reset(self, seed: int | None = None) -> np.ndarray:
-        from torchrl_cli.envs.gym_env import env_seeds
-
         seeds = env_seeds(seed, self.n_copies) if seed is not None else [None] * self.n_copies
         obs = np.zeros((self.n_envs, self.layout.width), np.float32)
-        for c, env in enumerate(self.copies):
+        for c in range(self.n_copies):
             obs[self.rows(c)] = self._reset_copy(c, seeds[c])
         return obs
 
