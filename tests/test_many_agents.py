@@ -20,6 +20,7 @@ from torchrl_cli.envs.factory import build_env
 from torchrl_cli.envs.pettingzoo_env import PettingZooEnv
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.nn import Columns
+from torchrl_cli.run.policy import load_policy
 
 pytest.importorskip("pettingzoo")
 ENVMODS = Path(__file__).resolve().parent / "envmods"
@@ -250,6 +251,18 @@ def test_cli_trains_simple_spread_then_evaluates_in_a_fresh_process(
     proc = run_torchrl(torchrl_bin, ["eval", str(run_dir), "episodes=2"], tmp_path, cli_env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "team mean" in proc.stdout and "agents" in proc.stdout
+    # load_policy acts for every agent from the parallel env's dict of observations
+    policy = load_policy(run_dir)
+    env = policy.make_env()
+    observations, _ = env.reset(seed=0)
+    steps = 0
+    while env.agents:
+        actions = policy(observations)
+        assert set(actions) == set(env.agents) and all(0 <= a < 5 for a in actions.values())
+        observations, *_ = env.step(actions)
+        steps += 1
+    assert steps == 10  # max_cycles
+    env.close()
 
 
 def test_cli_bad_env_module_is_one_line_and_makes_no_folder(torchrl_bin, cli_env, tmp_path):

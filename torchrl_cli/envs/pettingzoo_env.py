@@ -282,6 +282,14 @@ class PettingZooEnv(BaseEnv):
 
     def _rows_of(self, env, obs: dict) -> np.ndarray:
         """One copy's rows from its observation dict (absent agents: zeros)."""
+        state = None
+        if self.layout.state_width and not self.layout.joined:
+            state = env.state()
+        return self.rows_of(obs, state)
+
+    def rows_of(self, obs: dict, state: np.ndarray | None = None) -> np.ndarray:
+        """The rows ``[n_agents, width]`` of one copy from its observations by agent (absent
+        agents: zeros) and its global state (None: zeros; a policy never reads it)."""
         lay, k = self.layout, self.n_agents
         out = np.zeros((k, lay.width), np.float32)
         for agent, o in obs.items():
@@ -292,13 +300,19 @@ class PettingZooEnv(BaseEnv):
         if lay.state_width:
             if lay.joined:
                 central = out[:, : lay.obs_width].reshape(-1)
+            elif state is None:
+                central = np.zeros(lay.state_width, np.float32)
             else:
-                central = np.asarray(env.state(), np.float32).reshape(-1)
+                central = np.asarray(state, np.float32).reshape(-1)
             start = lay.local_width
             out[:, start : start + lay.state_width] = central
             if lay.agent_id:
                 out[:, start + lay.state_width :] = self._one_hot
         return out
+
+    def env_action(self, i: int, action):
+        """Agent ``i``'s action as its own space takes it, from its padded row's action."""
+        return self._env_action(i, action)
 
     def _env_action(self, i: int, action):
         space = self.act_spaces[i]
