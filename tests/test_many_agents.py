@@ -263,6 +263,12 @@ def test_cli_trains_simple_spread_then_evaluates_in_a_fresh_process(
         steps += 1
     assert steps == 10  # max_cycles
     env.close()
+    if agent == "mappo" and importlib.util.find_spec("onnxruntime"):  # ONNX on the rows
+        proc = run_torchrl(torchrl_bin, ["export", str(run_dir), "format=onnx"], tmp_path,
+                           cli_env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "checked against the torch policy" in proc.stdout
+        assert "one row per agent" in proc.stdout
 
 
 def test_cli_bad_env_module_is_one_line_and_makes_no_folder(torchrl_bin, cli_env, tmp_path):

@@ -221,7 +221,7 @@ def _train(
             )
         console.print(
             f"[bold]torchrl train[/bold] {cfg.agent.name} on {cfg.env.id} "
-            f"({env.simulator}, {env.n_envs} envs, net {net_name}, device {device}, "
+            f"({env.simulator}, {copies_text(env)}, net {net_name}, device {device}, "
             f"seed {cfg.seed})" + (f" -> {run_dir}" if run_dir else "")
         )
         console.print(agent.backend.describe(), soft_wrap=True, markup=False)
@@ -321,6 +321,13 @@ def restore(agent: PGAgent, cfg: DictConfig, checkpoint: Checkpoint, console: Co
             f"[yellow]warning[/yellow]: {agent.collector.env.state_holder} envs cannot be restored "
             "mid-episode; their episodes in progress were restarted"
         )
+
+
+def copies_text(env) -> str:
+    """``8 envs``; with many agents ``8 envs x 3 agents``."""
+    if env.n_agents == 1:
+        return f"{env.n_envs} envs"
+    return f"{env.n_envs // env.n_agents} envs x {env.n_agents} agents"
 
 
 def train_seeds(
