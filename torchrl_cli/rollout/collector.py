@@ -181,6 +181,7 @@ class Collector:
         obs, state, first = self.obs, self.state, self.first
         for t in range(self.n_steps):
             self.env_first[t] = first
+            held = self.valid  # the rows holding an agent before the step
             if self.env_valid is not None:
                 self.env_valid[t] = self.valid
             if state is not None:  # the states before the step (the update starts from them)
@@ -196,7 +197,10 @@ class Collector:
                 # bootstrap from V(final obs), normalized but not counted in the statistics
                 idx = np.flatnonzero(step.truncated)
                 truncations.append(Truncation(t, idx, actor.normalize_final(step.final_obs[idx])))
-            obs, state, first = actor.observe(step.obs), out.state, step.terminated | step.truncated
+            first = step.terminated | step.truncated
+            if step.valid is not None:  # an agent that arrives (or returns) starts an episode
+                first = first | (step.valid & ~held)
+            obs, state = actor.observe(step.obs), out.state
         self.obs = torch.as_tensor(obs, device=self.device)
         self.state, self.first = state, first
         return truncations
@@ -302,7 +306,7 @@ class Collector:
         self.episode_lengths += valid
         self.team_returns += (reward * valid).reshape(-1, k).sum(1)
         ended = (done & valid).reshape(-1, k)
-        copy_done = ended.any(1) & ~(valid.reshape(-1, k) & ~ended.reshape(-1, k)).any(1)
+        copy_done = ended.any(1) & ~(valid.reshape(-1, k) & ~ended).any(1)
         teams = set(np.flatnonzero(copy_done))
         for i in np.flatnonzero(done & valid):
             copy = i // k
@@ -338,7 +342,17 @@ class Collector:
             "env": self.env.get_state(),
             "rng": to_json(self.actor.rng.bit_generator.state),
             "first": torch.from_numpy(self.first.copy()),
+            **self.agents_state_dict(),
             **self.memory_state_dict(),
+        }
+
+    def agents_state_dict(self) -> dict:
+        """Many agents: the rows holding an agent and each copy's team return so far."""
+        if self.agents == 1:
+            return {}
+        return {
+            "valid": torch.from_numpy(self.valid.copy()),
+            "team_returns": torch.from_numpy(self.team_returns.copy()),
         }
 
     def memory_state_dict(self) -> dict:
@@ -376,6 +390,10 @@ class Collector:
         self.episode_lengths[:] = state["episode_lengths"].numpy()
         if "first" in state:  # absent from checkpoints before memories
             self.first = state["first"].numpy().copy()
+        if "valid" in state:  # many agents
+            self.valid = state["valid"].numpy().copy()
+            self.env.valid = self.valid.copy()
+            self.team_returns[:] = state["team_returns"].numpy()
         if self.state is not None:
             self.state = {k: v.to(self.device) for k, v in state["memory"].items()}
         return True
