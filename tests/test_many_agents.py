@@ -179,7 +179,8 @@ def test_rollout_masks_absent_agents_and_counts_agent_and_team_episodes():
     np.testing.assert_array_equal(rollout.valid.numpy(), np.tile(expected, (1, 2)))
     assert collector.num_steps == 16  # env steps: 8 steps of 2 copies, not of 4 rows
     # the second episode starts on every row, the runner's too (it was gone, not done)
-    assert rollout.first[4].all() and not rollout.first[[1, 2, 3, 5]].any()
+    middle = [1, 2, 3, 5]
+    assert rollout.first[4].all() and not (rollout.first & rollout.valid)[middle].any()
     episodes = collector.pop_episodes()
     assert len(episodes) == 8  # 2 episodes x 2 copies x 2 agents
     walker = [e for e in episodes if e.agent == 0]
