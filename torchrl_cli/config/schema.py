@@ -255,7 +255,7 @@ class IPPOAgentConfig(PPOClipAgentConfig):
     Learning All You Need in the StarCraft Multi-Agent Challenge?",
     https://arxiv.org/abs/2011.09533). The value reads each agent's own observation."""
 
-    name: str = "ippo"
+    name: str = "ippo"  # agent=mappo: mappo
     critic: str = "local"  # local: V(agent's own obs) | central: V(the env's global state)
     agent_id: bool = True  # each agent's one-hot index appended to its observation
 
