@@ -266,6 +266,10 @@ def test_cli_trains_simple_spread_then_evaluates_in_a_fresh_process(
         steps += 1
     assert steps == 10  # max_cycles
     env.close()
+    if agent == "ippo":  # no video of a PettingZoo env: one line, before any folder
+        proc = run_torchrl(torchrl_bin, ["eval", str(run_dir), "video=true"], tmp_path, cli_env)
+        assert_one_line_error(proc, "video=true", "PettingZoo")
+        assert not (run_dir / "videos").exists()
     if agent == "mappo" and importlib.util.find_spec("onnxruntime"):  # ONNX on the rows
         proc = run_torchrl(torchrl_bin, ["export", str(run_dir), "format=onnx"], tmp_path,
                            cli_env)

@@ -48,6 +48,13 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
     if render:
         check_display()
     policy = policy_from_checkpoint(cfg, checkpoint)
+    from torchrl_cli.envs.pettingzoo_env import is_pettingzoo
+
+    if video and is_pettingzoo(cfg.env.id):
+        raise ConfigError(
+            f"video=true records Gymnasium envs only, and {cfg.env.id} is a PettingZoo env; "
+            "drop video=true (render=true shows it where the env renders)"
+        )
     env_cfg, video_dir = cfg.env.copy(), None
     if video or render:
         env_cfg.kwargs = {**env_cfg.kwargs, "render_mode": "human" if render else "rgb_array"}

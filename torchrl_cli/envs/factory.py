@@ -29,6 +29,8 @@ def build_env(
     if is_pettingzoo(env_cfg.id):
         if agent_cfg is None or "critic" not in agent_cfg:
             raise ValueError(f"{env_cfg.id} is laid out by its agent's config (ippo, mappo)")
+        if extra_wrappers:
+            raise ValueError(f"{env_cfg.id} is a PettingZoo env: it takes no Gymnasium wrappers")
         return PettingZooEnv(
             env_cfg.id,
             n_envs=n_envs,
