@@ -309,3 +309,23 @@ def test_shared_parameters_tell_agents_apart_and_respect_their_action_sets():
     assert min(evaluation.team_returns) >= 9.0
     env.close()
     eval_env.close()
+
+
+def test_box_actions_of_different_widths_are_padded_and_each_agent_takes_its_own():
+    from gymnasium import spaces
+
+    from torchrl_cli.envs.pettingzoo_env import joint_actions
+
+    narrow = spaces.Box(-1.0, 1.0, (1,), np.float32)
+    wide = spaces.Box(np.array([0.0, -2.0], np.float32), np.array([0.5, 2.0], np.float32))
+    info, legal = joint_actions([narrow, wide], "pettingzoo:x")
+    assert info.shape == (2,) and info.mask is None and legal.all()
+    np.testing.assert_array_equal(info.low, [-1.0, -2.0])  # the widest bounds of each entry
+    np.testing.assert_array_equal(info.high, [1.0, 2.0])
+    env = pair(1)
+    env.act_spaces = [narrow, wide]
+    np.testing.assert_allclose(env.env_action(0, np.array([0.7, 9.0])), [0.7], rtol=1e-6)
+    np.testing.assert_array_equal(env.env_action(1, np.array([-0.9, 9.0])), [0.0, 2.0])
+    with pytest.raises(ConfigError, match="not all Discrete"):
+        joint_actions([narrow, spaces.Discrete(2)], "pettingzoo:x")
+    env.close()
