@@ -329,3 +329,15 @@ def test_box_actions_of_different_widths_are_padded_and_each_agent_takes_its_own
     with pytest.raises(ConfigError, match="not all Discrete"):
         joint_actions([narrow, spaces.Discrete(2)], "pettingzoo:x")
     env.close()
+
+
+def test_a_run_folder_naming_a_pettingzoo_module_is_held_to_the_trust_rule():
+    """The module checked is the one ``pettingzoo:<module>`` imports, not ``pettingzoo``."""
+    from omegaconf import OmegaConf
+
+    from torchrl_cli.run.trust import check_targets, env_modules
+
+    cfg = OmegaConf.create({"env": {"id": "pettingzoo:os", "imports": []}})
+    assert env_modules(cfg) == ["os"]
+    with pytest.raises(ConfigError, match="env module 'os'"):
+        check_targets(cfg, "config.yaml")
