@@ -65,7 +65,8 @@ def make_agent(overrides: list[str] | DictConfig, n_envs: int | None = None, see
         torch.manual_seed(seed)
     own_env = env is None
     if own_env:
-        env = build_env(cfg.env, cfg.env.n_envs if n_envs is None else n_envs)
+        env = build_env(cfg.env, cfg.env.n_envs if n_envs is None else n_envs,
+                        agent_cfg=cfg.agent)
     try:
         logger = Logger(None, progress=False, histograms=False,
                         mode="full", table_every_s=0.0)

@@ -87,7 +87,8 @@ def build_and_step(cfg, env: BaseEnv | None = None) -> None:
     try:
         before = [p.detach().clone() for p in agent.policy_model.parameters()]
         agent.step()
-        assert agent.num_steps == cfg.agent.n_steps * env.n_envs
+        # env steps count copies (a multi-agent env's rows are its copies' agents)
+        assert agent.num_steps == cfg.agent.n_steps * env.n_envs // env.n_agents
         after = list(agent.policy_model.parameters())
         assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
         info = env.get_action_info()
@@ -104,8 +105,10 @@ def build_and_step(cfg, env: BaseEnv | None = None) -> None:
 
 @pytest.mark.parametrize("agent", options("agent"))
 def test_agent_option_composes_and_steps(agent):
-    """agent=<option> composes with its name and trains one step."""
-    cfg = compose_config([f"agent={agent}", *SMALL])
+    """agent=<option> composes with its name and trains one step (the many-agent ones on a
+    PettingZoo env)."""
+    many = ["env=pettingzoo:mpe2.simple_spread_v3"] if agent in ("ippo", "mappo") else []
+    cfg = compose_config([f"agent={agent}", *many, *SMALL])
     assert cfg.agent.name == agent
     build_and_step(cfg)
 

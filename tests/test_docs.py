@@ -301,6 +301,7 @@ def leaf_keys(node, prefix: str = "") -> set[str]:
     ["agent=ppo_clip"], ["agent=ppo_adaptive"], ["agent=surrogate_pg"], ["agent=a2c"],
     ["agent=vanilla_pg", "env=Pendulum-v1"], ["env=ALE/Pong-v5"],
     ["hparams_search=ppo_clip_cartpole"],
+    ["agent=mappo", "env=pettingzoo:mpe2.simple_spread_v3"],
 ], ids=lambda o: " ".join(o))
 def test_every_composed_key_is_in_the_config_reference(overrides):
     """Every key of `torchrl train --cfg job` (or an ancestor set as a whole) has a row."""

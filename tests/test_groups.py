@@ -18,7 +18,7 @@ ESTIMATOR = {"gae": GAE, "monte_carlo": GAE, "discounted_returns": DiscountedRet
 
 
 def test_every_advantage_option_is_covered():
-    assert set(ADVANTAGES) == set(ESTIMATOR) and len(AGENTS) == 5
+    assert set(ADVANTAGES) == set(ESTIMATOR) and len(AGENTS) == 7
 
 
 @pytest.mark.parametrize("env", ["CartPole-v1", "Pendulum-v1"])  # both have tuned files

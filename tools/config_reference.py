@@ -49,6 +49,9 @@ SECTIONS = [
     ("agent.value", "agent.value.", schema.ValueModelConfig,
      "`agent.value=null` trains no value model (no baseline)."),
     ("agent.vtarget", "agent.vtarget.", schema.VTargetConfig, None),
+    ("agent: ippo and mappo", "agent.", schema.IPPOAgentConfig,
+     "Many agents (`env=pettingzoo:<module>`); `agent=mappo` sets `critic: central`. The "
+     "policy is `agent.policy: ppo_clip`'s."),
     ("logger", "logger.", schema.LoggerConfig, None),
     ("logger.mlflow", "logger.mlflow.", schema.MlflowConfig, None),
     ("logger.wandb", "logger.wandb.", schema.WandbConfig, None),

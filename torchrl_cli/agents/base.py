@@ -307,11 +307,13 @@ class BaseAgent(abc.ABC):
         start = time.perf_counter()
         for model in self.models.values():
             model.eval()
-        with self.logger.evaluating(episodes) as on_episode:
+        agents = env.n_agents  # many agents: every agent of each episode's copy
+        with self.logger.evaluating(episodes * agents) as on_episode:
             stop = (lambda: self.stop_requested is not None) if stoppable else None
             try:
                 returns, lengths = run_episodes(
-                    self.greedy_policy(), env, episodes, seed, on_episode, should_stop=stop
+                    self.greedy_policy(), env, episodes * agents, seed, on_episode,
+                    should_stop=stop,
                 )
             finally:
                 self.result.eval_seconds += time.perf_counter() - start
@@ -322,7 +324,10 @@ class BaseAgent(abc.ABC):
                 f"non-finite evaluation returns at env step {self.num_steps} (the evaluation "
                 "env gave NaN or infinite rewards)"
             )
-        return Evaluation(self.num_steps, self.train_seconds, returns, lengths)
+        team = None
+        if agents > 1:
+            team = np.asarray(returns).reshape(episodes, agents).sum(1).tolist()
+        return Evaluation(self.num_steps, self.train_seconds, returns, lengths, team)
 
     def write_logs(self) -> None:
         """Episode statistics, speed and the console table."""
@@ -330,6 +335,7 @@ class BaseAgent(abc.ABC):
         if episodes:
             self.logger.add_log("charts/episode_return", np.mean([e.ret for e in episodes]))
             self.logger.add_log("charts/episode_length", np.mean([e.length for e in episodes]), 0)
+            self.log_agents(episodes)
         self._logged_iters = self.num_iters
         self.logger.timeit(self.num_steps, self.schedule.max_steps, seconds=self.train_seconds)
         self.logger.log(
@@ -338,17 +344,48 @@ class BaseAgent(abc.ABC):
             f"env steps {self.num_steps}  |  episodes {self.num_episodes}",
         )
 
+    def log_agents(self, episodes: list[Episode]) -> None:
+        """Many agents: the team return (the sum over a copy's agents) in the table, and each
+        agent's own return in TensorBoard (``charts/agent_return/<name>``)."""
+        teams = [e.team for e in episodes if e.team is not None]
+        if teams:
+            self.logger.add_log("charts/team_return", np.mean(teams))
+        names = self.agent_names()
+        if names is None:
+            return
+        for i, name in enumerate(names):
+            own = [e.ret for e in episodes if e.agent == i]
+            if own:
+                self.logger.add_tf_only_log(f"charts/agent_return/{name}", float(np.mean(own)), 2)
+
+    def agent_names(self) -> list[str] | None:
+        """The names of a multi-agent env's agents, by row within a copy (None: one agent)."""
+        return getattr(self.collector.env, "agents", None) if self.collector.agents > 1 else None
+
     def log_evaluation(self, evaluation: Evaluation, line: bool = True) -> None:
-        """TensorBoard's eval/* scalars and (``line``) one console line."""
+        """TensorBoard's eval/* scalars and (``line``) one console line. With many agents the
+        mean return is the mean over agents of each agent's return, the team's beside it."""
         self.logger.add_log("eval/mean_return", evaluation.mean)
         self.logger.add_log("eval/std_return", evaluation.std)
         self.logger.add_log("eval/mean_length", float(np.mean(evaluation.lengths)), 0)
+        team = ""
+        if evaluation.team_returns is not None:
+            self.logger.add_log("eval/team_return", float(np.mean(evaluation.team_returns)))
+            names = self.agent_names() or []
+            per_agent = np.asarray(evaluation.returns).reshape(-1, max(len(names), 1))
+            for name, own in zip(names, per_agent.mean(0), strict=False):
+                self.logger.add_tf_only_log(f"eval/agent_return/{name}", float(own), 2)
+            team = (
+                f" per agent (team return {np.mean(evaluation.team_returns):.2f} over "
+                f"{len(evaluation.team_returns)} episodes)"
+            )
         self.logger.log(self.num_steps, console=False)
         if not line:
             return
+        what = "agent episodes" if team else "deterministic episodes"
         self.logger.event(
             f"evaluation at {evaluation.env_steps} env steps: mean return {evaluation.mean:.2f} "
-            f"± {evaluation.std:.2f} over {len(evaluation.returns)} deterministic episodes, "
+            f"± {evaluation.std:.2f}{team} over {len(evaluation.returns)} {what}, "
             f"mean length {np.mean(evaluation.lengths):.0f}"
         )
 

@@ -16,10 +16,15 @@ class EvaluationInterrupted(Exception):
 
 @dataclass
 class Evaluation:
+    """Deterministic episodes' returns and lengths: one per episode, or with many agents one
+    per agent of each episode (``mean``: the mean over agents of each agent's return), with
+    ``team_returns`` the sum over each episode's agents."""
+
     env_steps: int
     train_seconds: float
     returns: list[float]
     lengths: list[int]
+    team_returns: list[float] | None = None
 
     @property
     def mean(self) -> float:

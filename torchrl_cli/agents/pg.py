@@ -183,7 +183,7 @@ class PGAgent(BaseAgent):
         returns = self.vtarget(advantages, rollout.values)
         if rollout.states is not None:
             return self.sequences_of(rollout, advantages, returns)
-        return Batch(
+        batch = Batch(
             obs=rollout.obs.flatten(0, 1),
             actions=rollout.actions.flatten(0, 1),
             log_probs=rollout.log_probs.flatten(),
@@ -192,6 +192,12 @@ class PGAgent(BaseAgent):
             returns=returns.flatten(),
             masks=None if rollout.masks is None else rollout.masks.flatten(0, 1),
         )
+        if rollout.valid is not None and not bool(rollout.valid.all()):
+            # many agents: rows that held no agent leave the batch, so that every loss and the
+            # advantage normalization reduce over real agent steps only, never over zeros
+            # (the advantages above are unaffected: an agent's row is done at its last step)
+            batch = batch.index(rollout.valid.flatten().nonzero().squeeze(1))
+        return batch
 
     @staticmethod
     def sequences_of(rollout: Rollout, advantages: torch.Tensor, returns: torch.Tensor) -> Batch:

@@ -47,6 +47,13 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
     if render:
         check_display()
     policy = policy_from_checkpoint(cfg, checkpoint)
+    from torchrl_cli.envs.pettingzoo_env import is_pettingzoo
+
+    if video and is_pettingzoo(cfg.env.id):
+        raise ConfigError(
+            f"video=true records Gymnasium envs only, and {cfg.env.id} is a PettingZoo env; "
+            "drop video=true (render=true shows it where the env renders)"
+        )
     env_cfg, video_dir = cfg.env.copy(), None
     if video or render:
         env_cfg.kwargs = {**env_cfg.kwargs, "render_mode": "human" if render else "rgb_array"}
@@ -61,7 +68,9 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
         warnings.filterwarnings("ignore", message=".*Overwriting existing videos")
         extra = [recorder(video_dir)] if video else []
         env = CappedEnv(
-            build_env(env_cfg, episodes, evaluation=True, extra_wrappers=extra),
+            build_env(
+                env_cfg, episodes, evaluation=True, extra_wrappers=extra, agent_cfg=cfg.agent
+            ),
             cfg.eval_max_episode_steps,
             lambda text: console.print(f"[yellow]warning[/yellow]: {text}", markup=True),
         )
@@ -71,11 +80,14 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
             f"[bold]torchrl eval[/bold] {cfg.agent.name} on {cfg.env.id}: {path.name} "
             f"({checkpoint.env_steps} env steps), {episodes} deterministic episodes, seed {seed}"
         )
-        with episode_progress(console, episodes) as on_episode:
-            returns, lengths = run_episodes(policy, env, episodes, seed, on_episode=on_episode)
+        agents = env.n_agents  # many agents: every agent of each episode's copy
+        with episode_progress(console, episodes * agents) as on_episode:
+            returns, lengths = run_episodes(
+                policy, env, episodes * agents, seed, on_episode=on_episode
+            )
     finally:
         env.close()
-    console.print(results_table(returns, lengths))
+    console.print(results_table(returns, lengths, agents))
     if video_dir is not None:
         videos = name_videos(video_dir)
         console.print(f"{len(videos)} videos in {video_dir}")
@@ -102,16 +114,21 @@ def episode_progress(console: Console, episodes: int) -> Iterator[Callable[[int]
         yield lambda done: progress.update(task, completed=done)
 
 
-def results_table(returns: list[float], lengths: list[int]) -> Table:
+def results_table(returns: list[float], lengths: list[int], agents: int = 1) -> Table:
     """One row per statistic, like the training tables: eight columns side by side would be cut
-    to fit an 80-column console (a return of -1051.28 printed as -1051.…)."""
-    table = Table(title="returns")
+    to fit an 80-column console (a return of -1051.28 printed as -1051.…). With many
+    ``agents``, ``returns`` holds each agent's of each episode (copy-major): the statistics are
+    over agents' returns, the team return (each episode's sum over its agents) beside them."""
+    table = Table(title="returns" if agents == 1 else "returns per agent")
     table.add_column("statistic")
     table.add_column("value", justify="right")
     r, n = np.asarray(returns), np.asarray(lengths)
+    team = [] if agents == 1 else [("team mean", f"{r.reshape(-1, agents).sum(1).mean():.2f}")]
     for name, value in (
-        ("episodes", str(len(r))),
+        ("episodes", str(len(r) // agents)),
+        *([("agents", str(agents))] if agents > 1 else []),
         ("mean", f"{r.mean():.2f}"),
+        *team,
         ("std", f"{r.std():.2f}"),
         ("min", f"{r.min():.2f}"),
         ("max", f"{r.max():.2f}"),

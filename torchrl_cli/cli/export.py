@@ -50,7 +50,29 @@ def export_command(args: list[str], console: Console | None = None) -> int:
         raise
     console.print(f"exported {path.name} of {run_dir} ({cfg.agent.name}, {cfg.env.id}) to {out}")
     console.print(usage, soft_wrap=True, markup=False)
+    rows = agent_rows(cfg)
+    if rows:
+        console.print(rows, soft_wrap=True, markup=False)
     return 0
+
+
+def agent_rows(cfg) -> str | None:
+    """For a multi-agent run, what each row of the exported policy's input holds."""
+    from torchrl_cli.envs.factory import build_env
+    from torchrl_cli.envs.pettingzoo_env import is_pettingzoo
+
+    if not is_pettingzoo(cfg.env.id):
+        return None
+    env = build_env(cfg.env, 1, evaluation=True, agent_cfg=cfg.agent)
+    lay = env.layout
+    env.close()
+    ids = f", then the agent's one-hot index ({lay.n_agents})" if lay.agent_id else ""
+    rest = lay.width - lay.local_width
+    ignored = f"; the last {rest} columns (the value's) are not read: zeros do" if rest else ""
+    return (
+        f"one row per agent: its observation flattened and zero-padded to {lay.obs_width}"
+        f"{ids}{ignored} (load_policy builds the rows from a dict of observations)"
+    )
 
 
 def claim_out(out: Path) -> None:

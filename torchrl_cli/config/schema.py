@@ -16,6 +16,7 @@ CONFIG_VERSION = 1
 SCHEDULES = ("constant", "linear")  # lr_schedule, clip_schedule
 BACKENDS = ("auto", "torch", "numpy")  # agent.backend
 GUARD_MODES = ("stop", "skip")  # guard.mode
+CRITICS = ("local", "central")  # agent.critic (ippo, mappo)
 
 
 @dataclass
@@ -248,6 +249,29 @@ class VanillaPGAgentConfig(AgentConfig):
 class A2CAgentConfig(AgentConfig):
     name: str = "a2c"
     policy: A2CModelConfig = field(default_factory=A2CModelConfig)
+
+
+@dataclass
+class IPPOAgentConfig(PPOClipAgentConfig):
+    """PPO-clip on a PettingZoo env (``env=pettingzoo:<module>``): every agent a row of the
+    batch, one policy and one value shared by all agents (de Witt et al. 2020, "Is Independent
+    Learning All You Need in the StarCraft Multi-Agent Challenge?",
+    https://arxiv.org/abs/2011.09533). The value reads each agent's own observation."""
+
+    name: str = "ippo"  # agent=mappo: mappo
+    critic: str = "local"  # local: V(agent's own obs) | central: V(the env's global state)
+    agent_id: bool = True  # each agent's one-hot index appended to its observation
+
+
+@dataclass
+class MAPPOAgentConfig(IPPOAgentConfig):
+    """IPPO with a centralized value on the env's global ``state()`` (the agents' observations
+    joined where the env has none), plus the agent's one-hot (Yu et al. 2022, "The Surprising
+    Effectiveness of PPO in Cooperative Multi-Agent Games", https://arxiv.org/abs/2103.01955).
+    The policy still acts on each agent's own observation."""
+
+    name: str = "mappo"
+    critic: str = "central"
 
 
 @dataclass

@@ -9,6 +9,8 @@ from omegaconf import DictConfig, OmegaConf
 from torchrl_cli.config.schema import (
     A2CAgentConfig,
     Config,
+    IPPOAgentConfig,
+    MAPPOAgentConfig,
     PPOAdaptiveAgentConfig,
     PPOClipAgentConfig,
     SurrogatePGAgentConfig,
@@ -27,6 +29,8 @@ AGENT_SCHEMAS = {
     "surrogate_pg": SurrogatePGAgentConfig,
     "ppo_clip": PPOClipAgentConfig,
     "ppo_adaptive": PPOAdaptiveAgentConfig,
+    "ippo": IPPOAgentConfig,
+    "mappo": MAPPOAgentConfig,
 }
 
 

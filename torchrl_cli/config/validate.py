@@ -9,7 +9,7 @@ import gymnasium as gym
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from torchrl_cli.config.schema import BACKENDS, GUARD_MODES, SCHEDULES
+from torchrl_cli.config.schema import BACKENDS, CRITICS, GUARD_MODES, SCHEDULES
 from torchrl_cli.envs.atari import check_atari
 from torchrl_cli.envs.envpool_env import check_supported as check_envpool
 from torchrl_cli.envs.factory import env_wrappers
@@ -21,6 +21,7 @@ from torchrl_cli.envs.gym_env import (
     simulator_of,
 )
 from torchrl_cli.envs.native import check_native
+from torchrl_cli.envs.pettingzoo_env import PettingZooEnv, is_pettingzoo
 from torchrl_cli.envs.pixels import check_pixels
 from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind, action_info, state_info
 from torchrl_cli.errors import ConfigError, first_line
@@ -66,14 +67,24 @@ def validate(cfg: DictConfig) -> tuple[SpaceInfo, SpaceInfo]:
     check_names(cfg)
     agent, env = cfg.agent, cfg.env
     gym_id = check_env_id(env.id, list(env.imports))
-    check_atari(gym_id, env.atari)
-    check_pixels(env.pixels)
-    train_limit = env.train_max_episode_steps
-    _check(
-        train_limit is None or train_limit >= 1,
-        f"env.train_max_episode_steps={train_limit} must be at least 1 (null: the env's own limit)",
-    )
-    spaces = check_spaces(env, gym_id)
+    if is_pettingzoo(gym_id):
+        spaces = check_many_agents(cfg)
+    else:
+        _check(
+            "critic" not in agent,
+            f"agent={agent.name} trains the agents of a PettingZoo env; choose one with "
+            "env=pettingzoo:<module> (e.g. env=pettingzoo:mpe2.simple_spread_v3), or "
+            "agent=ppo_clip for a Gymnasium env",
+        )
+        check_atari(gym_id, env.atari)
+        check_pixels(env.pixels)
+        train_limit = env.train_max_episode_steps
+        _check(
+            train_limit is None or train_limit >= 1,
+            f"env.train_max_episode_steps={train_limit} must be at least 1 "
+            "(null: the env's own limit)",
+        )
+        spaces = check_spaces(env, gym_id)
     net = resolve_net(cfg.net, spaces[0], env.id)  # a named net must fit the observations
     check_hidden("net", cfg.net.hidden, cfg.net.activation)
     _check(env.n_envs >= 1, f"env.n_envs={env.n_envs} must be at least 1")
@@ -264,6 +275,53 @@ def check_guard(guard: DictConfig) -> None:
 EXTRAS = {"box2d": "box2d", "mujoco": "mujoco", "ale_py": "atari"}
 
 
+def check_many_agents(cfg: DictConfig) -> tuple[SpaceInfo, SpaceInfo]:
+    """A PettingZoo env (``env=pettingzoo:<module>``): an agent that trains many (ippo,
+    mappo), the options it steps with, and one copy made to see its rows' spaces."""
+    agent, env = cfg.agent, cfg.env
+    _check(
+        "critic" in agent,
+        f"env '{env.id}' has many agents; choose agent=ippo (a value per agent from its own "
+        f"observation) or agent=mappo (a centralized value), not agent={agent.name}",
+    )
+    _check(
+        agent.critic in CRITICS,
+        f"agent.critic={agent.critic} must be one of {', '.join(CRITICS)}",
+    )
+    _check(
+        env.vectorization in ("auto", "sync"),
+        f"env.vectorization={env.vectorization}: a PettingZoo env's copies step in this "
+        "process; use env.vectorization=auto or sync",
+    )
+    for key, value, allowed in (
+        ("env.wrappers", list(env.wrappers), "[]"),
+        ("env.atari", env.atari, "null"),
+        ("env.train_max_episode_steps", env.train_max_episode_steps, "null"),
+    ):
+        _check(
+            not value,
+            f"{key} is not supported with a PettingZoo env ({env.id}); use {key}={allowed} "
+            "(an episode's length: the env's own kwargs, e.g. +env.kwargs.max_cycles=25)",
+        )
+    _check(
+        cfg.memory.kind == "none",
+        f"memory={cfg.memory.kind} is not supported with many agents yet; use memory=none",
+    )
+    _check(
+        agent.backend != "numpy",
+        f"agent.backend=numpy cannot serve agent={agent.name} (its nets read parts of each "
+        "row); use agent.backend=auto or torch",
+    )
+    made = PettingZooEnv(
+        env.id, n_envs=1, kwargs=dict(env.kwargs), agent_id=agent.agent_id,
+        central=agent.critic == "central",
+    )
+    try:
+        return made.get_state_info(), made.get_action_info()
+    finally:
+        made.close()
+
+
 def check_spaces(env_cfg: DictConfig, gym_id: str) -> tuple:
     """Make one copy of the env (presets and wrappers applied, as training will) and check
     that its spaces are supported."""
@@ -317,7 +375,7 @@ def check_spaces(env_cfg: DictConfig, gym_id: str) -> tuple:
 
 def stacked(env_cfg: DictConfig, state: SpaceInfo) -> SpaceInfo:
     """The observations as ``env.frame_stack`` gives them (ConfigError for images)."""
-    k = env_cfg.get("frame_stack", 1)
+    k = env_cfg.frame_stack
     if k == 1:
         return state
     if not stackable(state):

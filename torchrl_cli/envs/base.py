@@ -23,11 +23,17 @@ class EnvStep(NamedTuple):
     truncated: np.ndarray
     final_obs: np.ndarray | None
     action_mask: np.ndarray | None = None
+    valid: np.ndarray | None = None
 
 
 class EnvError(FaultError):
     """The env raised while stepping or resetting (its exception's first line is in the
     message; the full traceback is the cause, shown with TORCHRL_DEBUG=1)."""
+
+
+def env_seeds(seed: int, n: int) -> list[int]:
+    """The seeds of the ``n`` copies of a run seeded with ``seed`` (independent streams)."""
+    return [int(s) for s in np.random.SeedSequence(seed).generate_state(n)]
 
 
 def raised(err: BaseException) -> str:
@@ -43,10 +49,16 @@ class BaseEnv(abc.ABC):
     ``action_mask``: the legal actions ``[n_envs, n]`` at the last observations when the env
     gives them (``get_action_info().mask`` says from where), else None; callers read it, and
     only a resume writes it back (``set_state`` restores the copies, not their last mask).
+
+    ``n_agents``: the rows each copy has (1; a multi-agent env's copies have one per agent,
+    copy-major); ``valid``: the rows that hold an agent at the last observations (None: all).
+    An invalid row's step gives reward 0 and no episode end, and nothing learns from it.
     """
 
     n_envs: int
     action_mask: np.ndarray | None
+    n_agents: int = 1
+    valid: np.ndarray | None = None
 
     @abc.abstractmethod
     def get_state_info(self) -> SpaceInfo:

@@ -11,17 +11,37 @@ from torchrl_cli.envs.envpool_env import atari_options
 from torchrl_cli.envs.frame_stack import FrameStack, frame_stack_refusal, stackable
 from torchrl_cli.envs.gym_env import GymEnv, check_env_id
 from torchrl_cli.envs.native import has_native
+from torchrl_cli.envs.pettingzoo_env import PettingZooEnv, is_pettingzoo
 from torchrl_cli.envs.pixels import wrap_pixels
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.utils import get_obj
 
 
 def build_env(
-    env_cfg: DictConfig, n_envs: int, *, evaluation: bool = False, extra_wrappers: list = ()
+    env_cfg: DictConfig,
+    n_envs: int,
+    *,
+    evaluation: bool = False,
+    extra_wrappers: list = (),
+    agent_cfg: DictConfig | None = None,
 ) -> BaseEnv:
     """The vector env ``env_cfg`` describes; ``evaluation``: without training-only wrappers;
     ``extra_wrappers`` go outside the configured ones (e.g. a video recorder); with
-    ``env.frame_stack`` > 1 the last observations stacked over it (``envs.frame_stack``)."""
+    ``env.frame_stack`` > 1 the last observations stacked over it (``envs.frame_stack``). A PettingZoo
+    env (``pettingzoo:<module>``) has ``n_envs`` copies, its rows laid out as ``agent_cfg``
+    (ippo, mappo) says: the agent id, the centralized value's input."""
+    if is_pettingzoo(env_cfg.id):
+        if agent_cfg is None or "critic" not in agent_cfg:
+            raise ValueError(f"{env_cfg.id} is laid out by its agent's config (ippo, mappo)")
+        if extra_wrappers:
+            raise ValueError(f"{env_cfg.id} is a PettingZoo env: it takes no Gymnasium wrappers")
+        return PettingZooEnv(
+            env_cfg.id,
+            n_envs=n_envs,
+            kwargs=dict(env_cfg.kwargs),
+            agent_id=bool(agent_cfg.agent_id),
+            central=agent_cfg.critic == "central",
+        )
     wrappers, kwargs = env_wrappers(env_cfg, evaluation=evaluation)
     env = GymEnv(
         env_cfg.id,
@@ -31,7 +51,7 @@ def build_env(
         imports=list(env_cfg.imports),
         **kwargs,
     )
-    k = env_cfg.get("frame_stack", 1)  # absent from the configs of runs before it existed
+    k = env_cfg.frame_stack
     if k == 1:
         return env
     if not stackable(env.get_state_info()):

@@ -8,7 +8,7 @@ from dataclasses import replace
 import gymnasium as gym
 import numpy as np
 
-from torchrl_cli.envs.base import BaseEnv, EnvError, EnvStep, raised
+from torchrl_cli.envs.base import BaseEnv, EnvError, EnvStep, env_seeds, raised
 from torchrl_cli.envs.encode import encode_numpy, make_encoder
 from torchrl_cli.envs.native import OWN_NATIVE, has_native
 from torchrl_cli.envs.registry import resolve_env_id
@@ -294,11 +294,6 @@ def _probe_info_mask(gym_id: str, kwargs: dict) -> bool:
     finally:
         env.close()
     return MASK_KEY in info
-
-
-def env_seeds(seed: int, n: int) -> list[int]:
-    """The seeds of the ``n`` copies of a run seeded with ``seed`` (independent streams)."""
-    return [int(s) for s in np.random.SeedSequence(seed).generate_state(n)]
 
 
 def check_env_id(env_id: str, imports: Sequence[str] = ()) -> str:

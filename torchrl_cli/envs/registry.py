@@ -22,6 +22,7 @@ import inspect
 import gymnasium as gym
 
 from torchrl_cli.envs.partial import register_partial_envs
+from torchrl_cli.envs.pettingzoo_env import is_pettingzoo, load_module
 from torchrl_cli.errors import ConfigError, did_you_mean
 
 ALE_NAMESPACE = "ALE/"
@@ -99,6 +100,9 @@ def import_env_module(module: str, env_id: str):
 def resolve_env_id(env_id: str, imports=()) -> str:
     """The registered Gymnasium id that ``env_id`` names, after importing what registers it
     (see the module docstring); ConfigError when nothing does."""
+    if is_pettingzoo(env_id):  # many agents: a PettingZoo module, not a Gymnasium id
+        load_module(env_id)
+        return env_id
     for module in imports or ():
         import_env_module(str(module), env_id)
     module, name = split_env_id(env_id)

@@ -43,6 +43,9 @@ class Rollout:
     # memories only: each model's state before each step, ``[T, N, ...]`` by model name (the
     # update steps each env's sequence from its state before step 0)
     states: dict[str, torch.Tensor] | None = None
+    # many agents: [T, N] bools, the rows that held an agent at step t (None: every row); the
+    # batch keeps only those (``PGAgent.batch_of``)
+    valid: torch.Tensor | None = None
     # the time-limit cuts and their final observations, for re-evaluating final_values
     truncations: list["Truncation"] = field(default_factory=list)
 

@@ -6,6 +6,7 @@ from torchrl_cli.nn.encoders import MultiInputEncoder
 from torchrl_cli.nn.hidden import ACTIVATIONS, check_hidden, with_hidden
 from torchrl_cli.nn.layers import (
     ActionLinear,
+    Columns,
     FlattenLinear,
     ModuleExtended,
     PixelScale,
@@ -19,6 +20,7 @@ __all__ = [
     "ACTIVATIONS",
     "AUTO",
     "ActionLinear",
+    "Columns",
     "FlattenLinear",
     "ModuleExtended",
     "MultiInputEncoder",

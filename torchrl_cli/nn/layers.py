@@ -45,6 +45,25 @@ class PixelScale(ModuleExtended):
         return tuple(input_shape)
 
 
+class Columns(ModuleExtended):
+    """The columns ``[start, stop)`` of flat rows: the part of a multi-agent row one model
+    reads (``envs.pettingzoo_env.RowLayout``: the policy its agent's observation, a
+    centralized value the global state)."""
+
+    def __init__(self, start: int, stop: int):
+        super().__init__()
+        self.start, self.stop = int(start), int(stop)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x[..., self.start : self.stop]
+
+    def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (*input_shape[:-1], self.stop - self.start)
+
+    def extra_repr(self) -> str:
+        return f"start={self.start}, stop={self.stop}"
+
+
 class Tanh(nn.Module):
     """tanh computed as 2 sigmoid(2x) - 1: the same function (within 2e-7), but torch's CPU
     tanh kernel is ~8x slower than its sigmoid on these machines (36 vs 4.5 us for 256x64), and

@@ -21,8 +21,13 @@ ROWS = ("obs", "actions", "log_probs")
 
 @dataclass
 class Episode:
+    """A finished episode: of one agent, with many agents (``team``: the sum of every agent's
+    return in its copy, on the first of the agents that ended the copy's episode)."""
+
     ret: float
     length: int
+    team: float | None = None
+    agent: int | None = None  # the agent's index within its copy (many agents)
 
 
 class Collector:
@@ -39,6 +44,10 @@ class Collector:
     computed (``estimate_values``). The rollout keeps each step's episode starts (``first``)
     and, with memories, every model's state before each step (``states``), from which the
     update steps each env's sequence again.
+
+    Many agents (``env.n_agents > 1``): each row is an agent; the rollout keeps which rows
+    held an agent at each step (``valid``), episodes are each agent's (rows that held none
+    count nothing) with their copy's team return, and env steps count the copies' steps.
     """
 
     def __init__(
@@ -75,6 +84,11 @@ class Collector:
             last_values=torch.zeros(n, device=device),
             first=torch.zeros(t, dtype=torch.bool, device=device),
         )
+        self.agents = env.n_agents  # rows per copy
+        self.env_valid = None  # many agents: the rows that held an agent at each step
+        if self.agents > 1:
+            self.buffers.valid = torch.ones(t, dtype=torch.bool, device=device)
+            self.env_valid = np.ones(t, dtype=bool)
         self.masked = info.mask is not None  # the env gives its legal actions
         if self.masked:
             self.buffers.masks = torch.zeros(*t, info.n, dtype=torch.bool, device=device)
@@ -90,6 +104,7 @@ class Collector:
         if device.type == "cpu":
             self.rows = replace(self.buffers, **{k: getattr(self.buffers, k).numpy() for k in ROWS})
         self.obs = self.observe(env.reset(seed=seed))
+        self.valid = self.env_rows()  # the rows holding an agent at self.obs
         self.mask = self.legal()  # the legal actions at self.obs (None: unmasked)
         self.first = np.ones(n, dtype=bool)  # the rows whose self.obs begins an episode
         self.state = self.initial_state()  # the memories' states at self.obs (None: none)
@@ -97,6 +112,7 @@ class Collector:
             self.buffers.states = {k: v.new_zeros(t + v.shape[1:]) for k, v in self.state.items()}
         self.episode_returns = np.zeros(n)
         self.episode_lengths = np.zeros(n, dtype=np.int64)
+        self.team_returns = np.zeros(n // self.agents)  # each copy's sum over its agents
         self.finished: list[Episode] = []
         self.num_steps = 0
         self.num_episodes = 0
@@ -108,6 +124,11 @@ class Collector:
         if self.memories:
             state = {**(state or {}), **{k: m.initial_state(n) for k, m in self.memories.items()}}
         return state
+
+    def env_rows(self) -> np.ndarray:
+        """The rows holding an agent now (all of them for a single-agent env)."""
+        valid = self.env.valid
+        return np.ones(self.env.n_envs, dtype=bool) if valid is None else valid.copy()
 
     def observe(self, obs: np.ndarray) -> torch.Tensor:
         """Raw observations as the actor's network inputs, as a tensor on the device."""
@@ -136,13 +157,20 @@ class Collector:
         buf.terminated.copy_(torch.from_numpy(self.env_terminated))
         buf.truncated.copy_(torch.from_numpy(self.env_truncated))
         buf.first.copy_(torch.from_numpy(self.env_first))
+        if buf.valid is not None:
+            buf.valid.copy_(torch.from_numpy(self.env_valid))
         dones = self.env_terminated | self.env_truncated
         rewards = self.reward_scaler.scale_rollout(self.env_rewards, dones)
         buf.rewards.copy_(torch.from_numpy(rewards))
         buf.truncations = truncations
         self.estimate_values(buf, value_fn, out=buf, carry=True)
-        self.num_steps += self.n_steps * self.env.n_envs
+        self.num_steps += self.n_steps * self.copies
         return buf
+
+    @property
+    def copies(self) -> int:
+        """The env's copies (its rows, for single-agent envs): what an env step counts."""
+        return self.env.n_envs // self.agents
 
     def steps(self) -> list[Truncation]:
         """The step loop: ``n_steps`` vector steps from ``self.obs``, the actor's outputs
@@ -153,6 +181,9 @@ class Collector:
         obs, state, first = self.obs, self.state, self.first
         for t in range(self.n_steps):
             self.env_first[t] = first
+            held = self.valid  # the rows holding an agent before the step
+            if self.env_valid is not None:
+                self.env_valid[t] = self.valid
             if state is not None:  # the states before the step (the update starts from them)
                 for key, value in state.items():
                     buf.states[key][t] = value
@@ -166,7 +197,10 @@ class Collector:
                 # bootstrap from V(final obs), normalized but not counted in the statistics
                 idx = np.flatnonzero(step.truncated)
                 truncations.append(Truncation(t, idx, actor.normalize_final(step.final_obs[idx])))
-            obs, state, first = actor.observe(step.obs), out.state, step.terminated | step.truncated
+            first = step.terminated | step.truncated
+            if step.valid is not None:  # an agent that arrives (or returns) starts an episode
+                first = first | (step.valid & ~held)
+            obs, state = actor.observe(step.obs), out.state
         self.obs = torch.as_tensor(obs, device=self.device)
         self.state, self.first = state, first
         return truncations
@@ -236,12 +270,16 @@ class Collector:
         try:
             step = self.env.step(self.to_env_action(actions))
         except EnvError as err:
-            at = self.num_steps + (t + 1) * self.env.n_envs
+            at = self.num_steps + (t + 1) * self.copies
             raise EnvError(f"{err} at env step {at}") from err.__cause__
         self.env_rewards[t] = step.reward
         self.env_terminated[t] = step.terminated
         self.env_truncated[t] = step.truncated
-        self._track_episodes(step.reward, step.terminated | step.truncated)
+        if self.agents > 1:
+            self._track_agents(step.reward, step.terminated | step.truncated)
+            self.valid = self.env_rows()
+        else:
+            self._track_episodes(step.reward, step.terminated | step.truncated)
         if self.masked:
             self.mask = torch.as_tensor(step.action_mask, device=self.device)
         return step
@@ -259,6 +297,30 @@ class Collector:
             self.episode_lengths[i] = 0
             self.num_episodes += 1
 
+    def _track_agents(self, reward: np.ndarray, done: np.ndarray) -> None:
+        """``_track_episodes`` with many agents: each row that held an agent adds its reward
+        to its episode and its copy's team return; a copy's episode ends when every agent it
+        held is done (``num_episodes`` counts those)."""
+        valid, k = self.valid, self.agents
+        self.episode_returns += reward * valid
+        self.episode_lengths += valid
+        self.team_returns += (reward * valid).reshape(-1, k).sum(1)
+        ended = (done & valid).reshape(-1, k)
+        copy_done = ended.any(1) & ~(valid.reshape(-1, k) & ~ended).any(1)
+        teams = set(np.flatnonzero(copy_done))
+        for i in np.flatnonzero(done & valid):
+            copy = i // k
+            team = float(self.team_returns[copy]) if copy in teams else None
+            teams.discard(copy)
+            self.finished.append(
+                Episode(float(self.episode_returns[i]), int(self.episode_lengths[i]), team, i % k)
+            )
+            self.episode_returns[i] = 0.0
+            self.episode_lengths[i] = 0
+        for copy in np.flatnonzero(copy_done):
+            self.team_returns[copy] = 0.0
+            self.num_episodes += 1
+
     def pop_episodes(self) -> list[Episode]:
         episodes, self.finished = self.finished, []
         return episodes
@@ -273,14 +335,24 @@ class Collector:
             "obs": self.obs.cpu(),
             "episode_returns": torch.from_numpy(self.episode_returns.copy()),
             "episode_lengths": torch.from_numpy(self.episode_lengths.copy()),
-            "finished": [[e.ret, e.length] for e in self.finished],
+            "finished": [[e.ret, e.length, e.team, e.agent] for e in self.finished],
             "num_steps": self.num_steps,
             "num_episodes": self.num_episodes,
             "reward_scaler": self.reward_scaler.state_dict(),
             "env": self.env.get_state(),
             "rng": to_json(self.actor.rng.bit_generator.state),
             "first": torch.from_numpy(self.first.copy()),
+            **self.agents_state_dict(),
             **self.memory_state_dict(),
+        }
+
+    def agents_state_dict(self) -> dict:
+        """Many agents: the rows holding an agent and each copy's team return so far."""
+        if self.agents == 1:
+            return {}
+        return {
+            "valid": torch.from_numpy(self.valid.copy()),
+            "team_returns": torch.from_numpy(self.team_returns.copy()),
         }
 
     def memory_state_dict(self) -> dict:
@@ -296,7 +368,7 @@ class Collector:
         self.actor.normalizer.load_state_dict(state["state_normalizer"])
         self.reward_scaler.load_state_dict(state["reward_scaler"])
         self.num_steps, self.num_episodes = state["num_steps"], state["num_episodes"]
-        self.finished = [Episode(ret, int(length)) for ret, length in state["finished"]]
+        self.finished = [Episode(e[0], int(e[1]), *e[2:]) for e in state["finished"]]
         self.actor.rng.bit_generator.state = from_json(state["rng"])
         if not self.env.restorable:
             self.obs = self.observe(self.env.reset(seed=seed + self.num_steps))
@@ -305,6 +377,8 @@ class Collector:
             self.state = self.initial_state()
             self.episode_returns[:] = 0.0
             self.episode_lengths[:] = 0
+            self.team_returns[:] = 0.0
+            self.valid = self.env_rows()
             self.reward_scaler.returns.zero_()
             return False
         self.env.set_state(state["env"])
@@ -316,6 +390,10 @@ class Collector:
         self.episode_lengths[:] = state["episode_lengths"].numpy()
         if "first" in state:  # absent from checkpoints before memories
             self.first = state["first"].numpy().copy()
+        if "valid" in state:  # many agents
+            self.valid = state["valid"].numpy().copy()
+            self.env.valid = self.valid.copy()
+            self.team_returns[:] = state["team_returns"].numpy()
         if self.state is not None:
             self.state = {k: v.to(self.device) for k, v in state["memory"].items()}
         return True

@@ -16,10 +16,11 @@ from torchrl_cli.agents.guard import Guard
 from torchrl_cli.agents.pg import PGAgent
 from torchrl_cli.backends import resolve_backend
 from torchrl_cli.config.validate import validate
-from torchrl_cli.envs import GymEnv, RewardScaler, StateNormalizer
-from torchrl_cli.envs.spaces import SpaceInfo
+from torchrl_cli.envs import RewardScaler, StateNormalizer
+from torchrl_cli.envs.base import BaseEnv
+from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
 from torchrl_cli.models import BaseModel
-from torchrl_cli.nn import nn_from_config, resolve_net, with_hidden
+from torchrl_cli.nn import Columns, SequentialExtended, nn_from_config, resolve_net, with_hidden
 from torchrl_cli.nn.memory import Memory
 from torchrl_cli.rollout.actor import acting_rng
 from torchrl_cli.rollout.collector import Collector
@@ -61,15 +62,20 @@ def build_model(
     state_info: SpaceInfo,
     action_info: SpaceInfo,
     memory: tuple[DictConfig | None, str] = (None, ""),
+    columns: tuple[int, int] | None = None,
 ) -> BaseModel:
     """A model (policy or value) on its own network, initialized as ``net_cfg.init`` says
     (``net=auto``: the net chosen for ``state_info``), its hidden layers as
     ``model_cfg.net`` or else ``net_cfg`` says (``nn.with_hidden``); ``memory``: the
-    ``memory`` config node and the model's name (``build_memory``)."""
+    ``memory`` config node and the model's name (``build_memory``); ``columns``: the part of
+    each flat row the model reads (a multi-agent env's ``views``), None: all of it."""
     spec = OmegaConf.to_container(model_cfg, resolve=True)
     own_net = spec.pop("net")
     net_cfg = with_hidden(resolve_net(net_cfg, state_info), own_net)
-    net = nn_from_config(net_cfg, state_info, action_info)
+    if columns is None:
+        net = nn_from_config(net_cfg, state_info, action_info)
+    else:
+        net = columns_net(net_cfg, state_info, action_info, columns)
     extra = {}
     if (made := build_memory(*memory, net.out_shape)) is not None:
         extra["memory"] = made
@@ -78,6 +84,46 @@ def build_model(
     if net_cfg.init == "orthogonal":
         model.init_orthogonal()
     return model
+
+
+def columns_net(
+    net_cfg: DictConfig, state_info: SpaceInfo, action_info: SpaceInfo, columns: tuple[int, int]
+):
+    """The net of ``net_cfg`` on the columns ``[start, stop)`` of flat rows, a ``Columns``
+    layer first."""
+    start, stop = columns
+    part = SpaceInfo(
+        SpaceKind.CONTINUOUS,
+        (stop - start,),
+        state_info.dtype,
+        None if state_info.low is None else state_info.low[start:stop],
+        None if state_info.high is None else state_info.high[start:stop],
+    )
+    inner = nn_from_config(net_cfg, part, action_info)
+    net = SequentialExtended(Columns(start, stop), inner)
+    net.out_shape = inner.out_shape
+    return net
+
+
+def model_views(env: BaseEnv) -> dict[str, tuple[int, int] | None]:
+    """The columns the policy and the value read: a multi-agent env's ``views()``, else all."""
+    views = getattr(env, "views", None)
+    return views() if views is not None else {"policy": None, "value": None}
+
+
+def config_views(cfg: DictConfig) -> dict[str, tuple[int, int] | None]:
+    """``model_views`` of the env ``cfg`` describes (one copy of a multi-agent env is made to
+    read its layout; a single-agent env's models read all of each row)."""
+    from torchrl_cli.envs.factory import build_env
+    from torchrl_cli.envs.pettingzoo_env import is_pettingzoo
+
+    if not is_pettingzoo(cfg.env.id):
+        return {"policy": None, "value": None}
+    env = build_env(cfg.env, 1, evaluation=True, agent_cfg=cfg.agent)
+    try:
+        return model_views(env)
+    finally:
+        env.close()
 
 
 def build_memory(memory_cfg: DictConfig | None, key: str, in_shape) -> Memory | None:
@@ -100,21 +146,22 @@ def build_normalizer(cfg: DictConfig, state_info: SpaceInfo) -> StateNormalizer:
     )
 
 
-def build_agent(cfg: DictConfig, env: GymEnv, device: torch.device, logger: Logger) -> PGAgent:
+def build_agent(cfg: DictConfig, env: BaseEnv, device: torch.device, logger: Logger) -> PGAgent:
     state_info, action_info = env.get_state_info(), env.get_action_info()
+    views = model_views(env)
     normalizer = build_normalizer(cfg, state_info).to(device)
     scaler = RewardScaler(
         env.n_envs, gamma=cfg.agent.gamma, enabled=cfg.env.scale_reward, clip=cfg.env.clip_reward
     )
     memory = cfg.memory
     policy = build_model(
-        cfg.agent.policy, cfg.net, state_info, action_info, (memory, "policy")
+        cfg.agent.policy, cfg.net, state_info, action_info, (memory, "policy"), views["policy"]
     ).to(device)
     models = {"policy": policy}
     value = None
     if cfg.agent.value is not None:
         value = build_model(
-            cfg.agent.value, cfg.net, state_info, action_info, (memory, "value")
+            cfg.agent.value, cfg.net, state_info, action_info, (memory, "value"), views["value"]
         ).to(device)
         models["value"] = value
     backend = resolve_backend(cfg.agent.backend, policy, models, normalizer)

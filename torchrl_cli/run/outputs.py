@@ -30,6 +30,8 @@ def final_metrics(
         "std_return": final and final.std,
         "episodes": final and len(final.returns),
         "returns": final and final.returns,
+        # many agents: the mean over agents above, each episode's sum over its agents here
+        **({"team_returns": final.team_returns} if final and final.team_returns else {}),
         "interrupted": result.interrupted,
         "env_steps": result.env_steps,
         "iterations": result.iterations,
@@ -82,11 +84,17 @@ def report_end(
                 soft_wrap=True,
             )
         return
+    teams = metrics.get("team_returns")
+    per_agent = (
+        f" per agent, team return {sum(teams) / len(teams):.2f}, over {len(teams)} episodes of "
+        f"{metrics['episodes'] // len(teams)} agents"
+        if teams
+        else f" over {metrics['episodes']} episodes"
+    )
     console.print(
         f"[bold green]final evaluation[/bold green]: mean return "
-        f"{metrics['mean_return']:.2f} ± {metrics['std_return']:.2f} over "
-        f"{metrics['episodes']} episodes after {metrics['env_steps']} env steps "
-        f"({metrics['train_seconds']:.1f} s of training)"
+        f"{metrics['mean_return']:.2f} ± {metrics['std_return']:.2f}{per_agent} after "
+        f"{metrics['env_steps']} env steps ({metrics['train_seconds']:.1f} s of training)"
     )
 
 

@@ -186,7 +186,7 @@ class Policy:
         env = gym.make(gym_id, **kwargs)
         for wrap in wrappers:
             env = wrap(env)
-        k = self.env_cfg.get("frame_stack", 1)
+        k = self.env_cfg.frame_stack
         if k > 1:  # the last k observations of the episode, oldest first, as training's
             space = env.observation_space
             if not (isinstance(space, gym.spaces.Box) and len(space.shape) == 1):
@@ -213,24 +213,77 @@ def _batched(obs, single: bool):
     return torch.as_tensor(array[None] if single else array)
 
 
+class AgentsPolicy:
+    """The policy of a multi-agent run (``env=pettingzoo:<module>``), acting for every agent of
+    one env from its dict of observations, as a PettingZoo parallel env gives them::
+
+        actions = policy(observations)  # {agent: action} for each agent observed
+        observations, rewards, terminations, truncations, infos = env.step(actions)
+
+    ``policy.rows`` is the ``Policy`` on the rows the training env gave (what ``torchrl
+    export`` exports); ``make_env()`` makes a parallel env of the run's."""
+
+    def __init__(self, rows: Policy, layout):
+        self.rows = rows
+        self.layout = layout  # a PettingZooEnv of one copy: the run's rows and spaces
+        self.agents = list(layout.agents)
+
+    @property
+    def recurrent(self) -> bool:
+        return False
+
+    def __call__(self, observations: dict) -> dict:
+        unknown = [a for a in observations if a not in self.layout.index]
+        if unknown:
+            raise ValueError(f"unknown agents {unknown}; this policy acts for {self.agents}")
+        rows = self.layout.rows_of(observations)
+        present = [self.layout.index[a] for a in observations]
+        mask = self.layout.action_mask
+        actions = self.rows(rows[present], None if mask is None else mask[present])
+        return {
+            agent: self.layout.env_action(i, actions[j])
+            for j, (agent, i) in enumerate(zip(observations, present, strict=True))
+        }
+
+    def make_env(self, render_mode: str | None = None):
+        from torchrl_cli.envs.pettingzoo_env import make_parallel
+
+        kwargs = dict(self.rows.env_cfg.kwargs)
+        if render_mode is not None:
+            kwargs["render_mode"] = render_mode
+        return make_parallel(self.rows.env_cfg.id, kwargs)
+
+
 def load_policy(
     run_dir: str | Path, checkpoint: str = LAST, trust: Iterable[str] = ()
-) -> Policy:
+) -> Policy | AgentsPolicy:
     """The policy of a run folder's checkpoint (``last``, ``best`` or a file), ready to act::
 
     policy = load_policy("runs/2026-11-23/10-00-00_ppo_clip_CartPole-v1")
     action = policy(obs)
+
+    A multi-agent run's (``env=pettingzoo:<module>``) acts for every agent from a dict of
+    observations (``AgentsPolicy``): ``actions = policy(observations)``.
     """
-    return policy_from_checkpoint(*load_run(Path(run_dir), checkpoint, trust))
+    cfg, ckpt = load_run(Path(run_dir), checkpoint, trust)
+    policy = policy_from_checkpoint(cfg, ckpt)
+    from torchrl_cli.envs.pettingzoo_env import is_pettingzoo
+
+    if not is_pettingzoo(cfg.env.id):
+        return policy
+    from torchrl_cli.envs.factory import build_env
+
+    return AgentsPolicy(policy, build_env(cfg.env, 1, evaluation=True, agent_cfg=cfg.agent))
 
 
 def policy_from_checkpoint(cfg: DictConfig, checkpoint: Checkpoint) -> Policy:
     """The policy of ``checkpoint``, of a run with config ``cfg``."""
-    from torchrl_cli.run.build import build_model, build_normalizer
+    from torchrl_cli.run.build import build_model, build_normalizer, config_views
 
     state_info, action_info = checkpoint.state_info, checkpoint.action_info
     model = build_model(
-        cfg.agent.policy, cfg.net, state_info, action_info, (cfg.memory, "policy")
+        cfg.agent.policy, cfg.net, state_info, action_info, (cfg.memory, "policy"),
+        config_views(cfg)["policy"],
     )
     load_weights(model, checkpoint.model_weights("policy"), checkpoint.path)
     normalizer = build_normalizer(cfg, state_info)

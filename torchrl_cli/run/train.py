@@ -177,9 +177,9 @@ def _train(
     # numpy's BLAS too (the numpy backend): OpenBLAS would otherwise start one thread per core,
     # which on small matrices costs more than it gives, 5x under contention
     threadpool_limits(cfg.torch_threads, user_api="blas")
-    env = build_env(cfg.env, cfg.env.n_envs)
+    env = build_env(cfg.env, cfg.env.n_envs, agent_cfg=cfg.agent)
     eval_env = CappedEnv(
-        build_env(cfg.env, cfg.eval_episodes, evaluation=True),
+        build_env(cfg.env, cfg.eval_episodes, evaluation=True, agent_cfg=cfg.agent),
         cfg.eval_max_episode_steps,
         lambda text: console.print(f"[yellow]warning[/yellow]: {escape(text)}", soft_wrap=True),
     )
@@ -220,7 +220,7 @@ def _train(
             )
         console.print(
             f"[bold]torchrl train[/bold] {cfg.agent.name} on {cfg.env.id} "
-            f"({env.simulator}, {env.n_envs} envs{stack_note(cfg)}, "
+            f"({env.simulator}, {copies_text(env)}{stack_note(cfg)}, "
             f"net {net_name}{memory_note(cfg)}, device {device}, "
             f"seed {cfg.seed})" + (f" -> {run_dir}" if run_dir else "")
         )
@@ -317,6 +317,13 @@ def restore(agent: PGAgent, cfg: DictConfig, checkpoint: Checkpoint, console: Co
         )
 
 
+def copies_text(env) -> str:
+    """``8 envs``; with many agents ``8 envs x 3 agents``."""
+    if env.n_agents == 1:
+        return f"{env.n_envs} envs"
+    return f"{env.n_envs // env.n_agents} envs x {env.n_agents} agents"
+
+
 def train_seeds(
     cfg: DictConfig, run_dir: Path, console: Console | None = None, tag: str | None = None
 ) -> dict:
@@ -352,14 +359,14 @@ def train_seeds(
 
 def stack_note(cfg: DictConfig) -> str:
     """The banner's note of ``env.frame_stack`` (none without)."""
-    k = cfg.env.get("frame_stack", 1)
+    k = cfg.env.frame_stack
     return f" x {k} stacked frames" if k > 1 else ""
 
 
 def memory_note(cfg: DictConfig) -> str:
     """The banner's note of ``memory`` (none without)."""
-    memory = cfg.get("memory")
-    if memory is None or memory.kind == "none":
+    memory = cfg.memory
+    if memory.kind == "none":
         return ""
     return f" + {memory.kind} {memory.hidden_size}" + (
         f" x {memory.num_layers} layers" if memory.num_layers > 1 else ""

@@ -28,6 +28,7 @@ import gymnasium as gym
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
+from torchrl_cli.envs.pettingzoo_env import PREFIX as PETTINGZOO
 from torchrl_cli.errors import ConfigError
 
 ALLOWED_PREFIXES = ("torchrl_cli.", "torch.nn.", "torch.optim.", "gymnasium.wrappers.")
@@ -79,10 +80,16 @@ def env_modules(cfg: DictConfig) -> list[str]:
     env = cfg.get("env") if isinstance(cfg, DictConfig) else None
     if not isinstance(env, DictConfig):
         return []
-    imports = env.get("imports") or []  # .get: the folder's config may be checked raw
-    modules = [str(m) for m in imports] if isinstance(imports, ListConfig) else [str(imports)]
+    imports = env.get("imports")  # .get: the folder's config may be checked raw
+    if imports is None:
+        imports = []
+    # an empty list is a list too (``or []`` made it a Python list, then the string '[]')
+    is_list = isinstance(imports, ListConfig | list)
+    modules = [str(m) for m in imports] if is_list else [str(imports)]
     env_id = env.get("id")
-    if isinstance(env_id, str) and ":" in env_id:
+    if isinstance(env_id, str) and env_id.startswith(PETTINGZOO):  # the module it imports
+        modules.append(env_id[len(PETTINGZOO):])
+    elif isinstance(env_id, str) and ":" in env_id:
         modules.append(env_id.rpartition(":")[0])
     return modules
 

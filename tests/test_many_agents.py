@@ -1,0 +1,343 @@
+"""Many agents: PettingZoo parallel envs as rows (envs/pettingzoo_env.py), IPPO and MAPPO.
+
+The env checks run on ``torchrl_test_marl`` (tests/envmods): two agents whose spaces differ,
+one of whom leaves at step 2 of 4, so that padding, masks and absent agents are all seen."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY, assert_no_traceback, assert_one_line_error, compose_config, make_agent
+from conftest import torchrl as run_torchrl
+
+from torchrl_cli.config.compose import compose_config as compose_checked
+from torchrl_cli.config.validate import validate
+from torchrl_cli.envs.factory import build_env
+from torchrl_cli.envs.pettingzoo_env import PettingZooEnv
+from torchrl_cli.errors import ConfigError
+from torchrl_cli.nn import Columns
+from torchrl_cli.run.policy import load_policy
+
+pytest.importorskip("pettingzoo")
+ENVMODS = Path(__file__).resolve().parent / "envmods"
+sys.path.insert(0, str(ENVMODS))
+
+PAIR = "pettingzoo:torchrl_test_marl"
+SPREAD = "pettingzoo:mpe2.simple_spread_v3"
+SMALL = [*TINY, "max_steps=64", "agent.n_steps=8"]
+
+
+def pair(n_envs: int = 2, central: bool = False, module: str = PAIR) -> PettingZooEnv:
+    return PettingZooEnv(module, n_envs=n_envs, central=central)
+
+
+# the env: rows, padding, ids, masks, autoreset
+
+
+@pytest.mark.parametrize("module", [PAIR, "pettingzoo:torchrl_test_marl_aec"])
+def test_rows_are_padded_observations_with_the_agent_id(module):
+    env = pair(2, central=True, module=module)  # the AEC-only module: through aec_to_parallel
+    assert (env.n_envs, env.n_agents, env.agents) == (4, 2, ["walker", "runner"])
+    # [obs padded to 3 | one-hot of 2][state of 1 | one-hot of 2]
+    assert env.get_state_info().shape == (8,)
+    assert env.views() == {"policy": (0, 5), "value": (5, 8)}
+    obs = env.reset(seed=0)
+    np.testing.assert_array_equal(obs[0], [0, 0, 0, 1, 0, 0, 1, 0])  # walker: 2 entries, 1 pad
+    np.testing.assert_array_equal(obs[1], [100, 100, 100, 0, 1, 0, 0, 1])
+    np.testing.assert_array_equal(obs[2:], obs[:2])  # copy-major rows
+    assert env.valid.all()
+    env.close()
+
+
+def test_discrete_actions_of_different_sizes_are_padded_and_masked():
+    env = pair(1)
+    info = env.get_action_info()
+    assert (info.n, info.mask) == (3, "info")
+    np.testing.assert_array_equal(env.action_mask, [[1, 1, 1], [1, 1, 0]])
+    env.close()
+
+
+def test_an_agent_that_leaves_is_masked_out_and_the_copy_restarts_on_the_same_step():
+    env = pair(2, central=True)
+    env.reset(seed=0)
+    ones = np.ones(4, dtype=np.int64)
+    env.step(ones)
+    step = env.step(ones)  # t=2: the runner terminates, the walker goes on
+    np.testing.assert_array_equal(step.terminated, [0, 1, 0, 1])
+    np.testing.assert_array_equal(step.valid, [1, 0, 1, 0])
+    assert step.final_obs[1, 0] == 102 and step.final_obs[1, 5] == 2  # its last obs and state
+    assert not step.obs[1].any()  # a gone agent's row holds nothing
+    step = env.step(ones)  # t=3: the runner's row gets no reward and no episode end
+    np.testing.assert_array_equal(step.reward, [1, 0, 1, 0])
+    assert not (step.terminated | step.truncated)[[1, 3]].any()
+    step = env.step(ones)  # t=4: the walker is cut; every agent gone, the copy restarts
+    np.testing.assert_array_equal(step.truncated, [1, 0, 1, 0])
+    assert not step.terminated.any()
+    np.testing.assert_array_equal(step.final_obs[0, :2], [4, 4])  # the cut episode's last obs
+    np.testing.assert_array_equal(step.obs[:2, 0], [0, 100])  # the next episode's first
+    assert step.valid.all()
+    env.close()
+
+
+def test_simple_spread_central_rows_hold_the_global_state():
+    env = PettingZooEnv(SPREAD, n_envs=2, kwargs={"max_cycles": 3}, central=True)
+    obs = env.reset(seed=1)
+    assert obs.shape == (6, 18 + 3 + 54 + 3)
+    state = env.copies[0].state()
+    for row in range(3):
+        np.testing.assert_allclose(obs[row, 21:75], state)
+    step = None
+    for _ in range(3):
+        step = env.step(np.zeros(6, dtype=np.int64))
+    assert step.truncated.all() and step.final_obs is not None  # max_cycles: a time limit
+    env.close()
+
+
+def test_seeded_resets_repeat():
+    a, b = (PettingZooEnv(SPREAD, n_envs=2) for _ in range(2))
+    np.testing.assert_array_equal(a.reset(seed=3), b.reset(seed=3))
+    assert not np.array_equal(a.reset(seed=3)[:3], a.reset(seed=3)[3:])  # copies differ
+    a.close()
+    b.close()
+
+
+# config and one-line errors
+
+
+@pytest.mark.parametrize("agent,value_cols", [("ippo", (0, 21)), ("mappo", (21, 78))])
+def test_compose_and_build_each_agent_on_simple_spread(agent, value_cols):
+    cfg = compose_config([f"agent={agent}", f"env={SPREAD}", "+env.kwargs.max_cycles=25"])
+    assert cfg.agent.name == agent and cfg.env.kwargs.max_cycles == 25
+    state, action = validate(cfg)
+    assert state.shape == ((78,) if agent == "mappo" else (21,)) and action.n == 5
+    built, env = make_agent(cfg, n_envs=2)
+    policy_cols = built.policy_model.layers[0]
+    value_first = built.value_model.layers[0]
+    assert isinstance(policy_cols, Columns) and (policy_cols.start, policy_cols.stop) == (0, 21)
+    assert (value_first.start, value_first.stop) == value_cols
+    env.close()
+
+
+def test_a_centralized_value_reads_the_state_and_the_policy_does_not():
+    built, env = make_agent(compose_config(["agent=mappo", f"env={PAIR}"]), n_envs=1)
+    obs = torch.as_tensor(env.reset(seed=0))
+    changed = obs.clone()
+    changed[:, 5] += 3.0  # the global state's column
+    with torch.no_grad():
+        assert not torch.allclose(built.value_model(obs), built.value_model(changed))
+        torch.testing.assert_close(built.policy_model(obs), built.policy_model(changed))
+        local = obs.clone()
+        local[:, 0] += 3.0  # an observation column: the central value does not read it
+        torch.testing.assert_close(built.value_model(obs), built.value_model(local))
+    env.close()
+
+
+@pytest.mark.parametrize(
+    "overrides,needles",
+    [
+        (["agent=ippo", "env=CartPole-v1"], ["agent=ippo", "env=pettingzoo:<module>"]),
+        (["agent=ppo_clip", f"env={PAIR}"], ["many agents", "agent=ippo", "agent=mappo"]),
+        (["agent=ippo", "env=pettingzoo:json"], ["not a PettingZoo env"]),
+        (["agent=ippo", "env=pettingzoo:torchrl_no_such_pkg.env_v0"], ["no module"]),
+        (["agent=ippo", "env=pettingzoo:torchrl_test_marl_needs"],
+         ["torchrl_absent_dependency", "pip install torchrl_absent_dependency"]),
+        pytest.param(
+            ["agent=ippo", "env=pettingzoo:pettingzoo.butterfly.pistonball_v6"],
+            ["pip install 'pettingzoo[butterfly]'"],
+            marks=pytest.mark.skipif(
+                importlib.util.find_spec("pymunk") is not None, reason="pymunk is installed"
+            ),
+        ),
+        (["agent=ippo", f"env={PAIR}", "memory=lstm"], ["memory=lstm", "memory=none"]),
+        (["agent=ippo", f"env={PAIR}", "agent.critic=global"], ["agent.critic=global"]),
+    ],
+)
+def test_bad_input_is_one_line(overrides, needles):
+    with pytest.raises(ConfigError) as err:
+        validate(compose_checked(overrides))
+    message = str(err.value)
+    assert "\n" not in message
+    for needle in needles:
+        assert needle in message, message
+
+
+# the collector and the batch
+
+
+def test_rollout_masks_absent_agents_and_counts_agent_and_team_episodes():
+    built, env = make_agent(
+        compose_config(["agent=ippo", f"env={PAIR}", "agent.n_steps=8"]), n_envs=2
+    )
+    collector = built.collector
+    rollout = collector.collect(built.value_fn())
+    # steps 0-1 everyone; 2-3 the runner is gone; then a new episode (every copy in lockstep)
+    expected = np.array([[1, 1], [1, 1], [1, 0], [1, 0]] * 2, dtype=bool)
+    np.testing.assert_array_equal(rollout.valid.numpy(), np.tile(expected, (1, 2)))
+    assert collector.num_steps == 16  # env steps: 8 steps of 2 copies, not of 4 rows
+    # the second episode starts on every row, the runner's too (it was gone, not done)
+    middle = [1, 2, 3, 5]
+    assert rollout.first[4].all() and not (rollout.first & rollout.valid)[middle].any()
+    episodes = collector.pop_episodes()
+    assert len(episodes) == 8  # 2 episodes x 2 copies x 2 agents
+    walker = [e for e in episodes if e.agent == 0]
+    runner = [e for e in episodes if e.agent == 1]
+    assert {e.length for e in walker} == {4} and {e.length for e in runner} == {2}
+    teams = [e.team for e in episodes if e.team is not None]
+    assert len(teams) == 4 and collector.num_episodes == 4
+    # the team returns sum every agent's rewards of their copy's episode
+    assert sum(teams) == pytest.approx(sum(e.ret for e in episodes))
+    batch = built.batch_of(rollout)
+    assert len(batch) == int(rollout.valid.sum()) == 24  # only rows that held an agent
+    np.testing.assert_array_equal(
+        batch.obs.numpy(), rollout.obs.flatten(0, 1)[rollout.valid.flatten()].numpy()
+    )
+    env.close()
+
+
+def test_losses_ignore_the_rows_of_absent_agents():
+    """The update reduces over real agent steps only: garbage in an absent row changes
+    nothing, since the batch never holds it."""
+    built, env = make_agent(
+        compose_config(["agent=ippo", f"env={PAIR}", "agent.n_steps=8"]), n_envs=1
+    )
+    rollout = built.collector.collect(built.value_fn())
+    clean = built.batch_of(rollout)
+    invalid = ~rollout.valid
+    rollout.rewards[invalid] = 1e6
+    rollout.obs[invalid] = 1e6
+    rollout.values[invalid] = -1e6
+    dirty = built.batch_of(rollout)
+    for field in ("obs", "advantages", "returns", "values"):
+        torch.testing.assert_close(getattr(clean, field), getattr(dirty, field))
+    terms = built.policy_model.register_losses(dirty)
+    assert torch.isfinite(terms["loss_policy"])
+    env.close()
+
+
+def test_evaluation_reports_the_mean_over_agents_and_the_team_sum():
+    cfg = compose_config(["agent=ippo", f"env={PAIR}"])
+    built, env = make_agent(cfg, n_envs=1)
+    eval_env = build_env(cfg.env, 3, evaluation=True, agent_cfg=cfg.agent)
+    evaluation = built.evaluate(eval_env, 3, seed=0)
+    assert len(evaluation.returns) == 6 and len(evaluation.team_returns) == 3
+    per_copy = np.asarray(evaluation.returns).reshape(3, 2)
+    np.testing.assert_allclose(evaluation.team_returns, per_copy.sum(1))
+    assert evaluation.mean == pytest.approx(per_copy.mean())
+    env.close()
+    eval_env.close()
+
+
+# the real command line
+
+
+@pytest.mark.parametrize("agent", ["ippo", "mappo"])
+def test_cli_trains_simple_spread_then_evaluates_in_a_fresh_process(
+    agent, torchrl_bin, cli_env, tmp_path
+):
+    proc = run_torchrl(
+        torchrl_bin,
+        ["train", f"env={SPREAD}", f"agent={agent}", "+env.kwargs.max_cycles=10", *SMALL],
+        tmp_path,
+        cli_env,
+    )
+    assert_no_traceback(proc)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "team return" in proc.stdout
+    (run_dir,) = [p.parent for p in tmp_path.glob("runs/*/*/metrics.json")]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["agent"] == agent and len(metrics["team_returns"]) == 2
+    assert len(metrics["returns"]) == 6  # 2 episodes x 3 agents
+    proc = run_torchrl(torchrl_bin, ["eval", str(run_dir), "episodes=2"], tmp_path, cli_env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "team mean" in proc.stdout and "agents" in proc.stdout
+    # load_policy acts for every agent from the parallel env's dict of observations
+    policy = load_policy(run_dir)
+    env = policy.make_env()
+    observations, _ = env.reset(seed=0)
+    steps = 0
+    while env.agents:
+        actions = policy(observations)
+        assert set(actions) == set(env.agents) and all(0 <= a < 5 for a in actions.values())
+        observations, *_ = env.step(actions)
+        steps += 1
+    assert steps == 10  # max_cycles
+    env.close()
+    if agent == "ippo":  # no video of a PettingZoo env: one line, before any folder
+        proc = run_torchrl(torchrl_bin, ["eval", str(run_dir), "video=true"], tmp_path, cli_env)
+        assert_one_line_error(proc, "video=true", "PettingZoo")
+        assert not (run_dir / "videos").exists()
+    if agent == "mappo" and importlib.util.find_spec("onnxruntime"):  # ONNX on the rows
+        proc = run_torchrl(torchrl_bin, ["export", str(run_dir), "format=onnx"], tmp_path,
+                           cli_env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "checked against the torch policy" in proc.stdout
+        assert "one row per agent" in proc.stdout
+
+
+def test_cli_bad_env_module_is_one_line_and_makes_no_folder(torchrl_bin, cli_env, tmp_path):
+    proc = run_torchrl(
+        torchrl_bin, ["train", "env=pettingzoo:json", "agent=ippo", *SMALL], tmp_path, cli_env
+    )
+    assert_one_line_error(proc, "not a PettingZoo env")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_shared_parameters_tell_agents_apart_and_respect_their_action_sets():
+    """A tiny learning check: each step pays each agent its action's index, so the walker
+    should learn its action 2 and the runner its action 1 (its 2 is a padded, masked action):
+    8 + 2 per episode, 5 per agent (a random policy: 2.5). One shared policy gets there only
+    by reading the agent id and the mask. Seeded: 5.0 at 1024 env steps (seeds 0, 2, 3;
+    seed 1: 4.5)."""
+    cfg = compose_config(["agent=ippo", f"env={PAIR}", "agent.n_steps=16", "env.n_envs=4",
+                          "agent.lr=0.01", "agent.num_mini_batches=1", "agent.num_epochs=4",
+                          "max_steps=1024"])
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as a run sets it (torch_threads): small nets, no contention
+    try:
+        built, env = make_agent(cfg, seed=0)
+        eval_env = build_env(cfg.env, 4, evaluation=True, agent_cfg=cfg.agent)
+        while not built._check_termination():
+            built.step()
+        evaluation = built.evaluate(eval_env, 4, seed=0)
+    finally:
+        torch.set_num_threads(threads)
+    assert evaluation.mean >= 4.5, evaluation.returns
+    assert min(evaluation.team_returns) >= 9.0
+    env.close()
+    eval_env.close()
+
+
+def test_box_actions_of_different_widths_are_padded_and_each_agent_takes_its_own():
+    from gymnasium import spaces
+
+    from torchrl_cli.envs.pettingzoo_env import joint_actions
+
+    narrow = spaces.Box(-1.0, 1.0, (1,), np.float32)
+    wide = spaces.Box(np.array([0.0, -2.0], np.float32), np.array([0.5, 2.0], np.float32))
+    info, legal = joint_actions([narrow, wide], "pettingzoo:x")
+    assert info.shape == (2,) and info.mask is None and legal.all()
+    np.testing.assert_array_equal(info.low, [-1.0, -2.0])  # the widest bounds of each entry
+    np.testing.assert_array_equal(info.high, [1.0, 2.0])
+    env = pair(1)
+    env.act_spaces = [narrow, wide]
+    np.testing.assert_allclose(env.env_action(0, np.array([0.7, 9.0])), [0.7], rtol=1e-6)
+    np.testing.assert_array_equal(env.env_action(1, np.array([-0.9, 9.0])), [0.0, 2.0])
+    with pytest.raises(ConfigError, match="not all Discrete"):
+        joint_actions([narrow, spaces.Discrete(2)], "pettingzoo:x")
+    env.close()
+
+
+def test_a_run_folder_naming_a_pettingzoo_module_is_held_to_the_trust_rule():
+    """The module checked is the one ``pettingzoo:<module>`` imports, not ``pettingzoo``."""
+    from omegaconf import OmegaConf
+
+    from torchrl_cli.run.trust import check_targets, env_modules
+
+    cfg = OmegaConf.create({"env": {"id": "pettingzoo:os", "imports": []}})
+    assert env_modules(cfg) == ["os"]
+    with pytest.raises(ConfigError, match="env module 'os'"):
+        check_targets(cfg, "config.yaml")
