@@ -27,9 +27,9 @@ def build_env(
 ) -> BaseEnv:
     """The vector env ``env_cfg`` describes; ``evaluation``: without training-only wrappers;
     ``extra_wrappers`` go outside the configured ones (e.g. a video recorder); with
-    ``env.frame_stack`` > 1 the last observations stacked over it (``envs.frame_stack``). A PettingZoo
-    env (``pettingzoo:<module>``) has ``n_envs`` copies, its rows laid out as ``agent_cfg``
-    (ippo, mappo) says: the agent id, the centralized value's input."""
+    ``env.frame_stack`` > 1 the last observations stacked over it (``envs.frame_stack``). A
+    PettingZoo env (``pettingzoo:<module>``) has ``n_envs`` copies, its rows laid out as
+    ``agent_cfg`` (ippo, mappo) says: the agent id, the centralized value's input."""
     if is_pettingzoo(env_cfg.id):
         if agent_cfg is None or "critic" not in agent_cfg:
             raise ValueError(f"{env_cfg.id} is laid out by its agent's config (ippo, mappo)")
