@@ -132,7 +132,7 @@ def test_cfg_job_prints_config_and_runs_nothing(torchrl_bin, cli_env, tmp_path, 
 def test_train_help_lists_the_real_options(torchrl_bin, cli_env, tmp_path):
     """`torchrl train --help`: each group with its real options (conf/ files), one line for any
     other env id, no internal schema node or per-id tuned entry, then the composed config;
-    under 150 lines, runs nothing."""
+    under 180 lines (the config dump grows with the schema), runs nothing."""
     proc = torchrl(torchrl_bin, ["train", "--help"], tmp_path, cli_env)
     assert proc.returncode == 0, proc.stderr
     assert_no_traceback(proc)
@@ -150,7 +150,7 @@ def test_train_help_lists_the_real_options(torchrl_bin, cli_env, tmp_path):
     assert "_schema" not in proc.stdout and "tuned/" not in proc.stdout
     assert "FrozenLake-v1, " not in proc.stdout  # registered ids are not listed one by one
     assert re.search(r"^max_steps: \d+$", proc.stdout, re.M)  # then the composed config
-    assert len(proc.stdout.splitlines()) < 150, len(proc.stdout.splitlines())
+    assert len(proc.stdout.splitlines()) < 180, len(proc.stdout.splitlines())
     assert list(tmp_path.iterdir()) == []
 
 

@@ -26,7 +26,7 @@ from torchrl_cli.errors import ConfigError, did_you_mean
 
 # every group of conf/ a command line chooses from (tests/test_cli.py checks it against conf/);
 # tuned/ is applied by the pair, hydra/ is Hydra's own
-GROUPS = ("agent", "agent/advantage", "env", "net", "experiment", "hparams_search")
+GROUPS = ("agent", "agent/advantage", "env", "net", "memory", "experiment", "hparams_search")
 USAGE = (
     f"configs takes no arguments (every group) or <agent> <env> (that pair's tuned values), "
     f"and {FLAG} DIR"
