@@ -13,11 +13,11 @@ State = Any
 Array = torch.Tensor | np.ndarray
 
 
-@dataclass
-class ActOut:
+class ActOut(NamedTuple):
     """What an actor gives for one vector step: the actions as sampled (unclipped for Box
     spaces), their log-probabilities, and the recurrent state after the step (None:
-    feed-forward). Tensors from the torch actor, numpy arrays from the numpy one."""
+    feed-forward). Tensors from the torch actor, numpy arrays from the numpy one. A NamedTuple:
+    one is made per vector step, and a tuple is the cheapest record to make."""
 
     actions: Array
     log_probs: Array
