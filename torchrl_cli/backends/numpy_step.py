@@ -248,7 +248,7 @@ class NumpyStepper:
             flat.write_back()
 
     def step(self, minibatch: Batch, active: Mapping[str, BaseModel]) -> dict[str, float]:
-        data = {f.name: getattr(minibatch, f.name) for f in fields(minibatch)}
+        data = vars(minibatch)  # the steps read fields by name (a dataclass's __dict__)
         terms: dict[str, float] = {}
         for name in active:
             flat = self.flats[name]
