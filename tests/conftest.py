@@ -83,7 +83,7 @@ def fit(kind: str, models: dict, batch, num_epochs: int, num_mini_batches: int,
         normalize_advantages: bool, refresh=None) -> dict:
     """One update pass of ``models`` by the update driver with the ``kind`` backend's step
     (``torch`` or ``numpy``), as ``PGAgent.update`` runs it."""
-    stepper = NumpyStepper(models) if kind == "numpy" else TorchStepper()
+    stepper = NumpyStepper(models) if kind == "numpy" else TorchStepper(models)
     with stepper:
         return run_epochs(models, batch, num_epochs, Shuffled(num_mini_batches), stepper,
                           normalize_advantages=normalize_advantages, refresh=refresh)

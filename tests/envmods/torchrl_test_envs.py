@@ -151,3 +151,29 @@ class InfoMaskedChoice(MaskedChoice):
 
     def _info(self):
         return {"action_mask": self.mask.copy()}
+
+
+class LitSide(gym.Env):
+    """One-step episodes on 40x40 gray frames (uint8, channels last): the left or the right
+    half is lit, with noise; action 0 or 1 names the lit half for +1 (else 0). Large enough for
+    the Nature CNN (36x36), small enough for fast tests of the image path."""
+
+    def __init__(self):
+        self.observation_space = spaces.Box(0, 255, (40, 40, 1), np.uint8)
+        self.action_space = spaces.Discrete(2)
+        self.side = 0
+
+    def _obs(self):
+        frame = self.np_random.integers(0, 60, (40, 40, 1), dtype=np.uint8)
+        frame[:, 20 * self.side : 20 * self.side + 20] += 120
+        return frame
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.side = int(self.np_random.integers(2))
+        return self._obs(), {}
+
+    def step(self, action):
+        reward = 1.0 if int(action) == self.side else 0.0
+        self.side = int(self.np_random.integers(2))
+        return self._obs(), reward, True, False, {}

@@ -43,18 +43,20 @@ class Backend:
         normalizer: StateNormalizer,
         rng: np.random.Generator,
         device: torch.device,
+        value: BaseModel | None = None,
     ) -> Actor:
-        """The actor of ``policy`` behind ``normalizer``, sampling from ``rng`` in numpy."""
+        """The actor of ``policy`` behind ``normalizer``, sampling from ``rng`` in numpy;
+        ``value``: one that shares the policy's body, valued while acting (torch)."""
         if self.acting == "numpy":
             return NumpyActor(policy, normalizer, rng)
-        return TorchActor(policy, normalizer, rng, device)
+        return TorchActor(policy, normalizer, rng, device, value)
 
     def stepper(self, models: Mapping[str, BaseModel]) -> NumpyStepper | TorchStepper:
         """The minibatch step of ``models`` (a pass they share), a context manager: numpy when
         every one of them trains in numpy, else torch."""
         if all(self.updates[name] == "numpy" for name in models):
             return NumpyStepper(models)
-        return TorchStepper()
+        return TorchStepper(models)
 
     def describe(self) -> str:
         """One line for the start banner: which backend acts, which updates, and why."""

@@ -12,6 +12,7 @@ from torch import nn
 
 from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
 from torchrl_cli.nn import FlattenLinear, Tanh
+from torchrl_cli.nn.shared import SharedBody
 
 Array = np.ndarray
 
@@ -29,6 +30,8 @@ def actions_unfit(action_info: SpaceInfo) -> str | None:
 def layers_unfit(layers: list[nn.Module]) -> str | None:
     """Why numpy cannot evaluate these layers, or None."""
     for layer in layers:
+        if isinstance(layer, SharedBody):
+            return "net.shared_body=true (one body for policy and value) runs in torch"
         if layer_kind(layer) is None:
             return f"net layer {type(layer).__name__} is not Linear, Tanh or ReLU"
     for param in (p for layer in layers for p in layer.parameters()):

@@ -17,11 +17,13 @@ from torchrl_cli.errors import ConfigError, FaultError, debugging
 from torchrl_cli.run.folder import claim_run_dir, register_resolvers
 
 
-def job_cpus(torch_threads: int, n_envs: int, vectorization: str) -> int:
+def job_cpus(torch_threads: int | None, n_envs: int, vectorization: str) -> int:
     """The cores one job keeps busy, for a launcher preset's ``cpus_per_task``: torch's
-    threads, and one per env copy when the copies step in subprocesses (``async``; ``auto``
-    picks it only where the job's cores allow, ``envs.gym_env.auto_process_vectorization``)."""
-    return int(torch_threads) + (int(n_envs) if vectorization == "async" else 0)
+    threads (null, chosen per net: one, and a conv net uses what the job is given), and one
+    per env copy when the copies step in subprocesses (``async``; ``auto`` picks it only where
+    the job's cores allow, ``envs.gym_env.auto_process_vectorization``)."""
+    threads = 1 if torch_threads in (None, "None", "null") else int(torch_threads)
+    return threads + (int(n_envs) if vectorization == "async" else 0)
 
 
 def register_app_resolvers() -> None:

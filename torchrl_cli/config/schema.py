@@ -290,6 +290,10 @@ class NetConfig:
     # listed. Both nets (agent.<model>.net.hidden: one net's)
     hidden: list[int] | None = None
     activation: str | None = None  # theirs: tanh | relu | elu | gelu | silu; null: as listed
+    # one body for the policy and the value, each with its own head after it, run once per
+    # input and trained by the policy's optimizer on the summed losses (SB3's shared features
+    # extractor); null: the net file's choice (true for nature_cnn, false elsewhere)
+    shared_body: bool | None = None
 
 
 @dataclass
@@ -424,7 +428,10 @@ class Config:
     seed: int = 0  # seeds python, numpy, torch and the envs (evaluation: seed + 1000000)
     seeds: list[int] | None = None  # train each of these seeds in one job, return their mean
     device: str = "auto"  # auto (CUDA for conv nets when present, else CPU) | cpu | cuda
-    torch_threads: int = 1  # torch's and numpy's BLAS threads; small nets: more cost more
+    # torch's and numpy's BLAS threads; null: 1 for nets without convolutions (on small nets
+    # more threads cost more than they give), the cores this process may use, at most 8, for
+    # conv nets (the banner says which)
+    torch_threads: int | None = None
     max_steps: int = 100_000  # env steps; -1: no limit
     max_iters: int = -1  # updates; -1: no limit
     max_episodes: int = -1  # finished training episodes; -1: no limit

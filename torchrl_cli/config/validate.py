@@ -212,7 +212,10 @@ def validate(cfg: DictConfig) -> tuple[SpaceInfo, SpaceInfo]:
         cfg.keep_checkpoints >= 1,
         f"keep_checkpoints={cfg.keep_checkpoints} must be at least 1 (resume needs one)",
     )
-    _check(cfg.torch_threads >= 1, f"torch_threads={cfg.torch_threads} must be at least 1")
+    _check(
+        cfg.torch_threads is None or cfg.torch_threads >= 1,
+        f"torch_threads={cfg.torch_threads} must be at least 1 (or null: chosen per net)",
+    )
     _check(cfg.logger.log_freq >= 1, f"logger.log_freq={cfg.logger.log_freq} must be at least 1")
     check_guard(cfg.guard)
     _check(

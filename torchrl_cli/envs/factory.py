@@ -87,6 +87,29 @@ def env_wrappers(env_cfg: DictConfig, *, evaluation: bool = False) -> tuple[list
     return wrappers, kwargs
 
 
+#: gymnasium's image wrappers that redo what the Atari and pixel presets do
+IMAGE_WRAPPERS = ("AtariPreprocessing", "FrameStackObservation", "GrayscaleObservation",
+                  "ResizeObservation")  # fmt: skip
+
+
+def preset_clash(env_cfg: DictConfig) -> str | None:
+    """Why ``env.wrappers`` likely stacks an image wrapper on the preset that already grays,
+    resizes and stacks the frames (a (84, 84, 84) observation, one channel per row, and a
+    tenth of the speed), or None."""
+    preset = "atari" if env_cfg.atari is not None else "pixels" if env_cfg.pixels else None
+    if preset is None:
+        return None
+    for node in env_cfg.wrappers:
+        name = str(node.get("_target_", "")).rsplit(".", 1)[-1]
+        if name in IMAGE_WRAPPERS:
+            return (
+                f"env.wrappers has {name} on top of the env.{preset} preset, which already "
+                "grays, resizes and stacks the frames; drop the wrapper, or set "
+                f"env.{preset}=null to preprocess with your own wrappers only"
+            )
+    return None
+
+
 def wrapper_factory(node: DictConfig):
     """An ``env.wrappers`` node as a callable taking the env. Lists among its arguments become
     tuples: the command line has no tuple syntax, and wrappers such as ResizeObservation insist

@@ -30,7 +30,10 @@ def wrap_pixels(
     in color (the encoder moves channels first), oldest frame first."""
     if not pixel_frames(env.observation_space):
         return env
-    if grayscale and len(env.observation_space.shape) == 3:
+    shape = env.observation_space.shape
+    if len(shape) == 3 and image_layout(env.observation_space) == "hwc" and shape[2] == 1:
+        env = gym.wrappers.ReshapeObservation(env, shape[:2])  # gray already: (H, W)
+    elif grayscale and len(shape) == 3:
         env = GrayscaleObservation(env, keep_dim=False)
     if resize is not None and tuple(env.observation_space.shape[:2]) != (resize, resize):
         try:

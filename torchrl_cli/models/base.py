@@ -72,6 +72,10 @@ class BaseModel(ModuleExtended, abc.ABC):
         clip_grad_norm: global norm the gradients are clipped to (``inf``: no clipping).
         lr_schedule: ``constant`` or ``linear`` (annealed to 0 at the end of the run).
         loss_coef: weight of this model's losses in the summed objective.
+        memory: a recurrent layer between the network and the output layer (``memory=``).
+        borrowed: a part of ``net`` that another model trains (the value's view of the body it
+            shares with the policy, ``net.shared_body``): read by this model, kept out of its
+            optimizer.
     """
 
     #: gain of the output layer's orthogonal init (``init_orthogonal``); subclasses set it
@@ -89,6 +93,7 @@ class BaseModel(ModuleExtended, abc.ABC):
         lr_schedule: str,
         loss_coef: float,
         memory: Memory | None = None,
+        borrowed: nn.Module | None = None,
     ):
         super().__init__()
         self.net = net
@@ -101,7 +106,9 @@ class BaseModel(ModuleExtended, abc.ABC):
         self.clip_grad_norm = clip_grad_norm
         self.lr_schedule = lr_schedule
         self.loss_coef = loss_coef
-        self.optimizer = make_optimizer(optimizer, self.parameters())
+        foreign = set() if borrowed is None else {id(p) for p in borrowed.parameters()}
+        own = [p for p in self.parameters() if id(p) not in foreign]
+        self.optimizer = make_optimizer(optimizer, own)
         self.initial_lr = [group["lr"] for group in self.optimizer.param_groups]
 
     @staticmethod
@@ -209,11 +216,13 @@ class BaseModel(ModuleExtended, abc.ABC):
         self.optimizer.step()
         return grad_norm
 
-    def init_orthogonal(self) -> None:
+    def init_orthogonal(self, skip: nn.Module | None = None) -> None:
         """Orthogonal weights, zero biases: sqrt(2) gain in hidden layers, ``output_gain`` last
-        (a PPO implementation detail, Engstrom et al. 2020)."""
+        (a PPO implementation detail, Engstrom et al. 2020); ``skip``: a part another model
+        owns and has initialized (a shared body)."""
+        skipped = set() if skip is None else {id(m) for m in skip.modules()}
         for module in self.net.modules():
-            if isinstance(module, nn.Linear | nn.Conv2d):
+            if isinstance(module, nn.Linear | nn.Conv2d) and id(module) not in skipped:
                 nn.init.orthogonal_(module.weight, math.sqrt(2))
                 nn.init.zeros_(module.bias)
         for module in self.out.modules():

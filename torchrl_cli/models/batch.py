@@ -15,13 +15,15 @@ Array = torch.Tensor | np.ndarray
 
 class ActOut(NamedTuple):
     """What an actor gives for one vector step: the actions as sampled (unclipped for Box
-    spaces), their log-probabilities, and the recurrent state after the step (None:
-    feed-forward). Tensors from the torch actor, numpy arrays from the numpy one. A NamedTuple:
-    one is made per vector step, and a tuple is the cheapest record to make."""
+    spaces), their log-probabilities, the recurrent state after the step (None:
+    feed-forward) and, from an actor whose value shares the policy's body, V(obs) (None: the
+    collector's value pass computes them). Tensors from the torch actor, numpy arrays from
+    the numpy one. A NamedTuple: one is made per vector step, the cheapest record to make."""
 
     actions: Array
     log_probs: Array
     state: State = None
+    values: Array | None = None
 
 
 @dataclass

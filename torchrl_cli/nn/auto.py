@@ -32,6 +32,8 @@ def resolve_net(net_cfg: DictConfig, state_info: SpaceInfo, env_id: str = "") ->
     chosen = OmegaConf.load(config_dir() / "net" / f"{choose_net(state_info)}.yaml")
     chosen.init = net_cfg.init
     chosen.hidden, chosen.activation = net_cfg.hidden, net_cfg.activation
+    if net_cfg.get("shared_body") is not None:
+        chosen.shared_body = net_cfg.shared_body
     return chosen
 
 

@@ -36,10 +36,18 @@ class SequentialExtended(ModuleExtended):
 
 class PixelScale(ModuleExtended):
     """uint8 image frames to floats in [0, 1], inside the net: rollouts and minibatches carry the
-    frames as uint8 and they become floats on the device. Float inputs pass through."""
+    frames as uint8 and they become floats on the device. Float inputs pass through.
+
+    Batches of frames ``[B, C, H, W]`` come out channels-last, the layout of the convolutions'
+    weights (``run.build.build_model``): rearranged while they are bytes, a quarter of the
+    copy that the first convolution would make of the floats, then scaled in place."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.float() / 255.0 if x.dtype == torch.uint8 else x
+        if x.dtype != torch.uint8:
+            return x
+        if x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x.float().mul_(1.0 / 255.0)
 
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return tuple(input_shape)

@@ -9,8 +9,9 @@ import numpy as np
 import torch
 
 from torchrl_cli.envs import StateNormalizer
-from torchrl_cli.models import BasePGModel
+from torchrl_cli.models import BaseModel, BasePGModel
 from torchrl_cli.models.batch import ActOut, Array, State
+from torchrl_cli.nn.shared import one_forward, shared_bodies
 
 
 def acting_rng(seed: int) -> np.random.Generator:
@@ -61,7 +62,8 @@ class Actor(Protocol):
 class TorchActor:
     """The policy's own ``select_action`` and the normalizer module: the reference actor. It
     samples from torch's generator; ``rng`` is held so that a checkpoint resumes on either
-    backend."""
+    backend. ``value``: a feed-forward value model that reads the policy's body
+    (``net.shared_body``), valued at each step from the same forward as the actions."""
 
     def __init__(
         self,
@@ -69,8 +71,11 @@ class TorchActor:
         normalizer: StateNormalizer,
         rng: np.random.Generator,
         device: torch.device,
+        value: BaseModel | None = None,
     ):
         self.policy, self.normalizer, self.rng, self.device = policy, normalizer, rng, device
+        self.value = value
+        self.bodies = shared_bodies([policy]) if value is not None else []
 
     def initial_state(self, n: int) -> State:
         """None, or with a memory ``{"policy": zeros}`` (the collector adds the value's)."""
@@ -95,6 +100,10 @@ class TorchActor:
         sde = self.policy.sde
         if sde is not None and sde.due(t):  # gSDE: new noise matrices, one per env
             sde.resample(len(obs))
+        if state is None and self.value is not None:
+            with one_forward(self.bodies):
+                actions, log_probs = self.policy.select_action(obs, mask=mask)
+                return ActOut(actions, log_probs, None, self.value(obs))
         if state is None:
             actions, log_probs = self.policy.select_action(obs, mask=mask)
             return ActOut(actions, log_probs)

@@ -163,7 +163,7 @@ class Collector:
         rewards = self.reward_scaler.scale_rollout(self.env_rewards, dones)
         buf.rewards.copy_(torch.from_numpy(rewards))
         buf.truncations = truncations
-        self.estimate_values(buf, value_fn, out=buf, carry=True)
+        self.estimate_values(buf, value_fn, out=buf, carry=True, valued=self.valued)
         self.num_steps += self.n_steps * self.copies
         return buf
 
@@ -190,7 +190,9 @@ class Collector:
             if state is not None:  # the states before the step (the update starts from them)
                 for key, value in state.items():
                     buf.states[key][t] = value
-            actions, log_probs, state = act(obs, state, first, self.mask, t)
+            actions, log_probs, state, values = act(obs, state, first, self.mask, t)
+            if values is not None:  # valued in the acting forward (a shared body)
+                buf.values[t] = values
             rows = self.rows if isinstance(actions, np.ndarray) else buf
             rows.obs[t], rows.actions[t], rows.log_probs[t] = obs, actions, log_probs
             if masks is not None:  # the update scores the actions under the same mask
@@ -206,6 +208,7 @@ class Collector:
             obs = observe(step.obs)
         self.obs = torch.as_tensor(obs, device=self.device)
         self.state, self.first = state, first
+        self.valued = values is not None  # the actor gave V(obs) at every step
         return truncations
 
     def estimate_values(
@@ -214,6 +217,7 @@ class Collector:
         value_fn: Callable[[torch.Tensor], torch.Tensor] | BaseModel,
         out: Rollout | None = None,
         carry: bool = False,
+        valued: bool = False,
     ) -> Rollout:
         """``rollout``'s ``values``, ``last_values`` and ``final_values`` from ``value_fn``
         (``self.obs``: the observation after the rollout's last step), written into ``out``'s
@@ -222,7 +226,8 @@ class Collector:
         ``value_fn`` may be a value model with a memory: each env's sequence is stepped from
         the value state before the rollout's first step (``memory_values``); ``carry``: its
         states before each step go into ``out.states`` and the state after the last step is
-        carried to the next rollout."""
+        carried to the next rollout; ``valued``: ``out.values`` already holds V of the
+        rollout's observations (the actor gave them while acting)."""
         if out is None:
             out = replace(
                 rollout,
@@ -232,7 +237,8 @@ class Collector:
             )
         if isinstance(value_fn, BaseModel) and value_fn.memory is not None:
             return self.memory_values(rollout, value_fn, out, carry)
-        out.values.copy_(value_fn(rollout.obs.flatten(0, 1)).view_as(out.values))
+        if not valued:
+            out.values.copy_(value_fn(rollout.obs.flatten(0, 1)).view_as(out.values))
         out.last_values.copy_(value_fn(self.obs))
         out.final_values.zero_()
         truncations = rollout.truncations

@@ -4,6 +4,7 @@ normalization, the backend, the actor, the collector and the agent; the envs com
 config node it reads."""
 
 import math
+import os
 import random
 
 import numpy as np
@@ -20,8 +21,16 @@ from torchrl_cli.envs import RewardScaler, StateNormalizer
 from torchrl_cli.envs.base import BaseEnv
 from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
 from torchrl_cli.models import BaseModel
-from torchrl_cli.nn import Columns, SequentialExtended, nn_from_config, resolve_net, with_hidden
+from torchrl_cli.nn import (
+    Columns,
+    SequentialExtended,
+    get_module_list,
+    nn_from_config,
+    resolve_net,
+    with_hidden,
+)
 from torchrl_cli.nn.memory import Memory
+from torchrl_cli.nn.shared import SharedBody
 from torchrl_cli.rollout.actor import acting_rng
 from torchrl_cli.rollout.collector import Collector
 from torchrl_cli.tracking.logger import Logger
@@ -51,6 +60,23 @@ def resolve_device(
     return torch.device(device)
 
 
+#: the most torch threads ``torch_threads=null`` gives a conv net
+MAX_AUTO_THREADS = 8
+
+
+def choose_threads(requested: int | None, net_cfg: DictConfig) -> tuple[int, str]:
+    """Torch's (and numpy BLAS's) thread count for a run of the resolved net ``net_cfg``, and
+    why, for the banner: ``torch_threads`` when set; else one for nets without convolutions
+    (a small net's ops are too short to split), and for conv nets every core this process may
+    use, up to ``MAX_AUTO_THREADS`` (docs/pixels.md measures 1 and 2 on two cores)."""
+    if requested is not None:
+        return requested, "torch_threads"
+    if not has_conv(net_cfg):
+        return 1, "auto: no convolutions"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return min(cores or 1, MAX_AUTO_THREADS), f"auto: a conv net, {cores} cores"
+
+
 def has_conv(net_cfg: DictConfig | None) -> bool:
     layers = [] if net_cfg is None else [*net_cfg.body, *net_cfg.head]
     return any("Conv" in str(layer) for layer in layers)  # nested ones too (multi_input)
@@ -63,27 +89,75 @@ def build_model(
     action_info: SpaceInfo,
     memory: tuple[DictConfig | None, str] = (None, ""),
     columns: tuple[int, int] | None = None,
+    body: SharedBody | None = None,
 ) -> BaseModel:
     """A model (policy or value) on its own network, initialized as ``net_cfg.init`` says
     (``net=auto``: the net chosen for ``state_info``), its hidden layers as
     ``model_cfg.net`` or else ``net_cfg`` says (``nn.with_hidden``); ``memory``: the
     ``memory`` config node and the model's name (``build_memory``); ``columns``: the part of
-    each flat row the model reads (a multi-agent env's ``views``), None: all of it."""
+    each flat row the model reads (a multi-agent env's ``views``), None: all of it.
+
+    ``net.shared_body``: the model built without ``body`` owns a new ``SharedBody`` (the
+    policy); a model given one reads it, its own head after it, and leaves its training to
+    the owner (the value). Nets with convolutions keep their weights channels-last, the
+    layout the CPU's convolution kernels run fastest in (docs/pixels.md)."""
     spec = OmegaConf.to_container(model_cfg, resolve=True)
     own_net = spec.pop("net")
-    net_cfg = with_hidden(resolve_net(net_cfg, state_info), own_net)
+    net_cfg = resolve_net(net_cfg, state_info)
+    borrowed = body
+    if body is None and net_cfg.get("shared_body") and columns is None:
+        body = shared_body(with_hidden(net_cfg, own_net), state_info, action_info)
+    elif body is None:
+        net_cfg = with_hidden(net_cfg, own_net)
     if columns is None:
-        net = nn_from_config(net_cfg, state_info, action_info)
+        net = nn_from_config(net_cfg, state_info, action_info, body=body)
     else:
         net = columns_net(net_cfg, state_info, action_info, columns)
     extra = {}
     if (made := build_memory(*memory, net.out_shape)) is not None:
         extra["memory"] = made
+    if borrowed is not None:
+        extra["borrowed"] = borrowed
     # action_info after instantiation: Hydra would turn the SpaceInfo dataclass into a dict
     model = get_obj(spec, _partial_=True)(net=net, action_info=action_info, **extra)
     if net_cfg.init == "orthogonal":
-        model.init_orthogonal()
+        model.init_orthogonal(skip=borrowed)
+    if any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
+        model.to(memory_format=torch.channels_last)
     return model
+
+
+def shared_body(net_cfg: DictConfig, state_info: SpaceInfo, action_info: SpaceInfo):
+    """``net_cfg``'s body layers as one ``SharedBody`` (``net.shared_body``)."""
+    layers, shape = get_module_list(net_cfg.body, state_info.shape, action_info, state_info)
+    return SharedBody(SequentialExtended(*layers), shape)
+
+
+def build_models(
+    cfg: DictConfig,
+    state_info: SpaceInfo,
+    action_info: SpaceInfo,
+    device: torch.device,
+    views: dict[str, tuple[int, int] | None] | None = None,
+) -> dict[str, BaseModel]:
+    """The run's models by name, policy first, on ``device``: the value (when there is one)
+    reads the policy's body where ``net.shared_body`` is on."""
+    views = views or {"policy": None, "value": None}
+    models: dict[str, BaseModel] = {}
+    for name in ("policy", "value"):
+        if cfg.agent[name] is None:
+            continue
+        body = models["policy"].net.layers[0] if name == "value" and shares_body(models) else None
+        models[name] = build_model(
+            cfg.agent[name], cfg.net, state_info, action_info, (cfg.memory, name), views[name],
+            body,
+        ).to(device)  # fmt: skip
+    return models
+
+
+def shares_body(models: dict[str, BaseModel]) -> bool:
+    """Whether the policy's body is a SharedBody (a value, if any, reads it)."""
+    return isinstance(models["policy"].net.layers[0], SharedBody)
 
 
 def columns_net(
@@ -153,19 +227,12 @@ def build_agent(cfg: DictConfig, env: BaseEnv, device: torch.device, logger: Log
     scaler = RewardScaler(
         env.n_envs, gamma=cfg.agent.gamma, enabled=cfg.env.scale_reward, clip=cfg.env.clip_reward
     )
-    memory = cfg.memory
-    policy = build_model(
-        cfg.agent.policy, cfg.net, state_info, action_info, (memory, "policy"), views["policy"]
-    ).to(device)
-    models = {"policy": policy}
-    value = None
-    if cfg.agent.value is not None:
-        value = build_model(
-            cfg.agent.value, cfg.net, state_info, action_info, (memory, "value"), views["value"]
-        ).to(device)
-        models["value"] = value
+    models = build_models(cfg, state_info, action_info, device, views)
+    policy, value = models["policy"], models.get("value")
     backend = resolve_backend(cfg.agent.backend, policy, models, normalizer)
-    actor = backend.actor(policy, normalizer, acting_rng(cfg.seed), device)
+    # a value that reads the policy's body is valued in the acting step's forward
+    acting_value = value if shares_body(models) and value.memory is None else None
+    actor = backend.actor(policy, normalizer, acting_rng(cfg.seed), device, acting_value)
     memories = {"value": value} if value is not None and value.memory is not None else {}
     collector = Collector(
         env, actor, cfg.agent.n_steps, scaler, device, seed=cfg.seed, memories=memories
@@ -205,9 +272,5 @@ def check_run(cfg: DictConfig) -> None:
     if cfg.agent.backend != "numpy":
         return
     device = resolve_device(cfg.device, cfg.net, state)
-    models = {
-        name: build_model(cfg.agent[name], cfg.net, state, action, (cfg.memory, name)).to(device)
-        for name in ("policy", "value")
-        if cfg.agent[name] is not None
-    }
+    models = build_models(cfg, state, action, device)
     resolve_backend("numpy", models["policy"], models, build_normalizer(cfg, state).to(device))

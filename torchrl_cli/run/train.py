@@ -17,15 +17,17 @@ from torchrl_cli.agents import PGAgent
 from torchrl_cli.agents.evaluation import CappedEnv, Evaluation
 from torchrl_cli.agents.signals import StopRequests, stop_on_signal
 from torchrl_cli.config.compose import drop_foreign_keys
-from torchrl_cli.envs.factory import build_env
+from torchrl_cli.envs.factory import build_env, preset_clash
 from torchrl_cli.errors import ConfigError, FaultError, first_line
 from torchrl_cli.nn import resolve_net
 from torchrl_cli.run.build import (
     build_agent,
     build_schedule,
     check_run,
+    choose_threads,
     resolve_device,
     seed_everything,
+    shares_body,
 )
 from torchrl_cli.run.checkpoint import (
     CHECKPOINT_DIR,
@@ -173,10 +175,6 @@ def _train(
 ) -> dict:
     wall_start = time.perf_counter()
     seed_everything(cfg.seed)
-    torch.set_num_threads(cfg.torch_threads)
-    # numpy's BLAS too (the numpy backend): OpenBLAS would otherwise start one thread per core,
-    # which on small matrices costs more than it gives, 5x under contention
-    threadpool_limits(cfg.torch_threads, user_api="blas")
     env = build_env(cfg.env, cfg.env.n_envs, agent_cfg=cfg.agent)
     eval_env = CappedEnv(
         build_env(cfg.env, cfg.eval_episodes, evaluation=True, agent_cfg=cfg.agent),
@@ -184,7 +182,13 @@ def _train(
         lambda text: console.print(f"[yellow]warning[/yellow]: {escape(text)}", soft_wrap=True),
     )
     device = resolve_device(cfg.device, cfg.net, env.get_state_info())
-    net_name = resolve_net(cfg.net, env.get_state_info()).name
+    net = resolve_net(cfg.net, env.get_state_info())
+    threads, why_threads = choose_threads(cfg.torch_threads, net)
+    torch.set_num_threads(threads)
+    # numpy's BLAS too (the numpy backend): OpenBLAS would otherwise start one thread per core,
+    # which on small matrices costs more than it gives, 5x under contention
+    threadpool_limits(threads, user_api="blas")
+    net_name = net.name
     if net_name != cfg.net.name:
         net_name = f"{cfg.net.name}: {net_name}"
     logger = Logger(
@@ -225,6 +229,14 @@ def _train(
             f"seed {cfg.seed})" + (f" -> {run_dir}" if run_dir else "")
         )
         console.print(agent.backend.describe(), soft_wrap=True, markup=False)
+        console.print(
+            f"observations {observation_text(env.get_state_info())}"
+            f"{body_note(agent)}; torch threads {threads} ({why_threads})",
+            soft_wrap=True,
+            markup=False,
+        )
+        if (clash := preset_clash(cfg.env)) is not None:
+            console.print(f"[yellow]warning[/yellow]: {escape(clash)}", soft_wrap=True)
         if cfg.env.train_max_episode_steps is not None:
             console.print(
                 f"training episodes cut at {cfg.env.train_max_episode_steps} steps "
@@ -355,6 +367,18 @@ def train_seeds(
     }
     write_metrics(run_dir, metrics)  # atomically, never through a symlink
     return metrics
+
+
+def observation_text(state_info) -> str:
+    """``uint8 (4, 84, 84)``: what the network reads, as the env's wrappers leave it."""
+    if state_info.structured:
+        return f"of {len(state_info.entries)} entries, encoded to {tuple(state_info.shape)}"
+    return f"{np.dtype(state_info.dtype).name} {tuple(state_info.shape)}"
+
+
+def body_note(agent) -> str:
+    """The banner's note of a body that policy and value share (none without)."""
+    return ", one body for policy and value" if shares_body(agent.models) else ""
 
 
 def stack_note(cfg: DictConfig) -> str:
