@@ -24,6 +24,10 @@ from torchrl_cli.run.build import build_agent, build_schedule
 from torchrl_cli.tracking.logger import Logger
 
 REPO = Path(__file__).resolve().parents[1]
+#: the tests' own env modules (a user's modules would be on PYTHONPATH): importable in-process
+ENVMODS = Path(__file__).resolve().parent / "envmods"
+if str(ENVMODS) not in sys.path:
+    sys.path.insert(0, str(ENVMODS))
 TIMEOUT = 120  # seconds for one command; a tiny run takes a few
 needs_envpool = pytest.mark.skipif(
     importlib.util.find_spec("envpool") is None, reason="envpool is not installed"
