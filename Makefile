@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 PIP     := $(PY) -m pip
 STAMP   := .venv/.installed
 
-.PHONY: install train test docs lint bench bench-smoke bench-learning bench-budgets bench-sidebyside bench-atari clean
+.PHONY: install train test docs lint bench bench-smoke bench-learning bench-budgets bench-sidebyside bench-atari bench-pixels clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -59,6 +59,13 @@ bench-sidebyside: $(STAMP)
 bench-atari: $(STAMP)
 	$(PIP) install -q -e ".[atari,envpool]"
 	$(PY) -m bench.atari
+
+# Not in CI: image observations (Pong, CarRacing-v3, MiniGrid) beside Stable-Baselines3 with the
+# same PPO settings, 1 and 2 threads, runs alternating, each phase of the loop timed; writes
+# runs/bench-pixels/pixels.md (docs/pixels.md quotes it). About 40 minutes on 2 cores.
+bench-pixels: $(STAMP)
+	$(PIP) install -q -e ".[bench,atari,box2d]" "minigrid>=3"
+	$(PY) -m bench.pixels
 
 bench-smoke: $(STAMP)
 	$(PIP) install -q -e ".[bench]"

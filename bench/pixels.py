@@ -253,6 +253,34 @@ def table(rows: list[tuple[str, list[dict]]]) -> list[str]:
     return lines
 
 
+def evaluation_shares(keys: list[str], summary: list, tree: Path, scratch: Path) -> list[str]:
+    """The evaluation's share of a default run (``torchrl train env=<id>``, its env file's
+    ``max_steps``, ``eval_freq`` and ``eval_episodes``): one evaluation timed in a short run
+    with the defaults (an untrained policy: Pong's games are short then, 21-0), training at
+    the rate the side-by-side measured at one thread."""
+    from torchrl_cli.config.compose import compose_config
+
+    lines = ["## The evaluation's share of a default run", "",
+             "| env | max_steps | evaluations | episodes each | s per evaluation | "
+             "training env steps/s | evaluation share |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for key in keys:
+        task = TASKS[key]
+        cfg = compose_config([f"env={task.env_id}"])
+        runs = [r for env, threads, _, rs in summary if env == task.env_id and threads == 1
+                for r in rs["ours"]]  # fmt: skip
+        if not runs:
+            continue
+        train_rate = median(rate(r) for r in runs)
+        timed = one_run("ours", task, 1, 1024, tree, True, scratch)
+        per_evaluation = timed["evaluation"]  # the final evaluation (eval_freq > 1024)
+        count = max(cfg.max_steps // cfg.eval_freq, 0) + (cfg.max_steps % cfg.eval_freq != 0)
+        evaluating = count * per_evaluation
+        share = evaluating / (evaluating + cfg.max_steps / train_rate)
+        lines.append(f"| {task.env_id} | {cfg.max_steps} | {count} | {cfg.eval_episodes} | "
+                     f"{per_evaluation:.1f} | {train_rate:.0f} | {share:.1%} |")  # fmt: skip
+    return lines
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--envs", nargs="+", default=list(TASKS), choices=list(TASKS))
@@ -304,6 +332,7 @@ def main(argv: list[str] | None = None) -> None:
                       f"ours / Stable-Baselines3 (medians): **{ratio:.2f}**", ""]  # fmt: skip
     lines += ["## Summary", "", "| env | threads | ours / Stable-Baselines3 |", "|---|---|---|"]
     lines += [f"| {env} | {threads} | {ratio:.2f} |" for env, threads, ratio, _ in summary]
+    lines += ["", *evaluation_shares(args.envs, summary, args.tree, scratch)]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines) + "\n")
     print(f"wrote {args.out}")

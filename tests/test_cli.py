@@ -351,7 +351,8 @@ def test_console_quiet_prints_the_start_and_the_end(torchrl_bin, cli_env, tmp_pa
                    tmp_path, cli_env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     lines = proc.stdout.splitlines()
-    assert len(lines) == 3, proc.stdout  # banner, backend, final evaluation
+    assert len(lines) == 4, proc.stdout  # banner, backend, observations, final evaluation
+    assert lines[2] == "observations float32 (4,); torch threads 1 (auto: no convolutions)"
     assert lines[0].startswith("torchrl train") and lines[-1].startswith("final evaluation")
 
 
