@@ -121,7 +121,7 @@ def compare_command(args: list[str], console: Console | None = None) -> int:
         curves.setdefault(label, []).extend(found_curves)
     console = console or Console()
     rows = summary.summarize(summary.load_runs(list(curves_of)))
-    console.print(summary.table(rows, f"compare: {' '.join(map(str, opts.folders))}"))
+    summary.print_table(console, rows, f"compare: {' '.join(map(str, opts.folders))}")
     for run in (run for run, found_curves in curves_of.items() if not found_curves):
         console.print(f"[yellow]left out of the plot[/yellow]: {run} has no '{tag}' scalar")
     name, target = describe(list(curves_of))
