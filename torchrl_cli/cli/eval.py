@@ -81,9 +81,9 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
             f"({checkpoint.env_steps} env steps), {episodes} deterministic episodes, seed {seed}"
         )
         agents = env.n_agents  # many agents: every agent of each episode's copy
-        with episode_progress(console, episodes * agents) as on_episode:
+        with episode_progress(console, episodes * agents) as on_progress:
             returns, lengths = run_episodes(
-                policy, env, episodes * agents, seed, on_episode=on_episode
+                policy, env, episodes * agents, seed, on_progress=on_progress
             )
     finally:
         env.close()
@@ -95,23 +95,24 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
 
 
 @contextmanager
-def episode_progress(console: Console, episodes: int) -> Iterator[Callable[[int], None]]:
-    """On a terminal, a transient bar of the finished episodes; a callback for ``run_episodes``
+def episode_progress(console: Console, episodes: int) -> Iterator[Callable[[int, int], None]]:
+    """On a terminal, a transient bar of the finished episodes and the steps taken (episodes
+    that all end together still show it moving); ``run_episodes``' ``on_progress`` callback
     (elsewhere it does nothing: the header line says what runs)."""
     if not console.is_terminal:
-        yield lambda done: None
+        yield lambda done, steps: None
         return
     with Progress(
         TextColumn("evaluating"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("episodes"),
+        TextColumn("episodes, step {task.fields[steps]}"),
         TimeElapsedColumn(),
         console=console,
         transient=True,
     ) as progress:
-        task = progress.add_task("evaluating", total=episodes)
-        yield lambda done: progress.update(task, completed=done)
+        task = progress.add_task("evaluating", total=episodes, steps=0)
+        yield lambda done, steps: progress.update(task, completed=done, steps=steps)
 
 
 def results_table(returns: list[float], lengths: list[int], agents: int = 1) -> Table:
