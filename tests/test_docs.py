@@ -320,6 +320,38 @@ def test_every_composed_key_is_in_the_config_reference(overrides):
     assert not missing, f"keys without a row in docs/reference/config.md: {missing}"
 
 
+def test_the_commands_page_matches_the_commands_help():
+    """docs/reference/cli.md is tools/cli_reference.py's output: each command's --help."""
+    check = subprocess.run([sys.executable, str(ROOT / "tools" / "cli_reference.py"),
+                            "--check"], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+
+
+@pytest.mark.parametrize("command", ["train", "tune", "configs", "eval", "export", "compare"])
+def test_each_command_prints_the_help_the_page_shows(command, capsys):
+    """`torchrl <command> --help` prints the page's text, and exits 0 (eval, export and
+    configs used to take --help for a run folder or an argument)."""
+    from torchrl_cli.cli import command_help, main
+
+    assert main([command, "--help"]) == 0
+    printed = capsys.readouterr().out
+    if command == "train":  # then the groups' options and the composed config
+        assert printed.startswith(command_help("train").split("\n\nHydra flags")[0])
+    else:
+        assert printed.rstrip() == command_help(command)
+    assert command_help(command) in (DOCS / "reference" / "cli.md").read_text()
+
+
+def test_eval_and_export_parse_the_options_their_help_shows():
+    from torchrl_cli.cli import eval as eval_cli
+    from torchrl_cli.cli import export as export_cli
+    from torchrl_cli.cli.usage import EVAL, EXPORT
+
+    for module, command in ((eval_cli, EVAL), (export_cli, EXPORT)):
+        assert module.OPTIONS == {o.key: o.type for o in command.options}
+        assert all(f"{key}=" in command.help() for key in module.OPTIONS)
+
+
 def test_the_commands_page_has_a_section_per_command():
     from torchrl_cli.cli import COMMANDS as SUBCOMMANDS
 

@@ -36,6 +36,28 @@ examples:
   torchrl compare runs/2026-11-23                 # every run below a folder, grouped by config
 """
 COMMANDS = ("train", "tune", "configs", "eval", "export", "compare")
+
+
+def command_help(command: str) -> str:
+    """The text ``torchrl <command> --help`` prints (train's without the composed config and
+    the groups' options, which the config reference and ``torchrl configs`` list)."""
+    if command == "train":
+        from torchrl_cli.cli.help import FOOTER, HEADER
+
+        return "\n".join([HEADER, "", FOOTER])
+    if command == "tune":
+        from torchrl_cli.cli.tune import USAGE
+
+        return USAGE.rstrip()
+    if command == "compare":
+        from torchrl_cli.cli.compare import make_parser
+
+        return make_parser().format_help().rstrip()
+    from torchrl_cli.cli.usage import CONFIGS, EVAL, EXPORT
+
+    return {"eval": EVAL, "export": EXPORT, "configs": CONFIGS}[command].help()
+
+
 def _console():
     """A console that soft-wraps off a terminal (as ``tracking.console.make_console``, without
     importing the agents, and torch, for the commands that need neither)."""

@@ -9,6 +9,7 @@ import yaml
 from rich.console import Console
 
 from torchrl_cli.analysis import summary
+from torchrl_cli.cli.usage import WIDTH, wants_help
 from torchrl_cli.config.schema import PlotConfig
 from torchrl_cli.errors import ConfigError
 
@@ -98,10 +99,16 @@ def free_name(folder: Path, stem: str, suffix: str) -> Path:
     return path
 
 
-def compare_command(args: list[str], console: Console | None = None) -> int:
-    """Print the summary table of the runs in ``args``' folders and write their learning
-    curves (compare.png in the one folder given, or --out; never over an existing file)."""
-    parser = _Parser(prog="torchrl compare", description=__doc__.split("\n")[0])
+def make_parser() -> argparse.ArgumentParser:
+    """The options of ``torchrl compare`` (its ``--help``, and the commands page's)."""
+    parser = _Parser(
+        prog="torchrl compare",
+        description="Prints a summary table per configuration across seeds (mean ± std, a 95 % "
+        "bootstrap interval of the mean, env steps, wall time) and writes compare.png: a line "
+        "per seed, their mean, a band from the lowest to the highest seed; one panel per env "
+        "when several are compared.",
+        formatter_class=lambda prog: argparse.HelpFormatter(prog, width=WIDTH),
+    )
     parser.add_argument("folders", nargs="+", type=Path, help="run or sweep folders, or parents")
     parser.add_argument(
         "--out",
@@ -111,9 +118,20 @@ def compare_command(args: list[str], console: Console | None = None) -> int:
         "several are given)",
     )
     parser.add_argument("--metric", choices=TAGS, default="eval", help="curves to plot")
-    parser.add_argument("--format", choices=FORMATS, default=PlotConfig.format)
-    parser.add_argument("--dpi", type=int, default=PlotConfig.dpi)
-    opts = parser.parse_args(args)
+    parser.add_argument("--format", choices=FORMATS, default=PlotConfig.format,
+                        help="the figure's file format (default: %(default)s)")
+    parser.add_argument("--dpi", type=int, default=PlotConfig.dpi,
+                        help="the figure's dots per inch (default: %(default)s)")
+    return parser
+
+
+def compare_command(args: list[str], console: Console | None = None) -> int:
+    """Print the summary table of the runs in ``args``' folders and write their learning
+    curves (compare.png in the one folder given, or --out; never over an existing file)."""
+    if wants_help(args):  # printed and returned, not argparse's SystemExit (main() returns)
+        print(make_parser().format_help().rstrip())
+        return 0
+    opts = make_parser().parse_args(args)
     tag = TAGS[opts.metric]
     if opts.dpi < 10:
         raise ConfigError(f"--dpi {opts.dpi} must be at least 10")

@@ -16,19 +16,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from torchrl_cli.agents.evaluation import EVAL_SEED_OFFSET, CappedEnv, run_episodes
+from torchrl_cli.cli.usage import EVAL, wants_help
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.run.checkpoint import refuse_symlink
 from torchrl_cli.run.folder import open_run
 from torchrl_cli.tracking.console import make_console
 
-OPTIONS = {
-    "checkpoint": str,
-    "trust": str,
-    "episodes": int,
-    "seed": int,
-    "video": bool,
-    "render": bool,
-}
+OPTIONS = EVAL.types()
 VIDEO_DIR = "videos"
 
 
@@ -36,6 +30,9 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
     from torchrl_cli.envs.factory import build_env
     from torchrl_cli.run.policy import policy_from_checkpoint
 
+    if wants_help(args):
+        print(EVAL.help())
+        return 0
     console = console or make_console()
     run_dir, options, cfg, checkpoint = open_run("eval", args, OPTIONS)
     path = checkpoint.path
