@@ -320,6 +320,47 @@ def test_every_composed_key_is_in_the_config_reference(overrides):
     assert not missing, f"keys without a row in docs/reference/config.md: {missing}"
 
 
+def defined_names(module: str) -> set[str]:
+    """The top-level functions and classes a module of the package defines (read, not
+    imported) and the public methods and properties of its classes, as ``Class.name``."""
+    import ast
+
+    path = ROOT / Path(*module.split("."))
+    tree = ast.parse((path / "__init__.py" if path.is_dir() else path.with_suffix(".py"))
+                     .read_text())
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.add(node.name)
+        if isinstance(node, ast.ClassDef):
+            names |= {f"{node.name}.{item.name}" for item in node.body
+                      if isinstance(item, ast.FunctionDef)}
+    return names
+
+
+def test_the_python_api_page_covers_the_public_face():
+    """docs/reference/python.md (mkdocstrings): each ``:::`` target and member exists, and every
+    public name of ``torchrl_cli/__init__.py`` and ``torchrl_cli.config`` has an entry."""
+    page = (DOCS / "reference" / "python.md").read_text()
+    targets = re.findall(r"(?m)^::: ([\w.]+)$", page)
+    assert len(targets) >= 8
+    documented = set()
+    for target in targets:
+        module, _, name = target.rpartition(".")
+        assert name in defined_names(module), f"{target} is not defined"
+        documented.add(name)
+    for block in re.findall(r"(?m)^::: [\w.]+\.(\w+)\n(?:    .*\n)*?      members: \[(.*)\]", page):
+        cls, members = block
+        for member in members.split(", "):
+            assert member in {n.split(".")[1] for n in defined_names("torchrl_cli.run.policy")
+                              if n.startswith(cls + ".")}, f"{cls}.{member}"
+    public = {n for n in defined_names("torchrl_cli") if not n.startswith("_")}
+    from torchrl_cli import config
+
+    public |= set(config.__all__) - {"CONFIG_NAME", "config_dir", "register_configs"}
+    assert public and public <= documented, public - documented
+
+
 def test_the_commands_page_matches_the_commands_help():
     """docs/reference/cli.md is tools/cli_reference.py's output: each command's --help."""
     check = subprocess.run([sys.executable, str(ROOT / "tools" / "cli_reference.py"),
@@ -425,3 +466,5 @@ def test_the_site_builds_strictly(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert (tmp_path / "agents" / "ppo_clip.html").is_file()
+    api = (tmp_path / "reference" / "python.html").read_text()
+    assert "run_dir" in api and "end_episodes" in api  # mkdocstrings rendered the docstrings

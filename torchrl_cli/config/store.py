@@ -124,7 +124,9 @@ def env_imports(overrides) -> list[str]:
 
 
 def load_default(name: str, overrides: list[str] | None = None) -> DictConfig:
-    """Compose the named experiment preset (the seed's ``Config.from_default``)."""
+    """The config of the experiment preset ``conf/experiment/<name>.yaml``, composed as
+    ``torchrl train experiment=<name> <overrides>`` composes it (``overrides``: ``key=value``
+    strings)."""
     from hydra import compose, initialize_config_dir
 
     register_configs(overrides or [])
