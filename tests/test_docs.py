@@ -453,6 +453,68 @@ def test_example_reproduce_evaluation(tmp_path, env):
     assert "every episode matches" in proc.stdout
 
 
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None
+                    or importlib.util.find_spec("onnxscript") is None,
+                    reason="the onnx extra is not installed")
+def test_example_onnx_inference(tmp_path):
+    """An exported policy plays with onnxruntime and Gymnasium alone (neither torch nor
+    torchrl-cli imported), episode for episode as the torch policy does."""
+    import numpy as np
+
+    import torchrl_cli
+    from torchrl_cli.cli import main
+    from torchrl_cli.config.compose import compose_config
+    from torchrl_cli.run.train import train
+
+    run, model = tmp_path / "run", tmp_path / "cartpole.onnx"
+    train(compose_config(["max_steps=2048", "logger.console=quiet", "logger.progress=false",
+                          "eval_episodes=2"]), run)
+    assert main(["export", str(run), "format=onnx", f"out={model}"]) == 0
+    script = str(EXAMPLES / "onnx_inference.py")
+    check = (f"import runpy, sys; sys.argv = [{script!r}, {str(model)!r}, '--episodes', '2']; "
+             f"runpy.run_path({script!r}, run_name='__main__'); "
+             "assert not any(m.split('.')[0] in ('torch', 'torchrl_cli') for m in sys.modules)")
+    proc = run_example(["-c", check], tmp_path)
+    shown = [float(r) for r in re.findall(r"episode \d: return (\S+)", proc.stdout)]
+    policy, env = torchrl_cli.load_policy(run), None
+    expected = []
+    try:
+        env = policy.make_env()
+        for episode in range(2):
+            obs, _ = env.reset(seed=episode)
+            total, done = 0.0, False
+            while not done:
+                obs, reward, terminated, truncated, _ = env.step(policy(obs))
+                total, done = total + float(reward), terminated or truncated
+            expected.append(total)
+    finally:
+        env.close()
+    np.testing.assert_allclose(shown, expected)
+
+
+def test_example_sweep_summary(tmp_path):
+    """A real sweep's summary.csv, ranked, with each configuration's seeds from the jobs."""
+    import csv
+
+    torchrl = Path(sys.executable).parent / "torchrl"
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+           "NO_COLOR": "1"}
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run(
+        [str(torchrl), "train", "-m", "agent.lr=1e-3,3e-4", "seed=0,1", "max_steps=256",
+         "agent.n_steps=32", "env.n_envs=2", "eval_freq=0", "eval_episodes=2",
+         "logger.progress=false", "logger.console=quiet", f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_example([str(EXAMPLES / "sweep_summary.py"), str(sweep)], tmp_path)
+    with (sweep / "summary.csv").open() as f:
+        rows = sorted(csv.DictReader(f), key=lambda r: -float(r["mean_return"]))
+    ranked = re.findall(r"(?m)^\s+\d+\s+(\S+)\s+\[.*\]\s+2  (.+)$", proc.stdout)
+    assert ranked == [(f"{float(r['mean_return']):.1f}", r["config"]) for r in rows]
+    assert proc.stdout.count("each seed's final return: ") == 2
+    assert f"best: {rows[0]['config']}" in proc.stdout
+
+
 @pytest.mark.skipif(importlib.util.find_spec("mkdocs") is None
                     or importlib.util.find_spec("material") is None,
                     reason="mkdocs and mkdocs-material are not installed (the docs extra)")
