@@ -101,6 +101,17 @@ def exit_now(code: int) -> None:
 
 
 def run(argv: list[str]) -> int:
+    try:
+        return _run(argv)
+    except BrokenPipeError:  # `torchrl train --help | head`: the reader has gone, quietly
+        import os
+
+        # what is left in the buffer goes nowhere, instead of failing again at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a shell reports a command that SIGPIPE ended: 128 + 13
+
+
+def _run(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0
