@@ -116,6 +116,9 @@ def _run(argv: list[str]) -> int:
         print(USAGE)
         return 0
     command, args = argv[0], argv[1:]
+    if command in COMMANDS and command != "train" and any(a in ("-h", "--help") for a in args):
+        print(command_help(command))  # before the command's own imports (eval's reach torch)
+        return 0
     try:
         if command in ("-sc", "--shell-completion") or command.startswith("--shell-completion="):
             from torchrl_cli.cli.completion import shell_completion  # the script's query
