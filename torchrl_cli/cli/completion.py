@@ -75,8 +75,12 @@ CACHE_SIZE = 500  # answers kept; the oldest go first
 FILE_VALUE = re.compile(r"=(\.|/|\\|~)")
 
 
-def cache_file() -> Path:
-    root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+def cache_file() -> Path | None:
+    """The cache's file; None where there is no home folder to hold it."""
+    try:
+        root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    except (RuntimeError, KeyError):  # no HOME and no password entry
+        return None
     return Path(root) / "torchrl-cli" / "completion.json"
 
 
@@ -112,7 +116,7 @@ def cached_train_query(whole: list[str], word: str) -> list[str]:
     stamp = config_stamp(whole)
     path = cache_file()
     try:
-        cache = json.loads(path.read_text())
+        cache = json.loads(path.read_text()) if path else {}
         answers = cache["answers"] if cache.get("stamp") == stamp else {}
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         answers = {}
@@ -124,6 +128,8 @@ def cached_train_query(whole: list[str], word: str) -> list[str]:
     answers[key] = found
     while len(answers) > CACHE_SIZE:
         answers.pop(next(iter(answers)))
+    if path is None:
+        return [w for w in found if w.startswith(word)]
     with contextlib.suppress(OSError):  # no cache where nothing can be written: just slower
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{os.getpid()}")
