@@ -114,10 +114,12 @@ def torchrl_bin() -> str:
 
 
 @pytest.fixture(scope="session")
-def cli_env() -> dict:
-    """Environment for CLI subprocesses: no colors, a wide console, unbuffered output."""
+def cli_env(tmp_path_factory) -> dict:
+    """Environment for CLI subprocesses: no colors, a wide console, unbuffered output, and a
+    cache folder of the session's (shell completion's answers), not the user's."""
     env = dict(os.environ)
-    env.update({"NO_COLOR": "1", "COLUMNS": "120", "PYTHONUNBUFFERED": "1", "TERM": "dumb"})
+    env.update({"NO_COLOR": "1", "COLUMNS": "120", "PYTHONUNBUFFERED": "1", "TERM": "dumb",
+                "XDG_CACHE_HOME": str(tmp_path_factory.mktemp("cache"))})
     env.pop("HYDRA_FULL_ERROR", None)
     return env
 

@@ -614,3 +614,13 @@ def test_train_max_episode_steps_is_said_and_spares_the_evaluation(torchrl_bin, 
     assert "training episodes cut at 4 steps (env.train_max_episode_steps)" in proc.stdout
     metrics = json.loads((run_folders(tmp_path)[0] / "metrics.json").read_text())
     assert min(metrics["returns"]) > 4
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback(torchrl_bin, cli_env, tmp_path):
+    """`torchrl train --help | head -1`: the pipe closes before the help is written; the
+    command ends quietly with 141, as a shell reports SIGPIPE, not with a BrokenPipeError."""
+    proc = subprocess.Popen([torchrl_bin, "train", "--help"], cwd=tmp_path, env=cli_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()  # the reader is gone before the help is composed
+    _, stderr = proc.communicate(timeout=TIMEOUT)
+    assert proc.returncode == 141 and b"Traceback" not in stderr, stderr.decode()

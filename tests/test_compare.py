@@ -103,3 +103,17 @@ def test_bad_input_is_one_error_line(case, tmp_path):
     assert len(lines) == 1 and lines[0].startswith("torchrl: error:") and str(folder) in lines[0]
     assert "Traceback" not in proc.stderr + proc.stdout
     assert not list(tmp_path.rglob("compare*"))
+
+
+def test_the_title_names_every_env_compared(tmp_path):
+    """One agent on two envs: both in the title (it used to name the first alone)."""
+    from torchrl_cli.cli.compare import describe, env_targets
+
+    runs = []
+    for i, (env, target) in enumerate([("CartPole-v1", 475), ("Pendulum-v1", None)]):
+        (tmp_path / str(i) / ".hydra").mkdir(parents=True)
+        (tmp_path / str(i) / ".hydra" / "config.yaml").write_text(
+            f"agent: {{name: ppo_clip}}\nenv: {{id: {env}}}\ntarget_return: {target or 'null'}\n")
+        runs.append(tmp_path / str(i))
+    assert describe(runs) == ("ppo_clip on CartPole-v1, Pendulum-v1", None)
+    assert env_targets(runs) == {"CartPole-v1": 475}

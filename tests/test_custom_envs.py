@@ -123,3 +123,35 @@ def test_bad_env_input_is_one_line(torchrl_bin, user_env, tmp_path, args, needle
     proc = torchrl(torchrl_bin, ["train", *args, *TINY], tmp_path, user_env)
     assert_one_line_error(proc, *needles)
     assert no_run_folder(tmp_path)
+
+
+def test_an_entry_point_that_is_a_callable_is_named_in_the_banner():
+    """An env registered with a ``functools.partial`` (or a class) as its entry point: the
+    banner names the function (the class), not ``functools.partial(<function … at 0x…>)``."""
+    import functools
+
+    import gymnasium as gym
+    from gymnasium.envs.classic_control.cartpole import CartPoleEnv
+
+    from torchrl_cli.config.compose import compose_config
+    from torchrl_cli.run.train import readable, train
+    from torchrl_cli.tracking.console import make_console
+
+    def make_pole(length: float) -> gym.Env:
+        env = CartPoleEnv()
+        env.length = length
+        return env
+
+    gym.register("PartialPole-v0", entry_point=functools.partial(make_pole, length=0.8),
+                 max_episode_steps=50)
+    try:
+        console = make_console(record=True, width=80, force_terminal=False)
+        train(compose_config(["env=PartialPole-v0", *TINY, "logger.console=quiet"]),
+              console=console)
+        banner = console.export_text().splitlines()[0]  # one line: soft-wrapped off a terminal
+    finally:
+        del gym.registry["PartialPole-v0"]
+    assert "(make_pole, 2 envs" in banner, banner
+    assert "functools" not in banner and "0x" not in banner
+    assert readable("<class 'custom_env.CorridorEnv'>") == "custom_env.CorridorEnv"
+    assert readable("classic_control") == "classic_control"

@@ -320,6 +320,79 @@ def test_every_composed_key_is_in_the_config_reference(overrides):
     assert not missing, f"keys without a row in docs/reference/config.md: {missing}"
 
 
+def defined_names(module: str) -> set[str]:
+    """The top-level functions and classes a module of the package defines (read, not
+    imported) and the public methods and properties of its classes, as ``Class.name``."""
+    import ast
+
+    path = ROOT / Path(*module.split("."))
+    tree = ast.parse((path / "__init__.py" if path.is_dir() else path.with_suffix(".py"))
+                     .read_text())
+    names = set()
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.ClassDef):
+            names.add(node.name)
+        if isinstance(node, ast.ClassDef):
+            names |= {f"{node.name}.{item.name}" for item in node.body
+                      if isinstance(item, ast.FunctionDef)}
+    return names
+
+
+def test_the_python_api_page_covers_the_public_face():
+    """docs/reference/python.md (mkdocstrings): each ``:::`` target and member exists, and every
+    public name of ``torchrl_cli/__init__.py`` and ``torchrl_cli.config`` has an entry."""
+    page = (DOCS / "reference" / "python.md").read_text()
+    targets = re.findall(r"(?m)^::: ([\w.]+)$", page)
+    assert len(targets) >= 8
+    documented = set()
+    for target in targets:
+        module, _, name = target.rpartition(".")
+        assert name in defined_names(module), f"{target} is not defined"
+        documented.add(name)
+    for block in re.findall(r"(?m)^::: [\w.]+\.(\w+)\n(?:    .*\n)*?      members: \[(.*)\]", page):
+        cls, members = block
+        for member in members.split(", "):
+            assert member in {n.split(".")[1] for n in defined_names("torchrl_cli.run.policy")
+                              if n.startswith(cls + ".")}, f"{cls}.{member}"
+    public = {n for n in defined_names("torchrl_cli") if not n.startswith("_")}
+    from torchrl_cli import config
+
+    public |= set(config.__all__) - {"CONFIG_NAME", "config_dir", "register_configs"}
+    assert public and public <= documented, public - documented
+
+
+def test_the_commands_page_matches_the_commands_help():
+    """docs/reference/cli.md is tools/cli_reference.py's output: each command's --help."""
+    check = subprocess.run([sys.executable, str(ROOT / "tools" / "cli_reference.py"),
+                            "--check"], capture_output=True, text=True)
+    assert check.returncode == 0, check.stderr
+
+
+@pytest.mark.parametrize("command", ["train", "tune", "configs", "eval", "export", "compare"])
+def test_each_command_prints_the_help_the_page_shows(command, capsys):
+    """`torchrl <command> --help` prints the page's text, and exits 0 (eval, export and
+    configs used to take --help for a run folder or an argument)."""
+    from torchrl_cli.cli import command_help, main
+
+    assert main([command, "--help"]) == 0
+    printed = capsys.readouterr().out
+    if command == "train":  # then the groups' options and the composed config
+        assert printed.startswith(command_help("train").split("\n\nHydra flags")[0])
+    else:
+        assert printed.rstrip() == command_help(command)
+    assert command_help(command) in (DOCS / "reference" / "cli.md").read_text()
+
+
+def test_eval_and_export_parse_the_options_their_help_shows():
+    from torchrl_cli.cli import eval as eval_cli
+    from torchrl_cli.cli import export as export_cli
+    from torchrl_cli.cli.usage import EVAL, EXPORT
+
+    for module, command in ((eval_cli, EVAL), (export_cli, EXPORT)):
+        assert module.OPTIONS == {o.key: o.type for o in command.options}
+        assert all(f"{key}=" in command.help() for key in module.OPTIONS)
+
+
 def test_the_commands_page_has_a_section_per_command():
     from torchrl_cli.cli import COMMANDS as SUBCOMMANDS
 
@@ -380,6 +453,68 @@ def test_example_reproduce_evaluation(tmp_path, env):
     assert "every episode matches" in proc.stdout
 
 
+@pytest.mark.skipif(importlib.util.find_spec("onnxruntime") is None
+                    or importlib.util.find_spec("onnxscript") is None,
+                    reason="the onnx extra is not installed")
+def test_example_onnx_inference(tmp_path):
+    """An exported policy plays with onnxruntime and Gymnasium alone (neither torch nor
+    torchrl-cli imported), episode for episode as the torch policy does."""
+    import numpy as np
+
+    import torchrl_cli
+    from torchrl_cli.cli import main
+    from torchrl_cli.config.compose import compose_config
+    from torchrl_cli.run.train import train
+
+    run, model = tmp_path / "run", tmp_path / "cartpole.onnx"
+    train(compose_config(["max_steps=2048", "logger.console=quiet", "logger.progress=false",
+                          "eval_episodes=2"]), run)
+    assert main(["export", str(run), "format=onnx", f"out={model}"]) == 0
+    script = str(EXAMPLES / "onnx_inference.py")
+    check = (f"import runpy, sys; sys.argv = [{script!r}, {str(model)!r}, '--episodes', '2']; "
+             f"runpy.run_path({script!r}, run_name='__main__'); "
+             "assert not any(m.split('.')[0] in ('torch', 'torchrl_cli') for m in sys.modules)")
+    proc = run_example(["-c", check], tmp_path)
+    shown = [float(r) for r in re.findall(r"episode \d: return (\S+)", proc.stdout)]
+    policy, env = torchrl_cli.load_policy(run), None
+    expected = []
+    try:
+        env = policy.make_env()
+        for episode in range(2):
+            obs, _ = env.reset(seed=episode)
+            total, done = 0.0, False
+            while not done:
+                obs, reward, terminated, truncated, _ = env.step(policy(obs))
+                total, done = total + float(reward), terminated or truncated
+            expected.append(total)
+    finally:
+        env.close()
+    np.testing.assert_allclose(shown, expected)
+
+
+def test_example_sweep_summary(tmp_path):
+    """A real sweep's summary.csv, ranked, with each configuration's seeds from the jobs."""
+    import csv
+
+    torchrl = Path(sys.executable).parent / "torchrl"
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path),
+           "NO_COLOR": "1"}
+    sweep = tmp_path / "sweep"
+    proc = subprocess.run(
+        [str(torchrl), "train", "-m", "agent.lr=1e-3,3e-4", "seed=0,1", "max_steps=256",
+         "agent.n_steps=32", "env.n_envs=2", "eval_freq=0", "eval_episodes=2",
+         "logger.progress=false", "logger.console=quiet", f"hydra.sweep.dir={sweep}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    proc = run_example([str(EXAMPLES / "sweep_summary.py"), str(sweep)], tmp_path)
+    with (sweep / "summary.csv").open() as f:
+        rows = sorted(csv.DictReader(f), key=lambda r: -float(r["mean_return"]))
+    ranked = re.findall(r"(?m)^\s+\d+\s+(\S+)\s+\[.*\]\s+2  (.+)$", proc.stdout)
+    assert ranked == [(f"{float(r['mean_return']):.1f}", r["config"]) for r in rows]
+    assert proc.stdout.count("each seed's final return: ") == 2
+    assert f"best: {rows[0]['config']}" in proc.stdout
+
+
 @pytest.mark.skipif(importlib.util.find_spec("mkdocs") is None
                     or importlib.util.find_spec("material") is None,
                     reason="mkdocs and mkdocs-material are not installed (the docs extra)")
@@ -393,3 +528,5 @@ def test_the_site_builds_strictly(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert (tmp_path / "agents" / "ppo_clip.html").is_file()
+    api = (tmp_path / "reference" / "python.html").read_text()
+    assert "run_dir" in api and "end_episodes" in api  # mkdocstrings rendered the docstrings

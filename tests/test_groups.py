@@ -45,9 +45,12 @@ def test_a_tuned_lambda_survives_on_an_option_that_takes_it():
 
 
 def test_a_key_the_option_does_not_take_given_on_the_command_line_is_one_error():
-    with pytest.raises(ConfigError, match="DiscountedReturns takes no gae_lambda"):
+    with pytest.raises(ConfigError, match="DiscountedReturns takes no gae_lambda") as err:
         check_overrides(["agent/advantage=discounted_returns", "agent.advantage.gae_lambda=0.9"],
                         check_run)
+    # what it takes leaves out the key it does not take (it used to read "it takes gamma,
+    # gae_lambda", contradicting itself)
+    assert "(it takes gamma)" in str(err.value)
 
 
 def test_discounted_returns_with_the_default_agent_trains(torchrl_bin, cli_env, tmp_path):

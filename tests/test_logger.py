@@ -120,14 +120,38 @@ def test_progress_bar_stops_at_the_budget_shows_evaluations_and_why_it_stopped()
     logger.advance(1024, 1000)
     task = logger.progress.tasks[0]
     assert task.completed == 1000 and task.total == 1000
-    with logger.evaluating(4) as on_episode:
-        on_episode(3)
-        assert task.description == "evaluating 3/4"
+    with logger.evaluating(4) as on_progress:
+        on_progress(0, 212)  # every episode still running: the steps show it moves
+        assert task.description == "evaluating 0/4, step 212"
+        on_progress(3, 230)
+        assert task.description == "evaluating 3/4, step 230"
     assert task.description == "training"
     logger.close(final_step=1024, note="target reached")
     last = out.getvalue().rsplit("\r", 1)[-1]
     assert "1000/1000" in last and "target reached" in last and "1024" not in last
     assert _logger(io.StringIO(), "table", progress=True).progress is None
+
+
+def test_the_bar_measures_speed_and_eta_from_the_start_of_training(monkeypatch):
+    """Speed and ETA come from the steps since training started (``BaseAgent.train``'s first
+    ``advance``): after one iteration of a slow env, not ``0 steps/s, ETA -:--:--``. Before
+    that, no measurement rather than a speed of 0."""
+    from torchrl_cli.tracking import logger as logger_module
+
+    now = [100.0]
+    monkeypatch.setattr(logger_module.time, "perf_counter", lambda: now[0])
+    logger = _logger(io.StringIO(), "table", progress=True, terminal=True)
+    logger.advance(0, 12_000)  # training starts
+    task = logger.progress.tasks[0]
+    speed, eta = logger_module._SpeedColumn(), logger_module._EtaColumn()
+    assert speed.render(task).plain.strip() == "-- steps/s"
+    assert eta.render(task).plain == "ETA -:--:--"
+    now[0] = 160.0  # one iteration of 6000 steps took a minute
+    logger.advance(6000, 12_000)
+    assert speed.render(task).plain.strip() == "100 steps/s"
+    assert eta.render(task).plain == "ETA 0:01:00"
+    now[0] = 220.0
+    logger.close(final_step=12_000)
 
 
 def test_run_console_mirrors_to_the_log_appends_and_tags_screen_lines(tmp_path):
@@ -172,6 +196,21 @@ def test_run_episodes_reports_finished_episodes():
     finally:
         env.close()
     assert seen == sorted(set(seen)) and seen[-1] == 3 and seen[0] >= 1
+
+
+def test_run_episodes_reports_progress_after_every_step():
+    """on_progress gets (finished episodes, steps taken) after each step, so that a display
+    moves while every episode is still running."""
+    cfg = compose_config(["env.n_envs=2"])
+    env = build_env(cfg.env, 2)
+    seen = []
+    try:
+        _, lengths = run_episodes(lambda obs: np.zeros(len(obs), dtype=np.int64), env, 2,
+                                  seed=0, on_progress=lambda *shown: seen.append(shown))
+    finally:
+        env.close()
+    assert [steps for _, steps in seen] == list(range(1, max(lengths) + 1))
+    assert seen[0][0] == 0 and seen[-1][0] == 2
 
 
 def test_tensorboard_is_imported_without_the_s3_client():

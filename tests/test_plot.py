@@ -48,7 +48,7 @@ def test_time_to_solve_figure_draws_every_seed_through_its_points():
         assert line.get_marker() not in (None, "None", "")
     mean = lines["ppo_clip/mean"]
     assert list(mean.get_xdata()) == [2048, 6144, 12288, 24576]
-    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
     assert "ppo_clip: mean of 3 seeds (stopped seeds held at their last value)" in labels
     assert "band: lowest to highest seed" in labels and "target 475" in labels
 
@@ -67,3 +67,30 @@ def test_plot_writes_a_png_of_sensible_size(tmp_path):
     assert pixels.std() > 10  # lines, labels and bands, not a blank canvas
     small = plot_learning_curves(curves, tmp_path / "small.png", title="t", dpi=55)
     assert Image.open(small).width == image.width // 2
+
+
+def test_envs_get_a_panel_each_and_the_legend_covers_no_data():
+    """Several envs: one axes each (their returns share no scale), a label in the same color
+    in every panel and once in the legend, which sits below the axes; a long title wraps
+    rather than running off the figure."""
+    curves = {"CartPole-v1": {"agent.lr=0.001": [[(0, 10.0), (100, 400.0)]],
+                              "agent.lr=0.0003": [[(0, 20.0), (100, 200.0)]]},
+              "Pendulum-v1": {"agent.lr=0.001": [[(0, -1500.0), (100, -300.0)]],
+                              "agent.lr=0.0003": [[(0, -1400.0), (100, -900.0)]]}}
+    title = "ppo_clip on CartPole-v1, Pendulum-v1: deterministic evaluation return " + "x" * 40
+    fig = learning_curve_figure(curves, title=title, target={"CartPole-v1": 475})
+    assert [ax.get_title() for ax in fig.axes] == ["CartPole-v1", "Pendulum-v1"]
+    colors = [{line.get_gid(): line.get_color() for line in ax.get_lines() if line.get_gid()}
+              for ax in fig.axes]
+    assert colors[0] == colors[1] and len(set(colors[0].values())) == 2
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert labels.count("agent.lr=0.001: mean of 1 seed") == 1 and "target 475" in labels
+    assert fig._suptitle.get_text().count("\n") == 1
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    legend = fig.legends[0].get_window_extent(renderer)
+    for ax in fig.axes:
+        assert legend.y1 <= ax.get_window_extent(renderer).y0  # below every axes
+    assert legend.x0 >= 0 and legend.x1 <= fig.bbox.width  # not cut at the edges
+    title_box = fig._suptitle.get_window_extent(renderer)
+    assert title_box.x0 >= 0 and title_box.x1 <= fig.bbox.width

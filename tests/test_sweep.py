@@ -149,3 +149,29 @@ def test_the_summary_table_shows_bracketed_values_as_written():
     console = Console(width=100, record=True)
     console.print(table([Row("env.imports=[popgym]", 1, 1.0, 0.0, 1.0, 1.0, 100, 1.0)], "t"))
     assert "env.imports=[popgym]" in console.export_text()
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "piped"])
+def test_the_summary_table_keeps_every_override_whole_at_80_columns(terminal):
+    """At 80 columns a value is never folded (``agent.lr=0.000`` / ``3``): on a terminal the
+    overrides go one a line and the headers on two lines; off a terminal (a pipe, a file) the
+    table keeps its natural width."""
+    import io
+
+    from rich.console import Console
+    from rich.text import Text
+
+    from torchrl_cli.analysis.summary import Row, print_table
+
+    overrides = ["agent.lr=0.0003", "env.n_envs=8"] if terminal else [
+        "agent.lr=0.0003", "env.imports=[popgym,minigrid]", "agent.policy.ppo_clip_range=0.1"]
+    rows = [Row(" ".join(overrides), 5, 475.5, 10.0, -1475.5, 475.5, 1_000_000, 1234.2),
+            Row("agent.lr=0.001", 1, 77.5, 0.0, 77.5, 77.5, 512, 0.2)]
+    console = Console(width=80, force_terminal=terminal, no_color=True, file=io.StringIO())
+    print_table(console, rows, "sweep summary: runs/x")
+    lines = [Text.from_ansi(line).plain for line in console.file.getvalue().splitlines()]
+    cells = [line.split("│")[1].strip() for line in lines if line.startswith("│")]
+    assert [c for c in cells if c] == [*overrides, "agent.lr=0.001"], "\n".join(lines)
+    assert "[-1475.5, 475.5]" in console.file.getvalue()
+    if terminal:
+        assert max(len(line) for line in lines) <= 80

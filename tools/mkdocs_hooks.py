@@ -1,6 +1,7 @@
 """mkdocs hooks (mkdocs.yml ``hooks:``) that keep the site honest and self-contained.
 
-- Before the build, the config reference must match the schema (tools/config_reference.py).
+- Before the build, the config reference must match the schema (tools/config_reference.py)
+  and the commands page the commands' help (tools/cli_reference.py).
 - A page may link to a file of the repository outside docs/ (``../../torchrl_cli/models/
   ppo_clip.py``), which is how the page reads on GitHub. The site gets a page holding that file's
   text, and the link goes there; a link to a file that does not exist is a warning, so that
@@ -23,15 +24,16 @@ LINK = re.compile(r"(\]\()([^)\s]+)(\))")
 LANGUAGES = {".py": "python", ".yaml": "yaml", ".yml": "yaml", ".toml": "toml", ".md": "markdown",
              ".json": "json", ".sh": "bash", "Makefile": "makefile"}
 log = logging.getLogger("mkdocs.hooks.torchrl_cli")
+# the tools that write reference pages, each with a --check that fails when its page is stale
+GENERATED = ("config_reference.py", "cli_reference.py")
 
 
 def on_pre_build(config) -> None:
-    check = subprocess.run(
-        [sys.executable, str(ROOT / "tools" / "config_reference.py"), "--check"],
-        capture_output=True, text=True,
-    )
-    if check.returncode != 0:
-        raise PluginError(check.stderr.strip() or "the config reference is stale")
+    for tool in GENERATED:
+        check = subprocess.run([sys.executable, str(ROOT / "tools" / tool), "--check"],
+                               capture_output=True, text=True)
+        if check.returncode != 0:
+            raise PluginError(check.stderr.strip() or f"a page {tool} writes is stale")
 
 
 def repo_target(page_uri: str, target: str, docs_dir: Path) -> Path | None:

@@ -2,7 +2,9 @@
 
 
 def load_policy(run_dir, checkpoint: str = "last", trust=()):
-    """See ``torchrl_cli.run.policy.load_policy`` (imported lazily: the CLI starts faster)."""
+    """The deterministic policy of a run folder's checkpoint, ready to act:
+    ``torchrl_cli.run.policy.load_policy`` (imported here lazily, so that the command line
+    starts without torch)."""
     from torchrl_cli.run.policy import load_policy as load
 
     return load(run_dir, checkpoint, trust)

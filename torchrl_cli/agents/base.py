@@ -164,6 +164,7 @@ class BaseAgent(abc.ABC):
             self.next_eval = None
         elif self.next_eval is None:
             self.next_eval = self.num_steps + schedule.eval_freq
+        self.logger.advance(self.num_steps, schedule.max_steps)  # the bar's clock starts here
         with stop_on_signal(self.request_stop):
             while not self._check_termination() and not self.stop_requested:
                 start = time.perf_counter()
@@ -308,12 +309,12 @@ class BaseAgent(abc.ABC):
         for model in self.models.values():
             model.eval()
         agents = env.n_agents  # many agents: every agent of each episode's copy
-        with self.logger.evaluating(episodes * agents) as on_episode:
+        with self.logger.evaluating(episodes * agents) as on_progress:
             stop = (lambda: self.stop_requested is not None) if stoppable else None
             try:
                 returns, lengths = run_episodes(
-                    self.greedy_policy(), env, episodes * agents, seed, on_episode,
-                    should_stop=stop,
+                    self.greedy_policy(), env, episodes * agents, seed,
+                    should_stop=stop, on_progress=on_progress,
                 )
             finally:
                 self.result.eval_seconds += time.perf_counter() - start

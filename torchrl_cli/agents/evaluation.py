@@ -56,10 +56,13 @@ def run_episodes(
     seed: int,
     on_episode: Callable[[int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> tuple[list[float], list[int]]:
     """Returns and lengths of one episode on each of the first ``episodes`` copies of ``env``,
     reset with ``seed``; ``act`` maps a batch of raw observations to env actions;
-    ``on_episode`` is told the number of finished episodes each time it grows; when
+    ``on_episode`` is told the number of finished episodes each time it grows, and
+    ``on_progress`` that number and the steps taken after every step (a progress display that
+    moves while all episodes are still running); when
     ``should_stop()`` turns true (a signal) the evaluation ends with EvaluationInterrupted.
     An env that gives its legal actions (``env.action_mask``) has ``act`` called with them,
     ``act(obs, action_mask=...)``. A ``CappedEnv``'s episodes end at its step cap, with a
@@ -97,6 +100,8 @@ def run_episodes(
         obs = step.obs
         finished = episodes - int(active[:episodes].sum())
         if on_episode is not None and finished > shown:
-            shown = finished
             on_episode(finished)
+        shown = finished
+        if on_progress is not None:
+            on_progress(finished, steps)
     return returns[:episodes].tolist(), lengths[:episodes].tolist()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import yaml
+from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
@@ -101,17 +102,42 @@ def cells(r: Row) -> list[str]:
     ]
 
 
-def table(rows: list[Row], title: str) -> Table:
+UNBOUNDED = 10_000  # a width no table reaches: its natural width is measured within it
+HEADERS = ("seeds", "final return", "95 % CI of mean", "env steps", "wall s")
+NARROW_HEADERS = ("seeds", "final\nreturn", "95 % CI\nof mean", "env\nsteps", "wall s")
+
+
+def table(rows: list[Row], title: str, narrow: bool = False) -> Table:
     """The console table; a configuration is shown as written (``[...]`` values are not
-    console markup)."""
+    console markup), one override a line, so that a narrow console wraps between overrides
+    and never inside a value. ``narrow``: the numbers' headers on two lines."""
     out = Table(title=title, title_justify="left")
     out.add_column("configuration", overflow="fold")
-    for name in ("seeds", "final return", "95 % CI of mean", "env steps", "wall s"):
-        out.add_column(name, justify="right", no_wrap=True)
+    for name, short in zip(HEADERS, NARROW_HEADERS, strict=True):
+        out.add_column(short if narrow else name, justify="right", no_wrap=True)
     for r in rows:
         config, *rest = cells(r)
-        out.add_row(escape(config), *rest)
+        out.add_row(escape("\n".join(config.split(" "))), *rest)
     return out
+
+
+def print_table(console: Console, rows: list[Row], title: str) -> None:
+    """Print ``table``: on a terminal within its width (the headers on two lines when that is
+    what makes it fit); off a terminal (a pipe, a file, ``| tee``) at the table's natural
+    width, since a file has no width to fold a value at."""
+    out = table(rows, title)
+    natural = console.measure(out, options=console.options.update_width(UNBOUNDED)).maximum
+    if not console.is_terminal:
+        width = console.width  # print(width=...) cannot widen past the console's own width
+        console.width = max(width, natural)
+        try:
+            console.print(out)
+        finally:
+            console.width = width
+        return
+    if natural > console.width:
+        out = table(rows, title, narrow=True)
+    console.print(out)
 
 
 def write_csv(rows: list[Row], path: Path) -> None:

@@ -61,7 +61,7 @@ def summarize_sweep(sweep_dir: Path, console: Console) -> list[tuple[str, str]]:
     failed = [(job.name, reason) for job in jobs if (reason := unfinished(job))]
     summary.write_csv(rows, sweep_dir / "summary.csv")
     summary.write_markdown(rows, sweep_dir / "summary.md", failed)
-    console.print(summary.table(rows, f"sweep summary: {sweep_dir}"))
+    summary.print_table(console, rows, f"sweep summary: {sweep_dir}")
     for job, reason in failed:
         console.print(f"[red]failed[/red] job {job}: {reason}")
     console.print(f"wrote {sweep_dir / 'summary.csv'} and {sweep_dir / 'summary.md'}")

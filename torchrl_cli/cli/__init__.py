@@ -36,6 +36,28 @@ examples:
   torchrl compare runs/2026-11-23                 # every run below a folder, grouped by config
 """
 COMMANDS = ("train", "tune", "configs", "eval", "export", "compare")
+
+
+def command_help(command: str) -> str:
+    """The text ``torchrl <command> --help`` prints (train's without the composed config and
+    the groups' options, which the config reference and ``torchrl configs`` list)."""
+    if command == "train":
+        from torchrl_cli.cli.help import FOOTER, HEADER
+
+        return "\n".join([HEADER, "", FOOTER])
+    if command == "tune":
+        from torchrl_cli.cli.tune import USAGE
+
+        return USAGE.rstrip()
+    if command == "compare":
+        from torchrl_cli.cli.compare import make_parser
+
+        return make_parser().format_help().rstrip()
+    from torchrl_cli.cli.usage import CONFIGS, EVAL, EXPORT
+
+    return {"eval": EVAL, "export": EXPORT, "configs": CONFIGS}[command].help()
+
+
 def _console():
     """A console that soft-wraps off a terminal (as ``tracking.console.make_console``, without
     importing the agents, and torch, for the commands that need neither)."""
@@ -79,10 +101,24 @@ def exit_now(code: int) -> None:
 
 
 def run(argv: list[str]) -> int:
+    try:
+        return _run(argv)
+    except BrokenPipeError:  # `torchrl train --help | head`: the reader has gone, quietly
+        import os
+
+        # what is left in the buffer goes nowhere, instead of failing again at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a shell reports a command that SIGPIPE ended: 128 + 13
+
+
+def _run(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(USAGE)
         return 0
     command, args = argv[0], argv[1:]
+    if command in COMMANDS and command != "train" and any(a in ("-h", "--help") for a in args):
+        print(command_help(command))  # before the command's own imports (eval's reach torch)
+        return 0
     try:
         if command in ("-sc", "--shell-completion") or command.startswith("--shell-completion="):
             from torchrl_cli.cli.completion import shell_completion  # the script's query

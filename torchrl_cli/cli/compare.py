@@ -9,6 +9,7 @@ import yaml
 from rich.console import Console
 
 from torchrl_cli.analysis import summary
+from torchrl_cli.cli.usage import WIDTH, wants_help
 from torchrl_cli.config.schema import PlotConfig
 from torchrl_cli.errors import ConfigError
 
@@ -57,18 +58,36 @@ def run_curves(run_dir: Path, tag: str) -> list[list[tuple[int, float]]]:
     return [curve for curve in (read_scalar(d, tag) for d in dirs) if curve]
 
 
+def run_config(run_dir: Path) -> dict:
+    """A run's composed config as Hydra saved it ({} when it has none)."""
+    path = run_dir / ".hydra" / "config.yaml"
+    return (yaml.safe_load(path.read_text()) or {}) if path.exists() else {}
+
+
+def env_of(run_dir: Path) -> str:
+    return str(run_config(run_dir).get("env", {}).get("id"))
+
+
 def describe(run_dirs: list[Path]) -> tuple[str, float | None]:
-    """A short title for the runs ('<agent> on <env>', or the env when agents differ, which
-    the legend then names) and their shared target, if any."""
-    paths = [d / ".hydra" / "config.yaml" for d in run_dirs]
-    cfgs = [yaml.safe_load(p.read_text()) or {} for p in paths if p.exists()]
+    """A short title for the runs ('<agent> on <env>, <env>', or the envs alone when agents
+    differ, which the legend then names; 'N envs' past three) and their shared target, if
+    any."""
+    cfgs = [run_config(d) for d in run_dirs]
     agents = sorted({str(c.get("agent", {}).get("name")) for c in cfgs})
     envs = sorted({str(c.get("env", {}).get("id")) for c in cfgs})
     targets = {c.get("target_return") for c in cfgs}
-    name = f"{agents[0]} on {envs[0]}" if len(agents) == 1 else ", ".join(envs)
-    if len(envs) > 3:
-        name = f"{len(envs)} envs"
+    where = ", ".join(envs) if len(envs) <= 3 else f"{len(envs)} envs"
+    name = f"{agents[0]} on {where}" if len(agents) == 1 else where
     return name, targets.pop() if len(targets) == 1 else None
+
+
+def env_targets(run_dirs: list[Path]) -> dict[str, float]:
+    """Each env's target, where its runs share one."""
+    found: dict[str, set] = {}
+    for run in run_dirs:
+        cfg = run_config(run)
+        found.setdefault(str(cfg.get("env", {}).get("id")), set()).add(cfg.get("target_return"))
+    return {env: t.pop() for env, t in found.items() if len(t) == 1 and None not in t}
 
 
 def free_name(folder: Path, stem: str, suffix: str) -> Path:
@@ -80,10 +99,16 @@ def free_name(folder: Path, stem: str, suffix: str) -> Path:
     return path
 
 
-def compare_command(args: list[str], console: Console | None = None) -> int:
-    """Print the summary table of the runs in ``args``' folders and write their learning
-    curves (compare.png in the one folder given, or --out; never over an existing file)."""
-    parser = _Parser(prog="torchrl compare", description=__doc__.split("\n")[0])
+def make_parser() -> argparse.ArgumentParser:
+    """The options of ``torchrl compare`` (its ``--help``, and the commands page's)."""
+    parser = _Parser(
+        prog="torchrl compare",
+        description="Prints a summary table per configuration across seeds (mean ± std, a 95 % "
+        "bootstrap interval of the mean, env steps, wall time) and writes compare.png: a line "
+        "per seed, their mean, a band from the lowest to the highest seed; one panel per env "
+        "when several are compared.",
+        formatter_class=lambda prog: argparse.HelpFormatter(prog, width=WIDTH),
+    )
     parser.add_argument("folders", nargs="+", type=Path, help="run or sweep folders, or parents")
     parser.add_argument(
         "--out",
@@ -93,9 +118,20 @@ def compare_command(args: list[str], console: Console | None = None) -> int:
         "several are given)",
     )
     parser.add_argument("--metric", choices=TAGS, default="eval", help="curves to plot")
-    parser.add_argument("--format", choices=FORMATS, default=PlotConfig.format)
-    parser.add_argument("--dpi", type=int, default=PlotConfig.dpi)
-    opts = parser.parse_args(args)
+    parser.add_argument("--format", choices=FORMATS, default=PlotConfig.format,
+                        help="the figure's file format (default: %(default)s)")
+    parser.add_argument("--dpi", type=int, default=PlotConfig.dpi,
+                        help="the figure's dots per inch (default: %(default)s)")
+    return parser
+
+
+def compare_command(args: list[str], console: Console | None = None) -> int:
+    """Print the summary table of the runs in ``args``' folders and write their learning
+    curves (compare.png in the one folder given, or --out; never over an existing file)."""
+    if wants_help(args):  # printed and returned, not argparse's SystemExit (main() returns)
+        print(make_parser().format_help().rstrip())
+        return 0
+    opts = make_parser().parse_args(args)
     tag = TAGS[opts.metric]
     if opts.dpi < 10:
         raise ConfigError(f"--dpi {opts.dpi} must be at least 10")
@@ -115,13 +151,19 @@ def compare_command(args: list[str], console: Console | None = None) -> int:
             )
         curves_of.update(found)
     varying = summary.varying_keys(list(curves_of))
-    curves: dict[str, list] = {}
+    envs = {run: env_of(run) for run in curves_of}
+    several = len(set(envs.values())) > 1  # one panel per env: their returns share no scale
+    panels: dict[str, dict[str, list]] = {}
     for run, found_curves in curves_of.items():
-        label = textwrap.fill(summary.run_label(run, varying), 60)  # long ones squeeze the plot
-        curves.setdefault(label, []).extend(found_curves)
+        label = summary.run_label(run, varying - {"env"} if several else varying)
+        if label == "(defaults)" and several:  # only the env differs: the agent names them
+            label = str(run_config(run).get("agent", {}).get("name"))
+        label = textwrap.fill(label, 60)  # long ones squeeze the plot
+        panels.setdefault(envs[run] if several else "", {}).setdefault(label, []).extend(
+            found_curves)
     console = console or Console()
     rows = summary.summarize(summary.load_runs(list(curves_of)))
-    console.print(summary.table(rows, f"compare: {' '.join(map(str, opts.folders))}"))
+    summary.print_table(console, rows, f"compare: {' '.join(map(str, opts.folders))}")
     for run in (run for run, found_curves in curves_of.items() if not found_curves):
         console.print(f"[yellow]left out of the plot[/yellow]: {run} has no '{tag}' scalar")
     name, target = describe(list(curves_of))
@@ -129,10 +171,10 @@ def compare_command(args: list[str], console: Console | None = None) -> int:
         from torchrl_cli.analysis.plot import plot_learning_curves
 
         path = plot_learning_curves(
-            curves,
+            panels if several else panels[""],
             free_name(out_dir, "compare", opts.format),
             title=f"{name}: {WHAT[opts.metric]} ({tag})",
-            target=target,
+            target=env_targets(list(curves_of)) if several else target,
             ylabel=YLABEL[opts.metric],
             dpi=opts.dpi,
         )

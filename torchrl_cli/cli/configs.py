@@ -58,6 +58,11 @@ def tuned_pairs() -> list[str]:
 
 
 def configs_command(args: list[str], console: Console) -> int:
+    from torchrl_cli.cli.usage import CONFIGS, wants_help
+
+    if wants_help(args):
+        print(CONFIGS.help())
+        return 0
     args = take_config_dir(args)
     if not args:
         print_configs(console)

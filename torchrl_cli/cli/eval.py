@@ -16,19 +16,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from torchrl_cli.agents.evaluation import EVAL_SEED_OFFSET, CappedEnv, run_episodes
+from torchrl_cli.cli.usage import EVAL, wants_help
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.run.checkpoint import refuse_symlink
 from torchrl_cli.run.folder import open_run
 from torchrl_cli.tracking.console import make_console
 
-OPTIONS = {
-    "checkpoint": str,
-    "trust": str,
-    "episodes": int,
-    "seed": int,
-    "video": bool,
-    "render": bool,
-}
+OPTIONS = EVAL.types()
 VIDEO_DIR = "videos"
 
 
@@ -36,6 +30,9 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
     from torchrl_cli.envs.factory import build_env
     from torchrl_cli.run.policy import policy_from_checkpoint
 
+    if wants_help(args):
+        print(EVAL.help())
+        return 0
     console = console or make_console()
     run_dir, options, cfg, checkpoint = open_run("eval", args, OPTIONS)
     path = checkpoint.path
@@ -81,9 +78,9 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
             f"({checkpoint.env_steps} env steps), {episodes} deterministic episodes, seed {seed}"
         )
         agents = env.n_agents  # many agents: every agent of each episode's copy
-        with episode_progress(console, episodes * agents) as on_episode:
+        with episode_progress(console, episodes * agents) as on_progress:
             returns, lengths = run_episodes(
-                policy, env, episodes * agents, seed, on_episode=on_episode
+                policy, env, episodes * agents, seed, on_progress=on_progress
             )
     finally:
         env.close()
@@ -95,23 +92,24 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
 
 
 @contextmanager
-def episode_progress(console: Console, episodes: int) -> Iterator[Callable[[int], None]]:
-    """On a terminal, a transient bar of the finished episodes; a callback for ``run_episodes``
+def episode_progress(console: Console, episodes: int) -> Iterator[Callable[[int, int], None]]:
+    """On a terminal, a transient bar of the finished episodes and the steps taken (episodes
+    that all end together still show it moving); ``run_episodes``' ``on_progress`` callback
     (elsewhere it does nothing: the header line says what runs)."""
     if not console.is_terminal:
-        yield lambda done: None
+        yield lambda done, steps: None
         return
     with Progress(
         TextColumn("evaluating"),
         BarColumn(),
         MofNCompleteColumn(),
-        TextColumn("episodes"),
+        TextColumn("episodes, step {task.fields[steps]}"),
         TimeElapsedColumn(),
         console=console,
         transient=True,
     ) as progress:
-        task = progress.add_task("evaluating", total=episodes)
-        yield lambda done: progress.update(task, completed=done)
+        task = progress.add_task("evaluating", total=episodes, steps=0)
+        yield lambda done, steps: progress.update(task, completed=done, steps=steps)
 
 
 def results_table(returns: list[float], lengths: list[int], agents: int = 1) -> Table:

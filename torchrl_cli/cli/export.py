@@ -6,16 +6,20 @@ from pathlib import Path
 
 from rich.console import Console
 
+from torchrl_cli.cli.usage import EXPORT, wants_help
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.run.folder import open_run
 
-OPTIONS = {"checkpoint": str, "trust": str, "out": str, "format": str}
+OPTIONS = EXPORT.types()
 SUFFIXES = {"torch": ".pt2", "onnx": ".onnx"}
 
 
 def export_command(args: list[str], console: Console | None = None) -> int:
     from torchrl_cli.run.policy import policy_from_checkpoint
 
+    if wants_help(args):
+        print(EXPORT.help())
+        return 0
     console = console or Console()
     run_dir, options, cfg, checkpoint = open_run("export", args, OPTIONS)
     kind = options.get("format", "torch")

@@ -7,10 +7,11 @@ from omegaconf import OmegaConf
 from torchrl_cli.cli.configs import GROUPS, options
 
 HEADER = """usage: torchrl train [overrides...] [-m] [--cfg job|hydra|all] [--info] [-sc ...]
+       torchrl train resume=<run folder> [max_steps=N] [eval_*=...] [logger.*=...]
 
 Trains one agent; with -m (--multirun), one job per value of each sweep (seed=0,1,2).
 An override chooses a group's option (env=Pendulum-v1), sets a key (agent.lr=1e-3) or adds
-one (+key=value)."""
+one (+key=value). resume= goes on with an interrupted run in its own folder."""
 
 ENV_RULE = (
     "  (env also takes any registered Gymnasium id, env=FrozenLake-v1 or env=ALE/Breakout-v5, "

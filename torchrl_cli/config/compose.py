@@ -70,7 +70,8 @@ def _check_foreign_overrides(cfg: DictConfig, overrides: list[str]) -> None:
         for key in keys:
             if f"{path}.{key}" in given:
                 node = OmegaConf.select(cfg, path)
-                takes = [k for k in node if not str(k).startswith("_")]
+                # what the target takes: the node's keys less every key it does not take
+                takes = [k for k in node if not str(k).startswith("_") and k not in keys]
                 raise ConfigError(
                     f"{path}.{key}: {node._target_.rsplit('.', 1)[-1]} takes no {key} "
                     f"(it takes {', '.join(map(str, takes)) or 'nothing'}); drop the override "

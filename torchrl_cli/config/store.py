@@ -55,7 +55,7 @@ _stored_env_ids: set[str] = set()
 _schemas_stored: list[bool] = []
 
 
-def register_configs(overrides: list[str] | tuple = ()) -> None:
+def register_configs(overrides: list[str] | tuple = (), quick: bool = False) -> None:
     """Store the schema nodes, and an env node for each id the command line chooses; put the
     user's config folder (``config.user_dir``) on Hydra's search path.
 
@@ -67,6 +67,10 @@ def register_configs(overrides: list[str] | tuple = ()) -> None:
     Atari tuned values. ``<module>:<EnvId>``, ids of known packages and ids that
     ``env.imports=[...]`` registers get their packages imported first; an id that cannot be
     resolved is left to composition, which reports it (``unknown_env``).
+
+    ``quick`` (shell completion, which only lists keys and options): an id with a file of its
+    own is not resolved, since resolving imports the envs and torch (seconds per TAB); all it
+    would add is an ALE id's shared Atari tuned values.
     """
     register_search_path()
     cs = ConfigStore.instance()
@@ -76,6 +80,8 @@ def register_configs(overrides: list[str] | tuple = ()) -> None:
         for name, node in AGENT_SCHEMAS.items():
             cs.store(group="agent", name=f"{name}{SCHEMA_SUFFIX}", node=node)
     choices = [e for e in env_choices(overrides) if e not in _stored_env_ids]
+    if quick:
+        choices = [e for e in choices if e not in env_files()]
     if not choices:
         return
     # the envs (and torch, which they import) only when an env is to be resolved
@@ -124,7 +130,9 @@ def env_imports(overrides) -> list[str]:
 
 
 def load_default(name: str, overrides: list[str] | None = None) -> DictConfig:
-    """Compose the named experiment preset (the seed's ``Config.from_default``)."""
+    """The config of the experiment preset ``conf/experiment/<name>.yaml``, composed as
+    ``torchrl train experiment=<name> <overrides>`` composes it (``overrides``: ``key=value``
+    strings)."""
     from hydra import compose, initialize_config_dir
 
     register_configs(overrides or [])

@@ -101,6 +101,7 @@ class Policy:
 
     @property
     def recurrent(self) -> bool:
+        """Whether the policy has a memory (``memory=lstm|gru``) and carries a state."""
         return self.module.model.memory is not None
 
     def initial_state(self, n: int) -> torch.Tensor:
@@ -127,6 +128,12 @@ class Policy:
 
     @torch.inference_mode()
     def __call__(self, obs, action_mask=None) -> np.ndarray:
+        """The action for one observation, or the actions for a batch, as the env takes them.
+
+        ``obs`` is what ``make_env()`` gives (a dict of arrays for a Dict space, a tuple for a
+        Tuple space); ``action_mask``: the legal actions of an env that gives them in its info
+        (``info["action_mask"]``). A policy with a memory carries its state to the next call.
+        """
         if not self.recurrent:
             return self._act(obs, action_mask)
         actions, self.state = self._act(obs, action_mask, self.state, carried=True)
@@ -215,7 +222,7 @@ def _batched(obs, single: bool):
 
 class AgentsPolicy:
     """The policy of a multi-agent run (``env=pettingzoo:<module>``), acting for every agent of
-    one env from its dict of observations, as a PettingZoo parallel env gives them::
+    one env from its dict of observations, as a PettingZoo parallel env gives them:
 
         actions = policy(observations)  # {agent: action} for each agent observed
         observations, rewards, terminations, truncations, infos = env.step(actions)
@@ -233,6 +240,7 @@ class AgentsPolicy:
         return False
 
     def __call__(self, observations: dict) -> dict:
+        """``{agent: action}`` for each agent in ``observations`` (``{agent: observation}``)."""
         unknown = [a for a in observations if a not in self.layout.index]
         if unknown:
             raise ValueError(f"unknown agents {unknown}; this policy acts for {self.agents}")
@@ -246,6 +254,7 @@ class AgentsPolicy:
         }
 
     def make_env(self, render_mode: str | None = None):
+        """A PettingZoo parallel env of the run's, with its kwargs (and ``render_mode``)."""
         from torchrl_cli.envs.pettingzoo_env import make_parallel
 
         kwargs = dict(self.rows.env_cfg.kwargs)
@@ -257,13 +266,22 @@ class AgentsPolicy:
 def load_policy(
     run_dir: str | Path, checkpoint: str = LAST, trust: Iterable[str] = ()
 ) -> Policy | AgentsPolicy:
-    """The policy of a run folder's checkpoint (``last``, ``best`` or a file), ready to act::
+    """The deterministic policy of a run folder's checkpoint, ready to act:
 
-    policy = load_policy("runs/2026-11-23/10-00-00_ppo_clip_CartPole-v1")
-    action = policy(obs)
+        policy = load_policy("runs/2026-11-23/10-00-00_ppo_clip_CartPole-v1")
+        action = policy(obs)
 
-    A multi-agent run's (``env=pettingzoo:<module>``) acts for every agent from a dict of
-    observations (``AgentsPolicy``): ``actions = policy(observations)``.
+    Args:
+        run_dir: a run folder (its ``config.yaml`` and ``checkpoints/``).
+        checkpoint: ``last``, ``best`` (the best evaluation so far) or a checkpoint file.
+        trust: module prefixes whose ``_target_``s the run's config may build beyond the
+            default allowlist (only for a run folder you trust: building a target runs its
+            code).
+
+    Returns:
+        A ``Policy``; for a multi-agent run (``env=pettingzoo:<module>``) an
+            ``AgentsPolicy``, which acts for every agent from a dict of observations,
+            ``actions = policy(observations)``.
     """
     cfg, ckpt = load_run(Path(run_dir), checkpoint, trust)
     policy = policy_from_checkpoint(cfg, ckpt)

@@ -1,6 +1,7 @@
 """``train(cfg)``: one run from a composed config, top to bottom — set up, build, (restore),
 train, evaluate, write the outputs. ``train_seeds``: several seeds as one job."""
 
+import re
 import shlex
 import time
 from collections.abc import Callable
@@ -224,7 +225,7 @@ def _train(
             )
         console.print(
             f"[bold]torchrl train[/bold] {cfg.agent.name} on {cfg.env.id} "
-            f"({env.simulator}, {copies_text(env)}{stack_note(cfg)}, "
+            f"({readable(env.simulator)}, {copies_text(env)}{stack_note(cfg)}, "
             f"net {net_name}{memory_note(cfg)}, device {device}, "
             f"seed {cfg.seed})" + (f" -> {run_dir}" if run_dir else "")
         )
@@ -324,9 +325,17 @@ def restore(agent: PGAgent, cfg: DictConfig, checkpoint: Checkpoint, console: Co
     )
     if not exact:
         console.print(
-            f"[yellow]warning[/yellow]: {agent.collector.env.state_holder} envs cannot be restored "
-            "mid-episode; their episodes in progress were restarted"
+            f"[yellow]warning[/yellow]: {readable(agent.collector.env.state_holder)} envs "
+            "cannot be restored mid-episode; their episodes in progress were restarted"
         )
+
+
+def readable(name: str) -> str:
+    """A callable's name in place of its repr: an env registered with a class, a function or a
+    ``functools.partial`` as its entry point names its simulator ``<class 'pkg.Env'>`` or
+    ``functools.partial(<function make at 0x…>, …)``; the banner shows ``pkg.Env``, ``make``."""
+    found = re.search(r"<(?:class|function|built-in function|bound method) '?([\w.<>]+)", name)
+    return found.group(1).rpartition("<locals>.")[2] if found else name
 
 
 def copies_text(env) -> str:

@@ -21,7 +21,7 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
-from rich.table import Table
+from rich.table import Column, Table
 from rich.text import Text
 
 from torchrl_cli.errors import first_line
@@ -32,7 +32,11 @@ CONSOLE_MODES = ("full", "table", "quiet")
 
 
 class _EtaColumn(ProgressColumn):
-    """'ETA h:mm:ss' while training, or the task's ``note`` (why it stopped) once it has one."""
+    """'ETA h:mm:ss' while training, or the task's ``note`` (why it stopped) once it has one.
+
+    The remaining time is the steps left at the mean speed since training started (the task's
+    ``sps``), not rich's own estimate: that one needs two updates within 30 s, which a slow
+    env's iterations never give, so it showed ``ETA -:--:--`` for the whole run."""
 
     max_refresh = 0.5
 
@@ -40,12 +44,25 @@ class _EtaColumn(ProgressColumn):
         note = task.fields.get("note")
         if note:
             return Text(note, style="progress.remaining")
-        remaining = task.time_remaining
-        if task.total is None or remaining is None:
+        sps = task.fields.get("sps")
+        if task.total is None or not sps:
             return Text("ETA -:--:--", style="progress.remaining")
+        remaining = max(task.total - task.completed, 0) / sps
         minutes, seconds = divmod(int(remaining), 60)
         hours, minutes = divmod(minutes, 60)
         return Text(f"ETA {hours:d}:{minutes:02d}:{seconds:02d}", style="progress.remaining")
+
+
+class _SpeedColumn(ProgressColumn):
+    """Steps per second since training started; ``-- steps/s`` until the first iteration has
+    ended (no measurement yet, rather than a speed of 0)."""
+
+    def __init__(self) -> None:
+        super().__init__(table_column=Column(no_wrap=True))
+
+    def render(self, task: Task) -> Text:
+        sps = task.fields.get("sps")
+        return Text(f"{sps:>7.0f} steps/s" if sps else "     -- steps/s")
 
 
 def summary_writer_class() -> type:
@@ -125,13 +142,14 @@ class Logger:
         self.histograms: dict[str, torch.Tensor] = {}
         self.progress = None
         if progress and mode != "quiet" and self.console.screen.is_terminal:
+            whole = Column(no_wrap=True)  # a narrow terminal shortens the bar, never a field
             self.progress = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[sps]:>7.0f} steps/s"),
-                TimeElapsedColumn(),
-                _EtaColumn(),
+                TextColumn("[bold]{task.description}", table_column=whole),
+                BarColumn(bar_width=None),
+                MofNCompleteColumn(table_column=whole),
+                _SpeedColumn(),
+                TimeElapsedColumn(table_column=whole),
+                _EtaColumn(table_column=whole),
                 console=self.console.screen,
                 transient=False,
             )
@@ -175,7 +193,8 @@ class Logger:
 
     def advance(self, i_step: int, max_steps: int = -1) -> None:
         """Move the progress bar to ``i_step`` (of ``max_steps``; -1: no known total). The count
-        stops at the budget: the last rollout may take a few steps more."""
+        stops at the budget: the last rollout may take a few steps more. The first call starts
+        the bar and its clock (``BaseAgent.train`` makes it before the first rollout)."""
         if self.progress is None:
             return
         if self._task is None:
@@ -191,15 +210,19 @@ class Logger:
         return i_step if self._total is None else min(i_step, self._total)
 
     @contextmanager
-    def evaluating(self, episodes: int) -> Iterator[Callable[[int], None]]:
-        """While an evaluation runs: a callback taking the number of finished episodes, which
-        the progress bar shows ('evaluating 7/20') instead of 'training'."""
+    def evaluating(self, episodes: int) -> Iterator[Callable[..., None]]:
+        """While an evaluation runs: a callback taking the number of finished episodes and the
+        env steps taken (``run_episodes``' ``on_progress``), which the progress bar shows
+        ('evaluating 7/20, step 212') instead of 'training'. The steps tell that it moves when
+        every episode ends together (a deterministic policy that balances a pole to the limit
+        shows 0/20 until step 500)."""
         if self.progress is None or self._task is None:
-            yield lambda done: None
+            yield lambda done, steps=0: None
             return
 
-        def on_episode(done: int) -> None:
-            self.progress.update(self._task, description=f"evaluating {done}/{episodes}")
+        def on_episode(done: int, steps: int = 0) -> None:
+            step = f", step {steps}" if steps else ""
+            self.progress.update(self._task, description=f"evaluating {done}/{episodes}{step}")
 
         on_episode(0)
         try:
