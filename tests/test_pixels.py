@@ -166,6 +166,7 @@ def test_threads_honour_torch_threads_and_are_chosen_per_net():
     assert choose_threads(3, conv) == (3, "torch_threads")
     assert choose_threads(1, conv) == (1, "torch_threads")
     assert choose_threads(None, mlp) == (1, "auto: no convolutions")
+    assert choose_threads(None, conv, job=True) == (1, "auto: a sweep's job, beside others")
     threads, why = choose_threads(None, conv)
     cores = len(os.sched_getaffinity(0))
     assert threads == min(cores, MAX_AUTO_THREADS) and why.startswith("auto: a conv net")
@@ -252,3 +253,10 @@ def test_a_shared_nature_cnn_learns_which_half_is_lit(torchrl_bin, user_env, tmp
     assert proc.returncode == 0, proc.stdout + proc.stderr
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["mean_return"] >= 0.9, metrics["returns"]
+
+
+def test_a_value_body_of_its_own_with_a_shared_body_is_one_line():
+    cfg = compose_config(["env=CartPole-v1", "net=mlp", "net.shared_body=true",
+                          "agent.value.net.hidden=[32]"])  # fmt: skip
+    with pytest.raises(ConfigError, match="agent.value.net sets the value's own body"):
+        check_run(cfg)

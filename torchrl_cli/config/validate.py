@@ -132,6 +132,11 @@ def validate(cfg: DictConfig) -> tuple[SpaceInfo, SpaceInfo]:
         own_net = model.get("net") or {}
         check_hidden(f"{key}.net", own_net.get("hidden"), own_net.get("activation"))
         with_hidden(net, own_net)  # a net.hidden without an activation to copy
+        _check(
+            name != "value" or not net.get("shared_body") or not any(own_net.values()),
+            f"{key}.net sets the value's own body, but net.shared_body=true gives it the "
+            "policy's; drop one of the two",
+        )
         lr = model.optimizer.get("lr")
         _check(isinstance(lr, int | float) and lr > 0, f"{key}.optimizer.lr={lr} must be > 0")
         check_optimizer(f"{key}.optimizer", model.optimizer)

@@ -64,15 +64,20 @@ def resolve_device(
 MAX_AUTO_THREADS = 8
 
 
-def choose_threads(requested: int | None, net_cfg: DictConfig) -> tuple[int, str]:
+def choose_threads(
+    requested: int | None, net_cfg: DictConfig, job: bool = False
+) -> tuple[int, str]:
     """Torch's (and numpy BLAS's) thread count for a run of the resolved net ``net_cfg``, and
     why, for the banner: ``torch_threads`` when set; else one for nets without convolutions
-    (a small net's ops are too short to split), and for conv nets every core this process may
-    use, up to ``MAX_AUTO_THREADS`` (docs/pixels.md measures 1 and 2 on two cores)."""
+    (a small net's ops are too short to split) and for a sweep's ``job`` (jobs may run side by
+    side), and for conv nets every core this process may use, up to ``MAX_AUTO_THREADS``
+    (docs/pixels.md measures 1 and 2 on two cores)."""
     if requested is not None:
         return requested, "torch_threads"
     if not has_conv(net_cfg):
         return 1, "auto: no convolutions"
+    if job:
+        return 1, "auto: a sweep's job, beside others"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return min(cores or 1, MAX_AUTO_THREADS), f"auto: a conv net, {cores} cores"
 

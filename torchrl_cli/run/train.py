@@ -184,7 +184,7 @@ def _train(
     )
     device = resolve_device(cfg.device, cfg.net, env.get_state_info())
     net = resolve_net(cfg.net, env.get_state_info())
-    threads, why_threads = choose_threads(cfg.torch_threads, net)
+    threads, why_threads = choose_threads(cfg.torch_threads, net, job=console.tag is not None)
     torch.set_num_threads(threads)
     # numpy's BLAS too (the numpy backend): OpenBLAS would otherwise start one thread per core,
     # which on small matrices costs more than it gives, 5x under contention
