@@ -1,12 +1,14 @@
 """memory=lstm|gru: recurrent policies and values, from the cell's arithmetic to the CLI."""
 
 import json
+import os
 import shutil
 
 import numpy as np
 import pytest
 import torch
 from conftest import (
+    ENVMODS,
     TINY,
     assert_no_traceback,
     assert_one_line_error,
@@ -356,3 +358,28 @@ def test_resuming_with_another_memory_is_one_line(tmp_path, torchrl_bin, cli_env
         resumed = torchrl(torchrl_bin, ["train", f"resume={run}", change], tmp_path, cli_env)
         assert_no_traceback(resumed)
         assert_one_line_error(resumed, "memory")
+
+
+@pytest.mark.parametrize("overrides, banner", [
+    # a CNN (the Nature CNN on 40x40 frames, its body shared) under an LSTM
+    (["env=torchrl_test_envs:LitSide", "env.pixels.resize=null", "env.pixels.frame_stack=1",
+      "memory=lstm"], "+ lstm"),
+    # a Dict observation (an image entry and a vector) under a GRU
+    (["env=torchrl_test_envs:XorDictEnv", "memory=gru"], "+ gru"),
+    # action masks under an LSTM
+    (["env=torchrl_test_envs:MaskedChoice", "memory=lstm"], "+ lstm"),
+], ids=["cnn-lstm", "dict-gru", "masks-lstm"])  # fmt: skip
+def test_a_memory_composes_with_cnns_dicts_and_masks(overrides, banner, tmp_path, torchrl_bin,
+                                                     cli_env):  # fmt: skip
+    """Each trains, names its memory in the banner, and evaluates in a fresh process."""
+    env = {**cli_env, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(ENVMODS), cli_env.get("PYTHONPATH")) if p)}  # fmt: skip
+    run = tmp_path / "run"
+    proc = torchrl(torchrl_bin, ["train", *overrides, "max_steps=256", "agent.n_steps=32",
+                                 "eval_episodes=2", "torch_threads=1",
+                                 f"hydra.run.dir={run}"], tmp_path, env)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert banner in proc.stdout.splitlines()[0]
+    evaluated = torchrl(torchrl_bin, ["eval", str(run), "episodes=2"], tmp_path, env)
+    assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
+    assert_no_traceback(evaluated)

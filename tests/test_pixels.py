@@ -260,3 +260,16 @@ def test_a_value_body_of_its_own_with_a_shared_body_is_one_line():
                           "agent.value.net.hidden=[32]"])  # fmt: skip
     with pytest.raises(ConfigError, match="agent.value.net sets the value's own body"):
         check_run(cfg)
+
+
+def test_uint8_bounds_survive_a_checkpoints_round_trip():
+    """A frame env's run evaluates from its checkpoint (the bounds were saved as ints once,
+    and read back as floats, so no uint8 env matched its own checkpoint)."""
+    from torchrl_cli.envs.spaces import SpaceInfo
+
+    agent, env = make_agent(LIT)
+    info = env.get_state_info()
+    assert info.low.dtype == np.uint8
+    assert SpaceInfo.from_json(info.to_json()) == info
+    env.close()
+    del agent

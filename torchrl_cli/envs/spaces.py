@@ -116,9 +116,13 @@ class SpaceInfo:
         return not self.structured and len(self.shape) == 3
 
     def to_json(self) -> str:
-        """As JSON (bounds as lists), e.g. for checkpoints."""
+        """As JSON (bounds as float32 lists, as ``from_json`` reads them back: a uint8 frame's
+        bounds compare equal after a checkpoint's round trip), e.g. for checkpoints."""
         fields = {k: v for k, v in asdict(self).items() if v is not None}
-        as_lists = {k: v.tolist() if isinstance(v, np.ndarray) else v for k, v in fields.items()}
+        as_lists = {
+            k: v.astype(np.float32).tolist() if isinstance(v, np.ndarray) else v
+            for k, v in fields.items()
+        }
         return json.dumps(as_lists)
 
     @classmethod

@@ -381,7 +381,9 @@ def train_seeds(
 def observation_text(state_info) -> str:
     """``uint8 (4, 84, 84)``: what the network reads, as the env's wrappers leave it."""
     if state_info.structured:
-        return f"of {len(state_info.entries)} entries, encoded to {tuple(state_info.shape)}"
+        count = len(state_info.entries)
+        entries = f"{count} entr{'y' if count == 1 else 'ies'}"
+        return f"of {entries}, encoded to {tuple(state_info.shape)}"
     return f"{np.dtype(state_info.dtype).name} {tuple(state_info.shape)}"
 
 
