@@ -22,6 +22,7 @@ from torchrl_cli.envs.spaces import (
     state_info,
 )
 from torchrl_cli.envs.vector import VECTORIZATIONS
+from torchrl_cli.envs.workers import WorkerFailure
 from torchrl_cli.errors import ConfigError
 
 #: env.vectorization's values: auto, or a registered vectorization (``envs.vector``)
@@ -177,6 +178,8 @@ class GymEnv(BaseEnv):
             seeds = seeds[0]  # Gymnasium's native envs draw every copy from one generator
         try:
             obs, info = self.vec.reset(seed=seeds)
+        except WorkerFailure as err:
+            raise EnvError(f"env {self.env_name}: {err}") from err
         except Exception as err:
             raise EnvError(f"env {self.env_name} raised {raised(err)} in reset()") from err
         if self._mask is not None:
@@ -205,6 +208,8 @@ class GymEnv(BaseEnv):
     def step(self, actions: np.ndarray) -> EnvStep:
         try:
             obs, reward, terminated, truncated, info = self.vec.step(actions)
+        except WorkerFailure as err:  # an async worker died or hangs
+            raise EnvError(f"env {self.env_name}: {err}") from err
         except Exception as err:  # the env's own failure, as one line (EnvError)
             raise EnvError(f"env {self.env_name} raised {raised(err)}") from err
         if self._reset_copies is not None:
