@@ -6,6 +6,7 @@ import multiprocessing
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -141,3 +142,30 @@ def test_kill_9_of_the_run_leaves_no_worker(torchrl_bin, cli_env, tmp_path):
     finally:
         for pid in processes_in(tmp_path):
             os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.timeout(60)
+def test_a_hung_step_in_this_process_is_said_once(monkeypatch, capfd):
+    """Sync copies cannot be cut short: a step that has not returned for STEP_TIMEOUT_S is one
+    warning line (the run's stop grace period then ends it on Ctrl-C or SIGTERM)."""
+    from torchrl_cli.envs import workers
+
+    monkeypatch.setattr(workers, "STEP_TIMEOUT_S", 0.4)
+    env = GymEnv(FAULTY, n_envs=1, vectorization="sync", fault="hang", start=3)
+    env.reset(seed=0)
+    env.step([0])  # a step that returns is not said
+    time.sleep(1.0)
+    assert capfd.readouterr().err == ""
+    # the hung step, in a thread of its own (it never returns; the thread is a daemon)
+    threading.Thread(target=lambda: [env.step([0]) for _ in range(5)], daemon=True).start()
+    deadline = time.monotonic() + 10
+    err = ""
+    while "has not returned" not in err and time.monotonic() < deadline:
+        time.sleep(0.1)
+        err += capfd.readouterr().err
+    time.sleep(1.0)  # said once, not again
+    err += capfd.readouterr().err
+    assert err.splitlines() == [f"torchrl: warning: env {FAULTY} has not returned from a step "
+                                "for 0.4 s: it may hang (Ctrl-C stops the run, the last "
+                                "checkpoint kept)"], err
+    env._watch.close()

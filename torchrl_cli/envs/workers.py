@@ -20,6 +20,7 @@ import multiprocessing.connection
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 
@@ -80,6 +81,36 @@ def make_copy(gym_id: str, wrappers: Sequence[Callable], kwargs: dict, parent: i
     for wrapper in wrappers:
         env = wrapper(env)
     return env
+
+
+class StallWatch:
+    """For copies stepped in this process (sync, native, envpool), where no call can be cut
+    short: says once on stderr when a step or reset has not returned for ``after_s``, from a
+    daemon thread (the run then stops on Ctrl-C or SIGTERM, its stop grace period ending a
+    call that never returns). The stepping thread only stamps the call's start and end."""
+
+    def __init__(self, env_name: str, after_s: float):
+        self.env_name, self.after_s = env_name, after_s
+        self.since: float | None = None  # when the call in progress began
+        self.said = False
+        self.closed = threading.Event()
+        threading.Thread(target=self._watch, name="torchrl-env-watch", daemon=True).start()
+
+    def _watch(self) -> None:
+        while not self.closed.wait(min(self.after_s / 4, 5.0)):
+            since = self.since
+            if since is None or self.said or time.monotonic() - since < self.after_s:
+                continue
+            self.said = True
+            try:
+                os.write(2, (f"torchrl: warning: env {self.env_name} has not returned from a "
+                             f"step for {self.after_s:g} s: it may hang (Ctrl-C stops the run, "
+                             "the last checkpoint kept)\n").encode(errors="replace"))
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.closed.set()
 
 
 class WatchedAsyncVectorEnv(AsyncVectorEnv):
