@@ -38,6 +38,7 @@ from torchrl_cli.tracking.base import (
     INTERRUPTED,
     PROBE_TIMEOUT_S,
     RunInfo,
+    Undelivered,
     check_reachable,
     flat_params,
     require,
@@ -246,12 +247,12 @@ class MlflowTracker:
 
     def close(self, outcome: str) -> None:
         """The scalars left, then the run's status; after CLOSE_WAIT_S, what has not reached the
-        store is said (a RuntimeError: the caller's warning) and the writer left behind."""
+        store is said (Undelivered: the caller's warning) and the writer left behind."""
         self._flush()
         self.writer.call(self.client.set_terminated, self.run_id, status=STATUS[outcome])
         unsent = self.writer.close(CLOSE_WAIT_S)
         if unsent:
-            raise RuntimeError(unsent)
+            raise Undelivered(unsent)
 
 
 def reason(err: Exception) -> str:
