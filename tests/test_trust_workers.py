@@ -75,6 +75,20 @@ def test_a_failing_worker_is_one_error_and_leaves_no_process(fault, said, capfd)
     assert "Traceback" not in capfd.readouterr().err  # Gymnasium logged each worker's
 
 
+def test_a_non_dict_info_in_this_process_is_named():
+    """Before: ``raised AttributeError: 'list' object has no attribute 'items'``."""
+    env = GymEnv(FAULTY, n_envs=2, vectorization="sync", fault="bad_info", start=3)
+    try:
+        env.reset(seed=0)
+        with pytest.raises(EnvError, match=r"^env fixtures.faulty_envs:FaultyEnv returned an "
+                           r"info that is not a dict from step\(\); Gymnasium's API needs a "
+                           r"dict$"):
+            for _ in range(5):
+                env.step([0, 1])
+    finally:
+        env.close()
+
+
 @pytest.mark.timeout(180)
 def test_a_dead_worker_in_a_run_is_one_line_and_resumable(torchrl_bin, cli_env, tmp_path):
     proc = torchrl(torchrl_bin, ["train", *RUN, f"env={FAULTY}", "env.vectorization=async",

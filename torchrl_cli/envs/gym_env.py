@@ -189,6 +189,9 @@ class GymEnv(BaseEnv):
         except WorkerFailure as err:
             raise EnvError(f"env {self.env_name}: {err}") from err
         except Exception as err:
+            if merging_info(err):
+                raise EnvError(f"env {self.env_name} returned an info that is not a dict from "
+                               "reset(); Gymnasium's API needs a dict") from err
             raise EnvError(f"env {self.env_name} raised {raised(err)} in reset()") from err
         finally:
             if watch is not None:
@@ -225,6 +228,9 @@ class GymEnv(BaseEnv):
         except WorkerFailure as err:  # an async worker died or hangs
             raise EnvError(f"env {self.env_name}: {err}") from err
         except Exception as err:  # the env's own failure, as one line (EnvError)
+            if merging_info(err):
+                raise EnvError(f"env {self.env_name} returned an info that is not a dict from "
+                               "step(); Gymnasium's API needs a dict") from err
             raise EnvError(f"env {self.env_name} raised {raised(err)}") from err
         finally:
             if watch is not None:
@@ -279,6 +285,17 @@ class GymEnv(BaseEnv):
         if self._watch is not None:
             self._watch.close()
         self.vec.close()
+
+
+def merging_info(err: BaseException) -> bool:
+    """Whether ``err`` came from the vector env merging its copies' infos (``_add_info``): a
+    copy's info that is not a dict, in this process (async copies refuse it themselves)."""
+    frame = err.__traceback__
+    while frame is not None:
+        if frame.tb_frame.f_code.co_name == "_add_info":
+            return True
+        frame = frame.tb_next
+    return False
 
 
 # the Gymnasium envs that give no info["action_mask"] (toy_text's do: Taxi, ...), not probed
