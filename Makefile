@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 PIP     := $(PY) -m pip
 STAMP   := .venv/.installed
 
-.PHONY: install train test docs lint bench bench-smoke bench-learning bench-budgets bench-sidebyside bench-atari bench-pixels clean
+.PHONY: install train test test-oldest docs lint bench bench-smoke bench-learning bench-budgets bench-sidebyside bench-atari bench-pixels clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -21,6 +21,25 @@ train: $(STAMP)
 # both cores: one worker per core, a test file's tests on one worker (module fixtures built once)
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist loadfile
+
+# Not in `make test`: the suite's fast core against the lowest versions pyproject.toml allows
+# (tools/oldest.py turns each runtime dependency's lower bound into a pin; torch keeps the
+# machines' pin), in its own .venv-oldest; the tests of optional extras are not run there.
+OLDEST       := .venv-oldest
+OLDEST_TESTS := tests/test_estimators.py tests/test_losses.py tests/test_distributions.py \
+	tests/test_normalize.py tests/test_vec_conformance.py tests/test_envs.py \
+	tests/test_native_env.py tests/test_checkpoint.py tests/test_update.py tests/test_guard.py \
+	tests/test_config.py tests/test_layout.py tests/test_interrupt.py tests/test_trust_workers.py
+# the cases of those files that need an extra: MuJoCo and ALE (the -v5 ids), Box2D, PettingZoo
+OLDEST_SKIP  := v5 or LunarLander or ippo or mappo or only_the_chosen_env_ids
+test-oldest: pyproject.toml tools/oldest.py
+	python3 -m venv $(OLDEST)
+	$(OLDEST)/bin/pip install -q --upgrade pip
+	$(OLDEST)/bin/pip install -q torch==2.13.0
+	python3 tools/oldest.py > $(OLDEST)/constraints.txt
+	$(OLDEST)/bin/pip install -q -c $(OLDEST)/constraints.txt -e . "pytest>=8" "pytest-timeout>=2.3"
+	$(OLDEST)/bin/pip freeze | grep -i -E "^($$(cut -d= -f1 $(OLDEST)/constraints.txt | paste -sd'|'))=="
+	$(OLDEST)/bin/python -m pytest -m "not slow" -k "not ($(OLDEST_SKIP))" $(OLDEST_TESTS)
 
 # The documentation site (mkdocs.yml, pages under docs/) into site/, offline (the docs extra,
 # part of dev); --strict: a broken link, a page missing from the nav or a config reference that
@@ -75,4 +94,4 @@ lint: $(STAMP)
 	.venv/bin/ruff check torchrl_cli tests bench tools examples
 
 clean:
-	rm -rf .venv .pytest_cache .ruff_cache site
+	rm -rf .venv .venv-oldest .pytest_cache .ruff_cache site

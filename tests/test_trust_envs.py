@@ -30,3 +30,20 @@ class Asserting(Endless):
 
     def __init__(self):
         assert False  # noqa: B011, PT015  the point: an AssertionError with no message
+
+
+class Huge(Endless):
+    """Observations of 1e38: finite, and near float32's largest (3.4e38)."""
+
+    observation_space = gym.spaces.Box(-np.inf, np.inf, (2,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return np.full(2, 1e38, np.float32), {}
+
+    def step(self, action):
+        return np.full(2, 1e38, np.float32), 1.0, False, False, {}
+
+
+class Endless2(Endless):
+    """A second id for a sweep over ``module:EnvId`` values."""

@@ -47,12 +47,13 @@ def test_training_on_an_endless_env_finishes(torchrl_bin, cli_env, tmp_path):
     assert "Traceback" not in proc.stdout + proc.stderr
 
 
-def test_sigterm_during_an_evaluation_that_never_ends_ends_the_run(torchrl_bin, cli_env,
-                                                                     tmp_path):
-    """No cap to speak of (10**9 steps): the first SIGTERM is said at once, and the run ends
-    within the grace period and the abort's few seconds, without a traceback."""
+def test_sigterm_while_an_env_hangs_ends_the_run(torchrl_bin, cli_env, tmp_path):
+    """A step that never returns (a hung env, in this process): the first SIGTERM is said at
+    once, and the run ends within the grace period and the abort's few seconds, without a
+    traceback. (An evaluation that never ends is a safe point: tests/test_trust_eval_stop.py.)"""
     proc = subprocess.Popen(
-        [torchrl_bin, "train", *ENDLESS, "eval_freq=64", "eval_max_episode_steps=1000000000",
+        [torchrl_bin, "train", *TINY, "env=fixtures.faulty_envs:FaultyEnv",
+         "+env.kwargs.fault=hang", "+env.kwargs.start=40", "env.vectorization=sync",
          "stop_grace_s=3", "hydra.run.dir=run"], cwd=tmp_path, env=with_tests(cli_env),
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     lines: queue.Queue[str | None] = queue.Queue()
@@ -64,7 +65,7 @@ def test_sigterm_during_an_evaluation_that_never_ends_ends_the_run(torchrl_bin, 
             line = lines.get(timeout=90)
             assert line is not None, "".join(seen)
             seen.append(line)
-        time.sleep(5)  # step 64 is reached in well under a second: the evaluation spins
+        time.sleep(5)  # step 40 of each copy is reached in well under a second: it hangs
         proc.send_signal(signal.SIGTERM)
         start = time.monotonic()
         proc.wait(timeout=60)

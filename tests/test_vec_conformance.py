@@ -150,3 +150,27 @@ def test_close_releases_the_copies(name):
     env.close()
     if name == "async":  # the worker processes are gone
         assert all(not p.is_alive() for p in env.vec.processes)
+
+
+def test_every_vectorization_logs_episode_statistics(name):
+    """Episode statistics never vanish silently (issue 27, item 14): a rollout on each
+    vectorization ends episodes, and the log holds their mean return and length (CartPole pays
+    1 a step: the two are equal)."""
+    from conftest import TINY, make_agent
+
+    if name == "envpool" and importlib.util.find_spec("envpool") is None:
+        pytest.skip("envpool is not installed")
+    agent, env = make_agent([*TINY, f"env.vectorization={name}", f"env.n_envs={N}",
+                             "agent.n_steps=64"])
+    logged = []
+    log = agent.logger.log
+    agent.logger.log = lambda step, **kwargs: logged.append(log(step, **kwargs)) or logged[-1]
+    try:
+        agent.step()
+        agent.write_logs()
+    finally:
+        env.close()
+    assert agent.num_episodes > 0
+    means = logged[-1]
+    assert means["charts/episode_return"] > 0
+    assert means["charts/episode_return"] == means["charts/episode_length"]

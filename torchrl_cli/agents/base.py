@@ -93,6 +93,7 @@ class BaseAgent(abc.ABC):
         self.schedule: TrainSchedule | None = None
         self.result = TrainResult()  # evaluations so far: part of the state, so resumes keep them
         self.next_eval: int | None = None  # env steps of the next scheduled evaluation
+        self.eval_pending = False  # a signal stopped the last scheduled evaluation: run it first
         self.best_return = -math.inf
 
     def _register_model(self, name: str, model: torch.nn.Module) -> None:
@@ -166,7 +167,11 @@ class BaseAgent(abc.ABC):
             self.next_eval = self.num_steps + schedule.eval_freq
         self.logger.advance(self.num_steps, schedule.max_steps)  # the bar's clock starts here
         with stop_on_signal(self.request_stop):
-            while not self._check_termination() and not self.stop_requested:
+            solved = False
+            if self.eval_pending and self.next_eval is not None:
+                # a resume of a run whose evaluation a signal stopped: that evaluation first
+                solved = self.evaluate_on_schedule(eval_env, checkpoints, on_evaluation)
+            while not solved and not self._check_termination() and not self.stop_requested:
                 start = time.perf_counter()
                 self.step()
                 self.announce_stop()
@@ -200,9 +205,17 @@ class BaseAgent(abc.ABC):
         on_evaluation: Callable[[Evaluation], None] | None = None,
     ) -> bool:
         """A scheduled evaluation: logged, kept, saved as best.pt when it is the best so far,
-        handed to ``on_evaluation``; returns whether it reached the target."""
+        handed to ``on_evaluation``; returns whether it reached the target. A signal stops it
+        as it stops training (the loop ends at once); the evaluation is due again, so that a
+        resume runs it first."""
+        self.eval_pending = False
         try:
-            evaluation = self.evaluate(env, self.schedule.eval_episodes, self.schedule.eval_seed)
+            evaluation = self.evaluate(env, self.schedule.eval_episodes, self.schedule.eval_seed,
+                                       stoppable=True)
+        except EvaluationInterrupted:
+            self.announce_stop()
+            self.eval_pending = True
+            return False
         except NonFiniteError as err:
             if self.guard.mode != "skip":
                 raise
@@ -255,6 +268,7 @@ class BaseAgent(abc.ABC):
             "train_seconds": self.train_seconds,
             "eval_seconds": self.result.eval_seconds,
             "next_eval": self.next_eval,
+            "eval_pending": self.eval_pending,
             "best_return": self.best_return,
             "evaluations": [asdict(e) for e in self.result.evaluations],
             "solved": None if self.result.solved is None else asdict(self.result.solved),
@@ -273,6 +287,7 @@ class BaseAgent(abc.ABC):
         self.train_seconds = state["train_seconds"]
         self.result.eval_seconds = state.get("eval_seconds", 0.0)  # absent before 2026-12
         self.next_eval, self.best_return = state["next_eval"], state["best_return"]
+        self.eval_pending = state.get("eval_pending", False)  # absent before 2026-12
         self.result.evaluations = [Evaluation(**e) for e in state["evaluations"]]
         self.result.solved = None if state["solved"] is None else Evaluation(**state["solved"])
         set_rng_state(state["rng"])

@@ -19,6 +19,10 @@ import torch
 from torchrl_cli.errors import FaultError
 from torchrl_cli.models.batch import Rollout
 
+# observations beyond this magnitude are refused like infinite ones: sqrt(float32's max) is
+# 1.8e19, so their squares (a variance, a norm) overflow
+HUGE_OBS = 1e18
+
 
 class NonFiniteError(FaultError):
     """A non-finite value reached the training state (the guard in ``stop`` mode)."""
@@ -65,13 +69,18 @@ class Guard:
     last_kl_warning: int = -(10**9)
 
     def rollout_problem(self, rollout: Rollout, raw_rewards: np.ndarray) -> str | None:
-        """What in a fresh rollout is not finite (observations, rewards, values), or None."""
-        if rollout.obs.dtype == torch.uint8:
-            obs_ok = True
-        else:
-            obs_ok = bool(torch.isfinite(rollout.obs).all())
-        if not obs_ok:
-            return "observations"
+        """What in a fresh rollout is not finite (observations, rewards, values), or None.
+        Observations beyond HUGE_OBS count too: finite, but float32 squares them to infinity
+        (a norm, the first layer's sums), so a policy would learn blind. (The running
+        normalization keeps its statistics in float64: what it gives is in [-clip, clip].)"""
+        if rollout.obs.dtype != torch.uint8 and rollout.obs.numel():
+            peak = float(rollout.obs.abs().amax())  # NaN when any is NaN
+            if not math.isfinite(peak):
+                return "observations"
+            if peak > HUGE_OBS:
+                return (f"observations (finite, but up to {peak:.3g} in magnitude: beyond "
+                        f"{HUGE_OBS:g}, float32 arithmetic on them overflows; "
+                        "env.running_normalize_states=true scales them, in float64)")
         if not np.isfinite(raw_rewards).all():
             return "rewards"
         name = first_non_finite(

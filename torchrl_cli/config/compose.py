@@ -8,6 +8,7 @@ import copy
 import inspect
 from collections.abc import Callable
 
+import yaml
 from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import MissingConfigException, OverrideParseException
@@ -93,6 +94,9 @@ def compose_config(overrides: list[str], with_hydra: bool = False) -> DictConfig
             raise ConfigError(parse_error(err)) from None
         except Exception as err:  # Hydra wraps OmegaConf's errors in its own
             cause = err.__cause__
+            for broken in (err, cause):
+                if isinstance(broken, yaml.YAMLError):
+                    raise ConfigError(yaml_problem(broken)) from None
             if isinstance(cause, ConfigAttributeError | ConfigKeyError):
                 raise ConfigError(_unknown_key(cause.full_key, overrides)) from None
             if isinstance(cause, ValidationError):
@@ -107,6 +111,17 @@ def compose_config(overrides: list[str], with_hydra: bool = False) -> DictConfig
             raise ConfigError(str(err).splitlines()[0]) from None
     _check_foreign_overrides(cfg, overrides)
     return drop_foreign_keys(cfg)
+
+
+def yaml_problem(err: yaml.YAMLError) -> str:
+    """A config file that is not YAML, named, with the place and the problem the parser saw."""
+    mark = getattr(err, "problem_mark", None) or getattr(err, "context_mark", None)
+    problem = getattr(err, "problem", None) or getattr(err, "context", None)
+    problem = problem or str(err).splitlines()[0]
+    if mark is None or mark.name.startswith("<"):
+        return f"a config file is not valid YAML ({problem}); correct it"
+    return (f"config file {mark.name} is not valid YAML ({problem}, line {mark.line + 1}, "
+            f"column {mark.column + 1}); correct the file, or move it out of the config folder")
 
 
 def check_overrides(

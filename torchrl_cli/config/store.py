@@ -109,14 +109,15 @@ def register_configs(overrides: list[str] | tuple = (), quick: bool = False) -> 
 
 
 def env_choices(overrides) -> list[str]:
-    """The env ids that ``env=...`` overrides choose (every value of a sweep)."""
+    """The env ids that ``env=...`` overrides choose (every value of a sweep), unescaped."""
     found = []
     for override in overrides:
         key, sep, value = str(override).partition("=")
         key = key.lstrip("+")
         if sep and value and (key == "env" or key.endswith("sweeper.params.env")):
             value = re.sub(r"^\s*choice\((.*)\)\s*$", r"\1", value)
-            found += [v.strip().strip("'\"") for v in value.split(",")]
+            # a sweep's values come back escaped (Hydra writes module:EnvId as module\:EnvId)
+            found += [re.sub(r"\\(.)", r"\1", v.strip().strip("'\"")) for v in value.split(",")]
     return found
 
 

@@ -2,12 +2,14 @@
 
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 import gymnasium as gym
 import numpy as np
 
+from torchrl_cli.envs import workers
 from torchrl_cli.envs.base import BaseEnv, EnvError, EnvStep, env_seeds, raised
 from torchrl_cli.envs.encode import encode_numpy, make_encoder
 from torchrl_cli.envs.native import OWN_NATIVE, has_native
@@ -22,6 +24,7 @@ from torchrl_cli.envs.spaces import (
     state_info,
 )
 from torchrl_cli.envs.vector import VECTORIZATIONS
+from torchrl_cli.envs.workers import StallWatch, WorkerFailure
 from torchrl_cli.errors import ConfigError
 
 #: env.vectorization's values: auto, or a registered vectorization (``envs.vector``)
@@ -142,6 +145,9 @@ class GymEnv(BaseEnv):
             mujoco_warnings_once()
         chosen = VECTORIZATIONS[vectorization]
         self.vec = chosen.make(gym_id, n_envs, wrappers, kwargs)
+        # copies stepped in this process: a step that never returns is said (async: cut short)
+        self._watch = None if vectorization == "async" else StallWatch(
+            env_name, workers.STEP_TIMEOUT_S)
         self._reset_copies = chosen.reset_copies  # None: the copies reset on the same step
         obs_space = self.vec.single_observation_space
         self._state_info = state_info(obs_space, env_name)
@@ -175,10 +181,21 @@ class GymEnv(BaseEnv):
             self.vec.action_space.seed(seed)
         if self.vectorization == "native" and self.gym_id not in OWN_NATIVE and seeds:
             seeds = seeds[0]  # Gymnasium's native envs draw every copy from one generator
+        watch = self._watch
+        if watch is not None:
+            watch.since = time.monotonic()
         try:
             obs, info = self.vec.reset(seed=seeds)
+        except WorkerFailure as err:
+            raise EnvError(f"env {self.env_name}: {err}") from err
         except Exception as err:
+            if merging_info(err):
+                raise EnvError(f"env {self.env_name} returned an info that is not a dict from "
+                               "reset(); Gymnasium's API needs a dict") from err
             raise EnvError(f"env {self.env_name} raised {raised(err)} in reset()") from err
+        finally:
+            if watch is not None:
+                watch.since = None
         if self._mask is not None:
             self.action_mask = self._legal(obs, info)
         return encode_numpy(self._encoder, obs)
@@ -203,10 +220,21 @@ class GymEnv(BaseEnv):
         return mask
 
     def step(self, actions: np.ndarray) -> EnvStep:
+        watch = self._watch
+        if watch is not None:
+            watch.since = time.monotonic()
         try:
             obs, reward, terminated, truncated, info = self.vec.step(actions)
+        except WorkerFailure as err:  # an async worker died or hangs
+            raise EnvError(f"env {self.env_name}: {err}") from err
         except Exception as err:  # the env's own failure, as one line (EnvError)
+            if merging_info(err):
+                raise EnvError(f"env {self.env_name} returned an info that is not a dict from "
+                               "step(); Gymnasium's API needs a dict") from err
             raise EnvError(f"env {self.env_name} raised {raised(err)}") from err
+        finally:
+            if watch is not None:
+                watch.since = None
         if self._reset_copies is not None:
             done = terminated | truncated
             if not done.any():
@@ -254,7 +282,20 @@ class GymEnv(BaseEnv):
         self.vec.call("restore_pending_snapshot")
 
     def close(self) -> None:
+        if self._watch is not None:
+            self._watch.close()
         self.vec.close()
+
+
+def merging_info(err: BaseException) -> bool:
+    """Whether ``err`` came from the vector env merging its copies' infos (``_add_info``): a
+    copy's info that is not a dict, in this process (async copies refuse it themselves)."""
+    frame = err.__traceback__
+    while frame is not None:
+        if frame.tb_frame.f_code.co_name == "_add_info":
+            return True
+        frame = frame.tb_next
+    return False
 
 
 # the Gymnasium envs that give no info["action_mask"] (toy_text's do: Taxi, ...), not probed

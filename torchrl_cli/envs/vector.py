@@ -12,6 +12,7 @@ from gymnasium.vector import AutoresetMode
 from torchrl_cli.envs.envpool_env import EnvPoolVectorEnv
 from torchrl_cli.envs.native import SAME_STEP_RESETS, make_native
 from torchrl_cli.envs.snapshot import Snapshot
+from torchrl_cli.envs.workers import WatchedAsyncVectorEnv
 
 #: (gym id, number of copies, wrappers for each copy, gymnasium.make kwargs) -> a vector env
 MakeVector = Callable[[str, int, Sequence, dict], gym.vector.VectorEnv]
@@ -42,9 +43,12 @@ class Vectorization:
 
 def gymnasium_vector(mode: str) -> MakeVector:
     """Gymnasium's ``make_vec`` in ``mode`` (sync or async), autoresetting on the same step,
-    each copy wrapped in ``Snapshot`` (its state as JSON) after the configured wrappers."""
+    each copy wrapped in ``Snapshot`` (its state as JSON) after the configured wrappers; async
+    copies run in watched workers (``envs.workers``: bounded waits, one-line failures)."""
 
     def make(gym_id: str, n_envs: int, wrappers: Sequence, kwargs: dict) -> gym.vector.VectorEnv:
+        if mode == "async":
+            return WatchedAsyncVectorEnv(gym_id, n_envs, [*wrappers, Snapshot], kwargs)
         return gym.make_vec(
             gym_id,
             num_envs=n_envs,

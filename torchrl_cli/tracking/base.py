@@ -128,12 +128,19 @@ def open_trackers(
     return trackers
 
 
+class Undelivered(Exception):
+    """Raised by a tracker's ``close``: what did not reach its store by the end (the message
+    says what and why, and is shown whole)."""
+
+
 def close_trackers(trackers: Iterable[Tracker], outcome: str, warn: Callable[[str], None]) -> None:
     """Close every tracker; one that fails (a server gone) is a warning: the run's own files
     are written already."""
     for tracker in trackers:
         try:
             tracker.close(outcome)
+        except Undelivered as err:
+            warn(f"{tracker.name}: {err}")
         except Exception as err:
             warn(f"{tracker.name}: the tracked run could not be closed ({first_line(err)})")
 
