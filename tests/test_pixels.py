@@ -273,3 +273,33 @@ def test_uint8_bounds_survive_a_checkpoints_round_trip():
     assert SpaceInfo.from_json(info.to_json()) == info
     env.close()
     del agent
+
+
+def test_device_auto_puts_conv_nets_on_a_gpu_and_mlps_on_the_cpu(monkeypatch):
+    from torchrl_cli.run.build import resolve_device
+
+    conv, mlp = compose_config(["net=nature_cnn"]).net, compose_config(["net=mlp"]).net
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert resolve_device("auto", conv).type == "cuda"
+    assert resolve_device("auto", mlp).type == "cpu"
+    assert resolve_device("cpu", conv).type == "cpu"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("auto", conv).type == "cpu"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU here")
+def test_an_image_run_trains_on_the_gpu():
+    """Where a GPU is (the device machines): the shared body, acting values and update there."""
+    cfg = compose_config([*LIT, "device=cuda"])
+    from torchrl_cli.envs.factory import build_env
+    from torchrl_cli.run.build import build_agent
+    from torchrl_cli.tracking.logger import Logger
+
+    env = build_env(cfg.env, cfg.env.n_envs)
+    logger = Logger(None, progress=False, histograms=False, mode="full", table_every_s=0.0)
+    agent = build_agent(cfg, env, torch.device("cuda"), logger)
+    rollout = agent.collector.collect(agent.value_fn())
+    assert rollout.obs.device.type == "cuda" and rollout.obs.dtype == torch.uint8
+    diagnostics = agent.learn(rollout)
+    assert all(np.isfinite(v).all() for v in diagnostics.values())
+    env.close()
