@@ -341,3 +341,23 @@ def test_a_run_folder_naming_a_pettingzoo_module_is_held_to_the_trust_rule():
     assert env_modules(cfg) == ["os"]
     with pytest.raises(ConfigError, match="env module 'os'"):
         check_targets(cfg, "config.yaml")
+
+
+@pytest.mark.parametrize("backend", ["torch", "auto"])
+def test_running_statistics_count_only_rows_that_hold_an_agent(backend):
+    """An absent agent's row (its last observation, or zeros) is no sample of the
+    observations: the running mean and variance count the rows that held an agent."""
+    built, env = make_agent(
+        compose_config(["agent=ippo", f"env={PAIR}", "agent.n_steps=8",
+                        "env.running_normalize_states=true", f"agent.backend={backend}"]),
+        n_envs=2,
+    )  # fmt: skip
+    rms = built.collector.actor.normalizer.rms
+    start = float(rms.count)
+    rollout = built.collector.collect(built.value_fn())
+    # each step's new observation: rows 1..7 of the rollout, then the one after it (4 rows
+    # of 2 copies x 2 agents per step, 32 in all, of which 24 held an agent)
+    seen = int(rollout.valid[1:].sum()) + int(torch.as_tensor(built.collector.valid).sum())
+    assert seen == 24
+    assert float(rms.count) - start == pytest.approx(seen)
+    env.close()

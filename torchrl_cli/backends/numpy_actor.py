@@ -133,19 +133,21 @@ def numpy_normalizer(normalizer: StateNormalizer, update_stats: bool):
     """``StateNormalizer.forward`` (``update_stats``) or ``normalize`` in numpy on views of its
     (CPU) buffers: raw observations to network inputs."""
     if normalizer.dtype == torch.uint8:
-        return lambda obs: obs
+        return lambda obs, counted=None: obs
     running = normalizer.running
     update = normalizer.rms.numpy_update() if running and update_stats else None
     low, span, shift = normalizer.low.numpy(), normalizer.span.numpy(), normalizer.shift.numpy()
     mean, var, clip = normalizer.rms.mean.numpy(), normalizer.rms.var.numpy(), normalizer.clip
     fixed = normalizer.fixed
 
-    def forward(obs: np.ndarray) -> np.ndarray:
+    def forward(obs: np.ndarray, counted: np.ndarray | None = None) -> np.ndarray:
         obs = obs.astype(np.float32)
         if fixed:
             obs = (obs - low) / span * np.float32(2.0) - shift
-        if update is not None:
+        if update is not None and counted is None:
             update(obs)
+        elif update is not None and counted.any():
+            update(obs[counted])
         if not running:
             return obs
         std = np.sqrt(var + 1e-8).astype(np.float32)

@@ -100,13 +100,17 @@ class StateNormalizer(nn.Module):
             self.register_buffer("mask", torch.as_tensor(mask), persistent=False)
 
     @torch.no_grad()
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """Normalize, after updating the running statistics when in training mode."""
+    def forward(self, obs: torch.Tensor, counted: torch.Tensor | None = None) -> torch.Tensor:
+        """Normalize, after updating the running statistics when in training mode with the
+        rows ``counted`` flags (None: every row; a many-agent env's rows that hold an agent)."""
         if self.dtype == torch.uint8:
             return obs
         obs = self._rescale(obs.float())
         if self.running and self.training:
-            self.rms.update(obs)
+            if counted is None:
+                self.rms.update(obs)
+            elif bool(counted.any()):
+                self.rms.update(obs[counted])
         return self._standardize(obs)
 
     @torch.no_grad()

@@ -38,8 +38,9 @@ class Actor(Protocol):
         """Called before a rollout's first step over ``n`` env rows."""
         ...
 
-    def observe(self, obs: np.ndarray) -> Array:
-        """Raw observations to network inputs, counted in the statistics while training."""
+    def observe(self, obs: np.ndarray, counted: np.ndarray | None = None) -> Array:
+        """Raw observations to network inputs, counted in the statistics while training: the
+        rows ``counted`` flags (None: all; a many-agent env's rows that hold an agent)."""
         ...
 
     def act(
@@ -86,8 +87,10 @@ class TorchActor:
     def begin_rollout(self, n: int) -> None:
         pass
 
-    def observe(self, obs: np.ndarray) -> torch.Tensor:
-        return self.normalizer(torch.as_tensor(obs, device=self.device))
+    def observe(self, obs: np.ndarray, counted: np.ndarray | None = None) -> torch.Tensor:
+        if counted is not None:
+            counted = torch.as_tensor(counted, device=self.device)
+        return self.normalizer(torch.as_tensor(obs, device=self.device), counted)
 
     def act(
         self,

@@ -103,7 +103,7 @@ class Collector:
         self.rows = None
         if device.type == "cpu":
             self.rows = replace(self.buffers, **{k: getattr(self.buffers, k).numpy() for k in ROWS})
-        self.obs = self.observe(env.reset(seed=seed))
+        self.obs = self.observe(env.reset(seed=seed), env.valid)
         self.valid = self.env_rows()  # the rows holding an agent at self.obs
         self.mask = self.legal()  # the legal actions at self.obs (None: unmasked)
         self.first = np.ones(n, dtype=bool)  # the rows whose self.obs begins an episode
@@ -130,9 +130,10 @@ class Collector:
         valid = self.env.valid
         return np.ones(self.env.n_envs, dtype=bool) if valid is None else valid.copy()
 
-    def observe(self, obs: np.ndarray) -> torch.Tensor:
-        """Raw observations as the actor's network inputs, as a tensor on the device."""
-        return torch.as_tensor(self.actor.observe(obs), device=self.device)
+    def observe(self, obs: np.ndarray, counted: np.ndarray | None = None) -> torch.Tensor:
+        """Raw observations as the actor's network inputs, as a tensor on the device; the
+        statistics count the rows ``counted`` flags (None: all)."""
+        return torch.as_tensor(self.actor.observe(obs, counted), device=self.device)
 
     def legal(self) -> torch.Tensor | None:
         """The env's legal actions now (``[N, n]`` bools), None when it gives none."""
@@ -205,7 +206,7 @@ class Collector:
             first = step.terminated | step.truncated
             if step.valid is not None:  # an agent that arrives (or returns) starts an episode
                 first = first | (step.valid & ~held)
-            obs = observe(step.obs)
+            obs = observe(step.obs, step.valid)  # absent agents' rows are not counted
         self.obs = torch.as_tensor(obs, device=self.device)
         self.state, self.first = state, first
         self.valued = values is not None  # the actor gave V(obs) at every step
@@ -380,7 +381,7 @@ class Collector:
         self.finished = [Episode(e[0], int(e[1]), *e[2:]) for e in state["finished"]]
         self.actor.rng.bit_generator.state = from_json(state["rng"])
         if not self.env.restorable:
-            self.obs = self.observe(self.env.reset(seed=seed + self.num_steps))
+            self.obs = self.observe(self.env.reset(seed=seed + self.num_steps), self.env.valid)
             self.mask = self.legal()
             self.first[:] = True
             self.state = self.initial_state()
