@@ -7,6 +7,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+# the suite runs a test per core (make test: pytest -n 2); runs whose threads are chosen per
+# net (torch_threads=null) take one each then, in this process and in the CLI's subprocesses
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import numpy as np
 import pytest
 import torch

@@ -160,13 +160,17 @@ def test_channels_last_convolutions_equal_contiguous_ones():
     env.close()
 
 
-def test_threads_honour_torch_threads_and_are_chosen_per_net():
+def test_threads_honour_torch_threads_and_are_chosen_per_net(monkeypatch):
     conv = compose_config(["net=nature_cnn"]).net
     mlp = compose_config(["net=mlp"]).net
     assert choose_threads(3, conv) == (3, "torch_threads")
     assert choose_threads(1, conv) == (1, "torch_threads")
     assert choose_threads(None, mlp) == (1, "auto: no convolutions")
     assert choose_threads(None, conv, job=True) == (1, "auto: a sweep's job, beside others")
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert choose_threads(None, conv) == (3, "auto: a conv net, OMP_NUM_THREADS")
+    assert choose_threads(None, mlp) == (1, "auto: no convolutions")
+    monkeypatch.delenv("OMP_NUM_THREADS")
     threads, why = choose_threads(None, conv)
     cores = len(os.sched_getaffinity(0))
     assert threads == min(cores, MAX_AUTO_THREADS) and why.startswith("auto: a conv net")

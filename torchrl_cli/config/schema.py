@@ -429,8 +429,9 @@ class Config:
     seeds: list[int] | None = None  # train each of these seeds in one job, return their mean
     device: str = "auto"  # auto (CUDA for conv nets when present, else CPU) | cpu | cuda
     # torch's and numpy's BLAS threads; null: 1 for nets without convolutions (on small nets
-    # more threads cost more than they give) and for a sweep's jobs, the cores this process
-    # may use, at most 8, for conv nets (the banner says which)
+    # more threads cost more than they give) and for a sweep's jobs; for conv nets
+    # OMP_NUM_THREADS where set, else the cores this process may use, at most 8 (the banner
+    # says which)
     torch_threads: int | None = None
     max_steps: int = 100_000  # env steps; -1: no limit
     max_iters: int = -1  # updates; -1: no limit

@@ -70,14 +70,17 @@ def choose_threads(
     """Torch's (and numpy BLAS's) thread count for a run of the resolved net ``net_cfg``, and
     why, for the banner: ``torch_threads`` when set; else one for nets without convolutions
     (a small net's ops are too short to split) and for a sweep's ``job`` (jobs may run side by
-    side), and for conv nets every core this process may use, up to ``MAX_AUTO_THREADS``
-    (docs/pixels.md measures 1 and 2 on two cores)."""
+    side), and for conv nets ``OMP_NUM_THREADS`` where it is set, else every core this process
+    may use, up to ``MAX_AUTO_THREADS`` (docs/pixels.md measures 1 and 2 on two cores)."""
     if requested is not None:
         return requested, "torch_threads"
     if not has_conv(net_cfg):
         return 1, "auto: no convolutions"
     if job:
         return 1, "auto: a sweep's job, beside others"
+    omp = os.environ.get("OMP_NUM_THREADS", "")
+    if omp.isdigit() and int(omp) > 0:
+        return int(omp), "auto: a conv net, OMP_NUM_THREADS"
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return min(cores or 1, MAX_AUTO_THREADS), f"auto: a conv net, {cores} cores"
 
