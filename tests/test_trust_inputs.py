@@ -50,6 +50,9 @@ def test_a_sweep_over_module_env_ids_runs(torchrl_bin, cli_env, tmp_path):
     jobs = sorted(p.name for p in (tmp_path / "sweep").iterdir() if p.is_dir())
     assert jobs == ["0_ppo_clip_test_trust_envs:Endless", "1_ppo_clip_test_trust_envs:Endless2"]
     assert all((tmp_path / "sweep" / job / "metrics.json").is_file() for job in jobs)
+    # the summary names each value as typed, without Hydra's escape
+    summary = (tmp_path / "sweep" / "summary.csv").read_text()
+    assert "env=test_trust_envs:Endless2" in summary and "\\:" not in summary
 
 
 def test_observations_of_1e38_stop_the_run_with_one_line(tmp_path):

@@ -34,7 +34,9 @@ def run_overrides(run_dir: Path) -> list[str]:
     path = run_dir / ".hydra" / "overrides.yaml"
     overrides = (yaml.safe_load(path.read_text()) if path.exists() else None) or []
     skip = ("seed=", "seeds=", "hydra.", "hydra/")
-    return sorted(o for o in overrides if not o.startswith(skip))  # order-independent
+    # as typed: a sweep's job gets ``module:EnvId`` values with Hydra's escape, ``module\:EnvId``
+    kept = (o.replace("\\:", ":") for o in overrides if not o.startswith(skip))
+    return sorted(kept)  # order-independent
 
 
 def run_label(run_dir: Path, varying: set[str] | None = None) -> str:
