@@ -305,8 +305,25 @@ def test_recurrent_runs_evaluate_and_step_in_a_fresh_process(tmp_path, torchrl_b
             done, steps = terminated or truncated, steps + 1
         assert steps > 1
     env.close()
-    onnx = torchrl(torchrl_bin, ["export", str(run), "format=onnx"], tmp_path, cli_env)
-    assert_one_line_error(onnx, "format=onnx", "memory")
+    onnx_out = tmp_path / "policy.onnx"
+    onnx = torchrl(torchrl_bin, ["export", str(run), "format=onnx", f"out={onnx_out}"], tmp_path,
+                   cli_env)  # fmt: skip
+    assert onnx.returncode == 0, onnx.stdout + onnx.stderr
+    assert "state float32 [batch, 2, 1, 128]" in onnx.stdout
+    assert "next_state float32 [batch, 2, 1, 128]" in onnx.stdout
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(onnx_out))
+    env = policy.make_env()
+    obs, _ = env.reset(seed=7)
+    policy.reset()
+    state, done = np.zeros((1, 2, 1, 128), np.float32), False
+    while not done:  # a whole episode: onnxruntime's step, its state fed back, acts as the policy
+        action, state = session.run(None, {"obs": obs[None].astype(np.float32), "state": state})
+        assert int(action[0]) == int(policy(obs[None])[0])
+        obs, _, terminated, truncated, _ = env.step(int(action[0]))
+        done = terminated or truncated
+    env.close()
 
 
 def test_gru_runs_on_a_continuous_env_and_resumes_bitwise(tmp_path, torchrl_bin, cli_env):

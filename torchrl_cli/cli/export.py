@@ -39,11 +39,6 @@ def export_command(args: list[str], console: Console | None = None) -> int:
     if not parent_ok:
         raise ConfigError(f"out={out}: folder {out.parent} does not exist")
     policy = policy_from_checkpoint(cfg, checkpoint)
-    if policy.recurrent and kind == "onnx":
-        raise ConfigError(
-            f"format=onnx does not yet write policies with a memory (memory="
-            f"{cfg.memory.kind}); export format=torch (the state an explicit input and output)"
-        )
     claim_out(out)
     try:
         usage = write_export(policy, out, kind)
