@@ -292,7 +292,7 @@ class NetConfig:
     activation: str | None = None  # theirs: tanh | relu | elu | gelu | silu; null: as listed
     # one body for the policy and the value, each with its own head after it, run once per
     # input and trained by the policy's optimizer on the summed losses (SB3's shared features
-    # extractor); null: the net file's choice (true for nature_cnn, false elsewhere)
+    # extractor); null: the net file's choice (true for the CNNs, false elsewhere)
     shared_body: bool | None = None
 
 

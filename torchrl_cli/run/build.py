@@ -23,6 +23,7 @@ from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
 from torchrl_cli.models import BaseModel
 from torchrl_cli.nn import (
     Columns,
+    PixelScale,
     SequentialExtended,
     get_module_list,
     nn_from_config,
@@ -107,8 +108,10 @@ def build_model(
 
     ``net.shared_body``: the model built without ``body`` owns a new ``SharedBody`` (the
     policy); a model given one reads it, its own head after it, and leaves its training to
-    the owner (the value). Nets with convolutions keep their weights channels-last, the
-    layout the CPU's convolution kernels run fastest in (docs/pixels.md)."""
+    the owner (the value). Nets that read pixel frames (``PixelScale``: 36x36 or more) keep
+    their weights channels-last, the layout the CPU's convolution kernels run fastest in
+    there; on small grids (minigrid's 7x7) it is slower, and they stay contiguous
+    (docs/pixels.md)."""
     spec = OmegaConf.to_container(model_cfg, resolve=True)
     own_net = spec.pop("net")
     net_cfg = resolve_net(net_cfg, state_info)
@@ -130,7 +133,7 @@ def build_model(
     model = get_obj(spec, _partial_=True)(net=net, action_info=action_info, **extra)
     if net_cfg.init == "orthogonal":
         model.init_orthogonal(skip=borrowed)
-    if any(isinstance(m, torch.nn.Conv2d) for m in model.modules()):
+    if any(isinstance(m, PixelScale) for m in model.modules()):
         model.to(memory_format=torch.channels_last)
     return model
 
