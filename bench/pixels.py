@@ -76,7 +76,6 @@ class Phases:
 
 
 def ours_worker(task: Task, threads: int, steps: int, evaluation: bool) -> dict:
-    from torchrl_cli.agents import evaluation as evaluation_module
     from torchrl_cli.agents.base import BaseAgent
     from torchrl_cli.agents.pg import PGAgent
     from torchrl_cli.cli import main
@@ -89,7 +88,6 @@ def ours_worker(task: Task, threads: int, steps: int, evaluation: bool) -> dict:
     phases.wrap(PGAgent, "learn", "update")
     phases.wrap(BaseAgent, "evaluate", "evaluation")
     phases.wrap(BaseAgent, "write_logs", "logging")
-    del evaluation_module
     run = Path(os.environ["PIXELS_RUN_DIR"])
     argv = ["train", f"env={task.env_id}", *task.overrides, f"max_steps={steps}",
             f"torch_threads={threads}", "logger.progress=false", "logger.console=quiet",
@@ -262,7 +260,8 @@ def evaluation_shares(keys: list[str], summary: list, tree: Path, scratch: Path)
 
     lines = ["## The evaluation's share of a default run", "",
              "| env | max_steps | evaluations | episodes each | s per evaluation | "
-             "training env steps/s | evaluation share |", "|---|---|---|---|---|---|---|"]  # fmt: skip
+             "training env steps/s | evaluation share |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
     for key in keys:
         task = TASKS[key]
         cfg = compose_config([f"env={task.env_id}"])

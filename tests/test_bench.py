@@ -98,3 +98,28 @@ def test_side_by_side_report_ratios_and_unreached_thresholds(tmp_path):
     assert "seed 0, SB3: 50k: 2100" in out.read_text()
     assert ("Over the 2 seeds: torchrl-cli 900 s of wall time against Stable-Baselines3's "
             "3600 s, 0.250x (median of the per-seed wall ratios 0.250x)") in out.read_text()
+
+
+def test_pixels_bench_times_each_phase_once_and_gives_sb3_ours_settings():
+    """bench/pixels.py: a call inside a timed call of the same phase is not counted twice, and
+    Stable-Baselines3 gets the PPO settings ours composes for the env."""
+    import time
+
+    from bench.pixels import TASKS, Phases, ours_hyperparameters
+
+    class Loop:
+        def outer(self):
+            time.sleep(0.02)
+            self.inner()
+
+        def inner(self):
+            time.sleep(0.02)
+
+    phases = Phases()
+    phases.wrap(Loop, "outer", "update")
+    phases.wrap(Loop, "inner", "update")
+    Loop().outer()
+    assert 0.035 < phases.seconds["update"] < 0.2  # once: the outer call's 40 ms
+    settings = ours_hyperparameters(TASKS["pong"])
+    assert settings["n_envs"] * settings["n_steps"] // settings["batch_size"] == 4
+    assert settings["n_epochs"] == 4 and settings["frame_stack"] == 4
