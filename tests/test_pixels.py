@@ -307,3 +307,4 @@ def test_an_image_run_trains_on_the_gpu():
     diagnostics = agent.learn(rollout)
     assert all(np.isfinite(v).all() for v in diagnostics.values())
     env.close()
+

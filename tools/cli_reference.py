@@ -10,7 +10,6 @@ tests/test_docs.py and the mkdocs build (tools/mkdocs_hooks.py) run the check, s
 cannot drift from the command line.
 """
 
-import argparse
 import sys
 from pathlib import Path
 
@@ -18,6 +17,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PAGE = ROOT / "docs" / "reference" / "cli.md"
 
 sys.path.insert(0, str(ROOT))
+from config_reference import write_or_check  # noqa: E402  (its neighbour in tools/)
+
 from torchrl_cli.cli import COMMANDS, USAGE, command_help  # noqa: E402  (no torch: cheap)
 
 INTRO = """\
@@ -69,19 +70,8 @@ def render() -> str:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="exit 1 if the page is stale")
-    args = parser.parse_args()
-    text = render()
-    if args.check:
-        if not PAGE.is_file() or PAGE.read_text() != text:
-            print(f"{PAGE.relative_to(ROOT)} does not match the commands' help; "
-                  "run: python tools/cli_reference.py", file=sys.stderr)
-            return 1
-        return 0
-    PAGE.write_text(text)
-    print(f"wrote {PAGE.relative_to(ROOT)}")
-    return 0
+    return write_or_check(PAGE, render(), "the commands' help", "cli_reference.py",
+                          __doc__.splitlines()[0])  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -231,21 +231,27 @@ def undocumented() -> list[str]:
     ]
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def write_or_check(page: Path, text: str, source: str, script: str, description: str) -> int:
+    """A generated page's command line: write ``text`` to ``page``, or with ``--check`` exit 1
+    (naming ``source`` and the ``script`` that rewrites it) when the page differs."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--check", action="store_true", help="exit 1 if the page is stale")
     args = parser.parse_args()
-    text = render()
     if args.check:
-        if not PAGE.is_file() or PAGE.read_text() != text:
-            print(f"{PAGE.relative_to(ROOT)} does not match the schema; "
-                  "run: python tools/config_reference.py", file=sys.stderr)
+        if not page.is_file() or page.read_text() != text:
+            print(f"{page.relative_to(ROOT)} does not match {source}; "
+                  f"run: python tools/{script}", file=sys.stderr)
             return 1
         return 0
-    PAGE.parent.mkdir(parents=True, exist_ok=True)
-    PAGE.write_text(text)
-    print(f"wrote {PAGE.relative_to(ROOT)}")
+    page.parent.mkdir(parents=True, exist_ok=True)
+    page.write_text(text)
+    print(f"wrote {page.relative_to(ROOT)}")
     return 0
+
+
+def main() -> int:
+    return write_or_check(PAGE, render(), "the schema", "config_reference.py",
+                          __doc__.splitlines()[0])  # fmt: skip
 
 
 if __name__ == "__main__":

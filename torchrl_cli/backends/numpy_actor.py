@@ -144,10 +144,10 @@ def numpy_normalizer(normalizer: StateNormalizer, update_stats: bool):
         obs = obs.astype(np.float32)
         if fixed:
             obs = (obs - low) / span * np.float32(2.0) - shift
-        if update is not None and counted is None:
-            update(obs)
-        elif update is not None and counted.any():
-            update(obs[counted])
+        if update is not None:
+            rows = obs if counted is None else obs[counted]
+            if len(rows):
+                update(rows)
         if not running:
             return obs
         std = np.sqrt(var + 1e-8).astype(np.float32)

@@ -31,7 +31,7 @@ def layers_unfit(layers: list[nn.Module]) -> str | None:
     """Why numpy cannot evaluate these layers, or None."""
     for layer in layers:
         if isinstance(layer, SharedBody):
-            return "net.shared_body=true (one body for policy and value) runs in torch"
+            return "net.shared_body=true has no numpy path"
         if layer_kind(layer) is None:
             return f"net layer {type(layer).__name__} is not Linear, Tanh or ReLU"
     for param in (p for layer in layers for p in layer.parameters()):

@@ -107,10 +107,9 @@ class StateNormalizer(nn.Module):
             return obs
         obs = self._rescale(obs.float())
         if self.running and self.training:
-            if counted is None:
-                self.rms.update(obs)
-            elif bool(counted.any()):
-                self.rms.update(obs[counted])
+            rows = obs if counted is None else obs[counted]
+            if len(rows):
+                self.rms.update(rows)
         return self._standardize(obs)
 
     @torch.no_grad()

@@ -116,10 +116,10 @@ def build_model(
     own_net = spec.pop("net")
     net_cfg = resolve_net(net_cfg, state_info)
     borrowed = body
-    if body is None and net_cfg.get("shared_body") and columns is None:
-        body = shared_body(with_hidden(net_cfg, own_net), state_info, action_info)
-    elif body is None:
+    if body is None:
         net_cfg = with_hidden(net_cfg, own_net)
+        if net_cfg.get("shared_body") and columns is None:
+            body = shared_body(net_cfg, state_info, action_info)
     if columns is None:
         net = nn_from_config(net_cfg, state_info, action_info, body=body)
     else:
