@@ -181,6 +181,75 @@ def test_a_minibatch_of_sequences_is_the_hand_computed_loss_of_its_envs():
         env.close()
 
 
+def test_a_shared_memory_is_one_trunk_trained_by_the_policys_optimizer():
+    """memory.shared=true: the value reads the policy's net and memory (the same modules), its
+    own output layer after them; the trunk's parameters are in the policy's optimizer only,
+    the state is the policy's alone, and the first minibatch still has ratio 1 with the
+    rollout's values."""
+    agent, env = make_agent(["memory=lstm", "memory.shared=true", *SMALL])
+    try:
+        policy, value = agent.policy_model, agent.value_model
+        assert value.memory is policy.memory and value.net is policy.net
+        trunk = {id(p) for p in [*policy.net.parameters(), *policy.memory.parameters()]}
+        in_value = [id(p) for g in value.optimizer.param_groups for p in g["params"]]
+        in_policy = {id(p) for g in policy.optimizer.param_groups for p in g["params"]}
+        assert set(in_value) == {id(p) for p in value.out.parameters()}
+        assert trunk <= in_policy
+        rollout = agent.collector.collect(agent.value_fn())
+        assert set(rollout.states) == {"policy"} and set(agent.collector.state) == {"policy"}
+        batch = agent.batch_of(rollout)
+        with torch.no_grad():
+            log_probs = policy.batch_dist(batch).log_prob(batch.actions)
+            values = value.over(batch)
+        torch.testing.assert_close(log_probs, batch.log_probs, rtol=0, atol=0)
+        torch.testing.assert_close(values, batch.values, rtol=0, atol=1e-6)
+        before = [p.detach().clone() for p in policy.memory.parameters()]
+        diagnostics = agent.update(batch)
+        assert diagnostics["approx_kl"][0] == 0.0 and diagnostics["clip_fraction"][0] == 0.0
+        assert all(not torch.equal(a, b) for a, b in zip(before, policy.memory.parameters()))
+    finally:
+        env.close()
+
+
+def test_a_shared_memory_unrolls_once_per_minibatch_with_the_gradients_of_two():
+    """One minibatch step unrolls the shared memory once for both losses, and the gradients
+    it leaves equal those of the policy's and the value's unrolls done separately."""
+    agent, env = make_agent(["memory=gru", "memory.shared=true", *SMALL])
+    try:
+        rollout = agent.collector.collect(agent.value_fn())
+        batch = agent.batch_of(rollout)
+        batch.advantages = torch.randn_like(batch.advantages)  # losses with gradients
+        models = {"policy": agent.policy_model, "value": agent.value_model}
+        memory = agent.policy_model.memory
+        calls = []
+        unroll = memory.unroll
+        memory.unroll = lambda *a, **k: calls.append(1) or unroll(*a, **k)
+        params = [p for p in agent.policy_model.parameters()]
+
+        def grads(stepper_models) -> list[torch.Tensor]:
+            terms = {}
+            for model in stepper_models.values():
+                terms.update(model.register_losses(batch))
+            loss = sum(v for k, v in terms.items() if k.startswith("loss_"))
+            return torch.autograd.grad(loss, params, allow_unused=True)
+
+        from torchrl_cli.nn.shared import one_forward, shared_parts
+
+        with one_forward(shared_parts(models.values())):
+            once = grads(models)
+        assert len(calls) == 1
+        twice = grads(models)  # outside the scope: each model unrolls on its own
+        assert len(calls) == 3
+        for a, b in zip(once, twice, strict=True):
+            if a is None:
+                assert b is None
+            else:
+                torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-7)
+        assert sum(float(g.abs().sum()) for g in once if g is not None) > 0
+    finally:
+        env.close()
+
+
 def test_sequences_plan_keeps_whole_sequences_and_shuffles_them():
     plan = Sequences(3, 4)
     batches = list(plan.minibatches(28, torch.device("cpu")))  # 7 sequences: 1 sits out
@@ -366,12 +435,24 @@ def test_bad_memory_input_is_one_line_and_no_run_folder(override, needles, tmp_p
     assert not (tmp_path / "runs").exists()
 
 
+def test_a_shared_memory_without_a_memory_or_beside_a_value_net_is_one_line(tmp_path,
+                                                                            torchrl_bin, cli_env):
+    for overrides, needles in (
+        (["memory.shared=true"], ["memory.shared=true", "memory=none", "memory=lstm"]),
+        (["memory=gru", "memory.shared=true", "agent.value.net.hidden=[32]"],
+         ["agent.value.net", "memory.shared=true", "drop one"]),
+    ):
+        proc = torchrl(torchrl_bin, ["train", *TINY, *overrides], tmp_path, cli_env)
+        assert_one_line_error(proc, *needles)
+    assert not (tmp_path / "runs").exists()
+
+
 def test_resuming_with_another_memory_is_one_line(tmp_path, torchrl_bin, cli_env):
     run = tmp_path / "run"
     proc = torchrl(torchrl_bin, ["train", "memory=gru", *TINY, f"hydra.run.dir={run}"],
                    tmp_path, cli_env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for change in ("memory=lstm", "memory.hidden_size=32"):
+    for change in ("memory=lstm", "memory.hidden_size=32", "memory.shared=true"):
         resumed = torchrl(torchrl_bin, ["train", f"resume={run}", change], tmp_path, cli_env)
         assert_no_traceback(resumed)
         assert_one_line_error(resumed, "memory")
@@ -385,7 +466,10 @@ def test_resuming_with_another_memory_is_one_line(tmp_path, torchrl_bin, cli_env
     (["env=torchrl_test_envs:XorDictEnv", "memory=gru"], "+ gru"),
     # action masks under an LSTM
     (["env=torchrl_test_envs:MaskedChoice", "memory=lstm"], "+ lstm"),
-], ids=["cnn-lstm", "dict-gru", "masks-lstm"])  # fmt: skip
+    # one LSTM for policy and value, on a continuous env
+    (["env=PendulumNoVel-v1", "memory=lstm", "memory.shared=true"],
+     "+ lstm 64, one for policy and value"),
+], ids=["cnn-lstm", "dict-gru", "masks-lstm", "shared-lstm"])  # fmt: skip
 def test_a_memory_composes_with_cnns_dicts_and_masks(overrides, banner, tmp_path, torchrl_bin,
                                                      cli_env):  # fmt: skip
     """Each trains, names its memory in the banner, and evaluates in a fresh process."""

@@ -22,7 +22,7 @@ from torchrl_cli.models.distributions import HALF_LOG_2PI
 from torchrl_cli.models.sde import VARIANCE_EPS
 
 #: why numpy serves no model with a memory (acting or update)
-MEMORY_UNFIT = "memory=lstm/gru has no numpy step (its recurrent cell runs in torch)"
+MEMORY_UNFIT = "memory=lstm/gru has no numpy step: its recurrent cell runs in torch"
 
 
 def acting_unfit(policy: BasePGModel, normalizer: StateNormalizer) -> str | None:

@@ -9,7 +9,7 @@ import torch
 
 from torchrl_cli.models.base import BaseModel
 from torchrl_cli.models.batch import Batch
-from torchrl_cli.nn.shared import one_forward, shared_bodies
+from torchrl_cli.nn.shared import one_forward, shared_parts
 
 
 class TorchStepper:
@@ -17,7 +17,7 @@ class TorchStepper:
     ``models`` of one pass."""
 
     def __init__(self, models: Mapping[str, BaseModel]):
-        self.bodies = shared_bodies(models.values())
+        self.bodies = shared_parts(models.values())
 
     def __enter__(self) -> "TorchStepper":
         return self

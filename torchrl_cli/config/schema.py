@@ -299,14 +299,18 @@ class NetConfig:
 @dataclass
 class MemoryConfig:
     """``memory=lstm|gru``: a recurrent layer between each model's net and its output layer,
-    the policy's and the value's each their own, reset at every episode start and carried
-    across rollouts; the update steps each env's whole rollout again from its stored state,
-    minibatches holding whole env sequences (``agent.num_mini_batches`` of ``env.n_envs``).
-    Acting and updates run in torch (the numpy backend has no recurrent step)."""
+    the policy's and the value's each their own (or one for both: ``shared``), reset at every
+    episode start and carried across rollouts; the update steps each env's whole rollout again
+    from its stored state, minibatches holding whole env sequences (``agent.num_mini_batches``
+    of ``env.n_envs``). Acting and updates run in torch (the numpy backend has no recurrent
+    step)."""
 
     kind: str = "none"  # none | lstm | gru
     hidden_size: int = 64  # units per recurrent layer
     num_layers: int = 1  # stacked recurrent layers
+    # one net and memory for both models: the value's output layer reads the policy's memory,
+    # and its loss trains them too (sb3-contrib's shared_lstm); false: each model its own
+    shared: bool = False
 
 
 @dataclass

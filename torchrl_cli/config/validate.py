@@ -137,6 +137,11 @@ def validate(cfg: DictConfig) -> tuple[SpaceInfo, SpaceInfo]:
             f"{key}.net sets the value's own body, but net.shared_body=true gives it the "
             "policy's; drop one of the two",
         )
+        _check(
+            name != "value" or not cfg.memory.shared or not any(own_net.values()),
+            f"{key}.net sets the value's own net, but memory.shared=true gives it the "
+            "policy's net and memory; drop one of the two",
+        )
         lr = model.optimizer.get("lr")
         _check(isinstance(lr, int | float) and lr > 0, f"{key}.optimizer.lr={lr} must be > 0")
         check_optimizer(f"{key}.optimizer", model.optimizer)
@@ -259,7 +264,7 @@ def memory_kind(cfg: DictConfig) -> str:
 
 
 def check_memory(memory: DictConfig) -> None:
-    """A known kind, at least one unit and one layer."""
+    """A known kind, at least one unit and one layer, a memory to share where it is shared."""
     _check(
         memory.kind in KINDS,
         f"memory.kind={memory.kind} is not a memory; choose one of {', '.join(KINDS)} "
@@ -269,6 +274,11 @@ def check_memory(memory: DictConfig) -> None:
         memory.hidden_size >= 1, f"memory.hidden_size={memory.hidden_size} must be at least 1"
     )
     _check(memory.num_layers >= 1, f"memory.num_layers={memory.num_layers} must be at least 1")
+    _check(
+        not memory.shared or memory.kind != "none",
+        "memory.shared=true shares a memory between policy and value, but memory=none has "
+        "none; add memory=lstm or memory=gru, or drop memory.shared",
+    )
 
 
 def check_guard(guard: DictConfig) -> None:

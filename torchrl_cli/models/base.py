@@ -73,9 +73,9 @@ class BaseModel(ModuleExtended, abc.ABC):
         lr_schedule: ``constant`` or ``linear`` (annealed to 0 at the end of the run).
         loss_coef: weight of this model's losses in the summed objective.
         memory: a recurrent layer between the network and the output layer (``memory=``).
-        borrowed: a part of ``net`` that another model trains (the value's view of the body it
-            shares with the policy, ``net.shared_body``): read by this model, kept out of its
-            optimizer.
+        borrowed: parts of ``net`` (and the memory) that another model trains (the value's view
+            of the body, ``net.shared_body``, or of the net and memory, ``memory.shared``, it
+            shares with the policy): read by this model, kept out of its optimizer.
     """
 
     #: gain of the output layer's orthogonal init (``init_orthogonal``); subclasses set it
@@ -173,13 +173,17 @@ class BaseModel(ModuleExtended, abc.ABC):
 
     def latent_over(self, batch: Batch) -> torch.Tensor:
         """The memory's output for every row of ``batch`` (whole env sequences of
-        ``batch.seq_len`` rows each, in order), from each sequence's stored state."""
-        steps = batch.seq_len
-        n = len(batch) // steps
-        obs = batch.obs.view(n, steps, *batch.obs.shape[1:])
-        state = batch.states[self.memory.key][::steps]
-        latent = self.unroll(obs, state, batch.first.view(n, steps))[0]
-        return latent.flatten(0, 1)
+        ``batch.seq_len`` rows each, in order), from each sequence's stored state; once per
+        batch inside ``one_forward`` (a memory the policy and the value share)."""
+
+        def unrolled() -> torch.Tensor:
+            steps = batch.seq_len
+            n = len(batch) // steps
+            obs = batch.obs.view(n, steps, *batch.obs.shape[1:])
+            state = batch.states[self.memory.key][::steps]
+            return self.unroll(obs, state, batch.first.view(n, steps))[0].flatten(0, 1)
+
+        return self.memory.once(batch, unrolled)
 
     def over(self, batch: Batch) -> torch.Tensor:
         """The output for every row of ``batch``: ``self(batch.obs)``, or with a memory each
@@ -218,8 +222,8 @@ class BaseModel(ModuleExtended, abc.ABC):
 
     def init_orthogonal(self, skip: nn.Module | None = None) -> None:
         """Orthogonal weights, zero biases: sqrt(2) gain in hidden layers, ``output_gain`` last
-        (a PPO implementation detail, Engstrom et al. 2020); ``skip``: a part another model
-        owns and has initialized (a shared body)."""
+        (a PPO implementation detail, Engstrom et al. 2020); ``skip``: parts another model
+        owns and has initialized (a shared body or memory)."""
         skipped = set() if skip is None else {id(m) for m in skip.modules()}
         for module in self.net.modules():
             if isinstance(module, nn.Linear | nn.Conv2d) and id(module) not in skipped:
@@ -229,7 +233,8 @@ class BaseModel(ModuleExtended, abc.ABC):
             if isinstance(module, nn.Linear):
                 nn.init.orthogonal_(module.weight, self.output_gain)
                 nn.init.zeros_(module.bias)
-        if self.memory is not None:  # gain 1 and zero biases (as CleanRL's LSTM agents)
+        if self.memory is not None and id(self.memory) not in skipped:
+            # gain 1 and zero biases (as CleanRL's LSTM agents)
             for name, param in self.memory.named_parameters():
                 if name.startswith("rnn.weight"):
                     nn.init.orthogonal_(param, 1.0)

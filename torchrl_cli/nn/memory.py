@@ -11,11 +11,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from torchrl_cli.nn.shared import OncePerInput
+
 KINDS = ("none", "lstm", "gru")
 CELLS = {"lstm": nn.LSTM, "gru": nn.GRU}
 
 
-class Memory(nn.Module):
+class Memory(OncePerInput, nn.Module):
     """A recurrent layer (``torch.nn.LSTM`` or ``torch.nn.GRU``) stepped one vector step at a
     time, with resets at episode starts (Hochreiter & Schmidhuber 1997; Cho et al. 2014).
 
@@ -24,7 +26,11 @@ class Memory(nn.Module):
         input_size: features per observation (the net's flattened output).
         hidden_size: units per layer (the output's size).
         num_layers: stacked recurrent layers.
-        key: the name of the state it reads and writes (its model's: ``policy`` or ``value``).
+        key: the name of the state it reads and writes (its model's: ``policy`` or ``value``;
+            a memory the two share, ``memory.shared``, is the policy's).
+
+    Inside ``nn.shared.one_forward`` a model's pass over a batch runs once per batch
+    (``once``): a value that shares the policy's memory reads the policy's outputs.
     """
 
     def __init__(self, kind: str, input_size: int, hidden_size: int, num_layers: int, key: str):

@@ -1,4 +1,5 @@
-"""One body that the policy and the value both read (``net.shared_body``), run once per input.
+"""One body (``net.shared_body``) or one memory (``memory.shared``) that the policy and the
+value both read, run once per input.
 
 The two models stay separate modules with their own heads, losses and optimizers; the body's
 parameters belong to the policy's optimizer, and the value's loss reaches them through the
@@ -9,56 +10,66 @@ scores both losses inside one; an acting step chooses the actions and values the
 inside one. On a Nature CNN that halves an update's convolutions (docs/pixels.md).
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import torch
 from torch import nn
 
 from torchrl_cli.nn.layers import ModuleExtended
 
+T = TypeVar("T")
 
-class SharedBody(ModuleExtended):
-    """``body``, with a one-entry memo that answers inside ``one_forward`` only.
 
-    Inside the scope, a call with the very input object of the previous call returns the
-    previous output: the caller opens the scope around reads of inputs it does not change
-    in between (the parameters cannot change either: no optimizer steps inside). Outside it
-    every call computes, and nothing is held.
-    """
+class OncePerInput:
+    """A one-entry memo that answers inside ``one_forward`` only: a call with the very input
+    object of the previous call returns the previous output. The caller opens the scope around
+    reads of inputs it does not change in between (the parameters cannot change either: no
+    optimizer steps inside). Outside it every call computes, and nothing is held."""
 
-    def __init__(self, body: nn.Module, out_shape: tuple[int, ...]):
-        super().__init__()
-        self.body = body
-        self.out_shape = tuple(out_shape)
-        self._scoped = False
-        self._memo: tuple[torch.Tensor, torch.Tensor] | None = None
+    _scoped = False
+    _memo: tuple[object, object] | None = None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def once(self, key: object, compute: Callable[[], T]) -> T:
+        """``compute()``, or inside the scope the output of the previous call on ``key``."""
         if not self._scoped:
-            return self.body(x)
-        if self._memo is not None and self._memo[0] is x:
+            return compute()
+        if self._memo is not None and self._memo[0] is key:
             return self._memo[1]
-        out = self.body(x)
-        self._memo = (x, out)
+        out = compute()
+        self._memo = (key, out)
         return out
 
     def __getstate__(self) -> dict:
         # copies (the guard's snapshot, pickling) carry no scope and no graph along
         return {**super().__getstate__(), "_memo": None, "_scoped": False}
 
+
+class SharedBody(OncePerInput, ModuleExtended):
+    """``body``, run once per input inside ``one_forward``."""
+
+    def __init__(self, body: nn.Module, out_shape: tuple[int, ...]):
+        super().__init__()
+        self.body = body
+        self.out_shape = tuple(out_shape)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.once(x, lambda: self.body(x))
+
     def output_shape(self, input_shape: tuple[int, ...]) -> tuple[int, ...]:
         return self.out_shape
 
 
-def shared_bodies(models: Iterable[nn.Module]) -> list[SharedBody]:
-    """The SharedBody modules of ``models``, each once."""
-    found = {id(m): m for model in models for m in model.modules() if isinstance(m, SharedBody)}
+def shared_parts(models: Iterable[nn.Module]) -> list[OncePerInput]:
+    """The parts of ``models`` that run once per input in ``one_forward`` (shared bodies,
+    memories), each once."""
+    found = {id(m): m for model in models for m in model.modules() if isinstance(m, OncePerInput)}
     return list(found.values())
 
 
 @contextmanager
-def one_forward(bodies: list[SharedBody]) -> Iterator[None]:
+def one_forward(bodies: list[OncePerInput]) -> Iterator[None]:
     """A scope in which each of ``bodies`` runs once per input (see ``SharedBody``)."""
     for body in bodies:
         body._scoped = True

@@ -11,7 +11,7 @@ import torch
 from torchrl_cli.envs import StateNormalizer
 from torchrl_cli.models import BaseModel, BasePGModel
 from torchrl_cli.models.batch import ActOut, Array, State
-from torchrl_cli.nn.shared import one_forward, shared_bodies
+from torchrl_cli.nn.shared import one_forward, shared_parts
 
 
 def acting_rng(seed: int) -> np.random.Generator:
@@ -76,7 +76,7 @@ class TorchActor:
     ):
         self.policy, self.normalizer, self.rng, self.device = policy, normalizer, rng, device
         self.value = value
-        self.bodies = shared_bodies([policy]) if value is not None else []
+        self.bodies = shared_parts([policy]) if value is not None else []
 
     def initial_state(self, n: int) -> State:
         """None, or with a memory ``{"policy": zeros}`` (the collector adds the value's)."""

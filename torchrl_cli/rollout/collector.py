@@ -269,7 +269,7 @@ class Collector:
             no_reset = torch.zeros(len(envs), dtype=torch.bool, device=self.device)
             final = model.step(cut.final_obs, after[envs, cut.t], no_reset)[0]
             out.final_values[cut.t, envs] = final
-        if carry:
+        if carry and key in self.memories:  # not a memory shared with the actor's policy
             out.states[key].copy_(before.transpose(0, 1))
             self.state = {**self.state, key: end}
         return out

@@ -9,6 +9,7 @@ import random
 
 import numpy as np
 import torch
+from torch import nn
 from omegaconf import DictConfig, OmegaConf
 
 from torchrl_cli.agents.base import TrainSchedule
@@ -99,6 +100,7 @@ def build_model(
     memory: tuple[DictConfig | None, str] = (None, ""),
     columns: tuple[int, int] | None = None,
     body: SharedBody | None = None,
+    trunk: BaseModel | None = None,
 ) -> BaseModel:
     """A model (policy or value) on its own network, initialized as ``net_cfg.init`` says
     (``net=auto``: the net chosen for ``state_info``), its hidden layers as
@@ -108,13 +110,22 @@ def build_model(
 
     ``net.shared_body``: the model built without ``body`` owns a new ``SharedBody`` (the
     policy); a model given one reads it, its own head after it, and leaves its training to
-    the owner (the value). Nets that read pixel frames (``PixelScale``: 36x36 or more) keep
+    the owner (the value). ``trunk`` (``memory.shared``): the model reads that model's net and
+    memory, its own output layer after them, and leaves their training to it. Nets that read pixel frames (``PixelScale``: 36x36 or more) keep
     their weights channels-last, the layout the CPU's convolution kernels run fastest in
     there; on small grids (minigrid's 7x7) it is slower, and they stay contiguous
     (docs/pixels.md)."""
     spec = OmegaConf.to_container(model_cfg, resolve=True)
     own_net = spec.pop("net")
     net_cfg = resolve_net(net_cfg, state_info)
+    if trunk is not None:
+        borrowed = nn.ModuleList([trunk.net, trunk.memory])
+        model = get_obj(spec, _partial_=True)(
+            net=trunk.net, action_info=action_info, memory=trunk.memory, borrowed=borrowed
+        )
+        if net_cfg.init == "orthogonal":  # its output layer: the trunk's owner did the rest
+            model.init_orthogonal(skip=borrowed)
+        return model
     borrowed = body
     if body is None:
         net_cfg = with_hidden(net_cfg, own_net)
@@ -152,18 +163,25 @@ def build_models(
     views: dict[str, tuple[int, int] | None] | None = None,
 ) -> dict[str, BaseModel]:
     """The run's models by name, policy first, on ``device``: the value (when there is one)
-    reads the policy's body where ``net.shared_body`` is on."""
+    reads the policy's body where ``net.shared_body`` is on, its net and memory where
+    ``memory.shared`` is."""
     views = views or {"policy": None, "value": None}
     models: dict[str, BaseModel] = {}
     for name in ("policy", "value"):
         if cfg.agent[name] is None:
             continue
         body = models["policy"].net.layers[0] if name == "value" and shares_body(models) else None
+        trunk = models["policy"] if name == "value" and shares_memory(cfg) else None
         models[name] = build_model(
             cfg.agent[name], cfg.net, state_info, action_info, (cfg.memory, name), views[name],
-            body,
+            body, trunk,
         ).to(device)  # fmt: skip
     return models
+
+
+def shares_memory(cfg: DictConfig) -> bool:
+    """Whether the value reads the policy's net and memory (``memory.shared``)."""
+    return cfg.memory.kind != "none" and cfg.memory.shared
 
 
 def shares_body(models: dict[str, BaseModel]) -> bool:
@@ -244,7 +262,9 @@ def build_agent(cfg: DictConfig, env: BaseEnv, device: torch.device, logger: Log
     # a value that reads the policy's body is valued in the acting step's forward
     acting_value = value if shares_body(models) and value.memory is None else None
     actor = backend.actor(policy, normalizer, acting_rng(cfg.seed), device, acting_value)
-    memories = {"value": value} if value is not None and value.memory is not None else {}
+    # a value with a memory of its own: the collector carries its state beside the actor's
+    own_memory = value is not None and value.memory is not None and value.memory is not policy.memory
+    memories = {"value": value} if own_memory else {}
     collector = Collector(
         env, actor, cfg.agent.n_steps, scaler, device, seed=cfg.seed, memories=memories
     )

@@ -403,6 +403,6 @@ def memory_note(cfg: DictConfig) -> str:
     memory = cfg.memory
     if memory.kind == "none":
         return ""
-    return f" + {memory.kind} {memory.hidden_size}" + (
-        f" x {memory.num_layers} layers" if memory.num_layers > 1 else ""
-    )
+    layers = f" x {memory.num_layers} layers" if memory.num_layers > 1 else ""
+    shared = ", one for policy and value" if memory.shared else ""
+    return f" + {memory.kind} {memory.hidden_size}{layers}{shared}"
