@@ -20,6 +20,7 @@ from conftest import (
 from torchrl_cli.errors import ConfigError
 from torchrl_cli.models.batch import Batch
 from torchrl_cli.nn.memory import Memory
+from torchrl_cli.nn.shared import one_forward, shared_parts
 from torchrl_cli.rollout.minibatches import Sequences
 from torchrl_cli.run.policy import load_policy
 from torchrl_cli.run.train import train
@@ -206,7 +207,8 @@ def test_a_shared_memory_is_one_trunk_trained_by_the_policys_optimizer():
         before = [p.detach().clone() for p in policy.memory.parameters()]
         diagnostics = agent.update(batch)
         assert diagnostics["approx_kl"][0] == 0.0 and diagnostics["clip_fraction"][0] == 0.0
-        assert all(not torch.equal(a, b) for a, b in zip(before, policy.memory.parameters()))
+        after = policy.memory.parameters()
+        assert all(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
     finally:
         env.close()
 
@@ -224,7 +226,7 @@ def test_a_shared_memory_unrolls_once_per_minibatch_with_the_gradients_of_two():
         calls = []
         unroll = memory.unroll
         memory.unroll = lambda *a, **k: calls.append(1) or unroll(*a, **k)
-        params = [p for p in agent.policy_model.parameters()]
+        params = list(agent.policy_model.parameters())
 
         def grads(stepper_models) -> list[torch.Tensor]:
             terms = {}
@@ -232,8 +234,6 @@ def test_a_shared_memory_unrolls_once_per_minibatch_with_the_gradients_of_two():
                 terms.update(model.register_losses(batch))
             loss = sum(v for k, v in terms.items() if k.startswith("loss_"))
             return torch.autograd.grad(loss, params, allow_unused=True)
-
-        from torchrl_cli.nn.shared import one_forward, shared_parts
 
         with one_forward(shared_parts(models.values())):
             once = grads(models)

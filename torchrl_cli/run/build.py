@@ -9,8 +9,8 @@ import random
 
 import numpy as np
 import torch
-from torch import nn
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from torchrl_cli.agents.base import TrainSchedule
 from torchrl_cli.agents.evaluation import EVAL_SEED_OFFSET
@@ -110,10 +110,11 @@ def build_model(
 
     ``net.shared_body``: the model built without ``body`` owns a new ``SharedBody`` (the
     policy); a model given one reads it, its own head after it, and leaves its training to
-    the owner (the value). ``trunk`` (``memory.shared``): the model reads that model's net and
-    memory, its own output layer after them, and leaves their training to it. Nets that read pixel frames (``PixelScale``: 36x36 or more) keep
-    their weights channels-last, the layout the CPU's convolution kernels run fastest in
-    there; on small grids (minigrid's 7x7) it is slower, and they stay contiguous
+    the owner (the value). ``trunk`` (``memory.shared``): the model reads that model's net
+    and memory, its own output layer after them, and leaves their training to it. Nets that
+    read pixel frames (``PixelScale``: 36x36 or more) keep their weights channels-last, the
+    layout the CPU's convolution kernels run fastest in there; on small grids (minigrid's
+    7x7) it is slower, and they stay contiguous
     (docs/pixels.md)."""
     spec = OmegaConf.to_container(model_cfg, resolve=True)
     own_net = spec.pop("net")
@@ -263,7 +264,7 @@ def build_agent(cfg: DictConfig, env: BaseEnv, device: torch.device, logger: Log
     acting_value = value if shares_body(models) and value.memory is None else None
     actor = backend.actor(policy, normalizer, acting_rng(cfg.seed), device, acting_value)
     # a value with a memory of its own: the collector carries its state beside the actor's
-    own_memory = value is not None and value.memory is not None and value.memory is not policy.memory
+    own_memory = value is not None and value.memory not in (None, policy.memory)
     memories = {"value": value} if own_memory else {}
     collector = Collector(
         env, actor, cfg.agent.n_steps, scaler, device, seed=cfg.seed, memories=memories
