@@ -291,3 +291,27 @@ def test_best_trials_table_turns_a_column_per_trial_rather_than_cut_values():
     assert max(len(line) for line in tall.splitlines()) <= 80
     assert "trial 0" not in wide and "…" not in wide
     assert "ppo_clip_range" in wide.splitlines()[2]  # the header row names every value
+
+
+def test_a_study_searches_the_memorys_keys(tmp_path, torchrl_bin, cli_env):
+    """The recurrent preset's trials train the memory each drew (kind, width, shared or not),
+    and the tuned file it writes carries them."""
+    proc = _tune(tmp_path, torchrl_bin, cli_env, "hparams_search=ppo_clip_cartpolenovel_memory",
+                 "seeds=[0]", "max_steps=512", "eval_freq=256", "env.n_envs=4",
+                 "agent.n_steps=32", "eval_episodes=2", "logger.progress=false", "tune.n_trials=2",
+                 "tune.params.memory.hidden_size={choices:[8,16]}")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    folder = tmp_path / "runs" / "tune" / "ppo_clip_cartpolenovel_memory"
+    summary = json.loads((folder / "study.json").read_text())
+    drawn = [row["params"] for row in summary["trials"]]
+    assert len(drawn) == 2
+    for number, values in enumerate(drawn):
+        trained = OmegaConf.load(folder / f"trial_{number}_seed_0" / "config.yaml")
+        for key in ("memory.kind", "memory.hidden_size", "memory.shared"):
+            assert OmegaConf.select(trained, key) == values[key], key
+        banner = (folder / f"trial_{number}_seed_0" / "train.log").read_text().splitlines()[0]
+        assert f"+ {values['memory.kind']} {values['memory.hidden_size']}" in banner
+    tuned = OmegaConf.load(folder / "tuned" / "ppo_clip" / "CartPoleNoVel-v1.yaml")
+    best = summary["best"][0]["params"]
+    assert {k: OmegaConf.select(tuned, k) for k in best if k.startswith("memory.")} == \
+        {k: v for k, v in best.items() if k.startswith("memory.")}
