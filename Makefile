@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 PIP     := $(PY) -m pip
 STAMP   := .venv/.installed
 
-.PHONY: install train test test-oldest docs lint bench bench-smoke bench-learning bench-budgets bench-sidebyside bench-atari bench-pixels clean
+.PHONY: install train test test-oldest docs lint bench bench-smoke bench-learning bench-budgets bench-sidebyside bench-atari bench-pixels bench-recurrent clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -85,6 +85,13 @@ bench-atari: $(STAMP)
 bench-pixels: $(STAMP)
 	$(PIP) install -q -e ".[bench,atari,box2d]" "minigrid>=3"
 	$(PY) -m bench.pixels
+
+# Not in CI: recurrent PPO on CartPoleNoVel-v1 beside sb3-contrib's RecurrentPPO, rl-zoo3's
+# recipe for both, runs alternating: throughput (3 pairs of 20k steps) and time to solve (seeds
+# 0-2, within 100k). Writes runs/bench-recurrent/recurrent.md (docs/guides/memory.md quotes it).
+bench-recurrent: $(STAMP)
+	$(PIP) install -q -e ".[bench]"
+	$(PY) -m bench.recurrent
 
 bench-smoke: $(STAMP)
 	$(PIP) install -q -e ".[bench]"

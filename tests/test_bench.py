@@ -123,3 +123,33 @@ def test_pixels_bench_times_each_phase_once_and_gives_sb3_ours_settings():
     settings = ours_hyperparameters(TASKS["pong"])
     assert settings["n_envs"] * settings["n_steps"] // settings["batch_size"] == 4
     assert settings["n_epochs"] == 4 and settings["frame_stack"] == 4
+
+
+def test_recurrent_bench_gives_both_tools_the_zoo_recipe_and_computes_its_ratios():
+    """bench/recurrent.py: ours composes to rl-zoo3's CartPoleNoVel recipe (one minibatch of
+    256, 20 epochs, LSTM 64 after a 64-unit layer, both schedules annealed), and its tables'
+    ratios are the medians' ratios."""
+    from bench.recurrent import ZOO, ours_overrides, ratio_table, solve_table
+    from torchrl_cli.config.compose import compose_config
+
+    cfg = compose_config(ours_overrides(3))
+    assert cfg.env.id == "CartPoleNoVel-v1" and cfg.memory.kind == "lstm"
+    assert cfg.memory.hidden_size == ZOO["lstm_hidden_size"] and list(cfg.net.hidden) == [64]
+    assert cfg.env.n_envs * cfg.agent.n_steps == ZOO["batch_size"] * cfg.agent.num_mini_batches
+    assert (cfg.agent.num_epochs, cfg.agent.gamma, cfg.agent.advantage.gae_lambda) == (20, 0.98,
+                                                                                        0.8)
+    assert cfg.agent.lr_schedule == "linear" and cfg.agent.policy.clip_schedule == "linear"
+    assert not cfg.memory.shared and cfg.seed == 3
+
+    def run(steps, seconds, solved=None, final=500.0):
+        return {"env_steps": steps, "train_seconds": seconds, "final": final,
+                "solved_steps": solved and solved[0], "solved_seconds": solved and solved[1]}
+
+    rows = ratio_table([(run(1000, 1.0), run(1000, 4.0)), (run(1000, 2.0), run(1000, 4.0)),
+                        (run(1000, 1.0), run(1000, 2.0))])
+    assert rows[-1] == "| median | 1000 | 250 | **4.00** |"  # medians 1000 and 250 steps/s
+    lines = solve_table({"ours": [run(1, 1, (512, 10.0)), run(1, 1, None, 80.0)],
+                         "sb3": [run(1, 1, (1024, 30.0)), run(1, 1, (2048, 50.0))]}, [0, 1])
+    assert lines[2] == "| 0 | 512, 10.0 s | 500.0 | 1024, 30.0 s | 500.0 |"
+    assert lines[3] == "| 1 | not within 100k | 80.0 | 2048, 50.0 s | 500.0 |"
+    assert lines[-1].endswith("sb3-contrib / torchrl-cli = **3.00**.")
