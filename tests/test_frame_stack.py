@@ -1,11 +1,12 @@
 """env.frame_stack=K: the last K observations of each episode, over every vectorization."""
 
 import importlib.util
+import os
 
 import gymnasium as gym
 import numpy as np
 import pytest
-from conftest import TINY, assert_one_line_error, compose_config, torchrl
+from conftest import ENVMODS, TINY, assert_one_line_error, compose_config, torchrl
 from omegaconf import OmegaConf
 
 from torchrl_cli.config.validate import validate
@@ -85,15 +86,68 @@ def test_validation_sees_the_stacked_observations_and_refuses_bad_values():
         validate(compose_config(["env=CartPoleNoVel-v1", "env.frame_stack=0"]))
 
 
-def test_images_are_refused_in_one_line():
-    """Images stack along their channels (env.pixels.frame_stack), not here."""
+def test_single_images_stack_along_channels_and_images_in_dicts_are_refused():
+    """A channels-first image stacks to [K * C, H, W] with its bounds and dtype; an image
+    inside a Dict is one line naming the ways that do stack it."""
     from torchrl_cli.config.validate import stacked
     from torchrl_cli.envs.spaces import state_info
 
-    image = state_info(gym.spaces.Box(0, 255, (40, 40, 3), np.uint8), "img")
     cfg = OmegaConf.create({"id": "img", "frame_stack": 2})
-    with pytest.raises(ConfigError, match="env.pixels.frame_stack"):
-        stacked(cfg, image)
+    image = state_info(gym.spaces.Box(0, 255, (40, 40, 3), np.uint8), "img")
+    both = stacked(cfg, image)
+    assert both.shape == (6, 40, 40) and both.dtype == "uint8" and both.image
+    assert both.low.shape == (6, 40, 40) and both.high.max() == 255
+    inside = state_info(gym.spaces.Dict({
+        "frame": gym.spaces.Box(0, 255, (40, 40, 3), np.uint8),
+        "speed": gym.spaces.Box(-1, 1, (2,), np.float32)}), "img")  # fmt: skip
+    with pytest.raises(ConfigError, match="images inside a Dict or Tuple.*FrameStackObservation"):
+        stacked(cfg, inside)
+
+
+def test_image_stacks_shift_by_whole_frames_and_restore_from_snapshots():
+    """On 40x40 gray frames (LitSide: one-step episodes, so every step starts a new stack):
+    the stack is the episode's first frame K times, a finished episode's final observation is
+    its last K, and a snapshot restores the stacks."""
+    env = build_env(compose_config(["env=torchrl_test_envs:LitSide", "env.pixels.resize=null",
+                                    "env.pixels.frame_stack=1", "env.frame_stack=3"]).env, 2)
+    try:
+        assert isinstance(env, FrameStack) and env.get_state_info().shape == (3, 40, 40)
+        obs = env.reset(seed=0)
+        assert obs.shape == (2, 3, 40, 40) and obs.dtype == np.uint8
+        assert all(np.array_equal(obs[:, 0], obs[:, j]) for j in (1, 2))
+        state = env.get_state()
+        step = env.step(np.array([0, 1]))
+        assert np.array_equal(step.final_obs[:, :2], obs[:, 1:])  # its own last 3: a shift
+        assert not np.array_equal(step.final_obs[:, 2], obs[:, 2])
+        assert all(np.array_equal(step.obs[:, 0], step.obs[:, j]) for j in (1, 2))  # new ones
+        env.set_state(state)
+        assert np.array_equal(env.step(np.array([0, 1])).final_obs, step.final_obs)
+    finally:
+        env.close()
+
+
+def test_image_stacks_train_and_evaluate_in_a_fresh_process_and_load(tmp_path, torchrl_bin,
+                                                                     cli_env):
+    """A CNN on 2 stacked 40x40 frames: the banner names the stack, torchrl eval runs, and
+    load_policy's env gives the [2, 40, 40] frames its policy takes."""
+    env = {**cli_env, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(ENVMODS), cli_env.get("PYTHONPATH")) if p)}  # fmt: skip
+    run = tmp_path / "run"
+    proc = torchrl(torchrl_bin, ["train", "env=torchrl_test_envs:LitSide", "env.pixels.resize=null",
+                                 "env.pixels.frame_stack=1", "env.frame_stack=2", "max_steps=256",
+                                 "agent.n_steps=32", "eval_episodes=2", "torch_threads=1",
+                                 f"hydra.run.dir={run}"], tmp_path, env)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "x 2 stacked frames" in proc.stdout and "uint8 (2, 40, 40)" in proc.stdout
+    evaluated = torchrl(torchrl_bin, ["eval", str(run), "episodes=2"], tmp_path, env)
+    assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
+    policy = load_policy(run)
+    made = policy.make_env()
+    obs, _ = made.reset(seed=0)
+    assert obs.shape == (2, 40, 40) and obs.dtype == np.uint8 and np.array_equal(obs[0], obs[1])
+    obs, *_ = made.step(int(policy(obs[None])[0]))
+    assert obs.shape == (2, 40, 40)
+    made.close()
 
 
 def test_frame_stack_trains_evaluates_and_loads(tmp_path, torchrl_bin, cli_env):

@@ -34,6 +34,7 @@ SECTIONS = [
      "null except for ALE ids, whose env files set it (`{}`: these defaults)."),
     ("env.pixels", "env.pixels.", schema.PixelsConfig, None),
     ("net", "net.", schema.NetConfig, None),
+    ("memory", "memory.", schema.MemoryConfig, "Chosen with `memory=lstm` or `memory=gru`."),
     ("agent", "agent.", schema.AgentConfig, None),
     ("agent.policy: every policy model", "agent.policy.", schema.ModelConfig,
      "`agent.value` takes these keys too; `num_epochs`, `num_mini_batches`, `clip_grad_norm` "
@@ -66,6 +67,7 @@ GROUPS = [  # (group, folder under conf/, what an option is)
     ("agent/advantage", "agent/advantage", "the advantage estimator"),
     ("env", "env", "an env with its own settings; any other registered Gymnasium id works too"),
     ("net", "net", "the layers of the policy and value networks"),
+    ("memory", "memory", "a recurrent layer in each model (none by default)"),
     ("experiment", "experiment", "a named preset (only what differs)"),
     ("hparams_search", "hparams_search", "an Optuna search space for `torchrl tune`"),
     ("hydra/launcher", "hydra/launcher",
@@ -201,8 +203,8 @@ def render() -> str:
     for title, prefix, cls, note in SECTIONS:
         out += ["", f"## {title}", ""]
         about = first_paragraph(cls)
-        if about:
-            out += [cell(about), ""]
+        if about:  # prose, not a table cell: pipes stay as they are
+            out += [about.replace("``", "`"), ""]
         if note:
             out += [note, ""]
         out += ["| key | type | default | meaning |", "|---|---|---|---|"]

@@ -392,9 +392,10 @@ def check_spaces(env_cfg: DictConfig, gym_id: str) -> tuple:
 
 
 def stacked(env_cfg: DictConfig, state: SpaceInfo) -> SpaceInfo:
-    """The observations as ``env.frame_stack`` gives them (ConfigError for images)."""
+    """The observations as ``env.frame_stack`` gives them (ConfigError for images inside a
+    Dict or Tuple)."""
     k = env_cfg.frame_stack
-    if k == 1:
+    if k <= 1:  # below 1: its own one-line error
         return state
     if not stackable(state):
         raise ConfigError(frame_stack_refusal(env_cfg))

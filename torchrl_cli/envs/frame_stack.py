@@ -3,10 +3,11 @@
 The stack is kept over the vector env (``BaseEnv``), not inside each copy, so that it works the
 same with every vectorization (sync, async, native, envpool). A copy's stack starts over at
 each episode start: filled with that episode's first observation (Gymnasium's
-``FrameStackObservation`` ``padding_type="reset"``: no motion before the first step). Vector
-observations (a 1-D Box, or anything encoded to one flat array: Dict and Tuple observations,
-Discrete ones) are concatenated, ``[K * D]``; images are stacked along their channels by
-``env.pixels.frame_stack`` (non-ALE) and ``env.atari.frame_stack`` (ALE) instead.
+``FrameStackObservation`` ``padding_type="reset"``: no motion before the first step). The K
+observations are joined along their first axis: vectors (a 1-D Box, or anything encoded to one
+flat array: Dict and Tuple observations, Discrete ones) to ``[K * D]``, images (channels first,
+as the env gives them to the net) along their channels to ``[K * C, H, W]``, so that a CNN
+still reads them. Images inside a Dict or Tuple are not stacked here.
 """
 
 import json
@@ -15,34 +16,41 @@ import gymnasium as gym
 import numpy as np
 
 from torchrl_cli.envs.base import BaseEnv, EnvStep
-from torchrl_cli.envs.spaces import SpaceInfo, state_info
+from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind, state_info
 
 
 def frame_stack_refusal(env_cfg) -> str:
-    """Why ``env.frame_stack`` cannot stack this env's observations (images)."""
+    """Why ``env.frame_stack`` cannot stack this env's observations (images inside a Dict or
+    Tuple)."""
     return (
-        f"env.frame_stack={env_cfg.frame_stack} stacks vector observations; {env_cfg.id}'s "
-        "hold images: use env.pixels.frame_stack (env.atari.frame_stack for ALE games)"
+        f"env.frame_stack={env_cfg.frame_stack} stacks vectors and single images, but "
+        f"{env_cfg.id}'s observations hold images inside a Dict or Tuple; stack those frames "
+        "with a wrapper in env.wrappers (gymnasium.wrappers.FrameStackObservation), or give "
+        "the policy a memory (memory=lstm)"
     )
 
 
 def stackable(info: SpaceInfo) -> bool:
-    """Whether observations of ``info`` are flat vectors that ``FrameStack`` concatenates."""
+    """Whether observations of ``info`` are flat vectors or single channels-first images, which
+    ``FrameStack`` joins along their first axis."""
+    if info.image:
+        return True
     return len(info.shape) == 1 and all(e.kind != "image" for e in info.entries or ())
 
 
 class FrameStack(BaseEnv):
     """The last ``k`` observations of ``env`` (a ``BaseEnv`` whose observations are flat
-    vectors), concatenated oldest first; a finished episode's ``final_obs`` is its own last
-    ``k``. Snapshots hold the stacks beside the env's own (exact resume)."""
+    vectors or channels-first images), joined along their first axis oldest first; a finished
+    episode's ``final_obs`` is its own last ``k``. Snapshots hold the stacks beside the env's
+    own (exact resume)."""
 
     def __init__(self, env: BaseEnv, k: int):
         self.env, self.k = env, k
         self.n_envs = env.n_envs
         inner = env.get_state_info()
-        self.size = inner.shape[0]
         self._state_info = stacked_info(inner, k)
-        self.stacks: np.ndarray | None = None  # [N, k, D]
+        self.shape = self._state_info.shape  # one stacked observation's
+        self.stacks: np.ndarray | None = None  # [N, k, *observation]
 
     def __getattr__(self, name: str):  # vectorization, gym_id, env_name, ... of the env
         if name == "env":
@@ -76,7 +84,7 @@ class FrameStack(BaseEnv):
         return self.env.restorable
 
     def flat(self) -> np.ndarray:
-        return self.stacks.reshape(self.n_envs, self.k * self.size).copy()
+        return self.stacks.reshape(self.n_envs, *self.shape).copy()
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         obs = np.asarray(self.env.reset(seed=seed))
@@ -89,7 +97,7 @@ class FrameStack(BaseEnv):
         final_obs = None
         if done.any() and step.final_obs is not None:
             last = np.concatenate((self.stacks[:, 1:], np.asarray(step.final_obs)[:, None]), 1)
-            final_obs = last.reshape(self.n_envs, self.k * self.size)
+            final_obs = last.reshape(self.n_envs, *self.shape)
         obs = np.asarray(step.obs)
         self.stacks = np.concatenate((self.stacks[:, 1:], obs[:, None]), 1)
         if done.any():  # a new episode: its stack is its first observation, k times
@@ -113,14 +121,18 @@ class FrameStack(BaseEnv):
 
 
 def stacked_info(info: SpaceInfo, k: int) -> SpaceInfo:
-    """``info`` of one flat vector ``[D]`` as the description of ``k`` of them ``[k * D]``."""
+    """``info`` of one vector ``[D]`` or image ``[C, H, W]`` as the description of ``k`` of them
+    joined along the first axis: ``[k * D]`` or ``[k * C, H, W]``."""
+    low, high = (
+        None if bound is None else np.concatenate([np.broadcast_to(bound, info.shape)] * k)
+        for bound in (info.low, info.high)
+    )
+    if info.image:  # channels first already: described as it is (no layout guess)
+        shape = (k * info.shape[0], *info.shape[1:])
+        return SpaceInfo(SpaceKind.CONTINUOUS, shape, info.dtype, low, high)
     space = gym.spaces.Box(
-        low=np.tile(np.broadcast_to(info.low, info.shape), k)
-        if info.low is not None
-        else -np.inf,
-        high=np.tile(np.broadcast_to(info.high, info.shape), k)
-        if info.high is not None
-        else np.inf,
+        low=-np.inf if low is None else low,
+        high=np.inf if high is None else high,
         shape=(k * info.shape[0],),
         dtype=np.dtype(info.dtype),
     )

@@ -166,7 +166,7 @@ def state_info(space: spaces.Space, env_id: str) -> SpaceInfo:
     if entries[0].path == ():  # one array, transformed
         (entry,) = entries
         if entry.kind == EntryKind.IMAGE:
-            low, high = (_image_chw(np.asarray(b), entry.layout) for b in (space.low, space.high))
+            low, high = (image_chw(np.asarray(b), entry.layout) for b in (space.low, space.high))
             return SpaceInfo(
                 SpaceKind.CONTINUOUS, entry.enc_shape, entry.dtype, low, high, entries=entries
             )
@@ -207,7 +207,7 @@ def image_layout(space: spaces.Box) -> str | None:
     return None
 
 
-def _image_chw(array: np.ndarray, layout: str) -> np.ndarray:
+def image_chw(array: np.ndarray, layout: str) -> np.ndarray:
     """One image (no batch dim) as ``(C, H, W)``."""
     if layout == "hw":
         return array[None]
@@ -239,7 +239,7 @@ def _entries(space: spaces.Space, path: tuple, env_id: str):
         if layout is None:
             yield ObsEntry(path, EntryKind.BOX, shape, dtype, (math.prod(shape),))
         else:
-            enc = _image_chw(np.zeros(shape, np.uint8), layout).shape
+            enc = image_chw(np.zeros(shape, np.uint8), layout).shape
             yield ObsEntry(path, EntryKind.IMAGE, shape, dtype, tuple(enc), layout=layout)
     elif isinstance(space, spaces.Discrete):
         n, start = int(space.n), int(space.start)

@@ -12,7 +12,14 @@ from torch import nn
 
 from torchrl_cli.envs.encode import batch_size_of, example_obs, make_encoder
 from torchrl_cli.envs.gym_env import check_env_id
-from torchrl_cli.envs.spaces import MASK_KEY, SpaceInfo, SpaceKind, to_env_action
+from torchrl_cli.envs.spaces import (
+    MASK_KEY,
+    SpaceInfo,
+    SpaceKind,
+    image_chw,
+    image_layout,
+    to_env_action,
+)
 from torchrl_cli.models.distributions import greedy_action
 from torchrl_cli.run.checkpoint import LAST, Checkpoint
 from torchrl_cli.run.folder import load_run, load_weights
@@ -195,17 +202,33 @@ class Policy:
             env = wrap(env)
         k = self.env_cfg.frame_stack
         if k > 1:  # the last k observations of the episode, oldest first, as training's
-            space = env.observation_space
-            if not (isinstance(space, gym.spaces.Box) and len(space.shape) == 1):
-                env.close()
-                raise ValueError(
-                    f"env.frame_stack={k} over {type(space).__name__} observations stacks "
-                    "their encoded vectors, which make_env does not give; use torchrl eval"
-                )
-            env = gym.wrappers.FlattenObservation(
-                gym.wrappers.FrameStackObservation(env, k, padding_type="reset")
-            )
+            env = stacked_env(env, k)
         return env
+
+
+def stacked_env(env: gym.Env, k: int) -> gym.Env:
+    """``env`` with the last ``k`` observations joined as ``env.frame_stack`` joins them: a
+    vector's concatenated ``[k * D]``, an image's along its channels ``[k * C, H, W]``."""
+    space = env.observation_space
+    layout = image_layout(space) if isinstance(space, gym.spaces.Box) else None
+    stacked = gym.wrappers.FrameStackObservation(env, k, padding_type="reset")
+    if isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
+        return gym.wrappers.FlattenObservation(stacked)
+    if layout is None:
+        env.close()
+        raise ValueError(
+            f"env.frame_stack={k} over {type(space).__name__} observations stacks their "
+            "encoded vectors, which make_env does not give; use torchrl eval"
+        )
+    # k raw frames [k, *frame] as the encoder lays one stack out: channels first, k * C of them
+    joined = {"hw": "chw", "chw": "schw", "hwc": "shwc"}.get(layout, layout)
+    box = stacked.observation_space
+    low, high = (image_chw(np.asarray(bound), joined) for bound in (box.low, box.high))
+    return gym.wrappers.TransformObservation(
+        stacked,
+        lambda obs: image_chw(np.asarray(obs), joined),
+        gym.spaces.Box(low, high, low.shape, box.dtype),
+    )
 
 
 def _batched(obs, single: bool):
