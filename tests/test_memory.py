@@ -339,9 +339,12 @@ def test_recurrent_runs_evaluate_and_step_in_a_fresh_process(tmp_path, torchrl_b
                                  f"hydra.run.dir={run}"], tmp_path, cli_env)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "memory=lstm/gru has no numpy step" in proc.stdout  # the banner's reason
-    evaluated = torchrl(torchrl_bin, ["eval", str(run), "episodes=3"], tmp_path, cli_env)
+    evaluated = torchrl(torchrl_bin, ["eval", str(run), "episodes=2", "video=true"], tmp_path,
+                        cli_env)  # fmt: skip
     assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
     assert "mean" in evaluated.stdout
+    videos = sorted((run / "videos").rglob("*.mp4"))  # the recurrent policy records too
+    assert len(videos) == 2 and all(v.stat().st_size > 0 for v in videos)
     policy = load_policy(run)
     assert policy.recurrent
     env = policy.make_env()
