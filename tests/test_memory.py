@@ -444,6 +444,8 @@ def test_a_shared_memory_without_a_memory_or_beside_a_value_net_is_one_line(tmp_
         (["memory.shared=true"], ["memory.shared=true", "memory=none", "memory=lstm"]),
         (["memory=gru", "memory.shared=true", "agent.value.net.hidden=[32]"],
          ["agent.value.net", "memory.shared=true", "drop one"]),
+        (["memory=lstm", "memory.shared=true", "agent=vanilla_pg", "agent.value=null"],
+         ["memory.shared=true", "agent.value=null"]),
     ):
         proc = torchrl(torchrl_bin, ["train", *TINY, *overrides], tmp_path, cli_env)
         assert_one_line_error(proc, *needles)

@@ -241,6 +241,11 @@ def validate(cfg: DictConfig) -> tuple[SpaceInfo, SpaceInfo]:
         f"agent.backend={agent.backend} must be one of {', '.join(BACKENDS)}",
     )
     check_memory(cfg.memory)
+    _check(
+        not cfg.memory.shared or agent.value is not None,
+        "memory.shared=true shares the policy's memory with the value, but agent.value=null "
+        "trains none; drop memory.shared",
+    )
     check_backends(cfg.logger)  # last: it may import mlflow or wandb, and probe a server
     return spaces
 
