@@ -1,7 +1,6 @@
 """BaseModel: a network, its output layer, its optimizer and its training settings."""
 
 import abc
-import inspect
 import math
 from collections.abc import Callable
 
@@ -10,6 +9,7 @@ from torch import nn
 
 from torchrl_cli.envs.spaces import SpaceInfo
 from torchrl_cli.models.batch import Batch
+from torchrl_cli.models.optim import make_optimizer, step_optimizer
 from torchrl_cli.nn import ModuleExtended, SequentialExtended
 from torchrl_cli.nn.memory import Memory
 
@@ -17,38 +17,6 @@ from torchrl_cli.nn.memory import Memory
 def schedule(kind: str, start: float, progress: float) -> float:
     """The value of a schedule at ``progress`` in [0, 1] of the run (linear: start -> 0)."""
     return start * (1.0 - progress) if kind == "linear" else start
-
-
-# torch.optim.Optimizer methods that torch wraps with torch._disable_dynamo
-UNTRACED_OPTIMIZER_METHODS = ("add_param_group", "state_dict", "load_state_dict", "zero_grad")
-
-
-def skip_dynamo_import() -> None:
-    """Spare start-up the import of torch._dynamo (about as long as importing torch itself:
-    0.7-1 s here) that the first optimizer construction triggers. torch wraps these methods so
-    that, on their first call, they import TorchDynamo to mark themselves as never traced; this
-    tool never traces an optimizer, so each is marked as handled, with itself, up front. Only
-    wrappers of that exact form are touched. The torch backend's first ``step()`` still imports
-    TorchDynamo (inside the training loop); the numpy backend never does."""
-    for name in UNTRACED_OPTIMIZER_METHODS:
-        method = getattr(torch.optim.Optimizer, name)
-        wrapped = getattr(method, "__wrapped__", None)
-        if wrapped is not None and method.__code__.co_filename.endswith("torch/_compile.py"):
-            wrapped.__dynamo_disable = wrapped
-
-
-def make_optimizer(
-    optimizer: Callable[..., torch.optim.Optimizer], params
-) -> torch.optim.Optimizer:
-    """Call the partial optimizer constructor, with ``fused=True`` where the optimizer has a
-    fused implementation and the config does not say otherwise: the same update in one kernel
-    per step (Adam on a 64x64 MLP: ~35 instead of ~90 us per step, docs/performance.md)."""
-    skip_dynamo_import()
-    func = getattr(optimizer, "func", optimizer)
-    given = getattr(optimizer, "keywords", {})
-    if "fused" in inspect.signature(func).parameters and "fused" not in given:
-        return optimizer(params, fused=True)
-    return optimizer(params)
 
 
 def leaf_layers(module: nn.Module) -> list[nn.Module]:
@@ -217,7 +185,7 @@ class BaseModel(ModuleExtended, abc.ABC):
         grad_norm = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
         if math.isfinite(self.clip_grad_norm):
             torch._foreach_mul_(grads, (self.clip_grad_norm / (grad_norm + 1e-6)).clamp(max=1.0))
-        self.optimizer.step()
+        step_optimizer(self.optimizer)
         return grad_norm
 
     def init_orthogonal(self, skip: nn.Module | None = None) -> None:
