@@ -114,8 +114,7 @@ def build_model(
     and memory, its own output layer after them, and leaves their training to it. Nets that
     read pixel frames (``PixelScale``: 36x36 or more) keep their weights channels-last, the
     layout the CPU's convolution kernels run fastest in there; on small grids (minigrid's
-    7x7) it is slower, and they stay contiguous
-    (docs/pixels.md)."""
+    7x7) it is slower, and they stay contiguous (docs/pixels.md)."""
     spec = OmegaConf.to_container(model_cfg, resolve=True)
     own_net = spec.pop("net")
     net_cfg = resolve_net(net_cfg, state_info)
