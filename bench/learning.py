@@ -6,7 +6,10 @@ published references; torchrl_cli.analysis.stats) and learning-curve PNGs made b
 torchrl_cli.analysis.plot.
 
 Runs land in runs/bench-learning/<agent>_<env>_<seed>/; a run whose metrics.json exists is
-reused, so an interrupted benchmark resumes where it stopped.
+reused, so an interrupted benchmark resumes where it stopped. The curves each figure shows are
+kept beside it (docs/img/learning_<env>.json), and every figure is drawn from that file:
+`python bench/learning.py --plot-only` redraws the figures from those files alone, in seconds,
+without training and without rewriting the page.
 """
 
 import argparse
@@ -147,12 +150,47 @@ def write_report(results: dict, out: Path, seeds: list[int], command: str) -> No
         )
     lines += [
         "",
-        "Learning curves (mean and min–max band over seeds, evaluation return vs env steps):",
+        "Learning curves (mean and min–max band over seeds, evaluation return vs env steps), "
+        f"drawn by `{command}` from the runs' evaluations, which it keeps beside each figure "
+        "(docs/img/learning_<env>.json); `python bench/learning.py --plot-only` redraws every "
+        "figure from those files alone, in seconds:",
         "",
     ]
     for env in dict.fromkeys(e for _, e in results):
         lines.append(f"![{env}](img/learning_{env}.png)")
     (out / "benchmarks.md").write_text("\n".join(lines) + "\n")
+
+
+def curves_file(out: Path, env: str) -> Path:
+    """The file that keeps ``env``'s figure's curves: per agent, per seed, ``[steps, return]``
+    points."""
+    return out / "img" / f"learning_{env}.json"
+
+
+def draw(out: Path, env: str) -> Path:
+    """``env``'s figure (docs/img/learning_<env>.png), drawn from its curves file alone."""
+    data = json.loads(curves_file(out, env).read_text())
+    curves = {agent: [[tuple(p) for p in seed] for seed in seeds]
+              for agent, seeds in data["curves"].items()}
+    return plot_learning_curves(
+        curves, out / "img" / f"learning_{env}.png",
+        title=f"{env}: evaluation return, {data['seeds']} seeds", target=TARGETS.get(env),
+    )  # fmt: skip
+
+
+def plot_only(out: Path, envs: list[str] | None) -> int:
+    """``--plot-only``: every figure (or ``envs``') redrawn from its curves file; 1 when an
+    env has none."""
+    envs = envs or list(dict.fromkeys(e for _, e in PAIRS))
+    missing = [e for e in envs if not curves_file(out, e).is_file()]
+    for env in envs:
+        if env not in missing:
+            print(f"wrote {draw(out, env)}")
+    if missing:
+        print(f"no curves kept for {', '.join(missing)} ({curves_file(out, missing[0])}...): "
+              "only a run of this benchmark writes them (make bench-learning)", file=sys.stderr)
+        return 1
+    return 0
 
 
 def main() -> None:
@@ -162,7 +200,12 @@ def main() -> None:
     parser.add_argument("--only", nargs="*", default=None, help="envs to run (default: all)")
     parser.add_argument("--runs", type=Path, default=Path("runs/bench-learning"))
     parser.add_argument("--out", type=Path, default=Path("docs"))
+    parser.add_argument("--plot-only", action="store_true",
+                        help="redraw the figures from their curves files (docs/img/"
+                        "learning_<env>.json): no training, the page left as it is")
     args = parser.parse_args()
+    if args.plot_only:
+        sys.exit(plot_only(args.out, args.only))
     pairs = [p for p in PAIRS if args.only is None or p[1] in args.only]
     jobs = [(a, e, s) for a, e in pairs for s in args.seeds]
     # the long runs first, so that the short ones fill the other worker meanwhile
@@ -174,12 +217,10 @@ def main() -> None:
         curves = {
             a: [curve(r) for r in runs if r] for (a, e2), runs in results.items() if e2 == env
         }
-        plot_learning_curves(
-            curves,
-            args.out / "img" / f"learning_{env}.png",
-            title=f"{env}: evaluation return, {len(args.seeds)} seeds",
-            target=TARGETS[env],
-        )
+        curves_file(args.out, env).parent.mkdir(parents=True, exist_ok=True)
+        curves_file(args.out, env).write_text(
+            json.dumps({"seeds": len(args.seeds), "curves": curves}) + "\n")
+        draw(args.out, env)
     command = (
         "make bench-learning"
         if args.only is None

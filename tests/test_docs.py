@@ -530,3 +530,6 @@ def test_the_site_builds_strictly(tmp_path):
     assert (tmp_path / "agents" / "ppo_clip.html").is_file()
     api = (tmp_path / "reference" / "python.html").read_text()
     assert "run_dir" in api and "end_episodes" in api  # mkdocstrings rendered the docstrings
+    config = (tmp_path / "reference" / "config.html").read_text()
+    # a pipe in code in a table row: written \\| for GitHub, shown bare on the site
+    assert "<code>list[int] | None</code>" in config and "\\|" not in config

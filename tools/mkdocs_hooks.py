@@ -6,6 +6,9 @@
   ppo_clip.py``), which is how the page reads on GitHub. The site gets a page holding that file's
   text, and the link goes there; a link to a file that does not exist is a warning, so that
   ``mkdocs build --strict`` fails on it.
+- In a table row, a pipe inside code is written ``\\|`` (GitHub's tables need it there);
+  Python-Markdown's tables keep the backslash in code, so the site gets a bare ``|`` (its tables
+  do not split a row at a pipe inside code).
 """
 
 import logging
@@ -73,10 +76,26 @@ def on_files(files: Files, config) -> Files:
     return files
 
 
+CODE_SPAN = re.compile(r"`[^`\n]*`")
+
+
+def unescape_table_code(markdown: str) -> str:
+    """``\\|`` inside code in a table row (a line starting with ``|``, outside a fenced
+    block) as ``|``."""
+    lines, fenced = markdown.split("\n"), False
+    for i, line in enumerate(lines):
+        if line.lstrip().startswith(("```", "~~~")):
+            fenced = not fenced
+        elif not fenced and line.lstrip().startswith("|"):
+            lines[i] = CODE_SPAN.sub(lambda m: m.group(0).replace("\\|", "|"), line)
+    return "\n".join(lines)
+
+
 def on_page_markdown(markdown: str, page, config, files) -> str:
     docs_dir = Path(config["docs_dir"])
     if page.file.src_uri.startswith(SOURCE_DIR + "/"):  # a source page: the file's text as is
         return markdown
+    markdown = unescape_table_code(markdown)
     here = PurePosixPath(page.file.src_uri).parent
 
     def rewrite(match: re.Match) -> str:

@@ -4,13 +4,24 @@ line in ``COMP_LINE``. The query completes the subcommand, and after ``train`` t
 options and the config's keys (Hydra's own query, told the line without ``train``).
 
 Hydra's query costs half a second or more (Hydra's import, the schema stored, the config
-composed), on every TAB. Its answers depend on nothing but the line and the config files, so
-each is kept in a cache file (``$XDG_CACHE_HOME/torchrl-cli/completion.json``) under the line's
-whole words and the word's parent (``agent.`` for ``agent.l``, ``env=`` for ``env=Pe``), and
-the word filters it; the cache is dropped whenever a config file or the package's config code
-changes (``config_stamp``). A cached answer takes as long as Python's start."""
+composed). Its answers depend on nothing but the line and the config files, so they are looked
+up, keyed by the line's whole words and the word's parent (``agent.`` for ``agent.l``, ``env=``
+for ``env=Pe``) and filtered by the word, in two places before Hydra is asked:
+
+- ``completion_index.json`` beside this file: Hydra's answers for a line with no whole words
+  (``torchrl train agent.<TAB>``), every parent of the shipped config but Hydra's own
+  (``hydra/``, ``hydra.``: its plugins, installed or not, add options there). It is written by
+  ``python tools/completion_index.py`` and holds a hash of what the answers depend on (conf/,
+  the package's config code, this file, the Hydra and OmegaConf versions); a hash that differs
+  from the installed files', or a user's config folder, and it is not used.
+- a cache file (``$XDG_CACHE_HOME/torchrl-cli/completion.json``) of the answers Hydra gave on
+  this machine, dropped whenever a config file or the package's config code changes
+  (``config_stamp``).
+
+Either way a TAB takes about as long as Python's start, and imports neither Hydra nor torch."""
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -106,12 +117,80 @@ def config_stamp(words: list[str]) -> list:
     return stamp
 
 
+def parent_of(word: str) -> str:
+    """The part of ``word`` that Hydra's answer depends on: up to its last ``.``, ``=`` or
+    ``/``, and a leading ``+`` or ``~`` (``+e`` asks for the groups that can be added)."""
+    return re.match(r"^[+~]?(.*[.=/])?", word).group(0)
+
+
+INDEX = Path(__file__).with_name("completion_index.json")
+# the parents the index leaves to Hydra: its own groups and keys, which its plugins extend
+HYDRA_PARENT = re.compile(r"^[+~]?hydra[./=]")
+
+
+def index_stamp() -> str:
+    """A hash of everything the index's answers depend on: the files of the shipped conf/ and
+    of the package's config code, this file, and the Hydra and OmegaConf versions (read from
+    their files, not imported)."""
+    from torchrl_cli.utils import config_dir
+
+    digest = hashlib.sha256()
+    package = Path(__file__).resolve().parents[1]
+    conf = config_dir()
+    files = [(f"conf/{p.relative_to(conf).as_posix()}", p) for p in conf.rglob("*")
+             if p.is_file() and "__pycache__" not in p.parts]
+    files += [(f"config/{p.name}", p) for p in (package / "config").glob("*.py")]
+    files.append(("completion.py", Path(__file__)))
+    for name, path in sorted(files):
+        digest.update(f"{name}\0{path.stat().st_size}\0".encode())
+        digest.update(path.read_bytes())
+    for version in library_versions():
+        digest.update(f"{version}\0".encode())
+    return digest.hexdigest()
+
+
+def library_versions() -> list[str]:
+    """Hydra's and OmegaConf's versions from their source files (importing them is what the
+    index saves)."""
+    import importlib.util
+
+    found = []
+    for package, file in (("hydra", "__init__.py"), ("omegaconf", "version.py")):
+        spec = importlib.util.find_spec(package)
+        text = ""
+        if spec is not None and spec.submodule_search_locations:
+            with contextlib.suppress(OSError):
+                text = (Path(next(iter(spec.submodule_search_locations))) / file).read_text()
+        match = re.search(r"__version__\s*=\s*[\"']([^\"']+)", text)
+        found.append(f"{package} {match.group(1) if match else '?'}")
+    return found
+
+
+def index_answer(whole: list[str], parent: str) -> list[str] | None:
+    """Hydra's answer for ``parent`` from the index; None where the index cannot say: a line
+    with whole words, Hydra's own parents, a user's config folder, a parent it lacks, or an
+    index made from other files than the installed ones."""
+    if whole or HYDRA_PARENT.match(parent) or os.environ.get("TORCHRL_CONFIG_DIR"):
+        return None
+    try:
+        index = json.loads(INDEX.read_text())
+        answers = index["answers"]
+        if parent not in answers or index["stamp"] != index_stamp():
+            return None
+        return list(answers[parent])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def cached_train_query(whole: list[str], word: str) -> list[str]:
     """``train_query`` for the line of ``whole`` words and the ``word`` being completed, from
     the cache when it holds the answer for the word's parent."""
     if FILE_VALUE.search(word):
         return train_query(" ".join([*whole, word]), whole)
-    parent = re.match(r"^(.*[.=/])?", word).group(0)
+    parent = parent_of(word)
+    indexed = index_answer(whole, parent)
+    if indexed is not None:
+        return [w for w in indexed if w.startswith(word)]
     key = json.dumps([whole, parent, os.environ.get("TORCHRL_CONFIG_DIR", "")])
     stamp = config_stamp(whole)
     path = cache_file()
