@@ -44,7 +44,7 @@ def test_rows_are_padded_observations_with_the_agent_id(module):
     assert (env.n_envs, env.n_agents, env.agents) == (4, 2, ["walker", "runner"])
     # [obs padded to 3 | one-hot of 2][state of 1 | one-hot of 2]
     assert env.get_state_info().shape == (8,)
-    assert env.views() == {"policy": (0, 5), "value": (5, 8)}
+    assert env.views() == {"policy": (0, 5), "value": (5, 8), "agent_ids": (3, 5)}
     obs = env.reset(seed=0)
     np.testing.assert_array_equal(obs[0], [0, 0, 0, 1, 0, 0, 1, 0])  # walker: 2 entries, 1 pad
     np.testing.assert_array_equal(obs[1], [100, 100, 100, 0, 1, 0, 0, 1])
