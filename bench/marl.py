@@ -74,6 +74,65 @@ def ours_result(folder: Path) -> dict:
             "episodes": len(team), "env_steps": metrics["env_steps"]}  # fmt: skip
 
 
+def random_policy(episodes: int, seed: int = 0) -> dict:
+    """Uniformly random actions on the task, ``episodes`` episodes (reset seeds 0, 1, ...):
+    the floor a trained policy must clear, on the same per-agent and team scale."""
+    import numpy as np
+    from mpe2 import simple_spread_v3
+
+    env = simple_spread_v3.parallel_env(max_cycles=MAX_CYCLES)
+    rng = np.random.default_rng(seed)
+    per_agent, team = [], []
+    for episode in range(episodes):
+        env.reset(seed=episode)
+        totals = dict.fromkeys(env.agents, 0.0)
+        while env.agents:
+            actions = {a: int(rng.integers(env.action_space(a).n)) for a in env.agents}
+            _, rewards, *_ = env.step(actions)
+            for agent, reward in rewards.items():
+                totals[agent] += reward
+        per_agent.append(sum(totals.values()) / len(totals))
+        team.append(sum(totals.values()))
+    env.close()
+    return {"per_agent": sum(per_agent) / episodes, "team": sum(team) / episodes,
+            "episodes": episodes}  # fmt: skip
+
+
+def plot(runs: Path, results: list[dict], floor: dict, out: Path) -> None:
+    """Ours' evaluations through training (a line per seed, per algorithm), BenchMARL's final
+    evaluations (crosses) and the random policy (dashed), per agent."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.8))
+    colors = dict(zip(ALGOS, ("tab:blue", "tab:orange"), strict=True))
+    for r in results:
+        color = colors[r["algo"]]
+        if r["tool"] == "BenchMARL":
+            ax.plot(r["env_steps"], r["per_agent"], "x", color=color, markersize=9,
+                    label=f"BenchMARL {r['algo']} (final)")  # fmt: skip
+            continue
+        metrics = json.loads((runs / f"ours_{r['algo']}_{r['seed']}" / "metrics.json").read_text())
+        steps = [e["env_steps"] for e in metrics["evaluations"]]
+        returns = [e["mean_return"] for e in metrics["evaluations"]]
+        ax.plot(steps, returns, "-o", color=color, alpha=0.8, markersize=3,
+                label=f"torchrl-cli {r['algo']}")  # fmt: skip
+    ax.axhline(floor["per_agent"], color="gray", linestyle="--", label="random policy")
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))  # one entry per label
+    ax.legend(unique.values(), unique.keys(), loc="upper center", bbox_to_anchor=(0.5, -0.14),
+              ncol=3, fontsize=8)  # fmt: skip
+    ax.set_xlabel("env steps")
+    ax.set_ylabel("evaluation return per agent")
+    ax.set_title(f"{TASK}: deterministic evaluations, one line per seed")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
 # ----------------------------------------------------- the BenchMARL worker (its own venv)
 
 
@@ -198,7 +257,7 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def write_report(results: list[dict], out: Path, command: str) -> None:
+def write_report(results: list[dict], floor: dict, out: Path, command: str) -> None:
     runs = ["| algorithm | tool | seed | env steps | per agent | team | wall s |",
             "|---|---|---:|---:|---:|---:|---:|"]  # fmt: skip
     for r in results:
@@ -207,7 +266,9 @@ def write_report(results: list[dict], out: Path, command: str) -> None:
     text = (f"# Many agents: torchrl-cli beside BenchMARL on {TASK}\n\n"
             f"`{command}` on {date.today()}, {platform.processor() or platform.machine()}, "
             f"{os.cpu_count()} cores, one torch thread per run, one run at a time.\n\n"
-            f"{table(summarize(results))}\n\n## Every run\n\n"
+            f"{table(summarize(results))}\n\nA uniformly random policy: "
+            f"{floor['per_agent']:.2f} per agent, team {floor['team']:.2f} "
+            f"({floor['episodes']} episodes).\n\n## Every run\n\n"
             + "\n".join(runs) + "\n")  # fmt: skip
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
@@ -244,8 +305,10 @@ def main() -> None:
                       f"team {r['team']:.2f}, {r['env_steps']:,} env steps, {r['wall']:.1f} s",
                       flush=True)  # fmt: skip
             (runs / "results.json").write_text(json.dumps(results, indent=1))
-    write_report(results, out, "python -m bench.marl " + " ".join(sys.argv[1:]))
-    print(f"wrote {out}")
+    floor = random_policy(10 if args.smoke else 200)
+    write_report(results, floor, out, "python -m bench.marl " + " ".join(sys.argv[1:]))
+    plot(runs, results, floor, out.with_suffix(".png"))
+    print(f"wrote {out} and {out.with_suffix('.png')}")
 
 
 if __name__ == "__main__":

@@ -131,7 +131,7 @@ def test_marl_bench_budget_summary_and_ours_result(tmp_path):
     evaluation's mean per agent and team mean (no BenchMARL import needed)."""
     import json
 
-    from bench.marl import ours_command, ours_result, summarize, table, whole_batches
+    from bench.marl import ours_command, ours_result, summarize, table, whole_batches, write_report
 
     assert whole_batches(100_352, 6000) == 102_000
     assert whole_batches(6000, 6000) == 6000 and whole_batches(1, 6000) == 6000
@@ -156,3 +156,8 @@ def test_marl_bench_budget_summary_and_ours_result(tmp_path):
     assert rows[0]["per_agent"] == -25.0 and rows[0]["team"] == -75.0  # the middle two of four
     assert rows[1]["per_agent"] == -5.5 and rows[0]["wall"] == 2.5
     assert "| mappo | ours | 4 | 100 | -25.00 | -75.00 | 2 |" in table(rows)
+    write_report(results, {"per_agent": -27.0, "team": -81.0, "episodes": 200},
+                 tmp_path / "marl.md", "python -m bench.marl")
+    text = (tmp_path / "marl.md").read_text()
+    assert "random policy: -27.00 per agent, team -81.00 (200 episodes)" in text
+    assert text.count("| mappo | BenchMARL |") == 5  # the summary row and four runs
