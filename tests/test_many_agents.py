@@ -426,3 +426,21 @@ def test_cli_a_network_per_agent_trains_evaluates_and_exports(torchrl_bin, cli_e
                            cli_env)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "checked against the torch policy" in proc.stdout
+
+
+def test_a_network_per_agent_finds_the_agent_in_normalized_rows():
+    """Running observation normalization shifts and scales the one-hot columns; the row's
+    agent is still the one whose column is positive, and a row of no agent gets zeros."""
+    torch.manual_seed(0)
+    nets = [torch.nn.Sequential(Columns(0, 2), torch.nn.Linear(2, 3)) for _ in range(3)]
+    per = PerAgent(nets, (2, 5))
+    rows = torch.cat([torch.randn(4, 2), torch.eye(3)[[0, 2, 1, 1]]], dim=1)
+    mean, std = torch.tensor([0.0, 0.0, 0.3, 0.5, 0.2]), torch.tensor([1.0, 1.0, 0.46, 0.5, 0.4])
+    for x in (rows, (rows - mean) / std):
+        out = per(x)
+        for r, agent in enumerate([0, 2, 1, 1]):
+            blocks = out[r].reshape(3, 3)
+            torch.testing.assert_close(blocks[agent], nets[agent](rows[r : r + 1])[0])
+            assert not blocks[[a for a in range(3) if a != agent]].any()
+    assert not per(torch.zeros(1, 5)).any()
+    assert not per((torch.zeros(1, 5) - mean) / std).any()  # a normalized absent row

@@ -80,7 +80,8 @@ class PerAgent(ModuleExtended):
     serves two agents (its bias, and a Box policy's log-std, are shared). Every net runs on
     every row and the one-hot selects, so the forward has no branch on the data (export) and
     an agent's parameters get gradients from its own rows only. A row with no agent (an absent
-    one: all zeros) gets zeros."""
+    one: all zeros) gets zeros. The one-hot is read by sign (> 0), which running observation
+    normalization keeps: it maps a column's 1 to (1 - m) / s > 0 and its 0 to -m / s < 0."""
 
     def __init__(self, nets: list[nn.Module], ids: tuple[int, int]):
         super().__init__()
@@ -90,7 +91,7 @@ class PerAgent(ModuleExtended):
         self.ids = (int(ids[0]), int(ids[1]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        one_hot = x[..., self.ids[0] : self.ids[1]]
+        one_hot = (x[..., self.ids[0] : self.ids[1]] > 0).to(x.dtype)
         return torch.cat(
             [net(x) * one_hot[..., i : i + 1] for i, net in enumerate(self.nets)], dim=-1
         )
