@@ -89,8 +89,8 @@ bench-pixels: $(STAMP)
 # Not in CI: many agents, torchrl-cli beside BenchMARL on mpe2's simple_spread_v3, MAPPO and IPPO
 # at each tool's defaults, the same env steps, runs interleaved; writes
 # runs/bench-marl/<time>/marl.md. BenchMARL gets its own venv (it brings pytorch/rl's torchrl,
-# and its own pins of gymnasium and numpy), torch held at the machines' pin. About 25 minutes
-# per seed on 2 cores (BenchMARL's 45 passes over each batch are most of it).
+# and its own pins of gymnasium and numpy), torch held at the machines' pin. 22-31 minutes per
+# seed measured on 2 cores, about 75 for the default 3 seeds (BenchMARL's update is most of it).
 MARL := .venv-marl
 $(MARL)/.installed:
 	python3 -m venv $(MARL)
