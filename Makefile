@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 PIP     := $(PY) -m pip
 STAMP   := .venv/.installed
 
-.PHONY: install train test test-oldest docs lint bench bench-smoke bench-learning bench-budgets bench-sidebyside bench-atari bench-pixels bench-recurrent clean
+.PHONY: install train test test-oldest docs lint bench bench-smoke bench-learning bench-budgets bench-sidebyside bench-atari bench-pixels bench-recurrent bench-marl clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -92,6 +92,24 @@ bench-pixels: $(STAMP)
 bench-recurrent: $(STAMP)
 	$(PIP) install -q -e ".[bench]"
 	$(PY) -m bench.recurrent
+
+# Not in CI: many agents, torchrl-cli beside BenchMARL on mpe2's simple_spread_v3, MAPPO and IPPO
+# at each tool's defaults, the same env steps, runs interleaved; writes
+# runs/bench-marl/<time>/marl.md. BenchMARL gets its own venv (it brings pytorch/rl's torchrl,
+# and its own pins of gymnasium and numpy), torch held at the machines' pin. 22-31 minutes per
+# seed measured on 2 cores, about 75 for the default 3 seeds (BenchMARL's update is most of it).
+MARL := .venv-marl
+$(MARL)/.installed:
+	python3 -m venv $(MARL)
+	$(MARL)/bin/pip install -q --upgrade pip
+	$(MARL)/bin/pip install -q torch==2.13.0
+	echo "torch==2.13.0" > $(MARL)/constraints.txt
+	$(MARL)/bin/pip install -q -c $(MARL)/constraints.txt benchmarl==1.5.2 "pettingzoo>=1.25" "mpe2>=1.0"
+	touch $@
+
+bench-marl: $(STAMP) $(MARL)/.installed
+	$(PIP) install -q -e ".[multiagent]"
+	$(PY) -m bench.marl --benchmarl-python $(MARL)/bin/python
 
 bench-smoke: $(STAMP)
 	$(PIP) install -q -e ".[bench]"

@@ -153,3 +153,41 @@ def test_recurrent_bench_gives_both_tools_the_zoo_recipe_and_computes_its_ratios
     assert lines[2] == "| 0 | 512, 10.0 s | 500.0 | 1024, 30.0 s | 500.0 |"
     assert lines[3] == "| 1 | not within 100k | 80.0 | 2048, 50.0 s | 500.0 |"
     assert lines[-1].endswith("sb3-contrib / torchrl-cli = **3.00**.")
+
+
+def test_marl_bench_budget_summary_and_ours_result(tmp_path):
+    """bench/marl.py: BenchMARL's budget rounds up to its whole batches; the summary takes the
+    IQM over seeds per (algorithm, tool) and the median wall; ours' result is the final
+    evaluation's mean per agent and team mean (no BenchMARL import needed)."""
+    import json
+
+    from bench.marl import ours_command, ours_result, summarize, table, whole_batches, write_report
+
+    assert whole_batches(100_352, 6000) == 102_000
+    assert whole_batches(6000, 6000) == 6000 and whole_batches(1, 6000) == 6000
+    with pytest.raises(ValueError, match="at least 1"):
+        whole_batches(0, 6000)
+    (tmp_path / "metrics.json").write_text(json.dumps(
+        {"returns": [-10.0, -20.0, -30.0, -12.0, -14.0, -16.0], "team_returns": [-60.0, -42.0],
+         "env_steps": 2048}))
+    assert ours_result(tmp_path) == {"per_agent": -17.0, "team": -51.0, "episodes": 2,
+                                     "env_steps": 2048}
+    default = ours_command("mappo", 3, tmp_path, None, 20)
+    assert "agent=mappo" in default and "seed=3" in default
+    assert not any(a.startswith("max_steps=") for a in default)  # the default budget
+    assert "max_steps=2048" in ours_command("ippo", 0, tmp_path, 2048, 2)
+    results = [{"algo": "mappo", "tool": tool, "seed": s, "per_agent": score, "team": 3 * score,
+                "env_steps": 100, "wall": wall}
+               for tool, scores, walls in (("ours", [-10, -20, -30, -40], [1, 2, 3, 50]),
+                                           ("BenchMARL", [-5, -5, -6, -100], [9, 9, 9, 9]))
+               for s, (score, wall) in enumerate(zip(scores, walls, strict=True))]
+    rows = summarize(results)
+    assert [(r["tool"], r["seeds"]) for r in rows] == [("ours", 4), ("BenchMARL", 4)]
+    assert rows[0]["per_agent"] == -25.0 and rows[0]["team"] == -75.0  # the middle two of four
+    assert rows[1]["per_agent"] == -5.5 and rows[0]["wall"] == 2.5
+    assert "| mappo | ours | 4 | 100 | -25.00 | -75.00 | 2 |" in table(rows)
+    write_report(results, {"per_agent": -27.0, "team": -81.0, "episodes": 200},
+                 tmp_path / "marl.md", "python -m bench.marl")
+    text = (tmp_path / "marl.md").read_text()
+    assert "random policy: -27.00 per agent, team -81.00 (200 episodes)" in text
+    assert text.count("| mappo | BenchMARL |") == 5  # the summary row and four runs

@@ -19,7 +19,7 @@ from torchrl_cli.config.validate import validate
 from torchrl_cli.envs.factory import build_env
 from torchrl_cli.envs.pettingzoo_env import PettingZooEnv
 from torchrl_cli.errors import ConfigError
-from torchrl_cli.nn import Columns
+from torchrl_cli.nn import Columns, PerAgent
 from torchrl_cli.run.policy import load_policy
 
 pytest.importorskip("pettingzoo")
@@ -44,7 +44,7 @@ def test_rows_are_padded_observations_with_the_agent_id(module):
     assert (env.n_envs, env.n_agents, env.agents) == (4, 2, ["walker", "runner"])
     # [obs padded to 3 | one-hot of 2][state of 1 | one-hot of 2]
     assert env.get_state_info().shape == (8,)
-    assert env.views() == {"policy": (0, 5), "value": (5, 8)}
+    assert env.views() == {"policy": (0, 5), "value": (5, 8), "agent_ids": (3, 5)}
     obs = env.reset(seed=0)
     np.testing.assert_array_equal(obs[0], [0, 0, 0, 1, 0, 0, 1, 0])  # walker: 2 entries, 1 pad
     np.testing.assert_array_equal(obs[1], [100, 100, 100, 0, 1, 0, 0, 1])
@@ -154,6 +154,8 @@ def test_a_centralized_value_reads_the_state_and_the_policy_does_not():
         ),
         (["agent=ippo", f"env={PAIR}", "memory=lstm"], ["memory=lstm", "memory=none"]),
         (["agent=ippo", f"env={PAIR}", "agent.critic=global"], ["agent.critic=global"]),
+        (["agent=mappo", f"env={PAIR}", "agent.share_parameters=false", "agent.agent_id=false"],
+         ["agent.share_parameters=false", "agent.agent_id=true"]),
     ],
 )
 def test_bad_input_is_one_line(overrides, needles):
@@ -361,3 +363,84 @@ def test_running_statistics_count_only_rows_that_hold_an_agent(backend):
     assert seen == 24
     assert float(rms.count) - start == pytest.approx(seen)
     env.close()
+
+
+# a network per agent (agent.share_parameters=false)
+
+
+@pytest.mark.parametrize("agent", ["ippo", "mappo"])
+def test_a_network_per_agent_reads_and_trains_only_its_own_agents_rows(agent):
+    """Policy and value each hold one net per agent: a row's output moves with its own
+    agent's parameters only, a loss on one agent's rows gives the other's no gradient, and an
+    update moves both agents' nets (each by its own rows)."""
+    cfg = compose_config([f"agent={agent}", f"env={PAIR}", "agent.share_parameters=false",
+                          "agent.n_steps=8"])  # fmt: skip
+    built, env = make_agent(cfg, n_envs=2)
+    nets = {}
+    for name, model in (("policy", built.policy_model), ("value", built.value_model)):
+        (per,) = [m for m in model.modules() if isinstance(m, PerAgent)]
+        assert len(per.nets) == 2
+        nets[name] = per
+    obs = torch.as_tensor(env.reset(seed=0))  # copy-major rows: agent 0, agent 1, agent 0, ...
+    for name, model in (("policy", built.policy_model), ("value", built.value_model)):
+        model.zero_grad()
+        model(obs[0::2]).sum().backward()  # agent 0's rows only
+        own, other = nets[name].nets
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in own.parameters())
+        assert all(p.grad is None or not p.grad.any() for p in other.parameters())
+        model.zero_grad()
+        with torch.no_grad():
+            before = model(obs)
+            for p in other.parameters():
+                p.add_(0.5)
+            after = model(obs)
+            for p in other.parameters():
+                p.sub_(0.5)
+        torch.testing.assert_close(after[0::2], before[0::2])
+        assert not torch.allclose(after[1::2], before[1::2])
+    start = {name: [[p.detach().clone() for p in net.parameters()] for net in per.nets]
+             for name, per in nets.items()}  # fmt: skip
+    built.step()
+    for name, per in nets.items():
+        for net, first in zip(per.nets, start[name], strict=True):
+            assert any(not torch.equal(p, q) for p, q in zip(net.parameters(), first,
+                                                             strict=True)), name
+    env.close()
+
+
+def test_cli_a_network_per_agent_trains_evaluates_and_exports(torchrl_bin, cli_env, tmp_path):
+    proc = run_torchrl(
+        torchrl_bin,
+        ["train", f"env={SPREAD}", "agent=mappo", "agent.share_parameters=false",
+         "+env.kwargs.max_cycles=10", *SMALL],
+        tmp_path,
+        cli_env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (run_dir,) = [p.parent for p in tmp_path.glob("runs/*/*/metrics.json")]
+    proc = run_torchrl(torchrl_bin, ["eval", str(run_dir), "episodes=2"], tmp_path, cli_env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "team mean" in proc.stdout
+    if importlib.util.find_spec("onnxruntime"):
+        proc = run_torchrl(torchrl_bin, ["export", str(run_dir), "format=onnx"], tmp_path,
+                           cli_env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "checked against the torch policy" in proc.stdout
+
+
+def test_a_network_per_agent_finds_the_agent_in_normalized_rows():
+    """Running observation normalization shifts and scales the one-hot columns; the row's
+    agent is still the one whose column is positive, and a row of no agent gets zeros."""
+    torch.manual_seed(0)
+    nets = [torch.nn.Sequential(Columns(0, 2), torch.nn.Linear(2, 3)) for _ in range(3)]
+    per = PerAgent(nets, (2, 5))
+    rows = torch.cat([torch.randn(4, 2), torch.eye(3)[[0, 2, 1, 1]]], dim=1)
+    mean, std = torch.tensor([0.0, 0.0, 0.3, 0.5, 0.2]), torch.tensor([1.0, 1.0, 0.46, 0.5, 0.4])
+    for x in (rows, (rows - mean) / std):
+        out = per(x)
+        for r, agent in enumerate([0, 2, 1, 1]):
+            blocks = out[r].reshape(3, 3)
+            torch.testing.assert_close(blocks[agent], nets[agent](rows[r : r + 1])[0])
+            assert not blocks[[a for a in range(3) if a != agent]].any()
+    assert not per(torch.zeros(1, 5)).any()
+    assert not per((torch.zeros(1, 5) - mean) / std).any()  # a normalized absent row

@@ -254,13 +254,16 @@ class A2CAgentConfig(AgentConfig):
 @dataclass
 class IPPOAgentConfig(PPOClipAgentConfig):
     """PPO-clip on a PettingZoo env (``env=pettingzoo:<module>``): every agent a row of the
-    batch, one policy and one value shared by all agents (de Witt et al. 2020, "Is Independent
+    batch, one policy and one value shared by all agents, or with ``share_parameters=false``
+    a network per agent (``nn.PerAgent``) (de Witt et al. 2020, "Is Independent
     Learning All You Need in the StarCraft Multi-Agent Challenge?",
     https://arxiv.org/abs/2011.09533). The value reads each agent's own observation."""
 
     name: str = "ippo"  # agent=mappo: mappo
     critic: str = "local"  # local: V(agent's own obs) | central: V(the env's global state)
     agent_id: bool = True  # each agent's one-hot index appended to its observation
+    # true: one policy and one value for every agent; false: a network per agent (by agent_id)
+    share_parameters: bool = True
 
 
 @dataclass

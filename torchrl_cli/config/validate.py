@@ -312,6 +312,11 @@ def check_many_agents(cfg: DictConfig) -> tuple[SpaceInfo, SpaceInfo]:
         f"agent.critic={agent.critic} must be one of {', '.join(CRITICS)}",
     )
     _check(
+        agent.share_parameters or agent.agent_id,
+        "agent.share_parameters=false needs agent.agent_id=true (a net per agent tells a row's "
+        "agent by its one-hot index)",
+    )
+    _check(
         env.vectorization in ("auto", "sync"),
         f"env.vectorization={env.vectorization}: a PettingZoo env's copies step in this "
         "process; use env.vectorization=auto or sync",

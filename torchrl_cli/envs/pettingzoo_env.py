@@ -256,9 +256,13 @@ class PettingZooEnv(BaseEnv):
         for env in self.copies:
             env.close()
 
-    def views(self) -> dict[str, tuple[int, int]]:
-        """The columns each model reads: ``{"policy": ..., "value": ...}``."""
-        return {"policy": self.layout.policy, "value": self.layout.value}
+    def views(self) -> dict[str, tuple[int, int] | None]:
+        """The columns each model reads, ``{"policy": ..., "value": ...}``, and those of the
+        agent's one-hot index (``"agent_ids"``, None without ``agent_id``), by which a net
+        per agent tells a row's agent."""
+        lay = self.layout
+        ids = (lay.obs_width, lay.local_width) if lay.agent_id else None
+        return {"policy": lay.policy, "value": lay.value, "agent_ids": ids}
 
     # stepping
     def reset(self, seed: int | None = None) -> np.ndarray:

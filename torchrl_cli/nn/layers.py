@@ -72,6 +72,34 @@ class Columns(ModuleExtended):
         return f"start={self.start}, stop={self.stop}"
 
 
+class PerAgent(ModuleExtended):
+    """A network per agent over multi-agent rows (``agent.share_parameters=false``): row r's
+    features are ``nets[i](r)`` for its agent i, read from the row's one-hot index (the
+    columns ``ids``), written into block i of ``len(nets)`` blocks whose others are zero. The
+    model's output layer after it then has a block of weights per agent, so that no weight
+    serves two agents (its bias, and a Box policy's log-std, are shared). Every net runs on
+    every row and the one-hot selects, so the forward has no branch on the data (export) and
+    an agent's parameters get gradients from its own rows only. A row with no agent (an absent
+    one: all zeros) gets zeros. The one-hot is read by sign (> 0), which running observation
+    normalization keeps: it maps a column's 1 to (1 - m) / s > 0 and its 0 to -m / s < 0."""
+
+    def __init__(self, nets: list[nn.Module], ids: tuple[int, int]):
+        super().__init__()
+        if ids[1] - ids[0] != len(nets):
+            raise ValueError(f"{len(nets)} nets, but agent ids in {ids[1] - ids[0]} columns")
+        self.nets = nn.ModuleList(nets)
+        self.ids = (int(ids[0]), int(ids[1]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        one_hot = (x[..., self.ids[0] : self.ids[1]] > 0).to(x.dtype)
+        return torch.cat(
+            [net(x) * one_hot[..., i : i + 1] for i, net in enumerate(self.nets)], dim=-1
+        )
+
+    def extra_repr(self) -> str:
+        return f"agents={len(self.nets)}, ids={self.ids}"
+
+
 class Tanh(nn.Module):
     """tanh computed as 2 sigmoid(2x) - 1: the same function (within 2e-7), but torch's CPU
     tanh kernel is ~8x slower than its sigmoid on these machines (36 vs 4.5 us for 256x64), and

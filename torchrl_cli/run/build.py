@@ -24,6 +24,7 @@ from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
 from torchrl_cli.models import BaseModel
 from torchrl_cli.nn import (
     Columns,
+    PerAgent,
     PixelScale,
     SequentialExtended,
     get_module_list,
@@ -100,13 +101,16 @@ def build_model(
     memory: tuple[DictConfig | None, str] = (None, ""),
     columns: tuple[int, int] | None = None,
     body: SharedBody | None = None,
+    per_agent: tuple[int, int] | None = None,
     trunk: BaseModel | None = None,
 ) -> BaseModel:
     """A model (policy or value) on its own network, initialized as ``net_cfg.init`` says
     (``net=auto``: the net chosen for ``state_info``), its hidden layers as
     ``model_cfg.net`` or else ``net_cfg`` says (``nn.with_hidden``); ``memory``: the
     ``memory`` config node and the model's name (``build_memory``); ``columns``: the part of
-    each flat row the model reads (a multi-agent env's ``views``), None: all of it.
+    each flat row the model reads (a multi-agent env's ``views``), None: all of it;
+    ``per_agent``: the columns of a multi-agent row's one-hot agent index, to build a net per
+    agent on ``columns`` (``agent.share_parameters=false``, ``nn.PerAgent``), None: one net.
 
     ``net.shared_body``: the model built without ``body`` owns a new ``SharedBody`` (the
     policy); a model given one reads it, its own head after it, and leaves its training to
@@ -133,8 +137,13 @@ def build_model(
             body = shared_body(net_cfg, state_info, action_info)
     if columns is None:
         net = nn_from_config(net_cfg, state_info, action_info, body=body)
-    else:
+    elif per_agent is None:
         net = columns_net(net_cfg, state_info, action_info, columns)
+    else:
+        nets = [columns_net(net_cfg, state_info, action_info, columns)
+                for _ in range(per_agent[1] - per_agent[0])]  # fmt: skip
+        net = SequentialExtended(PerAgent(nets, per_agent))
+        net.out_shape = (len(nets) * math.prod(nets[0].out_shape),)
     extra = {}
     if (made := build_memory(*memory, net.out_shape)) is not None:
         extra["memory"] = made
@@ -165,7 +174,7 @@ def build_models(
     """The run's models by name, policy first, on ``device``: the value (when there is one)
     reads the policy's body where ``net.shared_body`` is on, its net and memory where
     ``memory.shared`` is."""
-    views = views or {"policy": None, "value": None}
+    views = views or {"policy": None, "value": None, "agent_ids": None}
     models: dict[str, BaseModel] = {}
     for name in ("policy", "value"):
         if cfg.agent[name] is None:
@@ -174,7 +183,7 @@ def build_models(
         trunk = models["policy"] if name == "value" and shares_memory(cfg) else None
         models[name] = build_model(
             cfg.agent[name], cfg.net, state_info, action_info, (cfg.memory, name), views[name],
-            body, trunk,
+            body, per_agent(cfg, views), trunk,
         ).to(device)  # fmt: skip
     return models
 
@@ -182,6 +191,14 @@ def build_models(
 def shares_memory(cfg: DictConfig) -> bool:
     """Whether the value reads the policy's net and memory (``memory.shared``)."""
     return cfg.memory.kind != "none" and cfg.memory.shared
+
+
+def per_agent(cfg: DictConfig, views: dict) -> tuple[int, int] | None:
+    """The one-hot agent-index columns a net per agent reads (``agent.share_parameters=false``
+    on a multi-agent env), else None: one net shared by every row."""
+    if "share_parameters" not in cfg.agent or cfg.agent.share_parameters:
+        return None
+    return views["agent_ids"]
 
 
 def shares_body(models: dict[str, BaseModel]) -> bool:
@@ -211,7 +228,7 @@ def columns_net(
 def model_views(env: BaseEnv) -> dict[str, tuple[int, int] | None]:
     """The columns the policy and the value read: a multi-agent env's ``views()``, else all."""
     views = getattr(env, "views", None)
-    return views() if views is not None else {"policy": None, "value": None}
+    return views() if views is not None else {"policy": None, "value": None, "agent_ids": None}
 
 
 def config_views(cfg: DictConfig) -> dict[str, tuple[int, int] | None]:
@@ -221,7 +238,7 @@ def config_views(cfg: DictConfig) -> dict[str, tuple[int, int] | None]:
     from torchrl_cli.envs.pettingzoo_env import is_pettingzoo
 
     if not is_pettingzoo(cfg.env.id):
-        return {"policy": None, "value": None}
+        return {"policy": None, "value": None, "agent_ids": None}
     env = build_env(cfg.env, 1, evaluation=True, agent_cfg=cfg.agent)
     try:
         return model_views(env)

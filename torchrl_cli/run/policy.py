@@ -319,12 +319,13 @@ def load_policy(
 
 def policy_from_checkpoint(cfg: DictConfig, checkpoint: Checkpoint) -> Policy:
     """The policy of ``checkpoint``, of a run with config ``cfg``."""
-    from torchrl_cli.run.build import build_model, build_normalizer, config_views
+    from torchrl_cli.run.build import build_model, build_normalizer, config_views, per_agent
 
     state_info, action_info = checkpoint.state_info, checkpoint.action_info
+    views = config_views(cfg)
     model = build_model(
         cfg.agent.policy, cfg.net, state_info, action_info, (cfg.memory, "policy"),
-        config_views(cfg)["policy"],
+        views["policy"], per_agent=per_agent(cfg, views),
     )
     load_weights(model, checkpoint.model_weights("policy"), checkpoint.path)
     normalizer = build_normalizer(cfg, state_info)
