@@ -143,13 +143,21 @@ KEY_LINES = ["seed=1 agent.", "agent.lr=1e-3 env=Pe", "agent.lr=1e-3 agent.", "a
              "env=Pendulum-v1 agent.lr=0.01 ", "agent.normalize_advantages=false agent.",
              "agent.lr=1e-3 memory=", "agent=vanilla_pg agent.policy.ppo_clip_range=",
              "experiment=cartpole_solve target_return=", "net=mlp net.",
-             "hparams_search=ppo_clip_cartpole seed=1 tune.params."]
+             "hparams_search=ppo_clip_cartpole seed=1 tune.params.",
+             # a group's options, whatever the keys' values and however many options chosen
+             "seed=abc env=Pe", "nokey=1 env=", "agent.lr=abc agent/", "seed=abc +",
+             "agent=a2c env=Pendulum-v1 memory=", "agent=a2c env=Pendulum-v1 seed=1 ~",
+             # values Hydra's parser reads in more than one way, all taken by their keys' types
+             "device=- agent.", "device=1.2.3 agent.", "device=inf agent.", "agent.lr=1. agent.",
+             "agent.lr=.5 agent.", "seed=+1 agent.", "seed=007 agent.", "agent.lr=-1e+3 agent.",
+             "device=1e5 agent.", "agent.gamma=1 agent."]
 # a value the key's type refuses (Hydra then answers no keys), two options chosen, `+`, `~`, a
 # list, a sweep, Hydra's keys, a key the config lacks, an env id without a file: Hydra answers
 HYDRA_LINES = ["seed=abc agent.", "seed=1.5 agent.", "agent.lr=abc agent.", "seed=true agent.",
                "agent.normalize_advantages=maybe agent.", "target_return=abc env.",
                "agent=a2c env=Pendulum-v1 agent.", "agent=a2c agent=ppo_clip agent.",
                "seed=1 seed=2 agent.", "+env.kwargs.x=1 env.", "~memory agent.",
+               "env=Taxi-v3 env=", "env=Taxi-v3 agent=a2c memory=",
                "agent.policy.net.hidden=[8] agent.policy.net.hidden.", "seed=1,2 agent.",
                "hydra.job.chdir=true agent.", "nokey=1 agent.", "env=Taxi-v3 env.",
                "agent/advantage=gae agent.advantage.", "agent.policy.ppo_clip_range=0.1 agent=a2c "

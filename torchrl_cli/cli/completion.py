@@ -207,7 +207,8 @@ def index_lookup(index: dict, whole: list[str], parent: str) -> list[str] | None
     type takes (``agent.lr=1e-3``: the keys stay the same, and so do the answers but the
     values, which such a line leaves to Hydra). Anything else (two options chosen, ``+``,
     ``~``, a list or a sweep, a key of Hydra's, a value the key's type refuses, which makes
-    Hydra answer no keys at all) is left to Hydra."""
+    Hydra answer no keys at all) is left to Hydra, but a group's parent after plain
+    ``key=value`` words and options with files (an env id without one adds an option)."""
     answers = index["answers"]
     if not whole:
         return list(answers[parent]) if parent in answers else None
@@ -223,13 +224,13 @@ def index_lookup(index: dict, whole: list[str], parent: str) -> list[str] | None
             choices.append(word)
         else:
             values[key] = value
-    if len(choices) > 1:
-        return None
+    if not all(choice in index["variants"] for choice in choices):
+        return None  # an option without a file (an env id), which adds an option of its own
     if parent in index["fixed"]:
         return list(answers[parent])
-    variant = index["variants"].get(choices[0]) if choices else {"answers": {}, "types": {}}
-    if variant is None:
-        return None  # an option the index has no answers for (an env id without a file)
+    if len(choices) > 1:
+        return None
+    variant = index["variants"][choices[0]] if choices else {"answers": {}, "types": {}}
     types = {**index["types"], **variant["types"]}  # a key the option removes: None
     if not all(value_fits(types.get(key), value) for key, value in values.items()):
         return None
