@@ -1,6 +1,6 @@
-"""Shell completion's index and cache: the same answers as Hydra's own query, a first TAB and a
-cached answer without Hydra (Python's start-up, not seconds), an index made from other config
-files never used, and a new config file seen at once."""
+"""Shell completion's index and cache: the same answers as Hydra's own query (after earlier
+overrides too), a first TAB and a cached answer without Hydra (Python's start-up, not seconds),
+an index made from other config files never used, and a new config file seen at once."""
 
 import json
 import os
@@ -16,6 +16,7 @@ from torchrl_cli.cli.completion import (
     INDEX,
     cached_train_query,
     index_answer,
+    index_lookup,
     index_stamp,
     parent_of,
     train_query,
@@ -60,11 +61,14 @@ def test_an_indexed_or_cached_answer_is_hydras(cache_home):
         rest, whole, word = split(line)
         direct = sorted(train_query(rest, whole))
         indexed = index_answer(whole, parent_of(word))
-        # a parent no answer leads to (`+env.` has no keys to add) is left to Hydra
-        if not whole and not word.lstrip("+~").startswith("hydra") and word != "+env.kwargs.":
-            assert indexed is not None, line
-        else:
+        # a parent no answer leads to (`+env.` has no keys to add) is left to Hydra, and so is
+        # a line with an env id without a file of its own in env/ (`env=ALE/Pong-v5`)
+        if (word.lstrip("+~").startswith("hydra") or word == "+env.kwargs."
+                or "env=ALE/Pong-v5" in whole):
             assert indexed is None, line
+        else:
+            assert indexed is not None, line
+            assert sorted(w for w in indexed if w.startswith(word)) == direct, line
         assert sorted(cached_train_query(whole, word)) == direct, line
         assert sorted(cached_train_query(whole, word)) == direct, line
     assert (cache_home / "torchrl-cli" / "completion.json").is_file()
@@ -88,13 +92,18 @@ def test_an_index_from_other_files_is_not_used(tmp_path, monkeypatch):
     assert index_answer([], "agent=") is None
 
 
-@pytest.mark.parametrize("line, expected", [
-    ("torchrl train agent.l", ["agent.lr=", "agent.lr_schedule="]),
-    ("torchrl train agent=a2c agent.l", ["agent.lr=", "agent.lr_schedule="]),
+@pytest.mark.parametrize("line, expected, indexed", [
+    ("torchrl train agent.l", ["agent.lr=", "agent.lr_schedule="], True),
+    ("torchrl train agent=a2c agent.l", ["agent.lr=", "agent.lr_schedule="], True),
+    ("torchrl train agent.lr=1e-3 env=Pe", ["env=Pendulum-v1", "env=PendulumNoVel-v1"], True),
+    ("torchrl train agent=a2c env=Pendulum-v1 agent.l", ["agent.lr=", "agent.lr_schedule="],
+     False),
 ])
-def test_a_first_or_cached_answer_imports_no_hydra(cache_home, tmp_path, line, expected):
-    """A line with no whole words: the first TAB (an empty cache) imports neither Hydra,
-    OmegaConf nor torch. A line with whole words: the first TAB asks Hydra, the next one not."""
+def test_a_first_or_cached_answer_imports_no_hydra(cache_home, tmp_path, line, expected,
+                                                   indexed):
+    """A line the index answers (no whole words, or one group option and keys set): the first
+    TAB (an empty cache) imports neither Hydra, OmegaConf nor torch. Another line (two options
+    chosen): the first TAB asks Hydra, the next one not."""
     env = {**os.environ, "COMP_LINE": line,
            "PYTHONPATH": os.pathsep.join([str(p) for p in sys.path if p])}
     check = ("import sys; from torchrl_cli.cli.completion import query; "
@@ -108,7 +117,6 @@ def test_a_first_or_cached_answer_imports_no_hydra(cache_home, tmp_path, line, e
                            capture_output=True, text=True, timeout=120)
     assert again.returncode == 0, again.stderr
     assert again.stdout.split() == first.stdout.split() == expected
-    indexed = " " not in line.split(None, 2)[2]
     assert first.stderr.split() == ([] if indexed else ["hydra", "omegaconf"])
     assert again.stderr.split() == []
 
@@ -120,3 +128,96 @@ def test_a_new_config_file_is_offered_at_once(cache_home, tmp_path, monkeypatch)
     assert "agent=zz_mine" not in cached_train_query([], "agent=")
     (user / "agent" / "zz_mine.yaml").write_text("defaults:\n  - ppo_clip\n")
     assert "agent=zz_mine" in cached_train_query([], "agent=")
+
+
+# after earlier overrides: the parents each group option changes, keys set to values their types
+# take, and the lines the index leaves to Hydra
+PARENTS = ["", "agent.", "agent.policy.", "agent.value.net.", "env.", "memory.", "net.", "tune.",
+           "agent.lr=", "env.id=", "env=", "agent/", "+"]
+KEY_LINES = ["seed=1 agent.", "agent.lr=1e-3 env=Pe", "agent.lr=1e-3 agent.", "agent.lr=3 agent.",
+             "agent.lr=1e-3 agent.lr=", "seed=1 agent.lr=", "device=cuda agent.policy.",
+             "device=3 agent.", "device=true agent.", "target_return=null agent.",
+             "target_return=475 env.", "logger.console=quiet logger.", "env.n_envs=8 env.",
+             "agent=a2c agent.n_steps=16 agent.", "agent=a2c agent.lr=1e-3 agent.policy.",
+             "memory=lstm memory.hidden_size=32 memory.", "agent=ppo_clip seed=1 agent.policy.",
+             "env=Pendulum-v1 agent.lr=0.01 ", "agent.normalize_advantages=false agent.",
+             "agent.lr=1e-3 memory=", "agent=vanilla_pg agent.policy.ppo_clip_range=",
+             "experiment=cartpole_solve target_return=", "net=mlp net.",
+             "hparams_search=ppo_clip_cartpole seed=1 tune.params.",
+             # a group's options, whatever the keys' values and however many options chosen
+             "seed=abc env=Pe", "nokey=1 env=", "agent.lr=abc agent/", "seed=abc +",
+             "agent=a2c env=Pendulum-v1 memory=", "agent=a2c env=Pendulum-v1 seed=1 ~",
+             # values Hydra's parser reads in more than one way, all taken by their keys' types
+             "device=- agent.", "device=1.2.3 agent.", "device=inf agent.", "agent.lr=1. agent.",
+             "agent.lr=.5 agent.", "seed=+1 agent.", "seed=007 agent.", "agent.lr=-1e+3 agent.",
+             "device=1e5 agent.", "agent.gamma=1 agent."]
+# a value the key's type refuses (Hydra then answers no keys), two options chosen, `+`, `~`, a
+# list, a sweep, Hydra's keys, a key the config lacks, an env id without a file: Hydra answers
+HYDRA_LINES = ["seed=abc agent.", "seed=1.5 agent.", "agent.lr=abc agent.", "seed=true agent.",
+               "agent.normalize_advantages=maybe agent.", "target_return=abc env.",
+               "agent=a2c env=Pendulum-v1 agent.", "agent=a2c agent=ppo_clip agent.",
+               "seed=1 seed=2 agent.", "+env.kwargs.x=1 env.", "~memory agent.",
+               "env=Taxi-v3 env=", "env=Taxi-v3 agent=a2c memory=",
+               "agent.policy.net.hidden=[8] agent.policy.net.hidden.", "seed=1,2 agent.",
+               "hydra.job.chdir=true agent.", "nokey=1 agent.", "env=Taxi-v3 env.",
+               "agent/advantage=gae agent.advantage.", "agent.policy.ppo_clip_range=0.1 agent=a2c "
+               "agent.", "seed=null agent."]
+
+
+def variant_lines() -> list[str]:
+    """Each option of each group the index holds answers for, with the parents above and with
+    every parent whose answers that option changes (the first options of each group)."""
+    index = json.loads(INDEX.read_text())
+    lines = []
+    for choice, variant in index["variants"].items():
+        lines += [f"{choice} {parent}" for parent in PARENTS]
+        if choice in ("agent=a2c", "env=Pendulum-v1", "memory=lstm", "net=mlp",
+                      "experiment=pendulum_solve", "hparams_search=ppo_clip_cartpole"):
+            lines += [f"{choice} {parent}" for parent in variant["answers"]
+                      if parent not in PARENTS]
+    return lines
+
+
+def test_the_index_after_earlier_overrides_is_hydras(cache_home):
+    """After one group option and keys set to values their types take, the index answers, and
+    its answer is Hydra's; after the overrides it cannot follow, it says nothing (Hydra is
+    asked) and Hydra's answer differs from the index's for the line without them, or could."""
+    index = json.loads(INDEX.read_text())
+    assert {c.split("=")[0] for c in index["variants"]} == set(completion.VARIANT_GROUPS)
+    lines = variant_lines() + KEY_LINES
+    assert len(lines) > 600
+    for line in lines:
+        rest, whole, word = split(f"torchrl train {line}")
+        indexed = index_answer(whole, parent_of(word))
+        value_after_key = any("=" in w and w.split("=")[0] not in index["groups"]
+                              for w in whole) and parent_of(word).endswith("=") and \
+            parent_of(word)[:-1] not in index["groups"]
+        if value_after_key:  # a key's value after a key set: Hydra's to say
+            assert indexed is None, line
+            continue
+        assert indexed is not None, line
+        assert sorted(w for w in indexed if w.startswith(word)) == sorted(
+            train_query(rest, whole)), line
+    for line in HYDRA_LINES:
+        rest, whole, word = split(f"torchrl train {line}")
+        assert index_answer(whole, parent_of(word)) is None, line
+    # the refused values: Hydra answers no keys, where the index would have answered many
+    for line in HYDRA_LINES[:6]:
+        rest, whole, word = split(f"torchrl train {line}")
+        assert train_query(rest, whole) == [], line
+        assert index_lookup(index, [], parent_of(word)), line
+
+
+def test_each_option_changes_answers_the_index_holds(cache_home):
+    """The index holds what the options change: a2c's agent has its own keys, an lstm memory
+    its kind, a search its `tune` node, an env its id; the default option changes nothing."""
+    variants = json.loads(INDEX.read_text())["variants"]
+    index = json.loads(INDEX.read_text())
+    assert index_lookup(index, ["agent=a2c"], "agent.n_steps=") == ["agent.n_steps=5"]
+    assert "agent.policy.ppo_clip_range=" in index_lookup(index, [], "agent.policy.")
+    assert "agent.policy.ppo_clip_range=" not in index_lookup(index, ["agent=a2c"], "agent.policy.")
+    assert variants["memory=lstm"]["answers"]["memory.kind="] == ["memory.kind=lstm"]
+    assert variants["hparams_search=ppo_clip_cartpole"]["answers"]["tune.params."] == [
+        "tune.params.agent."]
+    assert variants["env=Pendulum-v1"]["answers"]["env.id="] == ["env.id=Pendulum-v1"]
+    assert variants["agent=ppo_clip"] == {"answers": {}, "types": {}}

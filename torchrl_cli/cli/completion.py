@@ -10,10 +10,15 @@ for ``env=Pe``) and filtered by the word, in two places before Hydra is asked:
 
 - ``completion_index.json`` beside this file: Hydra's answers for a line with no whole words
   (``torchrl train agent.<TAB>``), every parent of the shipped config but Hydra's own
-  (``hydra/``, ``hydra.``: its plugins, installed or not, add options there). It is written by
-  ``python tools/completion_index.py`` and holds a hash of what the answers depend on (conf/,
-  the package's config code, this file, the Hydra and OmegaConf versions); a hash that differs
-  from the installed files', or a user's config folder, and it is not used.
+  (``hydra/``, ``hydra.``: its plugins, installed or not, add options there), and the answers
+  that each option of the groups ``agent``, ``env``, ``net``, ``memory``, ``experiment`` and
+  ``hparams_search`` changes, with the type of each leaf key. So it also answers a line whose
+  whole words choose at most one of those options and set leaf keys to values of their types
+  (``agent=a2c agent.lr=1e-3 agent.<TAB>``; ``index_lookup`` says why the answers are the
+  same). It is written by ``python tools/completion_index.py`` and holds a hash of what the
+  answers depend on (conf/, the package's config code, this file, the Hydra and OmegaConf
+  versions); a hash that differs from the installed files', or a user's config folder, and
+  it is not used.
 - a cache file (``$XDG_CACHE_HOME/torchrl-cli/completion.json``) of the answers Hydra gave on
   this machine, dropped whenever a config file or the package's config code changes
   (``config_stamp``).
@@ -167,19 +172,89 @@ def library_versions() -> list[str]:
 
 
 def index_answer(whole: list[str], parent: str) -> list[str] | None:
-    """Hydra's answer for ``parent`` from the index; None where the index cannot say: a line
-    with whole words, Hydra's own parents, a user's config folder, a parent it lacks, or an
-    index made from other files than the installed ones."""
-    if whole or HYDRA_PARENT.match(parent) or os.environ.get("TORCHRL_CONFIG_DIR"):
+    """Hydra's answer for ``parent`` after the ``whole`` words, from the index; None where the
+    index cannot say (``index_lookup``), for Hydra's own parents, with a user's config folder,
+    or where the index was made from other files than the installed ones."""
+    if HYDRA_PARENT.match(parent) or os.environ.get("TORCHRL_CONFIG_DIR"):
         return None
     try:
         index = json.loads(INDEX.read_text())
-        answers = index["answers"]
-        if parent not in answers or index["stamp"] != index_stamp():
+        if index["stamp"] != index_stamp():
             return None
-        return list(answers[parent])
-    except (OSError, ValueError, KeyError, TypeError):
+        return index_lookup(index, whole, parent)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
+
+
+# the groups whose options the index has answers for (one option chosen on a line)
+VARIANT_GROUPS = ("agent", "env", "net", "memory", "experiment", "hparams_search")
+# an override the index can follow: key=value, the key a plain dotted name (no +, ~, hydra. or
+# group path), the value a plain word that Hydra's override parser reads as one value
+OVERRIDE = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)=([A-Za-z0-9_.+-]+)$")
+INT = re.compile(r"^[+-]?[0-9]+$")
+FLOAT = re.compile(r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$")
+
+
+def index_lookup(index: dict, whole: list[str], parent: str) -> list[str] | None:
+    """The index's answer for ``parent`` after the ``whole`` words, or None.
+
+    Hydra answers a group's parent (``env=``, ``agent/``, ``+``, ``~``: the index's ``fixed``)
+    from the config files, whatever the line's overrides, and every other parent from the
+    config the line composes (``_get_matches`` of Hydra's completion plugin): its keys, each
+    as ``key.`` or ``key=`` (a node or a value), and a key's value. So the index can answer
+    after words that each either choose an option of a group (at most one, ``agent=a2c``:
+    the index holds each option's answers) or set a leaf key of that config to a value its
+    type takes (``agent.lr=1e-3``: the keys stay the same, and so do the answers but the
+    values, which such a line leaves to Hydra). Anything else (two options chosen, ``+``,
+    ``~``, a list or a sweep, a key of Hydra's, a value the key's type refuses, which makes
+    Hydra answer no keys at all) is left to Hydra, but a group's parent after plain
+    ``key=value`` words and options with files (an env id without one adds an option)."""
+    answers = index["answers"]
+    if not whole:
+        return list(answers[parent]) if parent in answers else None
+    choices, values = [], {}
+    for word in whole:
+        match = OVERRIDE.match(word)
+        if not match or match.group(1) == "hydra" or match.group(1).startswith("hydra."):
+            return None
+        key, value = match.groups()
+        if key in values or any(c.startswith(f"{key}=") for c in choices):
+            return None
+        if key in index["groups"]:
+            choices.append(word)
+        else:
+            values[key] = value
+    if not all(choice in index["variants"] for choice in choices):
+        return None  # an option without a file (an env id), which adds an option of its own
+    if parent in index["fixed"]:
+        return list(answers[parent])
+    if len(choices) > 1:
+        return None
+    variant = index["variants"][choices[0]] if choices else {"answers": {}, "types": {}}
+    types = {**index["types"], **variant["types"]}  # a key the option removes: None
+    if not all(value_fits(types.get(key), value) for key, value in values.items()):
+        return None
+    if values and parent.endswith("="):
+        return None  # a key's value, which the line may have set (or one that refers to it)
+    found = variant["answers"].get(parent, answers.get(parent))
+    return None if found is None else list(found)
+
+
+def value_fits(kind: str | None, value: str) -> bool:
+    """Whether Hydra sets a leaf key of this kind (``int``, ``float``, ``bool``, ``str``,
+    ``any``, ``?`` where null is allowed) to ``value`` without an error; no where unsure."""
+    if kind is None:
+        return False
+    optional, kind = kind.endswith("?"), kind.rstrip("?")
+    if value == "null":
+        return optional
+    if kind == "int":
+        return bool(INT.match(value))
+    if kind == "float":
+        return bool(INT.match(value) or FLOAT.match(value))
+    if kind == "bool":
+        return value in ("true", "false")
+    return kind in ("str", "any")
 
 
 def cached_train_query(whole: list[str], word: str) -> list[str]:
