@@ -309,7 +309,8 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         f"# Recurrent PPO on {ENV_ID}: torchrl-cli beside sb3-contrib",
         "",
-        f"`python -m bench.recurrent{' --smoke' if args.smoke else ''}` on {date.today()}, "
+        f"`python -m bench.recurrent{''.join(' ' + a for a in argv or sys.argv[1:])}` on "
+        f"{date.today()}, "
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, one torch "
         f"thread per run, runs alternating; {minutes:.1f} min in all.",
         "",
