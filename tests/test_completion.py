@@ -40,9 +40,24 @@ LINES = ["torchrl train ", "torchrl train age", "torchrl train agent", "torchrl 
 
 @pytest.fixture
 def cache_home(tmp_path, monkeypatch):
+    """A cache of the test's own, and Hydra's config store as a TAB's fresh process has it:
+    the env nodes that earlier tests of this worker stored (`env=Corridor-v0`, ...) would be
+    options of `env=` in Hydra's answers here, and in no user's shell."""
+    from hydra.core.config_store import ConfigStore
+
+    from torchrl_cli.config import store
+
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     monkeypatch.delenv("TORCHRL_CONFIG_DIR", raising=False)
-    return tmp_path / "cache"
+    repo, stored = ConfigStore.instance().repo, set(store._stored_env_ids)
+    envs = repo.pop("env", None)
+    store._stored_env_ids.clear()
+    yield tmp_path / "cache"
+    repo.pop("env", None)
+    if envs is not None:
+        repo["env"] = envs
+    store._stored_env_ids.clear()
+    store._stored_env_ids.update(stored)
 
 
 def split(line: str) -> tuple[str, list[str], str]:
