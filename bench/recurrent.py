@@ -30,6 +30,8 @@ from datetime import date
 from pathlib import Path
 from statistics import median
 
+from bench.perf.settings import ZOO_CARTPOLE
+
 ROOT = Path(__file__).resolve().parents[1]
 ENV_ID = "CartPoleNoVel-v1"
 EVAL_EPISODES = 20
@@ -38,19 +40,9 @@ THRESHOLD = 475.0
 BUDGET = 100_000  # rl-zoo3's n_timesteps: it also sets the length of the linear schedules
 EVAL_SEED_OFFSET = 1_000_000  # as torchrl-cli: evaluation never reuses training seeds
 
-ZOO = {  # rl-zoo3 hyperparams/ppo_lstm.yml, CartPoleNoVel-v1
-    "n_envs": 8,
-    "n_steps": 32,
-    "batch_size": 256,
-    "n_epochs": 20,
-    "gamma": 0.98,
-    "gae_lambda": 0.8,
-    "learning_rate": 1e-3,  # lin_
-    "clip_range": 0.2,  # lin_
-    "ent_coef": 0.0,
-    "lstm_hidden_size": 64,
-    "hidden": 64,
-}
+# rl-zoo3 hyperparams/ppo_lstm.yml, CartPoleNoVel-v1: its PPO settings are ppo.yml's for
+# CartPole-v1 (bench/perf's same-hyperparameter recipe), plus the memory and the layer widths
+ZOO = {**ZOO_CARTPOLE, "ent_coef": 0.0, "lstm_hidden_size": 64, "hidden": 64}
 
 
 def ours_overrides(seed: int) -> list[str]:
@@ -124,15 +116,13 @@ def sb3_model(seed: int):
     from stable_baselines3.common.vec_env import VecNormalize
     from threadpoolctl import threadpool_limits
 
+    from bench.perf.sb3 import linear
     from torchrl_cli.envs.partial import register_partial_envs
 
     register_partial_envs()
     torch.set_num_threads(1)
     threadpool_limits(1, user_api="blas")
     env = VecNormalize(make_vec_env(ENV_ID, n_envs=ZOO["n_envs"], seed=seed), gamma=ZOO["gamma"])
-
-    def linear(start: float):
-        return lambda remaining: remaining * start
 
     return RecurrentPPO(
         "MlpLstmPolicy",
