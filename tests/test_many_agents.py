@@ -5,6 +5,7 @@ one of whom leaves at step 2 of 4, so that padding, masks and absent agents are 
 
 import importlib.util
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -278,6 +279,61 @@ def test_cli_trains_simple_spread_then_evaluates_in_a_fresh_process(
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "checked against the torch policy" in proc.stdout
         assert "one row per agent" in proc.stdout
+
+
+def test_an_mpe_copy_restored_from_its_snapshot_goes_on_as_the_original():
+    """``get_state`` mid-episode, ``set_state`` into freshly built copies: the same rows,
+    rewards and ends for 60 more steps, two restarts (drawn from the env's own generator)
+    included; a snapshot of other copies is refused."""
+    original = PettingZooEnv(SPREAD, n_envs=2, kwargs={"max_cycles": 25}, central=True)
+    original.reset(seed=3)
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        original.step(rng.integers(0, 5, original.n_envs))
+    assert original.restorable
+    restored = PettingZooEnv(SPREAD, n_envs=2, kwargs={"max_cycles": 25}, central=True)
+    restored.set_state(original.get_state())
+    ends = 0
+    for t in range(60):
+        actions = rng.integers(0, 5, original.n_envs)
+        want, got = original.step(actions), restored.step(actions)
+        assert np.array_equal(want.obs, got.obs), t
+        assert np.array_equal(want.reward, got.reward), t
+        assert np.array_equal(want.truncated, got.truncated), t
+        ends += int(want.truncated.any())
+    assert ends == 2
+    other = PettingZooEnv(SPREAD, n_envs=2, kwargs={"max_cycles": 25, "N": 2})
+    with pytest.raises(ValueError, match="other objects"):
+        other.set_state(original.get_state())
+
+
+def test_cli_mappo_resumed_mid_episode_ends_as_the_whole_run(tmp_path, torchrl_bin, cli_env):
+    """MAPPO on simple_spread, and the same run resumed from its middle checkpoint (what a
+    kill -9 after it leaves), taken 16 steps into a 25-step episode: the same final weights
+    bit for bit, and the same episodes."""
+    args = ["train", f"env={SPREAD}", "agent=mappo", *TINY, "agent.n_steps=41",
+            "max_steps=492", "checkpoint_freq=246", "logger.progress=false"]
+    whole = tmp_path / "whole"
+    proc = run_torchrl(torchrl_bin, [*args, f"hydra.run.dir={whole}"], tmp_path, cli_env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    cut = tmp_path / "cut"
+    shutil.copytree(whole, cut)
+    kept = sorted(int(p.stem.split("_")[1]) for p in (cut / "checkpoints").glob("step_*.pt"))
+    assert kept[0] < kept[-1], kept
+    for path in (cut / "checkpoints").glob("step_*.pt"):
+        if int(path.stem.split("_")[1]) > kept[0]:
+            path.unlink()
+    for name in ("model.pt", "metrics.json"):
+        (cut / name).unlink()
+    resumed = run_torchrl(torchrl_bin, ["train", f"resume={cut}"], tmp_path, cli_env)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "restarted" not in resumed.stdout
+    want, got = (torch.load(d / "model.pt", weights_only=True) for d in (whole, cut))
+    for part in ("policy", "value"):
+        for key, tensor in want[part].items():
+            assert torch.equal(got[part][key], tensor), f"{part}.{key}"
+    metrics = [json.loads((d / "metrics.json").read_text()) for d in (whole, cut)]
+    assert metrics[0]["team_returns"] == metrics[1]["team_returns"]
 
 
 def test_cli_bad_env_module_is_one_line_and_makes_no_folder(torchrl_bin, cli_env, tmp_path):

@@ -33,10 +33,13 @@ import numpy as np
 from gymnasium import spaces
 
 from torchrl_cli.envs.base import BaseEnv, EnvError, EnvStep, env_seeds, raised
+from torchrl_cli.envs.snapshot import object_snapshot, restore_object
 from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind
 from torchrl_cli.errors import ConfigError, first_line
 
 PREFIX = "pettingzoo:"
+#: packages whose envs are plain Python objects, restored exactly mid-episode on resume
+EXACT_PACKAGES = ("mpe2",)
 INSTALL = "pip install 'torchrl-cli[multiagent]'"
 #: the pip names of import names that differ from them, for the one-line install hint
 PIP_NAMES = {"pettingzoo": "'torchrl-cli[multiagent]'", "mpe2": "'torchrl-cli[multiagent]'"}
@@ -244,13 +247,25 @@ class PettingZooEnv(BaseEnv):
 
     @property
     def restorable(self) -> bool:
-        return False  # PettingZoo envs keep their state in objects a JSON snapshot cannot hold
+        """Whether the copies snapshot exactly (``EXACT_PACKAGES``); others keep state in
+        native objects (pistonball's pymunk space) and restart their episodes on resume."""
+        return self.simulator in EXACT_PACKAGES
 
     def get_state(self) -> list[str]:
-        return []
+        """A JSON snapshot per copy (``envs.snapshot.object_snapshot``): the env, PettingZoo's
+        wrappers and the simulator's objects under them."""
+        if not self.restorable:
+            return []
+        return [object_snapshot(env, (self.simulator, "pettingzoo")) for env in self.copies]
 
     def set_state(self, state: list[str]) -> None:
-        raise ValueError(f"{self.env_id} cannot be restored from a snapshot")
+        if not self.restorable:
+            raise ValueError(f"{self.env_id} cannot be restored from a snapshot")
+        if len(state) != self.n_copies:
+            raise ValueError(f"{len(state)} env snapshots given where {self.n_copies} are needed")
+        for c, (env, text) in enumerate(zip(self.copies, state, strict=True)):
+            restore_object(env, text)
+            self.valid[self.rows(c)] = [a in env.agents for a in self.agents]
 
     def close(self) -> None:
         for env in self.copies:

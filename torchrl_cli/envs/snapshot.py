@@ -6,6 +6,10 @@ strings, arrays) and its random generator's state; MuJoCo envs add their integra
 JSON, not pickle: restoring a snapshot can never run code from a checkpoint. Simulators whose
 state lives in native objects out of reach (Box2D worlds, the ALE) are not restorable:
 ``EXACT_SIMULATORS`` lists those that are.
+
+Envs that are plain Python objects all the way down (PettingZoo's MPE in ``mpe2``) snapshot as
+a tree (``object_snapshot``): the plain data of the env, and of every object under it whose
+class comes from the env's own packages, lists of them included.
 """
 
 import json
@@ -42,6 +46,18 @@ def restore(env: gym.Env | gym.vector.VectorEnv, text: str) -> None:
     """Put ``snapshot``'s state back into an env built the same way."""
     for layer, state in zip(_layers(env), from_json(text), strict=True):
         _set_layer_state(layer, state)
+
+
+def object_snapshot(obj, packages: tuple[str, ...]) -> str:
+    """The state of ``obj`` and of the objects under it whose classes come from ``packages``
+    (top-level package names), as JSON."""
+    return to_json(_tree(obj, packages, set()))
+
+
+def restore_object(obj, text: str) -> None:
+    """Put ``object_snapshot``'s state back into an object built the same way; ValueError where
+    its objects do not match the snapshot's (another env, or other keyword arguments)."""
+    _set_tree(obj, from_json(text))
 
 
 def to_json(value) -> str:
@@ -101,17 +117,64 @@ def _set_layer_state(layer, state: dict) -> None:
         mujoco.mj_forward(layer.model, layer.data)
 
 
+def _owned(value, packages: tuple[str, ...]) -> bool:
+    return hasattr(value, "__dict__") and type(value).__module__.split(".")[0] in packages
+
+
+def _tree(obj, packages: tuple[str, ...], seen: set[int]) -> dict:
+    """``obj``'s plain attributes (dicts of them too), its generators' states and its owned
+    children's trees; an object reached twice is stored once (its first place)."""
+    seen.add(id(obj))
+    state = {"attrs": {}, "rngs": {}, "children": {}}
+    for name, value in vars(obj).items():
+        if isinstance(value, np.random.Generator):
+            state["rngs"][name] = value.bit_generator.state
+        elif _is_plain(value, dicts=True):
+            state["attrs"][name] = value
+        elif _owned(value, packages) and id(value) not in seen:
+            state["children"][name] = _tree(value, packages, seen)
+        elif isinstance(value, list) and value and all(_owned(v, packages) for v in value):
+            state["children"][name] = [_tree(v, packages, seen) for v in value]
+    return state
+
+
+def _set_tree(obj, state: dict) -> None:
+    for name, value in state["attrs"].items():
+        setattr(obj, name, value)
+    for name, rng_state in state["rngs"].items():
+        rng = getattr(obj, name, None)
+        if not isinstance(rng, np.random.Generator):  # made by reset(), not yet called
+            rng = np.random.Generator(getattr(np.random, rng_state["bit_generator"])())
+            setattr(obj, name, rng)
+        rng.bit_generator.state = rng_state
+    for name, child in state["children"].items():
+        value = getattr(obj, name, None)
+        if isinstance(child, dict):
+            if value is None:
+                raise ValueError(f"{type(obj).__name__}.{name} is missing")
+            _set_tree(value, child)
+            continue
+        if not isinstance(value, list) or len(value) != len(child):
+            raise ValueError(f"{type(obj).__name__}.{name} holds other objects than the snapshot")
+        for item, item_state in zip(value, child, strict=True):
+            _set_tree(item, item_state)
+
+
 def _is_mujoco(layer) -> bool:
     return type(vars(layer).get("data")).__name__ == "MjData"
 
 
-def _is_plain(value) -> bool:
+def _is_plain(value, dicts: bool = False) -> bool:
+    """Numbers, strings, numeric arrays, and lists and tuples of them (``dicts``: and dicts of
+    them by string keys)."""
     if value is None or isinstance(value, bool | int | float | str | np.generic):
         return True
     if isinstance(value, np.ndarray):
         return value.dtype.kind in "biuf"
     if isinstance(value, list | tuple):
-        return all(_is_plain(v) for v in value)
+        return all(_is_plain(v, dicts) for v in value)
+    if dicts and isinstance(value, dict):
+        return all(isinstance(k, str) and _is_plain(v, dicts) for k, v in value.items())
     return False
 
 
