@@ -86,9 +86,9 @@ def test_validation_sees_the_stacked_observations_and_refuses_bad_values():
         validate(compose_config(["env=CartPoleNoVel-v1", "env.frame_stack=0"]))
 
 
-def test_single_images_stack_along_channels_and_images_in_dicts_are_refused():
-    """A channels-first image stacks to [K * C, H, W] with its bounds and dtype; an image
-    inside a Dict is one line naming the ways that do stack it."""
+def test_single_images_stack_along_channels_and_arrays_that_are_neither_are_refused():
+    """A channels-first image stacks to [K * C, H, W] with its bounds and dtype; a 2-D array
+    that is not an image is one line naming the ways out."""
     from torchrl_cli.config.validate import stacked
     from torchrl_cli.envs.spaces import state_info
 
@@ -97,11 +97,48 @@ def test_single_images_stack_along_channels_and_images_in_dicts_are_refused():
     both = stacked(cfg, image)
     assert both.shape == (6, 40, 40) and both.dtype == "uint8" and both.image
     assert both.low.shape == (6, 40, 40) and both.high.max() == 255
-    inside = state_info(gym.spaces.Dict({
-        "frame": gym.spaces.Box(0, 255, (40, 40, 3), np.uint8),
-        "speed": gym.spaces.Box(-1, 1, (2,), np.float32)}), "img")  # fmt: skip
-    with pytest.raises(ConfigError, match="images inside a Dict or Tuple.*FrameStackObservation"):
-        stacked(cfg, inside)
+    table = state_info(gym.spaces.Box(-1, 1, (3, 5), np.float32), "img")
+    with pytest.raises(ConfigError, match="neither a vector nor an image.*memory=lstm"):
+        stacked(cfg, table)
+
+
+def test_dict_entries_stack_each_on_its_own_as_their_raw_stacks_encode():
+    """A Dict of an image, a vector and a Discrete entry: each entry holds its own K (the image
+    [K * C, H, W] for its CNN, the Discrete one K one-hots), bounds moved with their columns,
+    and the columns FrameStack joins are what the encoder makes of K raw observations stacked
+    per leaf (FrameStackObservation's form, which load_policy's env gives)."""
+    import torch
+
+    from torchrl_cli.config.validate import stacked
+    from torchrl_cli.envs.encode import ObsEncoder
+    from torchrl_cli.envs.frame_stack import entry_order
+    from torchrl_cli.envs.spaces import EntryKind, state_info
+
+    space = gym.spaces.Dict({"frame": gym.spaces.Box(0, 255, (8, 8, 3), np.uint8),
+                             "speed": gym.spaces.Box(-1, 1, (2,), np.float32),
+                             "gear": gym.spaces.Discrete(3, start=1)})  # fmt: skip
+    one = state_info(space, "d")
+    k = 3
+    info = stacked(OmegaConf.create({"id": "d", "frame_stack": k}), one)
+    entries = {e.key: e for e in info.entries}
+    assert info.shape == (k * one.shape[0],) and info.structured
+    assert entries["frame"].kind == EntryKind.IMAGE and entries["frame"].enc_shape == (9, 8, 8)
+    assert entries["speed"].enc_shape == (6,) and entries["gear"].enc_shape == (9,)
+    # the entries by key (a Dict's order): the frames (3 x 192), gear's one-hots (3 x 3), the
+    # speeds (3 x 2)
+    order, d = entry_order(one, k), one.shape[0]
+    assert np.array_equal(order[190:194], [190, 191, d, d + 1])
+    assert np.array_equal(order[576:580], [192, 193, 194, d + 192])
+    assert np.isinf(info.low[:585]).all()  # bounds of the vector entries only
+    assert (info.low[-6:] == -1).all()
+    space.seed(0)
+    frames = [space.sample() for _ in range(k)]
+    each = [ObsEncoder(one)({key: torch.as_tensor(np.asarray(v))[None] for key, v in o.items()})
+            for o in frames]  # fmt: skip
+    joined = torch.cat(each, -1)[0].numpy()[entry_order(one, k)]
+    raw = {key: torch.as_tensor(np.stack([np.asarray(o[key]) for o in frames]))[None]
+           for key in space.spaces}  # fmt: skip
+    assert np.array_equal(ObsEncoder(info)(raw)[0].numpy(), joined)
 
 
 def test_image_stacks_shift_by_whole_frames_and_restore_from_snapshots():
@@ -147,6 +184,28 @@ def test_image_stacks_train_and_evaluate_in_a_fresh_process_and_load(tmp_path, t
     assert obs.shape == (2, 40, 40) and obs.dtype == np.uint8 and np.array_equal(obs[0], obs[1])
     obs, *_ = made.step(int(policy(obs[None])[0]))
     assert obs.shape == (2, 40, 40)
+    made.close()
+
+
+def test_dict_stacks_train_evaluate_in_a_fresh_process_and_load(tmp_path, torchrl_bin,
+                                                               cli_env):
+    """XorDictEnv (a uint8 grid and a vector) with 2 stacked observations: it trains on the
+    multi-input net, torchrl eval runs, and load_policy's env gives each entry's last 2, which
+    its policy takes."""
+    env = {**cli_env, "PYTHONPATH": os.pathsep.join(
+        p for p in (str(ENVMODS), cli_env.get("PYTHONPATH")) if p)}  # fmt: skip
+    run = tmp_path / "run"
+    proc = torchrl(torchrl_bin, ["train", "env=torchrl_test_envs:XorDictEnv", "env.frame_stack=2",
+                                 *TINY, f"hydra.run.dir={run}"], tmp_path, env)  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    evaluated = torchrl(torchrl_bin, ["eval", str(run), "episodes=2"], tmp_path, env)
+    assert evaluated.returncode == 0, evaluated.stdout + evaluated.stderr
+    policy = load_policy(run)
+    made = policy.make_env()
+    obs, _ = made.reset(seed=0)
+    assert obs["grid"].shape == (2, 6, 6, 1) and obs["vec"].shape == (2, 2)
+    assert np.array_equal(obs["grid"][0], obs["grid"][1])  # a new episode: its first, twice
+    assert int(policy(obs)) in (0, 1)
     made.close()
 
 

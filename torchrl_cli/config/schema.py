@@ -73,8 +73,8 @@ class EnvConfig:
     # training episodes are cut (a truncation, bootstrapped with the value) after this many
     # steps; evaluation keeps the env's own limit. More episode starts for the same env steps.
     train_max_episode_steps: int | None = None
-    # observations hold the last frame_stack of their episode, oldest first, joined (vectors,
-    # Dict and Tuple observations end to end; images along their channels); 1: none
+    # observations hold the last frame_stack of their episode, oldest first, joined (vectors
+    # end to end, images along their channels, Dict and Tuple entries each on its own); 1: none
     frame_stack: int = 1
     atari: AtariConfig | None = None  # Atari preprocessing; ALE env files set it ({} = defaults)
     pixels: PixelsConfig | None = field(default_factory=PixelsConfig)  # image obs, non-ALE envs

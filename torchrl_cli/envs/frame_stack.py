@@ -5,37 +5,46 @@ same with every vectorization (sync, async, native, envpool). A copy's stack sta
 each episode start: filled with that episode's first observation (Gymnasium's
 ``FrameStackObservation`` ``padding_type="reset"``: no motion before the first step). The K
 observations are joined along their first axis: vectors (a 1-D Box, or anything encoded to one
-flat array: Dict and Tuple observations, Discrete ones) to ``[K * D]``, images (channels first,
-as the env gives them to the net) along their channels to ``[K * C, H, W]``, so that a CNN
-still reads them. Images inside a Dict or Tuple are not stacked here.
+flat array, a Discrete observation's one-hot) to ``[K * D]``, images (channels first, as the
+env gives them to the net) along their channels to ``[K * C, H, W]``, so that a CNN still reads
+them. A Dict or Tuple observation (one flat vector of its encoded entries, ``envs.encode``) is
+stacked entry by entry: each entry holds its own last K, so that an image entry is still one
+image, ``[K * C, H, W]``, for its own CNN, and the entries are described as the stacks of raw
+values Gymnasium's ``FrameStackObservation`` gives (``stacked_entry``).
 """
 
+import dataclasses
 import json
 
 import gymnasium as gym
 import numpy as np
 
 from torchrl_cli.envs.base import BaseEnv, EnvStep
-from torchrl_cli.envs.spaces import SpaceInfo, SpaceKind, state_info
+from torchrl_cli.envs.spaces import EntryKind, ObsEntry, SpaceInfo, SpaceKind, state_info
+
+#: an image entry's raw layout -> the layout of K of them stacked on a new first axis
+STACKED_LAYOUTS = {"hw": "chw", "chw": "schw", "hwc": "shwc"}
 
 
 def frame_stack_refusal(env_cfg) -> str:
-    """Why ``env.frame_stack`` cannot stack this env's observations (images inside a Dict or
-    Tuple)."""
+    """Why ``env.frame_stack`` cannot stack this env's observations (frames stacked already
+    inside a Dict or Tuple, or an array of more than one axis that is not an image)."""
     return (
-        f"env.frame_stack={env_cfg.frame_stack} stacks vectors and single images, but "
-        f"{env_cfg.id}'s observations hold images inside a Dict or Tuple; stack those frames "
-        "with a wrapper in env.wrappers (gymnasium.wrappers.FrameStackObservation), or give "
-        "the policy a memory (memory=lstm)"
+        f"env.frame_stack={env_cfg.frame_stack} stacks vectors, images and the entries of Dict "
+        f"and Tuple observations, but {env_cfg.id}'s observations are neither a vector nor an "
+        "image, or hold stacked frames already; drop env.frame_stack, or give the policy a "
+        "memory (memory=lstm)"
     )
 
 
 def stackable(info: SpaceInfo) -> bool:
-    """Whether observations of ``info`` are flat vectors or single channels-first images, which
-    ``FrameStack`` joins along their first axis."""
+    """Whether observations of ``info`` are flat vectors, single channels-first images or Dict
+    and Tuple observations whose images are single frames, which ``FrameStack`` stacks."""
     if info.image:
         return True
-    return len(info.shape) == 1 and all(e.kind != "image" for e in info.entries or ())
+    if info.structured:
+        return all(e.kind != EntryKind.IMAGE or e.layout in STACKED_LAYOUTS for e in info.entries)
+    return len(info.shape) == 1
 
 
 class FrameStack(BaseEnv):
@@ -51,6 +60,8 @@ class FrameStack(BaseEnv):
         self._state_info = stacked_info(inner, k)
         self.shape = self._state_info.shape  # one stacked observation's
         self.stacks: np.ndarray | None = None  # [N, k, *observation]
+        # a Dict or Tuple's flat vector: the columns of k of them, entry by entry
+        self.order = entry_order(inner, k) if inner.structured else None
 
     def __getattr__(self, name: str):  # vectorization, gym_id, env_name, ... of the env
         if name == "env":
@@ -84,7 +95,13 @@ class FrameStack(BaseEnv):
         return self.env.restorable
 
     def flat(self) -> np.ndarray:
-        return self.stacks.reshape(self.n_envs, *self.shape).copy()
+        return self.joined(self.stacks)
+
+    def joined(self, stacks: np.ndarray) -> np.ndarray:
+        """``[N, k, *observation]`` as the stacked observations ``[N, *shape]`` (a copy)."""
+        if self.order is not None:
+            return stacks.reshape(self.n_envs, -1)[:, self.order]
+        return stacks.reshape(self.n_envs, *self.shape).copy()
 
     def reset(self, seed: int | None = None) -> np.ndarray:
         obs = np.asarray(self.env.reset(seed=seed))
@@ -97,7 +114,7 @@ class FrameStack(BaseEnv):
         final_obs = None
         if done.any() and step.final_obs is not None:
             last = np.concatenate((self.stacks[:, 1:], np.asarray(step.final_obs)[:, None]), 1)
-            final_obs = last.reshape(self.n_envs, *self.shape)
+            final_obs = self.joined(last)
         obs = np.asarray(step.obs)
         self.stacks = np.concatenate((self.stacks[:, 1:], obs[:, None]), 1)
         if done.any():  # a new episode: its stack is its first observation, k times
@@ -122,7 +139,18 @@ class FrameStack(BaseEnv):
 
 def stacked_info(info: SpaceInfo, k: int) -> SpaceInfo:
     """``info`` of one vector ``[D]`` or image ``[C, H, W]`` as the description of ``k`` of them
-    joined along the first axis: ``[k * D]`` or ``[k * C, H, W]``."""
+    joined along the first axis: ``[k * D]`` or ``[k * C, H, W]``; a Dict or Tuple's as its
+    entries' stacks (``stacked_entry``), one after another."""
+    if info.structured:
+        columns = entry_order(info, k) % info.shape[0]  # each stacked column's own column
+        return SpaceInfo(
+            SpaceKind.CONTINUOUS,
+            (k * info.shape[0],),
+            "float32",
+            info.low[columns],
+            info.high[columns],
+            entries=tuple(stacked_entry(e, k) for e in info.entries),
+        )
     low, high = (
         None if bound is None else np.concatenate([np.broadcast_to(bound, info.shape)] * k)
         for bound in (info.low, info.high)
@@ -137,3 +165,35 @@ def stacked_info(info: SpaceInfo, k: int) -> SpaceInfo:
         dtype=np.dtype(info.dtype),
     )
     return state_info(space, "frame_stack")
+
+
+def stacked_entry(entry: ObsEntry, k: int) -> ObsEntry:
+    """One Dict or Tuple entry as K of its raw values stacked on a new first axis (what
+    ``FrameStackObservation`` gives; ``envs.encode`` encodes it to K encodings one after
+    another): an image's layout becomes its stacked one (channels first: ``[K * C, H, W]``), a
+    Discrete entry a MultiDiscrete one of K choices."""
+    shape, size = (k, *entry.shape), k * entry.size
+    if entry.kind == EntryKind.IMAGE:
+        enc = (k * entry.enc_shape[0], *entry.enc_shape[1:])
+        return dataclasses.replace(
+            entry, shape=shape, enc_shape=enc, layout=STACKED_LAYOUTS[entry.layout]
+        )
+    if entry.kind == EntryKind.DISCRETE:
+        return dataclasses.replace(
+            entry, kind=EntryKind.MULTI_DISCRETE, shape=shape, enc_shape=(size,), n=None,
+            nvec=(entry.n,) * k, start=tuple(entry.start) * k,
+        )  # fmt: skip
+    nvec = None if entry.nvec is None else tuple(entry.nvec) * k
+    start = None if entry.start is None else tuple(entry.start) * k
+    return dataclasses.replace(entry, shape=shape, enc_shape=(size,), nvec=nvec, start=start)
+
+
+def entry_order(info: SpaceInfo, k: int) -> np.ndarray:
+    """For K flat vectors of ``info``'s entries laid one after another (``[K * D]``), the
+    columns that put each entry's K encodings together, entry after entry."""
+    d, columns, start = info.shape[0], [], 0
+    for entry in info.entries:
+        own = np.arange(start, start + entry.size)
+        columns += [j * d + own for j in range(k)]
+        start += entry.size
+    return np.concatenate(columns)

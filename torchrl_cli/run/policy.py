@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from torch import nn
 
 from torchrl_cli.envs.encode import batch_size_of, example_obs, make_encoder
+from torchrl_cli.envs.frame_stack import STACKED_LAYOUTS
 from torchrl_cli.envs.gym_env import check_env_id
 from torchrl_cli.envs.spaces import (
     MASK_KEY,
@@ -208,10 +209,20 @@ class Policy:
 
 def stacked_env(env: gym.Env, k: int) -> gym.Env:
     """``env`` with the last ``k`` observations joined as ``env.frame_stack`` joins them: a
-    vector's concatenated ``[k * D]``, an image's along its channels ``[k * C, H, W]``."""
+    vector's concatenated ``[k * D]``, an image's along its channels ``[k * C, H, W]``, a Dict
+    or Tuple's entry by entry (each leaf ``[k, ...]``, as the policy's entries describe them;
+    the legal actions of a Dict's ``action_mask`` entry are the newest's alone)."""
     space = env.observation_space
     layout = image_layout(space) if isinstance(space, gym.spaces.Box) else None
     stacked = gym.wrappers.FrameStackObservation(env, k, padding_type="reset")
+    if isinstance(space, gym.spaces.Dict | gym.spaces.Tuple):
+        if not (isinstance(space, gym.spaces.Dict) and MASK_KEY in space.spaces):
+            return stacked
+        box = space.spaces[MASK_KEY]
+        spaces = {**stacked.observation_space.spaces, MASK_KEY: box}
+        return gym.wrappers.TransformObservation(
+            stacked, lambda obs: {**obs, MASK_KEY: obs[MASK_KEY][-1]}, gym.spaces.Dict(spaces)
+        )
     if isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
         return gym.wrappers.FlattenObservation(stacked)
     if layout is None:
@@ -221,7 +232,7 @@ def stacked_env(env: gym.Env, k: int) -> gym.Env:
             "encoded vectors, which make_env does not give; use torchrl eval"
         )
     # k raw frames [k, *frame] as the encoder lays one stack out: channels first, k * C of them
-    joined = {"hw": "chw", "chw": "schw", "hwc": "shwc"}.get(layout, layout)
+    joined = STACKED_LAYOUTS.get(layout, layout)
     box = stacked.observation_space
     low, high = (image_chw(np.asarray(bound), joined) for bound in (box.low, box.high))
     return gym.wrappers.TransformObservation(
