@@ -5,6 +5,7 @@ one of whom leaves at step 2 of 4, so that padding, masks and absent agents are 
 
 import importlib.util
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -30,6 +31,12 @@ sys.path.insert(0, str(ENVMODS))
 PAIR = "pettingzoo:torchrl_test_marl"
 SPREAD = "pettingzoo:mpe2.simple_spread_v3"
 SMALL = [*TINY, "max_steps=64", "agent.n_steps=8"]
+
+
+def envmods_env(cli_env: dict) -> dict:
+    """``cli_env`` with the test env modules importable, as a user's PYTHONPATH would."""
+    path = os.pathsep.join(p for p in (str(ENVMODS), cli_env.get("PYTHONPATH")) if p)
+    return {**cli_env, "PYTHONPATH": path}
 
 
 def pair(n_envs: int = 2, central: bool = False, module: str = PAIR) -> PettingZooEnv:
@@ -269,16 +276,40 @@ def test_cli_trains_simple_spread_then_evaluates_in_a_fresh_process(
         steps += 1
     assert steps == 10  # max_cycles
     env.close()
-    if agent == "ippo":  # no video of a PettingZoo env: one line, before any folder
-        proc = run_torchrl(torchrl_bin, ["eval", str(run_dir), "video=true"], tmp_path, cli_env)
-        assert_one_line_error(proc, "video=true", "PettingZoo")
-        assert not (run_dir / "videos").exists()
+    if agent == "mappo":  # mpe2 renders rgb_array: the episode's video, as a Gymnasium env's
+        proc = run_torchrl(torchrl_bin, ["eval", str(run_dir), "video=true", "episodes=1"],
+                           tmp_path, cli_env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "1 videos in" in proc.stdout
+        (video,) = (run_dir / "videos").glob("*/*.mp4")
+        assert video.name == "episode_000.mp4" and video.stat().st_size > 1000
+        if importlib.util.find_spec("imageio_ffmpeg"):
+            import imageio_ffmpeg
+
+            frames, _ = imageio_ffmpeg.count_frames_and_secs(str(video))
+            # the reset's frame and one per step of max_cycles=10; moviepy may drop the last
+            # (a clip of n / fps seconds cut by float rounding), as for RecordVideo's
+            assert frames in (10, 11)
     if agent == "mappo" and importlib.util.find_spec("onnxruntime"):  # ONNX on the rows
         proc = run_torchrl(torchrl_bin, ["export", str(run_dir), "format=onnx"], tmp_path,
                            cli_env)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "checked against the torch policy" in proc.stdout
         assert "one row per agent" in proc.stdout
+
+
+def test_cli_video_of_an_env_that_does_not_render_frames_is_one_line(
+    torchrl_bin, cli_env, tmp_path
+):
+    """torchrl_test_marl declares no rgb_array render mode: one line, before any folder."""
+    cli_env = envmods_env(cli_env)
+    proc = run_torchrl(torchrl_bin, ["train", f"env={PAIR}", "agent=ippo", *SMALL], tmp_path,
+                       cli_env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (run_dir,) = [p.parent for p in tmp_path.glob("runs/*/*/metrics.json")]
+    proc = run_torchrl(torchrl_bin, ["eval", str(run_dir), "video=true"], tmp_path, cli_env)
+    assert_one_line_error(proc, "video=true", "PettingZoo", "rgb_array", "renders none")
+    assert not (run_dir / "videos").exists()
 
 
 def test_an_mpe_copy_restored_from_its_snapshot_goes_on_as_the_original():

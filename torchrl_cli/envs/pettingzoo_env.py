@@ -104,6 +104,15 @@ def make_parallel(env_id: str, kwargs: dict):
         ) from None
 
 
+def render_modes(env_id: str, kwargs: dict) -> list[str]:
+    """The render modes ``env_id``'s env declares (its ``metadata["render_modes"]``)."""
+    env = make_parallel(env_id, kwargs)
+    try:
+        return list(getattr(env, "metadata", {}).get("render_modes", []))
+    finally:
+        env.close()
+
+
 @dataclass(frozen=True)
 class RowLayout:
     """Where each part sits in a row: ``[obs | id][state | id]``; ``policy`` and ``value``
@@ -184,6 +193,8 @@ class PettingZooEnv(BaseEnv):
         agent_id: append each agent's one-hot index to its observation (parameters shared
             across agents tell them apart by it).
         central: append the centralized value's input to each row (``RowLayout``).
+        wrappers: callables each copy goes through, in order, as it is made (a recorder of
+            its first episode: ``torchrl eval RUN video=true``).
     """
 
     def __init__(
@@ -194,10 +205,16 @@ class PettingZooEnv(BaseEnv):
         kwargs: dict | None = None,
         agent_id: bool = True,
         central: bool = False,
+        wrappers: list = (),
     ):
         self.env_id = env_id
         self.kwargs = dict(kwargs or {})
-        self.copies = [make_parallel(env_id, self.kwargs) for _ in range(n_envs)]
+        self.copies = []
+        for _ in range(n_envs):  # in order: a wrapper may number the copies
+            env = make_parallel(env_id, self.kwargs)
+            for wrap in wrappers:
+                env = wrap(env)
+            self.copies.append(env)
         first = self.copies[0]
         self.agents = list(first.possible_agents)
         self.index = {agent: i for i, agent in enumerate(self.agents)}
