@@ -30,6 +30,7 @@ sys.path.insert(0, str(ENVMODS))
 
 PAIR = "pettingzoo:torchrl_test_marl"
 SPREAD = "pettingzoo:mpe2.simple_spread_v3"
+STRUCTURED = "pettingzoo:torchrl_test_marl_dict"  # Dict and Tuple observations
 SMALL = [*TINY, "max_steps=64", "agent.n_steps=8"]
 
 
@@ -58,6 +59,21 @@ def test_rows_are_padded_observations_with_the_agent_id(module):
     np.testing.assert_array_equal(obs[1], [100, 100, 100, 0, 1, 0, 0, 1])
     np.testing.assert_array_equal(obs[2:], obs[:2])  # copy-major rows
     assert env.valid.all()
+    env.close()
+
+
+def test_dict_and_tuple_observations_are_flattened_into_their_columns():
+    """The walker's Dict (a Discrete phase one-hot, then its Box position) and the runner's
+    Tuple (a Box, then a MultiBinary) fill the columns of their rows, zero-padded to 5."""
+    env = pair(1, module=STRUCTURED)
+    assert env.get_state_info().shape == (7,)  # [obs padded to 5 | one-hot of 2]
+    np.testing.assert_array_equal(env.reset(seed=0), [[1, 0, 0, 0, 0, 1, 0],
+                                                      [100, 1, 0, 0, 0, 0, 1]])  # fmt: skip
+    step = env.step(np.ones(2, dtype=np.int64))
+    np.testing.assert_array_equal(step.obs, [[0, 1, 0, 1, -1, 1, 0], [101, 1, 0, 0, 0, 0, 1]])
+    # load_policy's rows, from a dict of observations as the parallel env gives them
+    rows = env.rows_of({"walker": {"phase": 2, "pos": np.array([3.0, 4.0])}})
+    np.testing.assert_array_equal(rows, [[0, 0, 1, 3, 4, 1, 0], [0, 0, 0, 0, 0, 0, 1]])
     env.close()
 
 
@@ -160,6 +176,8 @@ def test_a_centralized_value_reads_the_state_and_the_policy_does_not():
                 importlib.util.find_spec("pymunk") is not None, reason="pymunk is installed"
             ),
         ),
+        (["agent=ippo", f"env={STRUCTURED}", "+env.kwargs.observation_space=text"],
+         ["agent walker's observation space holds a Text", "Dict or Tuple"]),
         (["agent=ippo", f"env={PAIR}", "memory=lstm"], ["memory=lstm", "memory=none"]),
         (["agent=ippo", f"env={PAIR}", "agent.critic=global"], ["agent.critic=global"]),
         (["agent=mappo", f"env={PAIR}", "agent.share_parameters=false", "agent.agent_id=false"],
@@ -310,6 +328,26 @@ def test_cli_video_of_an_env_that_does_not_render_frames_is_one_line(
     proc = run_torchrl(torchrl_bin, ["eval", str(run_dir), "video=true"], tmp_path, cli_env)
     assert_one_line_error(proc, "video=true", "PettingZoo", "rgb_array", "renders none")
     assert not (run_dir / "videos").exists()
+
+
+def test_cli_trains_and_evaluates_on_dict_and_tuple_observations(torchrl_bin, cli_env,
+                                                                 tmp_path):
+    cli_env = envmods_env(cli_env)
+    proc = run_torchrl(torchrl_bin, ["train", f"env={STRUCTURED}", "agent=ippo", *SMALL],
+                       tmp_path, cli_env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (run_dir,) = [p.parent for p in tmp_path.glob("runs/*/*/metrics.json")]
+    assert len(json.loads((run_dir / "metrics.json").read_text())["team_returns"]) == 2
+    proc = run_torchrl(torchrl_bin, ["eval", str(run_dir), "episodes=2"], tmp_path, cli_env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "team mean" in proc.stdout
+    policy = load_policy(run_dir)  # acts from the env's own Dict and Tuple observations
+    env = policy.make_env()
+    observations, _ = env.reset(seed=0)
+    actions = policy(observations)
+    assert set(actions) == {"walker", "runner"}
+    assert actions["walker"] in range(3) and actions["runner"] in range(2)
+    env.close()
 
 
 def test_an_mpe_copy_restored_from_its_snapshot_goes_on_as_the_original():
