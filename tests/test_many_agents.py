@@ -490,6 +490,33 @@ def test_running_statistics_count_only_rows_that_hold_an_agent(backend):
     env.close()
 
 
+def test_reward_scaling_counts_only_rows_that_hold_an_agent():
+    """env.scale_reward: the running return's statistics take a sample per row that held an
+    agent at the step (24 of the rollout's 32), as computed by hand from the raw rewards."""
+    cfg = compose_config(["agent=ippo", f"env={PAIR}", "agent.n_steps=8", "env.scale_reward=true"])
+    built, env = make_agent(cfg, n_envs=2)
+    collector = built.collector
+    collector.collect(built.value_fn())
+    scaler = collector.reward_scaler
+    returns, seen = np.zeros(4), []
+    dones = collector.env_terminated | collector.env_truncated
+    for reward, done, valid in zip(collector.env_rewards, dones, collector.env_valid,
+                                   strict=True):  # fmt: skip
+        returns = returns * cfg.agent.gamma + reward
+        seen.extend(returns[valid])
+        returns[done] = 0.0
+    assert len(seen) == 24
+    prior = 1e-4  # RunningMeanStd's pseudo-count of mean 0, variance 1
+    n, m, v = len(seen), np.mean(seen), np.var(seen)
+    total = n + prior
+    assert scaler.rms.count.item() == pytest.approx(total, rel=1e-12)
+    assert scaler.rms.mean.item() == pytest.approx(n * m / total, rel=1e-6)
+    assert scaler.rms.var.item() == pytest.approx(
+        (prior + n * v + m * m * prior * n / total) / total, rel=1e-6
+    )
+    env.close()
+
+
 # a network per agent (agent.share_parameters=false)
 
 
