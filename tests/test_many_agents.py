@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from conftest import TINY, assert_no_traceback, assert_one_line_error, compose_config, make_agent
 from conftest import torchrl as run_torchrl
 
@@ -348,6 +349,56 @@ def test_cli_trains_and_evaluates_on_dict_and_tuple_observations(torchrl_bin, cl
     assert set(actions) == {"walker", "runner"}
     assert actions["walker"] in range(3) and actions["runner"] in range(2)
     env.close()
+
+
+def test_cli_sweep_over_simple_spread_runs_each_job(torchrl_bin, cli_env, tmp_path):
+    """``train -m``: a job per value, each with its agents' and team returns."""
+    proc = run_torchrl(
+        torchrl_bin,
+        ["train", "-m", f"env={SPREAD}", "agent=ippo", "agent.lr=1e-3,3e-4",
+         "+env.kwargs.max_cycles=10", *SMALL],
+        tmp_path,
+        cli_env,
+    )  # fmt: skip
+    assert_no_traceback(proc)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    found = sorted(tmp_path.glob("runs/*/*_multirun/*/metrics.json"))
+    assert len(found) == 2, found
+    lrs = set()
+    for path in found:
+        metrics = json.loads(path.read_text())
+        assert metrics["agent"] == "ippo" and metrics["env"] == SPREAD
+        assert len(metrics["team_returns"]) == 2 and len(metrics["returns"]) == 6
+        lrs.add(yaml.safe_load((path.parent / "config.yaml").read_text())["agent"]["lr"])
+    assert lrs == {1e-3, 3e-4}
+    assert "sweep summary" in proc.stdout
+
+
+def test_cli_tune_over_simple_spread_scores_two_trials(torchrl_bin, cli_env, tmp_path):
+    """``torchrl tune`` with the CartPole preset's search space on simple_spread (ippo):
+    two trials scored by the mean return per agent, and the best written as the tuned file
+    of ippo on the env."""
+    proc = run_torchrl(
+        torchrl_bin,
+        ["tune", "hparams_search=ppo_clip_cartpole", "agent=ippo", f"env={SPREAD}",
+         "+env.kwargs.max_cycles=10", "seeds=[0]", "max_steps=64", "eval_freq=32",
+         "agent.n_steps=8", "env.n_envs=2", "eval_episodes=2", "agent.num_epochs=1",
+         "logger.progress=false", "tune.n_trials=2"],
+        tmp_path,
+        cli_env,
+    )  # fmt: skip
+    assert_no_traceback(proc)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    folder = tmp_path / "runs" / "tune" / "ppo_clip_cartpole"
+    study = json.loads((folder / "study.json").read_text())
+    assert study["counts"] == {"complete": 2}
+    assert (study["budget"]["agent"], study["budget"]["env"]) == ("ippo", SPREAD)
+    for trial in (0, 1):
+        metrics = json.loads((folder / f"trial_{trial}_seed_0" / "metrics.json").read_text())
+        assert len(metrics["team_returns"]) == 2
+        assert f"trial {trial} " in proc.stdout
+    tuned = yaml.safe_load((folder / "tuned" / "ippo" / f"{SPREAD}.yaml").read_text())
+    assert tuned["env"]["kwargs"]["max_cycles"] == 10
 
 
 def test_an_mpe_copy_restored_from_its_snapshot_goes_on_as_the_original():
