@@ -51,7 +51,7 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
         modes = render_modes(cfg.env.id, dict(cfg.env.kwargs))
         if "rgb_array" not in modes:
             raise ConfigError(
-                f"video=true records the frames an env renders as rgb_array, and the "
+                "video=true records the frames an env renders as rgb_array, and the "
                 f"PettingZoo env {cfg.env.id} renders {', '.join(modes) or 'none'} (its "
                 "metadata's render_modes); drop video=true"
             )
