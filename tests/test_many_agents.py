@@ -5,6 +5,7 @@ one of whom leaves at step 2 of 4, so that padding, masks and absent agents are 
 
 import importlib.util
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from conftest import TINY, assert_no_traceback, assert_one_line_error, compose_config, make_agent
 from conftest import torchrl as run_torchrl
 
@@ -29,7 +31,14 @@ sys.path.insert(0, str(ENVMODS))
 
 PAIR = "pettingzoo:torchrl_test_marl"
 SPREAD = "pettingzoo:mpe2.simple_spread_v3"
+STRUCTURED = "pettingzoo:torchrl_test_marl_dict"  # Dict and Tuple observations
 SMALL = [*TINY, "max_steps=64", "agent.n_steps=8"]
+
+
+def envmods_env(cli_env: dict) -> dict:
+    """``cli_env`` with the test env modules importable, as a user's PYTHONPATH would."""
+    path = os.pathsep.join(p for p in (str(ENVMODS), cli_env.get("PYTHONPATH")) if p)
+    return {**cli_env, "PYTHONPATH": path}
 
 
 def pair(n_envs: int = 2, central: bool = False, module: str = PAIR) -> PettingZooEnv:
@@ -51,6 +60,21 @@ def test_rows_are_padded_observations_with_the_agent_id(module):
     np.testing.assert_array_equal(obs[1], [100, 100, 100, 0, 1, 0, 0, 1])
     np.testing.assert_array_equal(obs[2:], obs[:2])  # copy-major rows
     assert env.valid.all()
+    env.close()
+
+
+def test_dict_and_tuple_observations_are_flattened_into_their_columns():
+    """The walker's Dict (a Discrete phase one-hot, then its Box position) and the runner's
+    Tuple (a Box, then a MultiBinary) fill the columns of their rows, zero-padded to 5."""
+    env = pair(1, module=STRUCTURED)
+    assert env.get_state_info().shape == (7,)  # [obs padded to 5 | one-hot of 2]
+    np.testing.assert_array_equal(env.reset(seed=0), [[1, 0, 0, 0, 0, 1, 0],
+                                                      [100, 1, 0, 0, 0, 0, 1]])  # fmt: skip
+    step = env.step(np.ones(2, dtype=np.int64))
+    np.testing.assert_array_equal(step.obs, [[0, 1, 0, 1, -1, 1, 0], [101, 1, 0, 0, 0, 0, 1]])
+    # load_policy's rows, from a dict of observations as the parallel env gives them
+    rows = env.rows_of({"walker": {"phase": 2, "pos": np.array([3.0, 4.0])}})
+    np.testing.assert_array_equal(rows, [[0, 0, 1, 3, 4, 1, 0], [0, 0, 0, 0, 0, 0, 1]])
     env.close()
 
 
@@ -153,6 +177,8 @@ def test_a_centralized_value_reads_the_state_and_the_policy_does_not():
                 importlib.util.find_spec("pymunk") is not None, reason="pymunk is installed"
             ),
         ),
+        (["agent=ippo", f"env={STRUCTURED}", "+env.kwargs.observation_space=text"],
+         ["agent walker's observation space holds a Text", "Dict or Tuple"]),
         (["agent=ippo", f"env={PAIR}", "memory=lstm"], ["memory=lstm", "memory=none"]),
         (["agent=ippo", f"env={PAIR}", "agent.critic=global"], ["agent.critic=global"]),
         (["agent=mappo", f"env={PAIR}", "agent.share_parameters=false", "agent.agent_id=false"],
@@ -269,16 +295,110 @@ def test_cli_trains_simple_spread_then_evaluates_in_a_fresh_process(
         steps += 1
     assert steps == 10  # max_cycles
     env.close()
-    if agent == "ippo":  # no video of a PettingZoo env: one line, before any folder
-        proc = run_torchrl(torchrl_bin, ["eval", str(run_dir), "video=true"], tmp_path, cli_env)
-        assert_one_line_error(proc, "video=true", "PettingZoo")
-        assert not (run_dir / "videos").exists()
+    if agent == "mappo":  # mpe2 renders rgb_array: the episode's video, as a Gymnasium env's
+        proc = run_torchrl(torchrl_bin, ["eval", str(run_dir), "video=true", "episodes=1"],
+                           tmp_path, cli_env)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "1 videos in" in proc.stdout
+        (video,) = (run_dir / "videos").glob("*/*.mp4")
+        assert video.name == "episode_000.mp4" and video.stat().st_size > 1000
+        if importlib.util.find_spec("imageio_ffmpeg"):
+            import imageio_ffmpeg
+
+            frames, _ = imageio_ffmpeg.count_frames_and_secs(str(video))
+            # the reset's frame and one per step of max_cycles=10; moviepy may drop the last
+            # (a clip of n / fps seconds cut by float rounding), as for RecordVideo's
+            assert frames in (10, 11)
     if agent == "mappo" and importlib.util.find_spec("onnxruntime"):  # ONNX on the rows
         proc = run_torchrl(torchrl_bin, ["export", str(run_dir), "format=onnx"], tmp_path,
                            cli_env)
         assert proc.returncode == 0, proc.stdout + proc.stderr
         assert "checked against the torch policy" in proc.stdout
         assert "one row per agent" in proc.stdout
+
+
+def test_cli_video_of_an_env_that_does_not_render_frames_is_one_line(
+    torchrl_bin, cli_env, tmp_path
+):
+    """torchrl_test_marl declares no rgb_array render mode: one line, before any folder."""
+    cli_env = envmods_env(cli_env)
+    proc = run_torchrl(torchrl_bin, ["train", f"env={PAIR}", "agent=ippo", *SMALL], tmp_path,
+                       cli_env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (run_dir,) = [p.parent for p in tmp_path.glob("runs/*/*/metrics.json")]
+    proc = run_torchrl(torchrl_bin, ["eval", str(run_dir), "video=true"], tmp_path, cli_env)
+    assert_one_line_error(proc, "video=true", "PettingZoo", "rgb_array", "renders none")
+    assert not (run_dir / "videos").exists()
+
+
+def test_cli_trains_and_evaluates_on_dict_and_tuple_observations(torchrl_bin, cli_env,
+                                                                 tmp_path):
+    cli_env = envmods_env(cli_env)
+    proc = run_torchrl(torchrl_bin, ["train", f"env={STRUCTURED}", "agent=ippo", *SMALL],
+                       tmp_path, cli_env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (run_dir,) = [p.parent for p in tmp_path.glob("runs/*/*/metrics.json")]
+    assert len(json.loads((run_dir / "metrics.json").read_text())["team_returns"]) == 2
+    proc = run_torchrl(torchrl_bin, ["eval", str(run_dir), "episodes=2"], tmp_path, cli_env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "team mean" in proc.stdout
+    policy = load_policy(run_dir)  # acts from the env's own Dict and Tuple observations
+    env = policy.make_env()
+    observations, _ = env.reset(seed=0)
+    actions = policy(observations)
+    assert set(actions) == {"walker", "runner"}
+    assert actions["walker"] in range(3) and actions["runner"] in range(2)
+    env.close()
+
+
+def test_cli_sweep_over_simple_spread_runs_each_job(torchrl_bin, cli_env, tmp_path):
+    """``train -m``: a job per value, each with its agents' and team returns."""
+    proc = run_torchrl(
+        torchrl_bin,
+        ["train", "-m", f"env={SPREAD}", "agent=ippo", "agent.lr=1e-3,3e-4",
+         "+env.kwargs.max_cycles=10", *SMALL],
+        tmp_path,
+        cli_env,
+    )  # fmt: skip
+    assert_no_traceback(proc)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    found = sorted(tmp_path.glob("runs/*/*_multirun/*/metrics.json"))
+    assert len(found) == 2, found
+    lrs = set()
+    for path in found:
+        metrics = json.loads(path.read_text())
+        assert metrics["agent"] == "ippo" and metrics["env"] == SPREAD
+        assert len(metrics["team_returns"]) == 2 and len(metrics["returns"]) == 6
+        lrs.add(yaml.safe_load((path.parent / "config.yaml").read_text())["agent"]["lr"])
+    assert lrs == {1e-3, 3e-4}
+    assert "sweep summary" in proc.stdout
+
+
+def test_cli_tune_over_simple_spread_scores_two_trials(torchrl_bin, cli_env, tmp_path):
+    """``torchrl tune`` with the CartPole preset's search space on simple_spread (ippo):
+    two trials scored by the mean return per agent, and the best written as the tuned file
+    of ippo on the env."""
+    proc = run_torchrl(
+        torchrl_bin,
+        ["tune", "hparams_search=ppo_clip_cartpole", "agent=ippo", f"env={SPREAD}",
+         "+env.kwargs.max_cycles=10", "seeds=[0]", "max_steps=64", "eval_freq=32",
+         "agent.n_steps=8", "env.n_envs=2", "eval_episodes=2", "agent.num_epochs=1",
+         "logger.progress=false", "tune.n_trials=2"],
+        tmp_path,
+        cli_env,
+    )  # fmt: skip
+    assert_no_traceback(proc)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    folder = tmp_path / "runs" / "tune" / "ppo_clip_cartpole"
+    study = json.loads((folder / "study.json").read_text())
+    assert study["counts"] == {"complete": 2}
+    assert (study["budget"]["agent"], study["budget"]["env"]) == ("ippo", SPREAD)
+    for trial in (0, 1):
+        metrics = json.loads((folder / f"trial_{trial}_seed_0" / "metrics.json").read_text())
+        assert len(metrics["team_returns"]) == 2
+        assert f"trial {trial} " in proc.stdout
+    tuned = yaml.safe_load((folder / "tuned" / "ippo" / f"{SPREAD}.yaml").read_text())
+    assert tuned["env"]["kwargs"]["max_cycles"] == 10
 
 
 def test_an_mpe_copy_restored_from_its_snapshot_goes_on_as_the_original():
@@ -418,6 +538,33 @@ def test_running_statistics_count_only_rows_that_hold_an_agent(backend):
     seen = int(rollout.valid[1:].sum()) + int(torch.as_tensor(built.collector.valid).sum())
     assert seen == 24
     assert float(rms.count) - start == pytest.approx(seen)
+    env.close()
+
+
+def test_reward_scaling_counts_only_rows_that_hold_an_agent():
+    """env.scale_reward: the running return's statistics take a sample per row that held an
+    agent at the step (24 of the rollout's 32), as computed by hand from the raw rewards."""
+    cfg = compose_config(["agent=ippo", f"env={PAIR}", "agent.n_steps=8", "env.scale_reward=true"])
+    built, env = make_agent(cfg, n_envs=2)
+    collector = built.collector
+    collector.collect(built.value_fn())
+    scaler = collector.reward_scaler
+    returns, seen = np.zeros(4), []
+    dones = collector.env_terminated | collector.env_truncated
+    for reward, done, valid in zip(collector.env_rewards, dones, collector.env_valid,
+                                   strict=True):  # fmt: skip
+        returns = returns * cfg.agent.gamma + reward
+        seen.extend(returns[valid])
+        returns[done] = 0.0
+    assert len(seen) == 24
+    prior = 1e-4  # RunningMeanStd's pseudo-count of mean 0, variance 1
+    n, m, v = len(seen), np.mean(seen), np.var(seen)
+    total = n + prior
+    assert scaler.rms.count.item() == pytest.approx(total, rel=1e-12)
+    assert scaler.rms.mean.item() == pytest.approx(n * m / total, rel=1e-6)
+    assert scaler.rms.var.item() == pytest.approx(
+        (prior + n * v + m * m * prior * n / total) / total, rel=1e-6
+    )
     env.close()
 
 

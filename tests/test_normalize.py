@@ -176,6 +176,25 @@ def test_reward_scaler_divides_by_std_of_discounted_return_and_resets_on_done():
     assert scaler.returns.tolist() == pytest.approx([(2.0 * gamma + 1.0) * gamma - 2.0, 1.0])
 
 
+def test_reward_scaler_statistics_count_only_the_rows_that_hold_an_agent():
+    """gamma 0.5, row 1 absent (reward 0) from step 2 on: the returns counted are row 0's
+    1, 2.5, 2.25 and row 1's 2 of step 1, never row 1's decaying 1.0 and 0.5."""
+    scaler = RewardScaler(2, gamma=0.5, enabled=True, clip=10.0)
+    rewards = np.array([[1.0, 2.0], [2.0, 0.0], [1.0, 0.0]], np.float32)
+    counted = np.array([[True, True], [True, False], [True, False]])
+    scaler.scale_rollout(rewards, np.zeros((3, 2), dtype=bool), counted)
+    samples = [1.0, 2.0, 2.5, 2.25]
+    n, m, v = 4, np.mean(samples), np.var(samples)  # 1.9375, 0.32421875
+    # merged with the prior (mean 0, variance 1, count PRIOR), as RunningMeanStd starts
+    total = n + PRIOR
+    assert scaler.rms.count.item() == pytest.approx(total, rel=1e-12)
+    assert scaler.rms.mean.item() == pytest.approx(n * m / total, rel=1e-9)
+    assert scaler.rms.var.item() == pytest.approx(
+        (PRIOR * 1.0 + n * v + m * m * PRIOR * n / total) / total, rel=1e-9
+    )
+    assert scaler.returns.tolist() == pytest.approx([2.25, 0.5])  # each row's return goes on
+
+
 def test_reward_scaler_clips_and_can_be_disabled():
     """Scaled rewards are clipped to [-clip, clip]; enabled=False returns the rewards as given."""
     scaler = RewardScaler(2, gamma=0.99, enabled=True, clip=3.0)

@@ -44,13 +44,17 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
     if render:
         check_display()
     policy = policy_from_checkpoint(cfg, checkpoint)
-    from torchrl_cli.envs.pettingzoo_env import is_pettingzoo
+    from torchrl_cli.envs.pettingzoo_env import is_pettingzoo, render_modes
 
-    if video and is_pettingzoo(cfg.env.id):
-        raise ConfigError(
-            f"video=true records Gymnasium envs only, and {cfg.env.id} is a PettingZoo env; "
-            "drop video=true (render=true shows it where the env renders)"
-        )
+    agents_env = is_pettingzoo(cfg.env.id)
+    if video and agents_env:
+        modes = render_modes(cfg.env.id, dict(cfg.env.kwargs))
+        if "rgb_array" not in modes:
+            raise ConfigError(
+                "video=true records the frames an env renders as rgb_array, and the "
+                f"PettingZoo env {cfg.env.id} renders {', '.join(modes) or 'none'} (its "
+                "metadata's render_modes); drop video=true"
+            )
     env_cfg, video_dir = cfg.env.copy(), None
     if video or render:
         env_cfg.kwargs = {**env_cfg.kwargs, "render_mode": "human" if render else "rgb_array"}
@@ -63,7 +67,7 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
         video_dir = make_video_dir(run_dir / VIDEO_DIR, f"{path.stem}_{stamp}")
     with warnings.catch_warnings():  # each copy's recorder finds the folder of the one before
         warnings.filterwarnings("ignore", message=".*Overwriting existing videos")
-        extra = [recorder(video_dir)] if video else []
+        extra = [recorder(video_dir, agents_env)] if video else []
         env = CappedEnv(
             build_env(
                 env_cfg, episodes, evaluation=True, extra_wrappers=extra, agent_cfg=cfg.agent
@@ -152,10 +156,15 @@ def make_video_dir(videos: Path, name: str) -> Path:
     return videos / name
 
 
-def recorder(video_dir: Path):
+def recorder(video_dir: Path, agents_env: bool = False):
     """A wrapper factory giving copy ``i`` (made in order, sync) a RecordVideo of its first
-    episode, the one the evaluation counts."""
+    episode, the one the evaluation counts; for a PettingZoo env (``agents_env``) a
+    ``ParallelRecorder``, which writes the same file."""
     index = itertools.count()
+    if agents_env:
+        from torchrl_cli.envs.parallel_video import ParallelRecorder
+
+        return lambda env: ParallelRecorder(env, video_dir, f"copy{next(index)}")
 
     def wrap(env: gym.Env) -> gym.Env:
         return gym.wrappers.RecordVideo(

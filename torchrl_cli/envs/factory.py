@@ -29,18 +29,18 @@ def build_env(
     ``extra_wrappers`` go outside the configured ones (e.g. a video recorder); with
     ``env.frame_stack`` > 1 the last observations stacked over it (``envs.frame_stack``). A
     PettingZoo env (``pettingzoo:<module>``) has ``n_envs`` copies, its rows laid out as
-    ``agent_cfg`` (ippo, mappo) says: the agent id, the centralized value's input."""
+    ``agent_cfg`` (ippo, mappo) says: the agent id, the centralized value's input; its
+    ``extra_wrappers`` take a parallel env."""
     if is_pettingzoo(env_cfg.id):
         if agent_cfg is None or "critic" not in agent_cfg:
             raise ValueError(f"{env_cfg.id} is laid out by its agent's config (ippo, mappo)")
-        if extra_wrappers:
-            raise ValueError(f"{env_cfg.id} is a PettingZoo env: it takes no Gymnasium wrappers")
         return PettingZooEnv(
             env_cfg.id,
             n_envs=n_envs,
             kwargs=dict(env_cfg.kwargs),
             agent_id=bool(agent_cfg.agent_id),
             central=agent_cfg.critic == "central",
+            wrappers=list(extra_wrappers),
         )
     wrappers, kwargs = env_wrappers(env_cfg, evaluation=evaluation)
     env = GymEnv(

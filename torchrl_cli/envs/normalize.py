@@ -135,7 +135,9 @@ class StateNormalizer(nn.Module):
 class RewardScaler(nn.Module):
     """Divide rewards by the running std of the discounted return (PPO implementation detail),
     then clip. Keeps one running return per env; ``enabled=False`` passes rewards through.
-    Lives on the CPU whatever the training device (rewards arrive from the env in numpy)."""
+    Lives on the CPU whatever the training device (rewards arrive from the env in numpy).
+    With many agents, the statistics count only the returns of the rows that held an agent
+    at the step (``counted``)."""
 
     def __init__(self, n_envs: int, *, gamma: float, enabled: bool, clip: float):
         super().__init__()
@@ -145,32 +147,41 @@ class RewardScaler(nn.Module):
         self.rms = RunningMeanStd(())
         self.register_buffer("returns", torch.zeros(n_envs, dtype=torch.float64))
 
-    def forward(self, reward: np.ndarray, done: np.ndarray) -> np.ndarray:
-        """One vector step's rewards, scaled. In numpy, on views of the buffers (which stay on
-        the CPU): it runs once per env step, where a dozen torch ops on a few numbers cost
-        ~30 us."""
+    def forward(
+        self, reward: np.ndarray, done: np.ndarray, counted: np.ndarray | None = None
+    ) -> np.ndarray:
+        """One vector step's rewards, scaled; the statistics count the rows ``counted`` flags
+        (None: all). In numpy, on views of the buffers (which stay on the CPU): it runs once
+        per env step, where a dozen torch ops on a few numbers cost ~30 us."""
         if not self.enabled:
             return reward
-        return self._stepper()(reward, done)
+        return self._stepper()(reward, done, counted)
 
-    def scale_rollout(self, rewards: np.ndarray, dones: np.ndarray) -> np.ndarray:
+    def scale_rollout(
+        self, rewards: np.ndarray, dones: np.ndarray, counted: np.ndarray | None = None
+    ) -> np.ndarray:
         """A rollout's rewards ``[T, N]`` as the models learn from them; the running statistics
-        advance step by step, exactly as if ``forward`` had been called during collection."""
+        advance step by step, exactly as if ``forward`` had been called during collection
+        (``counted``: ``[T, N]``, the rows that held an agent at each step; None: all)."""
         if not self.enabled:
             return rewards
         step = self._stepper()
-        return np.stack([step(reward, done) for reward, done in zip(rewards, dones, strict=True)])
+        steps = [None] * len(rewards) if counted is None else counted
+        return np.stack([step(*row) for row in zip(rewards, dones, steps, strict=True)])
 
-    def _stepper(self) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    def _stepper(self) -> Callable[[np.ndarray, np.ndarray, np.ndarray | None], np.ndarray]:
         """``forward`` for one vector step on numpy views of the buffers, built once for a
         rollout's steps."""
         returns, var = self.returns.numpy(), self.rms.var.numpy()
         update, gamma, clip = self.rms.numpy_update(), self.gamma, self.clip
 
-        def step(reward: np.ndarray, done: np.ndarray) -> np.ndarray:
+        def step(reward: np.ndarray, done: np.ndarray, counted: np.ndarray | None):
             np.multiply(returns, gamma, out=returns)  # in place: the buffer's view
             np.add(returns, reward, out=returns)
-            update(returns)
+            if counted is None:
+                update(returns)
+            elif counted.any():  # an absent agent's return is no sample of the returns
+                update(returns[counted])
             returns[done] = 0.0
             return (reward / np.sqrt(var + 1e-8)).clip(-clip, clip).astype(np.float32)
 

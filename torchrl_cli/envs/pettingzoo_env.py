@@ -8,8 +8,10 @@ AEC ``env(**kwargs)`` goes through PettingZoo's ``aec_to_parallel``.
 
 A row holds, in this order (``RowLayout``):
 
-- the agent's observation, flattened and zero-padded to the widest agent's (SuperSuit's
-  ``pad_observations`` convention for agents whose spaces differ), then with ``agent_id`` the
+- the agent's observation, flattened (``gymnasium.spaces.flatten``: Box, Discrete as a
+  one-hot, MultiDiscrete, MultiBinary, and Dict or Tuple spaces of them) and zero-padded to
+  the widest agent's (SuperSuit's ``pad_observations`` convention for agents whose spaces
+  differ), then with ``agent_id`` the
   one-hot of the agent's index: what the policy reads (``RowLayout.policy``);
 - with ``central``: the copy's global ``state()`` (or, for an env without one, every agent's
   padded observation joined), then the agent's one-hot again: what a centralized value reads
@@ -104,6 +106,15 @@ def make_parallel(env_id: str, kwargs: dict):
         ) from None
 
 
+def render_modes(env_id: str, kwargs: dict) -> list[str]:
+    """The render modes ``env_id``'s env declares (its ``metadata["render_modes"]``)."""
+    env = make_parallel(env_id, kwargs)
+    try:
+        return list(getattr(env, "metadata", {}).get("render_modes", []))
+    finally:
+        env.close()
+
+
 @dataclass(frozen=True)
 class RowLayout:
     """Where each part sits in a row: ``[obs | id][state | id]``; ``policy`` and ``value``
@@ -139,13 +150,31 @@ class RowLayout:
         return (self.local_width, self.width) if self.central_width else self.policy
 
 
+#: the spaces ``gymnasium.spaces.flatten`` turns into numbers (Discrete ones one-hot), which
+#: a Dict or Tuple observation may nest
+FLAT_SPACES = (spaces.Box, spaces.Discrete, spaces.MultiDiscrete, spaces.MultiBinary)
+
+
 def flat_size(space: spaces.Space, env_id: str, agent: str) -> int:
-    if not isinstance(space, spaces.Box):
+    """The width of ``agent``'s observation flattened (``gymnasium.spaces.flatdim``), or a
+    one-line ConfigError naming the part of the space that does not flatten to numbers."""
+    part = unflattened(space)
+    if part is not None:
         raise ConfigError(
-            f"env '{env_id}': agent {agent}'s observation space {space} is not a Box; "
-            "torchrl-cli flattens Box observations of many agents (wrap the env to give one)"
+            f"env '{env_id}': agent {agent}'s observation space holds a {part}, which does not "
+            "flatten to numbers; torchrl-cli flattens Box, Discrete, MultiDiscrete and "
+            "MultiBinary observations and Dict or Tuple spaces of them (wrap the env to give "
+            "one)"
         )
-    return int(np.prod(space.shape))
+    return int(spaces.flatdim(space))
+
+
+def unflattened(space: spaces.Space) -> str | None:
+    """The name of the first part of ``space`` outside ``FLAT_SPACES`` (None: all flatten)."""
+    if isinstance(space, spaces.Dict | spaces.Tuple):
+        parts = space.spaces.values() if isinstance(space, spaces.Dict) else space.spaces
+        return next((name for name in map(unflattened, parts) if name is not None), None)
+    return None if isinstance(space, FLAT_SPACES) else type(space).__name__
 
 
 def joint_actions(act_spaces: list[spaces.Space], env_id: str) -> tuple[SpaceInfo, np.ndarray]:
@@ -184,6 +213,8 @@ class PettingZooEnv(BaseEnv):
         agent_id: append each agent's one-hot index to its observation (parameters shared
             across agents tell them apart by it).
         central: append the centralized value's input to each row (``RowLayout``).
+        wrappers: callables each copy goes through, in order, as it is made (a recorder of
+            its first episode: ``torchrl eval RUN video=true``).
     """
 
     def __init__(
@@ -194,18 +225,26 @@ class PettingZooEnv(BaseEnv):
         kwargs: dict | None = None,
         agent_id: bool = True,
         central: bool = False,
+        wrappers: list = (),
     ):
         self.env_id = env_id
         self.kwargs = dict(kwargs or {})
-        self.copies = [make_parallel(env_id, self.kwargs) for _ in range(n_envs)]
+        self.copies = []
+        for _ in range(n_envs):  # in order: a wrapper may number the copies
+            env = make_parallel(env_id, self.kwargs)
+            for wrap in wrappers:
+                env = wrap(env)
+            self.copies.append(env)
         first = self.copies[0]
         self.agents = list(first.possible_agents)
         self.index = {agent: i for i, agent in enumerate(self.agents)}
         self.n_copies = n_envs
         self.n_agents = k = len(self.agents)
         self.n_envs = n_envs * k
+        self.obs_spaces = [first.observation_space(a) for a in self.agents]
         self.obs_sizes = [
-            flat_size(first.observation_space(a), env_id, a) for a in self.agents
+            flat_size(space, env_id, a)
+            for space, a in zip(self.obs_spaces, self.agents, strict=True)
         ]
         obs_width = max(self.obs_sizes)
         state_space = getattr(first, "state_space", None) if central else None
@@ -308,12 +347,14 @@ class PettingZooEnv(BaseEnv):
 
     def rows_of(self, obs: dict, state: np.ndarray | None = None) -> np.ndarray:
         """The rows ``[n_agents, width]`` of one copy from its observations by agent (absent
-        agents: zeros) and its global state (None: zeros; a policy never reads it)."""
+        agents: zeros; each flattened by ``gymnasium.spaces.flatten``: Dict and Tuple entries
+        in their space's order, Discrete ones one-hot) and its global state (None: zeros; a
+        policy never reads it)."""
         lay, k = self.layout, self.n_agents
         out = np.zeros((k, lay.width), np.float32)
         for agent, o in obs.items():
             i = self.index[agent]
-            out[i, : self.obs_sizes[i]] = np.asarray(o, np.float32).reshape(-1)
+            out[i, : self.obs_sizes[i]] = spaces.flatten(self.obs_spaces[i], o)
         if lay.agent_id:
             out[:, lay.obs_width : lay.local_width] = self._one_hot
         if lay.state_width:

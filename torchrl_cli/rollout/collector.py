@@ -161,7 +161,7 @@ class Collector:
         if buf.valid is not None:
             buf.valid.copy_(torch.from_numpy(self.env_valid))
         dones = self.env_terminated | self.env_truncated
-        rewards = self.reward_scaler.scale_rollout(self.env_rewards, dones)
+        rewards = self.reward_scaler.scale_rollout(self.env_rewards, dones, self.env_valid)
         buf.rewards.copy_(torch.from_numpy(rewards))
         buf.truncations = truncations
         self.estimate_values(buf, value_fn, out=buf, carry=True, valued=self.valued)
