@@ -6,6 +6,7 @@ one of whom leaves at step 2 of 4, so that padding, masks and absent agents are 
 import importlib.util
 import json
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -372,6 +373,16 @@ def test_cli_sweep_over_simple_spread_runs_each_job(torchrl_bin, cli_env, tmp_pa
         lrs.add(yaml.safe_load((path.parent / "config.yaml").read_text())["agent"]["lr"])
     assert lrs == {1e-3, 3e-4}
     assert "sweep summary" in proc.stdout
+    assert len(re.findall(r"team -?\d+\.\d", proc.stdout)) == 2  # under each final return
+    (summary,) = tmp_path.glob("runs/*/*_multirun/summary.md")
+    header, _, *rows = summary.read_text().splitlines()
+    assert "team return" in header and len(rows) == 2
+    for row in rows:  # each job's team return: the mean of its final evaluation's
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        job = [p for p in found if f"agent.lr={cells[0].split('=')[-1]}" in
+               " ".join(yaml.safe_load((p.parent / ".hydra" / "overrides.yaml").read_text()))]
+        team = np.mean(json.loads(job[0].read_text())["team_returns"])
+        assert float(cells[3]) == pytest.approx(team, abs=0.05)
 
 
 def test_cli_tune_over_simple_spread_scores_two_trials(torchrl_bin, cli_env, tmp_path):

@@ -27,6 +27,9 @@ class Row:
     ci_high: float
     env_steps: float  # mean across seeds
     wall_seconds: float  # mean across seeds
+    # many agents: the final team return (the sum over agents), mean across seeds; the final
+    # return above is then the mean over agents of each agent's
+    team_return: float | None = None
 
 
 def run_overrides(run_dir: Path) -> list[str]:
@@ -77,6 +80,7 @@ def summarize(runs: list[tuple[str, dict]]) -> list[Row]:
     for label, group in groups.items():
         finals = [m["mean_return"] for m in group]
         low, high = bootstrap_ci(finals, stats.mean)
+        teams = [float(np.mean(m["team_returns"])) for m in group if m.get("team_returns")]
         rows.append(
             Row(
                 label,
@@ -87,17 +91,26 @@ def summarize(runs: list[tuple[str, dict]]) -> list[Row]:
                 high,
                 float(np.mean([m["env_steps"] for m in group])),
                 float(np.mean([m["wall_seconds"] for m in group])),
+                float(np.mean(teams)) if len(teams) == len(group) else None,
             )
         )
     return rows
 
 
-def cells(r: Row) -> list[str]:
-    """A row as printed in the console table and the Markdown summary."""
+def with_teams(rows: list[Row]) -> bool:
+    """Whether the rows are of many-agent runs (a team return column)."""
+    return any(r.team_return is not None for r in rows)
+
+
+def cells(r: Row, teams: bool = False) -> list[str]:
+    """A row as printed in the console table and the Markdown summary (``teams``: with the
+    team return after the final return)."""
+    team = [] if not teams else ["-" if r.team_return is None else f"{r.team_return:.1f}"]
     return [
         r.config,
         str(r.seeds),
         f"{r.mean_return:.1f} ± {r.std_return:.1f}",
+        *team,
         f"[{r.ci_low:.1f}, {r.ci_high:.1f}]",
         f"{r.env_steps:.0f}",
         f"{r.wall_seconds:.1f}",
@@ -112,14 +125,18 @@ NARROW_HEADERS = ("seeds", "final\nreturn", "95 % CI\nof mean", "env\nsteps", "w
 def table(rows: list[Row], title: str, narrow: bool = False) -> Table:
     """The console table; a configuration is shown as written (``[...]`` values are not
     console markup), one override a line, so that a narrow console wraps between overrides
-    and never inside a value. ``narrow``: the numbers' headers on two lines."""
+    and never inside a value. ``narrow``: the numbers' headers on two lines. Many-agent rows
+    give the team return under the final return (per agent)."""
     out = Table(title=title, title_justify="left")
     out.add_column("configuration", overflow="fold")
     for name, short in zip(HEADERS, NARROW_HEADERS, strict=True):
         out.add_column(short if narrow else name, justify="right", no_wrap=True)
+    teams = with_teams(rows)
     for r in rows:
-        config, *rest = cells(r)
-        out.add_row(escape("\n".join(config.split(" "))), *rest)
+        config, seeds, final, *rest = cells(r, teams)
+        if teams:  # the team return under the per-agent one: no column wider at 80 columns
+            final = f"{final}\nteam {rest.pop(0)}"
+        out.add_row(escape("\n".join(config.split(" "))), seeds, final, *rest)
     return out
 
 
@@ -152,12 +169,14 @@ def write_csv(rows: list[Row], path: Path) -> None:
 
 
 def write_markdown(rows: list[Row], path: Path, failed: list[tuple[str, str]] = ()) -> None:
+    teams = with_teams(rows)
+    team = " team return (mean) |" if teams else ""
     lines = [
-        "| configuration | seeds | final return (mean ± std) | 95 % CI of the mean | env steps "
-        "| wall s |",
-        "|---|---|---|---|---|---|",
+        f"| configuration | seeds | final return (mean ± std) |{team} 95 % CI of the mean "
+        "| env steps | wall s |",
+        "|---|---|---|---|---|---|" + ("---|" if teams else ""),
     ]
-    lines += ["| " + " | ".join(cells(r)) + " |" for r in rows]
+    lines += ["| " + " | ".join(cells(r, teams)) + " |" for r in rows]
     if failed:
         lines += ["", "Failed jobs:", ""] + [f"- {job}: {error}" for job, error in failed]
     path.write_text("\n".join(lines) + "\n")
