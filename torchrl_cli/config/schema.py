@@ -312,7 +312,7 @@ class MemoryConfig:
     hidden_size: int = 64  # units per recurrent layer
     num_layers: int = 1  # stacked recurrent layers
     # one net and memory for both models: the value's output layer reads the policy's memory,
-    # and its loss trains them too (sb3-contrib's shared_lstm); false: each model its own
+    # and its loss, scaled by agent.value.loss_coef, trains them too; false: each its own
     shared: bool = False
 
 
