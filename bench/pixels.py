@@ -185,6 +185,8 @@ def sb3_worker(task: Task, threads: int, steps: int) -> dict:
     from stable_baselines3.common.vec_env import DummyVecEnv
     from threadpoolctl import threadpool_limits
 
+    from bench.perf.sb3 import unlogged
+
     torch.set_num_threads(threads)
     threadpool_limits(threads, user_api="blas")
     hp = ours_hyperparameters(task)
@@ -198,7 +200,7 @@ def sb3_worker(task: Task, threads: int, steps: int) -> dict:
         kwargs["policy_kwargs"] = {"features_extractor_class": grid_extractor(),
                                    "normalize_images": False}  # fmt: skip
     start = time.perf_counter()
-    model = PPO("CnnPolicy", env, seed=0, device="cpu", verbose=0, **hp, **kwargs)
+    model = unlogged(PPO("CnnPolicy", env, seed=0, device="cpu", verbose=0, **hp, **kwargs))
     model.learn(total_timesteps=steps)
     wall = time.perf_counter() - start
     return {"wall": wall, "train": wall, "steps": model.num_timesteps, **phases.seconds}

@@ -116,7 +116,7 @@ def sb3_model(seed: int):
     from stable_baselines3.common.vec_env import VecNormalize
     from threadpoolctl import threadpool_limits
 
-    from bench.perf.sb3 import linear
+    from bench.perf.sb3 import linear, unlogged
     from torchrl_cli.envs.partial import register_partial_envs
 
     register_partial_envs()
@@ -124,7 +124,7 @@ def sb3_model(seed: int):
     threadpool_limits(1, user_api="blas")
     env = VecNormalize(make_vec_env(ENV_ID, n_envs=ZOO["n_envs"], seed=seed), gamma=ZOO["gamma"])
 
-    return RecurrentPPO(
+    return unlogged(RecurrentPPO(
         "MlpLstmPolicy",
         env,
         n_steps=ZOO["n_steps"],
@@ -145,7 +145,7 @@ def sb3_model(seed: int):
         seed=seed,
         device="cpu",
         verbose=0,
-    )
+    ))
 
 
 def recurrent_evaluation(model, seed: int) -> float:

@@ -55,8 +55,8 @@ def sb3_run(seed: int, threshold: float, budget: int, every: int) -> dict:
     env = VecNormalize(make_vec_env(ENV_ID, n_envs=1, seed=seed), gamma=ZOO_HALFCHEETAH["gamma"])
     policy_kwargs = {"log_std_init": -2, "ortho_init": False, "activation_fn": nn.ReLU,
                      "net_arch": {"pi": [256, 256], "vf": [256, 256]}}  # fmt: skip
-    model = PPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0,
-                policy_kwargs=policy_kwargs, **ZOO_HALFCHEETAH)  # fmt: skip
+    model = sb3.unlogged(PPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0,
+                             policy_kwargs=policy_kwargs, **ZOO_HALFCHEETAH))  # fmt: skip
     evaluator = Evaluator(ENV_ID, EVAL_EPISODES, seed + sb3.EVAL_SEED_OFFSET)
     clock = sb3.SolveClock(evaluator, every, threshold, prepare=env.normalize_obs)
     model.learn(budget, callback=clock)

@@ -8,6 +8,7 @@ import torch
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import Logger
 from threadpoolctl import threadpool_limits
 
 from bench.perf.evaluate import Evaluator
@@ -28,6 +29,13 @@ def single_threaded() -> None:
     threadpool_limits(1, user_api="blas")  # and numpy's BLAS, as torchrl-cli holds its own
 
 
+def unlogged(model):
+    """``model`` with a logger that writes nothing: left to itself, SB3 makes a folder
+    ``SB3-<time>`` in the temp directory for every model it trains, and leaves it there."""
+    model.set_logger(Logger(None, output_formats=[]))
+    return model
+
+
 def make_ppo(env_id: str, seed: int) -> PPO:
     if env_id == "CartPole-v1":
         zoo = dict(ZOO_CARTPOLE)
@@ -37,7 +45,7 @@ def make_ppo(env_id: str, seed: int) -> PPO:
         zoo = dict(ZOO_PENDULUM)
     env = make_vec_env(env_id, n_envs=zoo.pop("n_envs"), seed=seed)
     single_threaded()
-    return PPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **zoo)
+    return unlogged(PPO("MlpPolicy", env, seed=seed, device="cpu", verbose=0, **zoo))
 
 
 class SolveClock(BaseCallback):
