@@ -128,6 +128,13 @@ def test_render_without_display_is_one_line(runs, tmp_path, torchrl_bin, cli_env
     assert_one_line_error(proc, "render=true needs a display", "video=true")
 
 
+def test_video_and_render_together_are_one_line(runs, tmp_path, torchrl_bin, cli_env):
+    """Each sets the env's render mode (rgb_array for the recorder, human for the window)."""
+    proc = run_cli(torchrl_bin, ["eval", str(runs["cartpole"]), "video=true", "render=true"],
+                   tmp_path, {**cli_env, "DISPLAY": ":0"})
+    assert_one_line_error(proc, "video=true", "render=true", "choose one")
+
+
 @pytest.mark.parametrize(("args", "needles"), [
     (["eval", "{root}/nowhere"], ["does not exist"]),
     (["eval", "{root}"], ["is not a torchrl-cli run folder"]),

@@ -438,6 +438,66 @@ def test_an_mpe_copy_restored_from_its_snapshot_goes_on_as_the_original():
         other.set_state(original.get_state())
 
 
+def goals(env: PettingZooEnv) -> list[list[tuple[str, int]]]:
+    """Per copy, each agent's goal attributes that point at a landmark: (name, its index)."""
+    found = []
+    for copy in env.copies:
+        world = copy.unwrapped.world
+        found.append([(f"{agent.name}.{name}", world.landmarks.index(value))
+                      for agent in world.agents for name, value in vars(agent).items()
+                      if any(value is mark for mark in world.landmarks)])
+    return found
+
+
+@pytest.mark.parametrize("scenario", ["simple_adversary_v3", "simple_speaker_listener_v4"])
+def test_a_restored_mpe_copy_points_at_the_snapshots_goal(scenario):
+    """Scenarios that pick a landmark per episode (``agent.goal_a = world.landmarks[k]``): the
+    restored copies point at the same landmarks as the original, whatever their own
+    constructor picked (here: moved to another one on purpose), and go on as it does."""
+    env_id = f"pettingzoo:mpe2.{scenario}"
+    original = PettingZooEnv(env_id, n_envs=2, kwargs={"max_cycles": 25})
+    original.reset(seed=3)
+    rng = np.random.default_rng(0)
+    legal = min(space.n for space in original.act_spaces)  # an action every agent has
+    for _ in range(5):
+        original.step(rng.integers(0, legal, original.n_envs))
+    restored = PettingZooEnv(env_id, n_envs=2, kwargs={"max_cycles": 25})
+    restored.reset(seed=4)
+    for copy, picked in zip(restored.copies, goals(original), strict=True):
+        world = copy.unwrapped.world
+        for name, k in picked:  # another landmark than the original's
+            agent_name, attr = name.split(".")
+            agent = next(a for a in world.agents if a.name == agent_name)
+            setattr(agent, attr, world.landmarks[(k + 1) % len(world.landmarks)])
+    assert goals(restored) != goals(original)
+    restored.set_state(original.get_state())
+    assert goals(restored) == goals(original) and all(goals(original))
+    for t in range(20):
+        actions = rng.integers(0, legal, original.n_envs)
+        want, got = original.step(actions), restored.step(actions)
+        assert np.array_equal(want.obs, got.obs), t
+        assert np.array_equal(want.reward, got.reward), t
+
+
+def test_a_checkpoint_without_env_snapshots_restarts_the_episodes():
+    """Checkpoints written before mpe2's envs could be snapshot hold none (``"env": []``):
+    resuming one starts new episodes (the warned restart), and a snapshot of other copies is
+    a ValueError, which ``torchrl train resume=`` turns into one line."""
+    agent, env = make_agent([f"env={SPREAD}", "agent=mappo", *TINY])
+    try:
+        agent.collector.collect(agent.value_fn())
+        state = agent.state_dict()
+        assert len(state["batcher"]["env"]) == env.n_copies
+        state["batcher"]["env"] = []
+        assert agent.load_state_dict(state, seed=0) is False
+        assert agent.collector.first.all()
+        state["batcher"]["env"] = state["batcher"]["env"] + ["{}"] * env.n_copies
+        with pytest.raises((ValueError, KeyError)):
+            agent.load_state_dict(state, seed=0)
+    finally:
+        env.close()
+
+
 def test_cli_mappo_resumed_mid_episode_ends_as_the_whole_run(tmp_path, torchrl_bin, cli_env):
     """MAPPO on simple_spread, and the same run resumed from its middle checkpoint (what a
     kill -9 after it leaves), taken 16 steps into a 25-step episode: the same final weights

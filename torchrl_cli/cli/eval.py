@@ -41,6 +41,11 @@ def eval_command(args: list[str], console: Console | None = None) -> int:
         raise ConfigError(f"episodes={episodes} must be at least 1")
     seed = options.get("seed", cfg.seed + EVAL_SEED_OFFSET)  # the final evaluation's seeds
     video, render = options.get("video", False), options.get("render", False)
+    if video and render:
+        raise ConfigError(
+            "video=true records frames the env renders off screen, and render=true shows them "
+            "in a window instead; choose one"
+        )
     if render:
         check_display()
     policy = policy_from_checkpoint(cfg, checkpoint)

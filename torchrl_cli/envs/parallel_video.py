@@ -44,9 +44,11 @@ class ParallelRecorder(BaseParallelWrapper):
         return result
 
     def close(self):
-        if self.recording:
-            self.write()
-        self.env.close()
+        try:
+            if self.recording:
+                self.write()
+        finally:
+            self.env.close()
 
     def capture(self) -> None:
         if self.recording:

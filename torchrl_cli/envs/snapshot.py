@@ -51,7 +51,7 @@ def restore(env: gym.Env | gym.vector.VectorEnv, text: str) -> None:
 def object_snapshot(obj, packages: tuple[str, ...]) -> str:
     """The state of ``obj`` and of the objects under it whose classes come from ``packages``
     (top-level package names), as JSON."""
-    return to_json(_tree(obj, packages, set()))
+    return to_json(_tree(obj, packages))
 
 
 def restore_object(obj, text: str) -> None:
@@ -121,24 +121,70 @@ def _owned(value, packages: tuple[str, ...]) -> bool:
     return hasattr(value, "__dict__") and type(value).__module__.split(".")[0] in packages
 
 
-def _tree(obj, packages: tuple[str, ...], seen: set[int]) -> dict:
-    """``obj``'s plain attributes (dicts of them too), its generators' states and its owned
-    children's trees; an object reached twice is stored once (its first place)."""
-    seen.add(id(obj))
-    state = {"attrs": {}, "rngs": {}, "children": {}}
+def _children(obj, packages: tuple[str, ...]) -> list[tuple[tuple, object]]:
+    """``obj``'s owned objects with their steps from it: ``(name,)`` for an attribute,
+    ``(name, i)`` for item ``i`` of a list attribute that holds owned objects only."""
+    found = []
+    for name, value in vars(obj).items():
+        if _owned(value, packages):
+            found.append(((name,), value))
+        elif isinstance(value, list) and value and all(_owned(v, packages) for v in value):
+            found += [((name, i), v) for i, v in enumerate(value)]
+    return found
+
+
+def _places(root, packages: tuple[str, ...]) -> dict[int, tuple]:
+    """Each owned object's place: its path from ``root`` (names and list indices), the first
+    met breadth first, so the shortest. An episode's random pick (mpe2's ``agent.goal_a =
+    world.landmarks[k]``) is a longer path to an object that has its place in the list."""
+    places, queue = {id(root): ()}, [root]
+    for obj in queue:  # grows as it goes
+        for step, child in _children(obj, packages):
+            if id(child) not in places:
+                places[id(child)] = places[id(obj)] + step
+                queue.append(child)
+    return places
+
+
+def _tree(obj, packages: tuple[str, ...], places: dict[int, tuple] | None = None) -> dict:
+    """``obj``'s plain attributes (dicts of them too), its generators' states and the trees of
+    the owned objects that have their place under it; an owned object placed elsewhere is a
+    reference (``refs``: its path from the root), so the restored env points at the same
+    object the snapshot's did."""
+    places = _places(obj, packages) if places is None else places
+    here = places[id(obj)]
+    state = {"attrs": {}, "rngs": {}, "children": {}, "refs": {}}
     for name, value in vars(obj).items():
         if isinstance(value, np.random.Generator):
             state["rngs"][name] = value.bit_generator.state
         elif _is_plain(value, dicts=True):
             state["attrs"][name] = value
-        elif _owned(value, packages) and id(value) not in seen:
-            state["children"][name] = _tree(value, packages, seen)
-        elif isinstance(value, list) and value and all(_owned(v, packages) for v in value):
-            state["children"][name] = [_tree(v, packages, seen) for v in value]
+    for step, child in _children(obj, packages):
+        name = step[0]
+        if places[id(child)] == here + step:
+            entry = _tree(child, packages, places)
+        else:
+            entry = {"ref": list(places[id(child)])}
+        if len(step) == 1:
+            state[("refs" if "ref" in entry else "children")][name] = entry
+        else:
+            state["children"].setdefault(name, []).append(entry)
     return state
 
 
-def _set_tree(obj, state: dict) -> None:
+def _at(root, path: list) -> object:
+    """The object at ``path`` under ``root``; ValueError where the env has none there."""
+    obj = root
+    try:
+        for step in path:
+            obj = obj[step] if isinstance(step, int) else getattr(obj, step)
+    except (AttributeError, IndexError, TypeError, KeyError):
+        raise ValueError(f"{type(root).__name__} has no object at {path}") from None
+    return obj
+
+
+def _set_tree(obj, state: dict, root=None) -> None:
+    root = obj if root is None else root
     for name, value in state["attrs"].items():
         setattr(obj, name, value)
     for name, rng_state in state["rngs"].items():
@@ -147,17 +193,22 @@ def _set_tree(obj, state: dict) -> None:
             rng = np.random.Generator(getattr(np.random, rng_state["bit_generator"])())
             setattr(obj, name, rng)
         rng.bit_generator.state = rng_state
+    for name, ref in state["refs"].items():
+        setattr(obj, name, _at(root, ref["ref"]))
     for name, child in state["children"].items():
         value = getattr(obj, name, None)
         if isinstance(child, dict):
             if value is None:
                 raise ValueError(f"{type(obj).__name__}.{name} is missing")
-            _set_tree(value, child)
+            _set_tree(value, child, root)
             continue
         if not isinstance(value, list) or len(value) != len(child):
             raise ValueError(f"{type(obj).__name__}.{name} holds other objects than the snapshot")
-        for item, item_state in zip(value, child, strict=True):
-            _set_tree(item, item_state)
+        for i, item_state in enumerate(child):
+            if "ref" in item_state:
+                value[i] = _at(root, item_state["ref"])
+            else:
+                _set_tree(value[i], item_state, root)
 
 
 def _is_mujoco(layer) -> bool:

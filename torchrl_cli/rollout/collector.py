@@ -373,14 +373,15 @@ class Collector:
 
     def load_state_dict(self, state: dict, seed: int) -> bool:
         """Restore ``state_dict()``; returns False when the env could not be restored exactly
-        (its simulator keeps state out of reach): its copies then start new episodes, seeded
+        (its simulator keeps state out of reach, or the checkpoint holds no snapshot of it: one
+        written before its env could be snapshot): its copies then start new episodes, seeded
         from ``seed`` and the step count."""
         self.actor.normalizer.load_state_dict(state["state_normalizer"])
         self.reward_scaler.load_state_dict(state["reward_scaler"])
         self.num_steps, self.num_episodes = state["num_steps"], state["num_episodes"]
         self.finished = [Episode(e[0], int(e[1]), *e[2:]) for e in state["finished"]]
         self.actor.rng.bit_generator.state = from_json(state["rng"])
-        if not self.env.restorable:
+        if not self.env.restorable or not len(state["env"]):
             self.obs = self.observe(self.env.reset(seed=seed + self.num_steps), self.env.valid)
             self.mask = self.legal()
             self.first[:] = True

@@ -314,7 +314,7 @@ def restore(agent: PGAgent, cfg: DictConfig, checkpoint: Checkpoint, console: Co
     with checkpoint_fits(checkpoint.path):
         try:
             exact = agent.load_state_dict(checkpoint.agent, seed=cfg.seed)
-        except (KeyError, TypeError, IndexError) as err:  # a forged state: one line
+        except (KeyError, TypeError, IndexError, ValueError) as err:  # forged: one line
             raise ConfigError(
                 f"checkpoint {checkpoint.path} does not hold what a resume needs "
                 f"({type(err).__name__}: {first_line(err)}); pick another checkpoint"
