@@ -1,7 +1,9 @@
 """A video of a PettingZoo parallel env's first episode, as Gymnasium's ``RecordVideo`` writes
 one for a single-agent env (``torchrl eval RUN video=true``): a frame from ``render()`` after
-the reset and after every step, written with moviepy at the env's ``render_fps`` to
-``<folder>/<name_prefix>-episode-0.mp4`` once every agent is gone (or on ``close()``)."""
+the reset and after every step, at the env's ``render_fps``, to
+``<folder>/<name_prefix>-episode-0.mp4``, finished once every agent is gone (or on
+``close()``). Each frame goes to ffmpeg as it is rendered (imageio-ffmpeg, which moviepy
+writes with), not held: an evaluation records one episode per copy at once."""
 
 from pathlib import Path
 
@@ -25,7 +27,7 @@ class ParallelRecorder(BaseParallelWrapper):
         super().__init__(env)
         self.path = Path(folder) / f"{name_prefix}-episode-0.mp4"
         self.fps = env.metadata.get("render_fps", DEFAULT_FPS)
-        self.frames: list[np.ndarray] = []
+        self.writer = None  # imageio-ffmpeg's frame sink, opened on the first frame
         self.recording = False
         self.episodes = 0  # resets so far
 
@@ -51,13 +53,23 @@ class ParallelRecorder(BaseParallelWrapper):
             self.env.close()
 
     def capture(self) -> None:
-        if self.recording:
-            self.frames.append(np.asarray(self.env.render()))
+        if not self.recording:
+            return
+        frame = np.ascontiguousarray(self.env.render(), dtype=np.uint8)
+        if self.writer is None:
+            import imageio_ffmpeg
+
+            height, width = frame.shape[:2]
+            self.writer = imageio_ffmpeg.write_frames(  # yuv420p: sides made even
+                str(self.path), (width, height), fps=self.fps, macro_block_size=2,
+                ffmpeg_log_level="error",
+            )
+            self.writer.send(None)  # starts ffmpeg
+        self.writer.send(frame)
 
     def write(self) -> None:
-        from moviepy.video.io.ImageSequenceClip import ImageSequenceClip
-
+        """Finish the file (ffmpeg writes what it was sent)."""
         self.recording = False
-        clip = ImageSequenceClip(self.frames, fps=self.fps)
-        clip.write_videofile(str(self.path), logger=None)
-        self.frames = []
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
