@@ -51,13 +51,13 @@ def restore(env: gym.Env | gym.vector.VectorEnv, text: str) -> None:
 def object_snapshot(obj, packages: tuple[str, ...]) -> str:
     """The state of ``obj`` and of the objects under it whose classes come from ``packages``
     (top-level package names), as JSON."""
-    return to_json(_tree(obj, packages))
+    return to_json(_tree(obj, packages, _places(obj, packages)))
 
 
 def restore_object(obj, text: str) -> None:
     """Put ``object_snapshot``'s state back into an object built the same way; ValueError where
     its objects do not match the snapshot's (another env, or other keyword arguments)."""
-    _set_tree(obj, from_json(text))
+    _set_tree(obj, from_json(text), obj)
 
 
 def to_json(value) -> str:
@@ -146,12 +146,11 @@ def _places(root, packages: tuple[str, ...]) -> dict[int, tuple]:
     return places
 
 
-def _tree(obj, packages: tuple[str, ...], places: dict[int, tuple] | None = None) -> dict:
+def _tree(obj, packages: tuple[str, ...], places: dict[int, tuple]) -> dict:
     """``obj``'s plain attributes (dicts of them too), its generators' states and the trees of
     the owned objects that have their place under it; an owned object placed elsewhere is a
     reference (``refs``: its path from the root), so the restored env points at the same
-    object the snapshot's did."""
-    places = _places(obj, packages) if places is None else places
+    object the snapshot's did (``places``: ``_places`` of the root)."""
     here = places[id(obj)]
     state = {"attrs": {}, "rngs": {}, "children": {}, "refs": {}}
     for name, value in vars(obj).items():
@@ -183,8 +182,8 @@ def _at(root, path: list) -> object:
     return obj
 
 
-def _set_tree(obj, state: dict, root=None) -> None:
-    root = obj if root is None else root
+def _set_tree(obj, state: dict, root) -> None:
+    """``_tree``'s state back into ``obj``; references resolve from ``root``."""
     for name, value in state["attrs"].items():
         setattr(obj, name, value)
     for name, rng_state in state["rngs"].items():
