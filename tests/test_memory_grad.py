@@ -17,25 +17,33 @@ def autograd_unroll(memory: Memory, x, state, first):
     return torch.stack(outs, 1), memory.join(parts)
 
 
+@pytest.mark.parametrize("end_used", [True, False])
 @pytest.mark.parametrize("layers", [1, 2])
 @pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_layer_functions_match_autograd_through_the_cells(kind, layers):
+def test_layer_functions_match_autograd_through_the_cells(kind, layers, end_used):
     """Outputs bit for bit; gradients of the input, the starting state and every weight to
-    float64 rounding, with episode starts inside the sequences (no gradient crosses them)."""
+    float64 rounding, with episode starts inside the sequences (no gradient crosses them) and
+    steps where no row starts over; with and without a gradient on the last state (the update
+    uses the outputs only)."""
     torch.manual_seed(0)
     memory = Memory(kind, 5, 7, layers, "policy").double()
     x = torch.randn(4, 9, 5, dtype=torch.double, requires_grad=True)
     state = torch.randn(4, memory.parts, layers, 7, dtype=torch.double, requires_grad=True)
     first = torch.rand(4, 9) < 0.25
     first[0, 0] = first[1, 4] = True
+    first[:, 6:8] = False  # two steps in a row where no row starts over
     out, before, end = memory.unroll(x, state, first)
     assert before is None
     want_out, want_end = autograd_unroll(memory, x, state, first)
     assert torch.equal(out, want_out) and torch.equal(end, want_end)
     w_out, w_end = torch.randn_like(out), torch.randn_like(end)
+
+    def loss(out, end):  # without the last state: no gradient reaches it (None in backward)
+        return (out * w_out).sum() + ((end * w_end).sum() if end_used else 0)
+
     inputs = [x, state, *memory.parameters()]
-    got = torch.autograd.grad((out * w_out).sum() + (end * w_end).sum(), inputs)
-    want = torch.autograd.grad((want_out * w_out).sum() + (want_end * w_end).sum(), inputs)
+    got = torch.autograd.grad(loss(out, end), inputs)
+    want = torch.autograd.grad(loss(want_out, want_end), inputs)
     for g, w in zip(got, want, strict=True):
         torch.testing.assert_close(g, w, rtol=1e-10, atol=1e-12)
     assert torch.equal(got[1][0], torch.zeros_like(got[1][0]))  # row 0 starts over at step 0

@@ -151,15 +151,16 @@ class LSTMLayer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, first, starts, h0, c0, w_ih, w_hh, b_ih, b_hh):
         h, c, hs, cs = h0, c0, [], []
-        for t in range(x.shape[1]):
+        for t, x_t in enumerate(x.unbind(1)):
             if starts[t]:
                 fresh = first[:, t].unsqueeze(1)
                 h, c = torch.where(fresh, 0.0, h), torch.where(fresh, 0.0, c)
-            h, c = torch.lstm_cell(x[:, t], (h, c), w_ih, w_hh, b_ih, b_hh)
+            h, c = torch.lstm_cell(x_t, (h, c), w_ih, w_hh, b_ih, b_hh)
             hs.append(h)
             cs.append(c)
         outs, cells = torch.stack(hs), torch.stack(cs)
         ctx.save_for_backward(x, first, h0, c0, outs, cells, w_ih, w_hh, b_ih, b_hh)
+        ctx.starts = starts
         return outs, h, c
 
     @staticmethod
@@ -178,28 +179,24 @@ class LSTMLayer(torch.autograd.Function):
         d_ifg = torch.stack((g * i * (1 - i), c_in * f * (1 - f), i * (1 - g * g)), 2)
         d_o, via_h = tanh_c * o * (1 - o), o * (1 - tanh_c * tanh_c)
         d_gates = torch.empty_like(gates)
-        blocks = d_gates.view(*d_gates.shape[:2], 4, size)
-        carry_c = f * keep  # dc into the step before (none across a reset)
-        dh_next = torch.zeros_like(h0) if d_h is None else d_h
-        dc_next = torch.zeros_like(c0) if d_c is None else d_c
-        d_outs = torch.zeros_like(outs) if d_outs is None else d_outs
-        steps = zip(
-            *(a.unbind(0) for a in (d_outs, via_h, d_ifg, d_o, blocks, keep, carry_c)),
-            strict=True,
-        )
-        for d_out, via, ifg, o_t, block, keep_t, carry in reversed(list(steps)):
-            dh = d_out + dh_next
-            dc = torch.addcmul(dc_next, dh, via)
-            torch.mul(dc.unsqueeze(1), ifg, out=block[:, :3])
-            torch.mul(dh, o_t, out=block[:, 3])
-            dh_next = (block.view(n, 4 * size) @ w_hh).mul_(keep_t)
-            dc_next = dc * carry
+        blocks = d_gates.view(*d_gates.shape[:2], 4, size).unbind(0)
+        carry_c = (f * keep).unbind(0)  # dc into the step before (none across a reset)
+        d_outs = [torch.zeros_like(h0)] * len(blocks) if d_outs is None else d_outs.unbind(0)
+        dh = d_outs[-1] if d_h is None else d_outs[-1] + d_h  # into the last step's output
+        dc = torch.zeros_like(c0) if d_c is None else d_c
+        via_h, d_ifg, d_o, keep = (a.unbind(0) for a in (via_h, d_ifg, d_o, keep))
+        for t in reversed(range(len(blocks))):
+            dc = torch.addcmul(dc, dh, via_h[t])
+            torch.mul(dc.unsqueeze(1), d_ifg[t], out=blocks[t][:, :3])
+            torch.mul(dh, d_o[t], out=blocks[t][:, 3])
+            dh = _into_step_before(blocks[t].view(n, 4 * size), w_hh, d_outs, keep, t, ctx)
+            dc = dc * carry_c[t]
         return (
             _input_grad(ctx, d_gates, w_ih),
             None,
             None,
-            dh_next,
-            dc_next,
+            dh,
+            dc,
             *_weight_grads(ctx, d_gates, d_gates, xs, h_in, offset=5),
         )
 
@@ -212,13 +209,14 @@ class GRULayer(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, first, starts, h0, w_ih, w_hh, b_ih, b_hh):
         h, hs = h0, []
-        for t in range(x.shape[1]):
+        for t, x_t in enumerate(x.unbind(1)):
             if starts[t]:
                 h = torch.where(first[:, t].unsqueeze(1), 0.0, h)
-            h = torch.gru_cell(x[:, t], h, w_ih, w_hh, b_ih, b_hh)
+            h = torch.gru_cell(x_t, h, w_ih, w_hh, b_ih, b_hh)
             hs.append(h)
         outs = torch.stack(hs)
         ctx.save_for_backward(x, first, h0, outs, w_ih, w_hh, b_ih, b_hh)
+        ctx.starts = starts
         return outs, h
 
     @staticmethod
@@ -236,28 +234,39 @@ class GRULayer(torch.autograd.Function):
         d_n, d_z, d_r = (1 - z) * (1 - n * n), (h_in - n) * z * (1 - z), hn * r * (1 - r)
         d_gi, d_gh = torch.empty_like(gi), torch.empty_like(gh)
         size = outs.shape[-1]
-        carry_h = z * keep  # dh straight into the step before (none across a reset)
-        dh_next = torch.zeros_like(h0) if d_h is None else d_h
-        d_outs = torch.zeros_like(outs) if d_outs is None else d_outs
-        steps = zip(
-            *(a.unbind(0) for a in (d_outs, d_n, d_z, d_r, r, d_gi, d_gh, keep, carry_h)),
-            strict=True,
-        )
-        for d_out, n_t, z_t, r_t, gate_r, row_i, row_h, keep_t, carry in reversed(list(steps)):
-            dh = d_out + dh_next
-            dn = torch.mul(dh, n_t, out=row_i[:, 2 * size :])
-            torch.mul(dn, r_t, out=row_i[:, :size])
-            torch.mul(dh, z_t, out=row_i[:, size : 2 * size])
-            row_h[:, : 2 * size] = row_i[:, : 2 * size]
-            torch.mul(dn, gate_r, out=row_h[:, 2 * size :])
-            dh_next = torch.addcmul((row_h @ w_hh).mul_(keep_t), dh, carry)
+        carry_h = (z * keep).unbind(0)  # dh straight into the step before (none across a reset)
+        d_outs = [torch.zeros_like(h0)] * len(carry_h) if d_outs is None else d_outs.unbind(0)
+        dh = d_outs[-1] if d_h is None else d_outs[-1] + d_h
+        rows_i, rows_h = d_gi.unbind(0), d_gh.unbind(0)
+        d_n, d_z, d_r, r, keep = (a.unbind(0) for a in (d_n, d_z, d_r, r, keep))
+        for t in reversed(range(len(carry_h))):
+            row_h = rows_h[t]
+            dn = torch.mul(dh, d_n[t], out=rows_i[t][:, 2 * size :])
+            torch.mul(dn, d_r[t], out=row_h[:, :size])
+            torch.mul(dh, d_z[t], out=row_h[:, size : 2 * size])
+            torch.mul(dn, r[t], out=row_h[:, 2 * size :])
+            dh = _into_step_before(row_h, w_hh, d_outs, keep, t, ctx).addcmul_(dh, carry_h[t])
+        d_gi[..., : 2 * size] = d_gh[..., : 2 * size]  # r's and z's: the same for both
         return (
             _input_grad(ctx, d_gi, w_ih),
             None,
             None,
-            dh_next,
+            dh,
             *_weight_grads(ctx, d_gi, d_gh, xs, h_in, offset=4),
         )
+
+
+def _into_step_before(
+    d_gates: torch.Tensor, w_hh: torch.Tensor, d_outs, keep, t: int, ctx
+) -> torch.Tensor:
+    """The gradient reaching the output of step ``t - 1`` (of ``h0`` at ``t = 0``) through the
+    hidden-to-hidden product of step ``t``'s gates ``d_gates [n, G]``, plus that output's own
+    gradient ``d_outs[t - 1]``: one ``addmm`` where no row starts over at ``t``; rows that
+    do pass nothing back (``keep[t]`` is 0 there)."""
+    if ctx.starts[t]:
+        d_h = (d_gates @ w_hh).mul_(keep[t])
+        return d_h.add_(d_outs[t - 1]) if t else d_h
+    return torch.addmm(d_outs[t - 1], d_gates, w_hh) if t else d_gates @ w_hh
 
 
 def _input_grad(ctx, d_in: torch.Tensor, w_ih: torch.Tensor) -> torch.Tensor | None:
