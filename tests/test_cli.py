@@ -97,16 +97,26 @@ def test_configs_lists_every_group(torchrl_bin, cli_env, tmp_path):
 
 
 def test_configs_of_a_pair_prints_its_tuned_values(torchrl_bin, cli_env, tmp_path):
-    """`torchrl configs ppo_clip CartPole-v1`: one row per value the tuned file sets; a pair
-    without a file says so; an unknown agent is one error line."""
+    """`torchrl configs ppo_clip CartPole-v1`: one row per value the tuned file sets; with a
+    memory, its tuned_memory file's values too; a pair without a file says so; an unknown agent
+    or memory is one error line."""
     proc = torchrl(torchrl_bin, ["configs", "ppo_clip", "CartPole-v1"], tmp_path, cli_env)
     assert proc.returncode == 0, proc.stderr
     tuned = OmegaConf.load(config_dir() / "tuned" / "ppo_clip" / "CartPole-v1.yaml")
     assert re.search(rf"│ agent\.lr\s+│ {tuned.agent.lr}\s+│", proc.stdout), proc.stdout
     assert re.search(r"│ agent\.advantage\.gae_lambda\s+│ 0\.95\s+│", proc.stdout)
     assert re.search(rf"│ max_steps\s+│ {tuned.max_steps}\s+│", proc.stdout)
+    proc = torchrl(torchrl_bin, ["configs", "ppo_clip", "CartPoleNoVel-v1", "gru"], tmp_path,
+                   cli_env)
+    assert proc.returncode == 0, proc.stderr
+    gru = "conf/tuned_memory/ppo_clip/CartPoleNoVel-v1/gru.yaml"
+    assert re.search(r"│ agent\.lr\s+│ 0\.001\s+│ conf/tuned_memory/ppo_clip", proc.stdout)
+    assert "+ memory=gru:" in proc.stdout and "<lstm|none>" in proc.stdout
+    assert gru in proc.stdout.replace("│", "").replace("\n", "").replace(" ", "")
     proc = torchrl(torchrl_bin, ["configs", "a2c", "Acrobot-v1"], tmp_path, cli_env)
     assert proc.returncode == 0 and "no tuned file for a2c + Acrobot-v1" in proc.stdout
+    assert_one_line_error(torchrl(torchrl_bin, ["configs", "ppo_clip", "CartPole-v1", "lsmt"],
+                                  tmp_path, cli_env), "unknown memory 'lsmt'", "did you mean 'lstm'")
     assert_one_line_error(torchrl(torchrl_bin, ["configs", "ppo_clp", "CartPole-v1"], tmp_path,
                                   cli_env), "unknown agent 'ppo_clp'", "did you mean 'ppo_clip'")
     assert list(tmp_path.iterdir()) == []

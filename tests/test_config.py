@@ -45,6 +45,14 @@ def tuned_pairs() -> list[tuple[str, str]]:
                   for p in root.rglob("*.yaml"))
 
 
+def tuned_memories() -> list[tuple[str, str, str]]:
+    """(agent, env, memory) of every conf/tuned_memory/<agent>/<env>/<memory>.yaml."""
+    root = CONF / "tuned_memory"
+    return sorted((p.relative_to(root).parts[0],
+                   str(p.parent.relative_to(root / p.relative_to(root).parts[0])), p.stem)
+                  for p in root.rglob("*.yaml"))
+
+
 def is_image_net(net: str) -> bool:
     """Nets whose body has a conv layer need image observations."""
     body = load(CONF / "net" / f"{net}.yaml")["body"]
@@ -304,6 +312,39 @@ def test_tuned_file_values_reach_the_config(agent, env):
     assert pairs
     for key, value in pairs:
         assert OmegaConf.select(cfg, key) == value, key
+
+
+@pytest.mark.parametrize(("agent", "env", "memory"), tuned_memories())
+def test_tuned_memory_file_values_reach_the_config(agent, env, memory):
+    """Every value a tuned_memory file writes is the composed value for its pair with that
+    memory, where the pair's tuned file (which wins) does not set the key; the other memories
+    of the pair do not get them."""
+    written = dict(leaves(load(CONF / "tuned_memory" / agent / env / f"{memory}.yaml")))
+    pair_file = CONF / "tuned" / agent / f"{env}.yaml"
+    pair = dict(leaves(load(pair_file))) if pair_file.exists() else {}
+    cfg = compose_config([f"agent={agent}", f"env={env}", f"memory={memory}"])
+    assert written
+    for key, value in written.items():
+        assert OmegaConf.select(cfg, key) == pair.get(key, value), key
+    assert cfg.memory.kind == memory
+
+
+def test_each_memory_gets_its_own_cartpolenovel_values():
+    """CartPoleNoVel-v1: the LSTM trains with lr 2e-3 and an entropy bonus, the GRU with lr 1e-3
+    and none, no memory (the frame-stack baseline) with 4 epochs of a 64x64 tanh MLP; all three
+    share the pair's rollout; the command line still wins."""
+    def composed(*overrides):
+        return compose_config(["env=CartPoleNoVel-v1", *overrides])
+
+    lstm, gru, none = (composed(f"memory={m}") for m in ("lstm", "gru", "none"))
+    assert (lstm.agent.lr, lstm.agent.policy.entropy_coef) == (2e-3, 0.01)
+    assert (gru.agent.lr, gru.agent.policy.entropy_coef) == (1e-3, 0.0)
+    assert (none.agent.lr, none.agent.policy.num_epochs, list(none.net.hidden)) == (3e-3, 4, [64, 64])
+    for cfg in (lstm, gru, none):
+        assert (cfg.env.n_envs, cfg.agent.n_steps, cfg.agent.gamma) == (16, 32, 0.98)
+    assert composed("env.frame_stack=4").agent.lr == 3e-3  # memory=none is the default
+    cfg = composed("memory=lstm", "agent.lr=5e-4", "agent.policy.entropy_coef=0")
+    assert (cfg.agent.lr, cfg.agent.policy.entropy_coef) == (5e-4, 0.0)
 
 
 def test_untuned_pair_gets_schema_defaults():

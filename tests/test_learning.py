@@ -120,9 +120,10 @@ def test_multi_action_spaces_train_end_to_end(tmp_path, space):
 
 
 # Recurrent PPO on CartPoleNoVel-v1 (positions only): the tuned file's schedule (100k steps,
-# evaluations every 10240) stopped at the first evaluation at the target. Seed 0's LSTM reached
-# 497.5 at 30720 steps (docs/guides/memory.md); 40960 leaves one evaluation of margin.
-MEMORY = [("lstm", 0, 40_960)]
+# evaluations every 10240) stopped at the first evaluation at the target. Seed 1's LSTM reached
+# 492.5 at 20480 steps and 500 from 30720 on (docs/guides/memory.md); 40960 leaves two
+# evaluations of margin.
+MEMORY = [("lstm", 1, 40_960)]
 
 
 @pytest.mark.parametrize(("kind", "seed", "budget"), MEMORY)
@@ -137,6 +138,18 @@ def test_recurrent_policy_solves_cartpole_without_velocities(tmp_path, kind, see
     assert metrics["solved"] is not None, metrics["evaluations"]
     assert metrics["solved"]["env_steps"] <= budget
     assert metrics["mean_return"] >= 475.0
+
+
+def test_frame_stack_solves_cartpole_without_velocities(tmp_path):
+    """`torchrl train env=CartPoleNoVel-v1 env.frame_stack=4 target_return=475`: with the pair's
+    settings for no memory (conf/tuned_memory/ppo_clip/CartPoleNoVel-v1/none.yaml) four stacked
+    positions balance the pole (seed 4 reached 496 at 40960 steps; the numpy backend, a few
+    seconds). Without the stack, positions alone stay near 44."""
+    cfg = compose_config(["env=CartPoleNoVel-v1", "env.frame_stack=4", "seed=4",
+                          "target_return=475", "logger.progress=false", "logger.log_freq=1000"])
+    metrics = train(cfg, run_dir=tmp_path)
+    assert metrics["solved"] is not None, metrics["evaluations"]
+    assert metrics["solved"]["env_steps"] <= 61_440
 
 
 def test_frame_stack_solves_mountain_car_without_velocity(tmp_path):

@@ -48,6 +48,20 @@ def cfg_job(torchrl_bin, cli_env, cwd, args, env_dir=None) -> dict:
     return yaml.safe_load(proc.stdout)
 
 
+def test_a_user_tuned_file_wins_over_the_shipped_memory_file(torchrl_bin, cli_env, tmp_path):
+    """conf/tuned_memory/ppo_clip/CartPoleNoVel-v1/lstm.yaml comes before the pair's tuned file:
+    a tuned file of the user's (as `torchrl tune` writes one) sets the lr, and the memory file's
+    other values (the entropy bonus) stay."""
+    root = tmp_path / "myconf"
+    write(root, "tuned/ppo_clip/CartPoleNoVel-v1.yaml",
+          f"# @package _global_\nagent:\n  lr: {TUNED_LR}\n")
+    cfg = cfg_job(torchrl_bin, cli_env, tmp_path,
+                  ["env=CartPoleNoVel-v1", "memory=lstm", "--config-dir", "myconf"])
+    assert cfg["agent"]["lr"] == TUNED_LR
+    assert cfg["agent"]["policy"]["entropy_coef"] == 0.01
+    assert cfg["agent"]["n_steps"] == 128  # the shipped pair file no longer applies
+
+
 @pytest.mark.parametrize("how", ["--config-dir", ENV_VAR])
 def test_a_user_tuned_file_replaces_the_shipped_one(torchrl_bin, cli_env, tmp_path, user_dir,
                                                     how):

@@ -185,7 +185,10 @@ def render() -> str:
     out += [
         "",
         "`tuned/<agent>/<env>.yaml` is not chosen: it applies by itself when the pair has one "
-        f"({len(list((CONF / 'tuned').rglob('*.yaml')))} files ship).",
+        f"({len(list((CONF / 'tuned').rglob('*.yaml')))} files ship), and so does "
+        "`tuned_memory/<agent>/<env>/<memory>.yaml` for the pair with that `memory=` option "
+        f"({len(list((CONF / 'tuned_memory').rglob('*.yaml')))} ship; the pair's file wins "
+        "where both set a key).",
         "",
         "## agent.advantage",
         "",

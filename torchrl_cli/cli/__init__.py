@@ -14,7 +14,7 @@ commands:
             [tune.n_trials=N] [overrides]: trials pruned early, a study several processes
             share, the best trial as a tuned file (torchrl tune --help)
   configs   list every config group's options and the tuned pairs; torchrl configs <agent>
-            <env>: the values that pair's env and tuned files set, and the file of each
+            <env> [memory]: the values that pair's env and tuned files set, and the file of each
             (train and configs take --config-dir DIR, or TORCHRL_CONFIG_DIR=DIR: your files
             there replace the shipped ones of the same name)
   eval      replay a run's policy: torchrl eval <run folder> [checkpoint=last|best|<file>]

@@ -1,6 +1,7 @@
 """``torchrl configs``: what can be chosen in each config group, the options of the user's config
-folder marked; ``torchrl configs <agent> <env>``: the values that pair's env and tuned files set,
-with the file each comes from."""
+folder marked; ``torchrl configs <agent> <env> [memory]``: the values that pair's env and tuned
+files set (its ``tuned_memory`` file for the memory, ``none`` by default), with the file each
+comes from."""
 
 import re
 from pathlib import Path
@@ -25,12 +26,13 @@ from torchrl_cli.config.user_dir import (
 from torchrl_cli.errors import ConfigError, did_you_mean
 
 # every group of conf/ a command line chooses from (tests/test_cli.py checks it against conf/);
-# tuned/ is applied by the pair, hydra/ is Hydra's own
+# tuned/ and tuned_memory/ are applied by the pair (and its memory), hydra/ is Hydra's own
 GROUPS = ("agent", "agent/advantage", "env", "net", "memory", "experiment", "hparams_search")
 USAGE = (
-    f"configs takes no arguments (every group) or <agent> <env> (that pair's tuned values), "
-    f"and {FLAG} DIR"
+    f"configs takes no arguments (every group) or <agent> <env> [memory] (that pair's tuned "
+    f"values), and {FLAG} DIR"
 )
+DEFAULT_MEMORY = "none"  # conf/config.yaml's memory choice
 USER_MARK = " (user)"
 PACKAGE_HEADER = re.compile(r"^#\s*@package\s+(\S+)", re.M)
 
@@ -48,12 +50,30 @@ def marked(name: str, path: Path) -> str:
     return name + (USER_MARK if is_user_file(path) else "")
 
 
+def tuned_agents(folder: str) -> list[str]:
+    return sorted({p.name for root in config_dirs() for p in root.glob(f"{folder}/*") if p.is_dir()})
+
+
+def memory_files(agent: str, env: str) -> dict[str, Path]:
+    """Memory option -> the ``tuned_memory/<agent>/<env>/<memory>.yaml`` file that the pair
+    applies with it."""
+    return group_files(f"tuned_memory/{agent}/{env}")
+
+
 def tuned_pairs() -> list[str]:
-    agents = sorted({p.name for root in config_dirs() for p in root.glob("tuned/*") if p.is_dir()})
-    return [
-        marked(f"{agent} + {env}", path)
-        for agent in agents
+    """``agent + env`` for every pair with a tuned file or memory files, the memories named."""
+    pairs: dict[tuple[str, str], str] = {
+        (agent, env): marked(f"{agent} + {env}", path)
+        for agent in tuned_agents("tuned")
         for env, path in group_files(f"tuned/{agent}", nested=True).items()
+    }
+    for agent in tuned_agents("tuned_memory"):
+        for option in group_files(f"tuned_memory/{agent}", nested=True):
+            env = option.rpartition("/")[0]
+            pairs.setdefault((agent, env), f"{agent} + {env}")
+    return [
+        name + (f" (memory={'|'.join(memory_files(*pair))})" if memory_files(*pair) else "")
+        for pair, name in sorted(pairs.items())
     ]
 
 
@@ -66,7 +86,7 @@ def configs_command(args: list[str], console: Console) -> int:
     args = take_config_dir(args)
     if not args:
         print_configs(console)
-    elif len(args) == 2:
+    elif len(args) in (2, 3):
         print_tuned(console, *args)
     else:
         raise ConfigError(f"{USAGE}; got {' '.join(args)}")
@@ -82,9 +102,10 @@ def print_configs(console: Console) -> None:
     agent, env = ATARI_TUNED
     table.add_row(
         "tuned",
-        ", ".join(tuned_pairs()) + "\n(applied automatically for the pair; "
+        ", ".join(tuned_pairs()) + "\n(applied automatically for the pair, and its "
+        "tuned_memory file for the memory chosen; "
         f"{agent} + {env} applies to every ALE id without its own file; "
-        "torchrl configs <agent> <env> shows its values)",
+        "torchrl configs <agent> <env> \\[memory] shows its values)",
     )
     user = user_config_dir()
     if user is not None:
@@ -140,23 +161,35 @@ def shown(path: Path) -> str:
     return str(path if is_user_file(path) else path.relative_to(config_dir().parent))
 
 
-def print_tuned(console: Console, agent: str, env: str) -> None:
+def print_tuned(console: Console, agent: str, env: str, memory: str = DEFAULT_MEMORY) -> None:
     agents = options("agent")
     if agent not in agents:
         raise ConfigError(
             f"unknown agent '{agent}'{did_you_mean(agent, agents)}; "
             f"choose one of: {', '.join(agents)}"
         )
-    path = tuned_file(agent, env)
-    if path is None:
+    memories = options("memory")
+    if memory not in memories:
+        raise ConfigError(
+            f"unknown memory '{memory}'{did_you_mean(memory, memories)}; "
+            f"choose one of: {', '.join(memories)}"
+        )
+    path, by_memory = tuned_file(agent, env), memory_files(agent, env)
+    memory_path = by_memory.get(memory)
+    if path is None and memory_path is None:
         console.print(
             f"no tuned file for {agent} + {env}: the schema's, the agent's and the env's values "
             f"apply (torchrl train agent={agent} env={env} --cfg job prints them)"
         )
     env_path = find_config(f"env/{env}.yaml")
-    files = [(p, package) for p, package in ((env_path, "env"), (path, "_global_")) if p]
+    # in conf/config.yaml's order: the env's, the memory's, then the pair's (which wins)
+    files = [
+        (p, package)
+        for p, package in ((env_path, "env"), (memory_path, "_global_"), (path, "_global_"))
+        if p
+    ]
     values: dict[str, tuple[str, Path]] = {}
-    for file, package in files:  # the tuned file comes after the env's: its value wins
+    for file, package in files:
         values.update((key, (value, file)) for key, value in file_values(file, package))
     if path is None and all(key == "env.id" for key in values):
         return
@@ -165,17 +198,22 @@ def print_tuned(console: Console, agent: str, env: str) -> None:
             replaced = config_dir() / file.relative_to(user_config_dir())
             if replaced.is_file():
                 console.print(f"{escape(str(file))} replaces the shipped {shown(replaced)}")
-    if path is not None:
+    for file in (path, memory_path):
         comment = [
             line.removeprefix("#").strip()
-            for line in path.read_text().splitlines()
+            for line in (file.read_text().splitlines() if file else [])
             if line.startswith("#") and "@package" not in line
         ]
         if comment:
             console.print(escape(" ".join(comment)))
-    table = Table(
-        title=f"{agent} + {env}: the values its env and tuned files set", title_justify="left"
-    )
+    others = [m for m in by_memory if m != memory]
+    if others:
+        console.print(
+            f"with another memory the pair sets other values: torchrl configs {agent} {env} "
+            f"<{'|'.join(others)}>"
+        )
+    title = f"{agent} + {env}" + (f" + memory={memory}" if memory_path else "")
+    table = Table(title=f"{title}: the values its env and tuned files set", title_justify="left")
     table.add_column("key", style="cyan", no_wrap=True)
     table.add_column("value", overflow="fold")
     table.add_column("file", overflow="fold")

@@ -20,7 +20,8 @@ ENV_RULE = (
 
 FOOTER = """Hydra flags: -m/--multirun, --cfg job|hydra|all (--resolve), --info, --hydra-help,
 -sc install=bash|zsh (shell completion: eval "$(torchrl train -sc install=bash)");
-a tuned file for the agent + env pair applies itself (torchrl configs lists them);
+a tuned file for the agent + env pair applies itself, and the pair's file for the memory
+chosen (conf/tuned_memory/; torchrl configs lists them);
 hparams_search presets are searches for torchrl tune (torchrl tune --help);
 --config-dir DIR (or TORCHRL_CONFIG_DIR=DIR): your config files, each in place of the shipped
 file of the same name in any group, a tuned pair's included (torchrl configs marks them)."""

@@ -108,16 +108,24 @@ EXPORT = Command(
 
 CONFIGS = Command(
     "configs",
-    ("torchrl configs [--config-dir DIR]", "torchrl configs <agent> <env> [--config-dir DIR]"),
+    (
+        "torchrl configs [--config-dir DIR]",
+        "torchrl configs <agent> <env> [memory] [--config-dir DIR]",
+    ),
     "The first form lists every config group's options and the tuned agent + env pairs. The "
-    "second prints the values that the pair's env and tuned files set, and the file each value "
-    "comes from.",
+    "second prints the values that the pair's env and tuned files set, its tuned_memory file "
+    "for the memory included, and the file each value comes from.",
     arguments=(
         ("<agent> <env>", "an agent and an env option (env=<id> of torchrl train)"),
+        ("[memory]", "a memory option (memory=<kind> of torchrl train; none by default)"),
         ("--config-dir DIR", "a config folder of yours ahead of the shipped conf/ (also "
                              "TORCHRL_CONFIG_DIR=DIR); its options are marked (user)"),
     ),
-    examples=("torchrl configs", "torchrl configs ppo_clip HalfCheetah-v5"),
+    examples=(
+        "torchrl configs",
+        "torchrl configs ppo_clip HalfCheetah-v5",
+        "torchrl configs ppo_clip CartPoleNoVel-v1 lstm",
+    ),
 )
 
 def wants_help(args: list[str]) -> bool:
