@@ -115,8 +115,8 @@ def test_configs_of_a_pair_prints_its_tuned_values(torchrl_bin, cli_env, tmp_pat
     assert gru in proc.stdout.replace("│", "").replace("\n", "").replace(" ", "")
     proc = torchrl(torchrl_bin, ["configs", "a2c", "Acrobot-v1"], tmp_path, cli_env)
     assert proc.returncode == 0 and "no tuned file for a2c + Acrobot-v1" in proc.stdout
-    assert_one_line_error(torchrl(torchrl_bin, ["configs", "ppo_clip", "CartPole-v1", "lsmt"],
-                                  tmp_path, cli_env), "unknown memory 'lsmt'", "did you mean 'lstm'")
+    proc = torchrl(torchrl_bin, ["configs", "ppo_clip", "CartPole-v1", "lsmt"], tmp_path, cli_env)
+    assert_one_line_error(proc, "unknown memory 'lsmt'", "did you mean 'lstm'")
     assert_one_line_error(torchrl(torchrl_bin, ["configs", "ppo_clp", "CartPole-v1"], tmp_path,
                                   cli_env), "unknown agent 'ppo_clp'", "did you mean 'ppo_clip'")
     assert list(tmp_path.iterdir()) == []

@@ -51,7 +51,9 @@ def marked(name: str, path: Path) -> str:
 
 
 def tuned_agents(folder: str) -> list[str]:
-    return sorted({p.name for root in config_dirs() for p in root.glob(f"{folder}/*") if p.is_dir()})
+    """The agents with a folder in ``folder`` (``tuned``, ``tuned_memory``) of either root."""
+    found = {p.name for root in config_dirs() for p in root.glob(f"{folder}/*") if p.is_dir()}
+    return sorted(found)
 
 
 def memory_files(agent: str, env: str) -> dict[str, Path]:
