@@ -121,7 +121,7 @@ def test_multi_action_spaces_train_end_to_end(tmp_path, space):
 
 # Recurrent PPO on CartPoleNoVel-v1 (positions only): the tuned file's schedule (100k steps,
 # evaluations every 10240) stopped at the first evaluation at the target. Seed 1's LSTM reached
-# 492.5 at 20480 steps and 500 from 30720 on (docs/guides/memory.md); 40960 leaves two
+# 492.45 at 20480 steps and 500 from 30720 on (docs/guides/memory.md); 40960 leaves two
 # evaluations of margin.
 MEMORY = [("lstm", 1, 40_960)]
 
