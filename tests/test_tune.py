@@ -308,7 +308,7 @@ def test_a_study_searches_the_memorys_keys(tmp_path, torchrl_bin, cli_env):
     for number, values in enumerate(drawn):
         trained = OmegaConf.load(folder / f"trial_{number}_seed_0" / "config.yaml")
         for key in ("memory.kind", "memory.hidden_size", "memory.shared",
-                    "agent.value.loss_coef"):
+                    "agent.policy.entropy_coef", "agent.value.loss_coef"):
             assert OmegaConf.select(trained, key) == values[key], key
         banner = (folder / f"trial_{number}_seed_0" / "train.log").read_text().splitlines()[0]
         assert f"+ {values['memory.kind']} {values['memory.hidden_size']}" in banner
