@@ -62,6 +62,32 @@ def test_a_user_tuned_file_wins_over_the_shipped_memory_file(torchrl_bin, cli_en
     assert cfg["agent"]["n_steps"] == 128  # the shipped pair file no longer applies
 
 
+def test_a_tuned_file_from_torchrl_tune_rebuilds_its_trial_under_every_memory(
+        torchrl_bin, cli_env, tmp_path):
+    """`torchrl tune` writes a trial's values against the pair with no tuned file (memory=none's
+    tuned_memory file applied): copied into a config folder, the file composes to the trial's
+    config whichever memory option the command line chooses, since it sets every key where
+    the trial differs from that base."""
+    from omegaconf import OmegaConf
+
+    from torchrl_cli.tune.results import NOT_TUNED, tuned_config
+
+    class Trial:
+        user_attrs = {"overrides": [
+            "agent=ppo_clip", "env=CartPoleNoVel-v1", "memory=lstm", "memory.kind=gru",
+            "agent.lr=0.0015", "agent.policy.entropy_coef=0.005"]}
+
+    trial = compose_config(Trial.user_attrs["overrides"])
+    tuned = tuned_config(Trial, trial, ["memory.kind", "agent.lr", "agent.policy.entropy_coef"])
+    write(tmp_path / "myconf", "tuned/ppo_clip/CartPoleNoVel-v1.yaml",
+          "# @package _global_\n" + OmegaConf.to_yaml(tuned))
+    want = {k: v for k, v in OmegaConf.to_container(trial).items() if k not in NOT_TUNED}
+    for memory in ("none", "lstm", "gru"):
+        got = cfg_job(torchrl_bin, cli_env, tmp_path,
+                      ["env=CartPoleNoVel-v1", f"memory={memory}", "--config-dir", "myconf"])
+        assert {k: v for k, v in got.items() if k not in NOT_TUNED} == want, memory
+
+
 @pytest.mark.parametrize("how", ["--config-dir", ENV_VAR])
 def test_a_user_tuned_file_replaces_the_shipped_one(torchrl_bin, cli_env, tmp_path, user_dir,
                                                     how):
