@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from torchrl_cli.config import config_dir
+from torchrl_cli.config.schema import MemoryConfig
 from torchrl_cli.config.store import ATARI_TUNED, tuned_files
 from torchrl_cli.config.user_dir import (
     ENV_VAR,
@@ -32,7 +33,6 @@ USAGE = (
     f"configs takes no arguments (every group) or <agent> <env> [memory] (that pair's tuned "
     f"values), and {FLAG} DIR"
 )
-DEFAULT_MEMORY = "none"  # conf/config.yaml's memory choice
 USER_MARK = " (user)"
 PACKAGE_HEADER = re.compile(r"^#\s*@package\s+(\S+)", re.M)
 
@@ -73,10 +73,11 @@ def tuned_pairs() -> list[str]:
         for option in group_files(f"tuned_memory/{agent}", nested=True):
             env = option.rpartition("/")[0]
             pairs.setdefault((agent, env), f"{agent} + {env}")
-    return [
-        name + (f" (memory={'|'.join(memory_files(*pair))})" if memory_files(*pair) else "")
-        for pair, name in sorted(pairs.items())
-    ]
+    named = []
+    for pair, name in sorted(pairs.items()):
+        memories = memory_files(*pair)
+        named.append(name + (f" (memory={'|'.join(memories)})" if memories else ""))
+    return named
 
 
 def configs_command(args: list[str], console: Console) -> int:
@@ -163,19 +164,23 @@ def shown(path: Path) -> str:
     return str(path if is_user_file(path) else path.relative_to(config_dir().parent))
 
 
-def print_tuned(console: Console, agent: str, env: str, memory: str = DEFAULT_MEMORY) -> None:
-    agents = options("agent")
-    if agent not in agents:
+def check_option(group: str, name: str) -> None:
+    """A one-line ConfigError unless ``name`` is an option of ``group``."""
+    known = options(group)
+    if name not in known:
         raise ConfigError(
-            f"unknown agent '{agent}'{did_you_mean(agent, agents)}; "
-            f"choose one of: {', '.join(agents)}"
+            f"unknown {group} '{name}'{did_you_mean(name, known)}; "
+            f"choose one of: {', '.join(known)}"
         )
-    memories = options("memory")
-    if memory not in memories:
-        raise ConfigError(
-            f"unknown memory '{memory}'{did_you_mean(memory, memories)}; "
-            f"choose one of: {', '.join(memories)}"
-        )
+
+
+def print_tuned(
+    console: Console, agent: str, env: str, memory: str = MemoryConfig.kind
+) -> None:
+    """``memory``: the option whose tuned_memory file joins the pair's (the schema's default,
+    the ``memory`` choice of conf/config.yaml, unless given)."""
+    check_option("agent", agent)
+    check_option("memory", memory)
     path, by_memory = tuned_file(agent, env), memory_files(agent, env)
     memory_path = by_memory.get(memory)
     if path is None and memory_path is None:
