@@ -50,9 +50,9 @@ class Memory(OncePerInput, nn.Module):
         self, x: torch.Tensor, state: torch.Tensor, first: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One step: features ``x [N, F]``, the state before it (rows where ``first`` is true
-        start from zeros) -> the output ``[N, H]`` and the state after it. The cell functions
-        on the layer's own weights, layer by layer: the same arithmetic as ``self.rnn`` on a
-        sequence of one step, at a third of its call overhead on small batches."""
+        start from zeros) -> the output ``[N, H]`` and the state after it (``cells``: an LSTM
+        through torch's kernel for a sequence of one step, a GRU's cell function on the
+        layer's own weights layer by layer, at a third of the kernel's call overhead)."""
         parts = self.split(torch.where(first.view(-1, 1, 1, 1), 0.0, state))
         out, parts = self.cells(x, parts)
         return out, self.join(parts)
@@ -79,35 +79,56 @@ class Memory(OncePerInput, nn.Module):
         self, x: torch.Tensor, parts: list[torch.Tensor]
     ) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """The cell of every layer once, on ``split`` states: acting and the update both step
-        through here, so that they do the same arithmetic."""
+        through here (the LSTM: through ``lstm``), so that they do the same arithmetic."""
         rnn, after = self.rnn, []
+        if self.parts == 2:
+            h, c = torch.stack(parts[0::2]), torch.stack(parts[1::2])
+            out, h, c = self.lstm(x.unsqueeze(1), h, c)
+            return out[:, 0], [p for k in range(rnn.num_layers) for p in (h[k], c[k])]
         for k in range(rnn.num_layers):
-            weights = self.weights(k)
-            if self.parts == 2:
-                h, c = torch.lstm_cell(x, (parts[2 * k], parts[2 * k + 1]), *weights)
-                after += (h, c)
-            else:
-                h = torch.gru_cell(x, parts[k], *weights)
-                after.append(h)
-            x = h
+            x = torch.gru_cell(x, parts[k], *self.weights(k))
+            after.append(x)
         return x, after
+
+    def lstm(
+        self, x: torch.Tensor, h: torch.Tensor, c: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """torch's LSTM kernel (every layer) over ``x [n, L, F]`` from ``h, c [layers, n, H]``:
+        the outputs ``[n, L, H]`` and the last ``h, c``. Always its training kernel, under
+        autograd (outputs detached where the caller has gradients off): on a CPU torch runs
+        oneDNN's LSTM, whose inference kernel rounds differently from its training kernel,
+        so acting (a step at a time, no gradients) and the update (whole sequences) would
+        otherwise not agree bit for bit. A sequence of L steps is one call, and the backward
+        through time is the kernel's own."""
+        wanted = torch.is_grad_enabled()
+        with torch.enable_grad():
+            out, h, c = torch.lstm(
+                x, (h, c), [w for layer in self.rnn.all_weights for w in layer], True,
+                self.rnn.num_layers, 0.0, True, False, True,
+            )
+        if not wanted:
+            out, h, c = out.detach(), h.detach(), c.detach()
+        return out, h, c
 
     def unroll(
         self, x: torch.Tensor, state: torch.Tensor, first: torch.Tensor, keep: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+    ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
         """Each row's sequence ``x [n, T, F]`` from ``state [n, ...]`` (before step 0), stepped
         as acting stepped it (``cells``, resets where ``first [n, T]``): the outputs
         ``[n, T, H]``, the states before each step (``keep``; else None) and the state after
         the last. The states stay one tensor per layer and part between steps, and a reset
         touches only the steps where some row starts over (one read of ``first`` per call).
 
-        With gradients on (the update), each layer runs as one autograd node (``LSTMLayer``,
-        ``GRULayer``): the same cell calls forward, so the outputs are acting's bit for bit,
-        and a hand-written backward through time whose matrix products over all steps are
-        batched, instead of autograd's graph of a dozen nodes per step."""
+        With gradients on (the update; not ``keep``) only the outputs are computed (the
+        states: None), faster than step by step: an LSTM's episode pieces through torch's
+        kernel, padded into a few calls (``unroll_lstm``), a GRU's layers as one autograd
+        node each with a hand-written backward through time (``GRULayer``). Either way the
+        outputs are acting's bit for bit (in float32 on a CPU, acting over 4 envs or more)."""
         starts = first.any(0).tolist()
         if not keep and torch.is_grad_enabled():
-            return self.unroll_layers(x, state, first, starts)
+            if self.parts == 2:
+                return self.unroll_lstm(x, state, first)
+            return self.unroll_gru(x, state, first, starts)
         parts, outs, before = self.split(state), [], []
         for t in range(x.shape[1]):
             if keep:  # as carried, before any reset: a cut episode bootstraps from it
@@ -119,20 +140,81 @@ class Memory(OncePerInput, nn.Module):
             outs.append(out)
         return torch.stack(outs, 1), torch.stack(before, 1) if keep else None, self.join(parts)
 
-    def unroll_layers(
+    def unroll_lstm(
+        self, x: torch.Tensor, state: torch.Tensor, first: torch.Tensor
+    ) -> tuple[torch.Tensor, None, None]:
+        """``unroll`` for an LSTM with gradients: every episode piece (a row's steps from a
+        start to the next) as its own sequence, from zeros or, for a row's first piece, from
+        the row's state, through torch's kernel: pieces of like lengths in one ``lstm`` call,
+        padded at their ends to the longest of the call (``piece_groups``; the padding's
+        outputs are dropped). Each piece steps as acting stepped it, so the outputs are
+        acting's. The states after the last step are not computed (None)."""
+        n, steps = first.shape
+        begins = first.clone()
+        begins[:, 0] = True
+        row, begin = begins.nonzero(as_tuple=True)  # the pieces, row by row, in order
+        last = torch.ones_like(row, dtype=torch.bool)  # a row's last piece ends at ``steps``
+        last[:-1] = row[1:] != row[:-1]
+        length = torch.where(last, steps, begin.roll(-1)) - begin
+        carried = ((begin == 0) & ~first[row, begin]).view(1, -1, 1)  # from the row's state
+        h0 = torch.where(carried, state[row, 0].transpose(0, 1), 0.0)  # [layers, pieces, H]
+        c0 = torch.where(carried, state[row, 1].transpose(0, 1), 0.0)
+        flat, home = x.flatten(0, 1), row * steps + begin  # a piece's first (row, step)
+        outs, found, done = [], torch.empty_like(first.view(-1), dtype=torch.long), 0
+        for pieces, longest in piece_groups(length.tolist()):
+            # at least 4 rows per call (repeats of the first): torch's products round alike
+            # over 4 rows or more, as acting's over the envs
+            pieces = torch.as_tensor((pieces * 4)[: max(4, len(pieces))], device=x.device)
+            span = torch.arange(longest, device=x.device)
+            size = length[pieces].unsqueeze(1)
+            at = home[pieces].unsqueeze(1) + span.clamp(max=size - 1)  # padding: the last step
+            out, _, _ = self.lstm(flat[at], h0[:, pieces], c0[:, pieces])
+            outs.append(out.flatten(0, 1))
+            valid = span < size
+            found[at[valid]] = done + torch.arange(at.numel(), device=x.device)[valid.view(-1)]
+            done += at.numel()
+        return torch.cat(outs)[found].view(n, steps, -1), None, None
+
+    def unroll_gru(
         self, x: torch.Tensor, state: torch.Tensor, first: torch.Tensor, starts: list[bool]
-    ) -> tuple[torch.Tensor, None, torch.Tensor]:
-        """``unroll`` layer after layer, each one autograd node (a layer's step t needs only
-        the layer below's step t and its own step t-1: the same numbers as step by step)."""
-        rnn, parts, after = self.rnn, self.split(state), []
-        layer = LSTMLayer if self.parts == 2 else GRULayer
-        for k in range(rnn.num_layers):
-            weights = self.weights(k)
-            own = parts[k * self.parts : (k + 1) * self.parts]
-            out, *last = layer.apply(x, first, starts, *own, *weights)
-            after += last
-            x = out.transpose(0, 1)  # [n, T, H], as ``unroll``'s x
-        return x, None, self.join(after)
+    ) -> tuple[torch.Tensor, None, None]:
+        """``unroll`` for a GRU with gradients, layer after layer, each one autograd node
+        (``GRULayer``; a layer's step t needs only the layer below's step t and its own step
+        t-1: the same numbers as step by step). The states after the last step are not
+        computed (None)."""
+        parts = self.split(state)
+        for k in range(self.rnn.num_layers):
+            x = GRULayer.apply(x, first, starts, parts[k], *self.weights(k)).transpose(0, 1)
+        return x, None, None
+
+
+CALL_COST = 64  # an ``lstm`` call costs about as much as this many more padded piece-steps
+
+
+def piece_groups(lengths: list[int]) -> list[tuple[list[int], int]]:
+    """Pieces of these ``lengths`` in groups, each one padded call: ``(pieces, longest)``.
+    Pieces go by length into power-of-two classes, and runs of neighbouring classes share
+    a call where the padding costs less than another call (``CALL_COST``): the fewest
+    padded steps plus calls, chosen over the classes."""
+    classes: dict[int, list[int]] = {}
+    for piece, length in enumerate(lengths):
+        classes.setdefault(length.bit_length(), []).append(piece)
+    order = sorted(classes, reverse=True)  # the longest class first
+    longest = [max(lengths[p] for p in classes[k]) for k in order]
+    count = [len(classes[k]) for k in order]
+    # best[i]: the cheapest cost of classes i.. ; a call over classes i..j-1 pads to longest[i]
+    best, cut = [0.0] * (len(order) + 1), [0] * len(order)
+    for i in reversed(range(len(order))):
+        best[i], cut[i] = min(
+            (CALL_COST + sum(count[i:j]) * longest[i] + best[j], j)
+            for j in range(i + 1, len(order) + 1)
+        )
+    groups, i = [], 0
+    while i < len(order):
+        j = cut[i]
+        groups.append(([p for k in order[i:j] for p in classes[k]], longest[i]))
+        i = j
+    return groups
 
 
 def _entering(h0: torch.Tensor, outs: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
@@ -141,70 +223,13 @@ def _entering(h0: torch.Tensor, outs: torch.Tensor, keep: torch.Tensor) -> torch
     return torch.cat((h0.unsqueeze(0), outs[:-1])) * keep
 
 
-class LSTMLayer(torch.autograd.Function):
-    """One LSTM layer over ``x [n, T, F]`` from ``(h0, c0)`` with resets where ``first
-    [n, T]`` (``starts[t]``: whether any row resets at t): forward ``torch.lstm_cell`` step by
-    step as acting calls it; backward through time by hand (Hochreiter & Schmidhuber 1997's
-    gates, gradients as in Graves 2012), the products with the input and the weights batched
-    over every step. Returns the outputs ``[T, n, H]`` and the last ``(h, c)``."""
-
-    @staticmethod
-    def forward(ctx, x, first, starts, h0, c0, w_ih, w_hh, b_ih, b_hh):
-        h, c, hs, cs = h0, c0, [], []
-        for t, x_t in enumerate(x.unbind(1)):
-            if starts[t]:
-                fresh = first[:, t].unsqueeze(1)
-                h, c = torch.where(fresh, 0.0, h), torch.where(fresh, 0.0, c)
-            h, c = torch.lstm_cell(x_t, (h, c), w_ih, w_hh, b_ih, b_hh)
-            hs.append(h)
-            cs.append(c)
-        outs, cells = torch.stack(hs), torch.stack(cs)
-        ctx.save_for_backward(x, first, h0, c0, outs, cells, w_ih, w_hh, b_ih, b_hh)
-        ctx.starts = starts
-        return outs, h, c
-
-    @staticmethod
-    def backward(ctx, d_outs, d_h, d_c):
-        x, first, h0, c0, outs, cells, w_ih, w_hh, b_ih, b_hh = ctx.saved_tensors
-        keep = (~first).T.unsqueeze(-1).to(outs.dtype)  # [T, n, 1]
-        xs = x.transpose(0, 1)  # [T, n, F]
-        h_in, c_in = _entering(h0, outs, keep), _entering(c0, cells, keep)
-        gates = F.linear(xs, w_ih, b_ih) + F.linear(h_in, w_hh, b_hh)
-        i, f, g, o = gates.chunk(4, -1)
-        i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
-        tanh_c = cells.tanh()
-        # d(pre-activation) per unit of dc (i, f, g: one [T, n, 3, H] block) or of dh (o);
-        # dc gets dh * via_h
-        n, size = outs.shape[1], outs.shape[-1]
-        d_ifg = torch.stack((g * i * (1 - i), c_in * f * (1 - f), i * (1 - g * g)), 2)
-        d_o, via_h = tanh_c * o * (1 - o), o * (1 - tanh_c * tanh_c)
-        d_gates = torch.empty_like(gates)
-        blocks = d_gates.view(*d_gates.shape[:2], 4, size).unbind(0)
-        carry_c = (f * keep).unbind(0)  # dc into the step before (none across a reset)
-        d_outs = [torch.zeros_like(h0)] * len(blocks) if d_outs is None else d_outs.unbind(0)
-        dh = d_outs[-1] if d_h is None else d_outs[-1] + d_h  # into the last step's output
-        dc = torch.zeros_like(c0) if d_c is None else d_c
-        via_h, d_ifg, d_o, keep = (a.unbind(0) for a in (via_h, d_ifg, d_o, keep))
-        for t in reversed(range(len(blocks))):
-            dc = torch.addcmul(dc, dh, via_h[t])
-            torch.mul(dc.unsqueeze(1), d_ifg[t], out=blocks[t][:, :3])
-            torch.mul(dh, d_o[t], out=blocks[t][:, 3])
-            dh = _into_step_before(blocks[t].view(n, 4 * size), w_hh, d_outs, keep, t, ctx)
-            dc = dc * carry_c[t]
-        return (
-            _input_grad(ctx, d_gates, w_ih),
-            None,
-            None,
-            dh,
-            dc,
-            *_weight_grads(ctx, d_gates, d_gates, xs, h_in, offset=5),
-        )
-
-
 class GRULayer(torch.autograd.Function):
-    """``LSTMLayer`` for a GRU layer (Cho et al. 2014; torch's gate order r, z, n and its
-    ``n = tanh(W_in x + b_in + r (W_hn h + b_hn))``): forward ``torch.gru_cell`` step by step,
-    backward through time by hand. Returns the outputs ``[T, n, H]`` and the last ``h``."""
+    """One GRU layer over ``x [n, T, F]`` from ``h0`` with resets where ``first [n, T]``
+    (``starts[t]``: whether any row resets at t; Cho et al. 2014, torch's gate order r, z, n
+    and its ``n = tanh(W_in x + b_in + r (W_hn h + b_hn))``): forward ``torch.gru_cell`` step
+    by step as acting calls it; backward through time by hand, the products with the input
+    and the weights batched over every step (torch's GRU kernel has no faster path on a CPU
+    than this). Returns the outputs ``[T, n, H]``."""
 
     @staticmethod
     def forward(ctx, x, first, starts, h0, w_ih, w_hh, b_ih, b_hh):
@@ -217,10 +242,10 @@ class GRULayer(torch.autograd.Function):
         outs = torch.stack(hs)
         ctx.save_for_backward(x, first, h0, outs, w_ih, w_hh, b_ih, b_hh)
         ctx.starts = starts
-        return outs, h
+        return outs
 
     @staticmethod
-    def backward(ctx, d_outs, d_h):
+    def backward(ctx, d_outs):
         x, first, h0, outs, w_ih, w_hh, b_ih, b_hh = ctx.saved_tensors
         keep = (~first).T.unsqueeze(-1).to(outs.dtype)  # [T, n, 1]
         xs = x.transpose(0, 1)
@@ -235,8 +260,8 @@ class GRULayer(torch.autograd.Function):
         d_gi, d_gh = torch.empty_like(gi), torch.empty_like(gh)
         size = outs.shape[-1]
         carry_h = (z * keep).unbind(0)  # dh straight into the step before (none across a reset)
-        d_outs = [torch.zeros_like(h0)] * len(carry_h) if d_outs is None else d_outs.unbind(0)
-        dh = d_outs[-1] if d_h is None else d_outs[-1] + d_h
+        d_outs = d_outs.unbind(0)
+        dh = d_outs[-1]
         rows_i, rows_h = d_gi.unbind(0), d_gh.unbind(0)
         d_n, d_z, d_r, r, keep = (a.unbind(0) for a in (d_n, d_z, d_r, r, keep))
         for t in reversed(range(len(carry_h))):
