@@ -1,7 +1,8 @@
 """The recurrent update's cost: one PPO-clip update (policy and value, each with its memory)
 on one CartPoleNoVel-v1 rollout, stepped as merged in f4758c3 (``Memory.step`` per time step
-under autograd) against today's ``Memory.unroll`` (``LSTMLayer``/``GRULayer``: one autograd
-node per layer, backward through time by hand), in one process, interleaved, best of several.
+under autograd) against today's ``Memory.unroll`` (the LSTM's episode pieces through torch's
+kernel, the GRU's ``GRULayer``: one autograd node per layer, backward through time by hand), in
+one process, interleaved, best of several.
 
     python bench/memory_update.py [--old path/to/old/memory.py] [--reps 5]
 
