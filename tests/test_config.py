@@ -348,6 +348,18 @@ def test_each_memory_gets_its_own_cartpolenovel_values():
     assert (cfg.agent.lr, cfg.agent.policy.entropy_coef) == (5e-4, 0.0)
 
 
+@pytest.mark.parametrize(("env", "frames"), [
+    ("CartPoleNoVel-v1", 4), ("PendulumNoVel-v1", 4), ("MountainCarContinuousNoVel-v0", 4),
+    ("LunarLanderNoVel-v3", 8)])
+def test_a_partially_observed_env_without_a_memory_stacks_frames(env, frames):
+    """`torchrl train env=<NoVel id>` trains the frame-stack baseline its tuned files were
+    measured with; a memory reads single observations; the command line still wins."""
+    assert compose_config([f"env={env}"]).env.frame_stack == frames
+    for memory in ("lstm", "gru"):
+        assert compose_config([f"env={env}", f"memory={memory}"]).env.frame_stack == 1
+    assert compose_config([f"env={env}", "env.frame_stack=1"]).env.frame_stack == 1
+
+
 def test_untuned_pair_gets_schema_defaults():
     """An id with neither an env file nor a tuned file (InvertedPendulum-v4) gets the schema's
     agent and run defaults, the budget included."""
