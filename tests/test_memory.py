@@ -473,7 +473,7 @@ def test_resuming_with_another_memory_is_one_line(tmp_path, torchrl_bin, cli_env
     (["env=torchrl_test_envs:MaskedChoice", "memory=lstm"], "+ lstm"),
     # one LSTM for policy and value, on a continuous env
     (["env=PendulumNoVel-v1", "memory=lstm", "memory.shared=true"],
-     "+ lstm 64, one for policy and value"),
+     "+ lstm 128, one for policy and value"),
 ], ids=["cnn-lstm", "dict-gru", "masks-lstm", "shared-lstm"])  # fmt: skip
 def test_a_memory_composes_with_cnns_dicts_and_masks(overrides, banner, tmp_path, torchrl_bin,
                                                      cli_env):  # fmt: skip
