@@ -273,7 +273,8 @@ def test_auto_backend_chooses_torch_and_says_why_numpy_refuses():
     env.close()
     assert agent.backend.acting == "torch" and set(agent.backend.updates.values()) == {"torch"}
     line = agent.backend.describe()
-    assert line.count("memory=lstm/gru has no numpy step") == 2  # acting, and the update
+    assert line == ("backend auto: acting torch, update torch (memory=lstm/gru has no numpy step: "
+                    "its recurrent cell runs in torch)")  # one reason for both, said once
     with pytest.raises(ConfigError, match="memory=lstm/gru has no numpy step"):
         make_agent(["memory=gru", "agent.backend=numpy", *SMALL])
     plain, env = make_agent(SMALL)  # memory=none: the numpy backend as before

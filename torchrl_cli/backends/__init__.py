@@ -62,12 +62,11 @@ class Backend:
         """One line for the start banner: which backend acts, which updates, and why."""
         if self.requested != "auto":
             return f"backend {self.requested} (acting and update)"
-        acting = "acting numpy"
-        if self.acting == "torch":
-            acting = f"acting torch ({self.reasons['acting']})"
+        acting_why = self.reasons["acting"] if self.acting == "torch" else None
+        acting = "acting numpy" if acting_why is None else "acting torch"
         kinds = set(self.updates.values())
         if kinds == {"numpy"}:
-            update = "update numpy"
+            update, why = "update numpy", None
         else:
             why = "; ".join(  # once each (a memory is both models' reason)
                 dict.fromkeys(self.reasons[n] for n, k in self.updates.items() if k == "torch")
@@ -76,6 +75,11 @@ class Backend:
             update = "update torch"
             if on_numpy:
                 update = f"update numpy for {', '.join(on_numpy)}, torch"
+        if acting_why is not None and acting_why == why:  # one reason for both: said once
+            return f"backend auto: {acting}, {update} ({why})"
+        if acting_why is not None:
+            acting += f" ({acting_why})"
+        if why is not None:
             update += f" ({why})"
         return f"backend auto: {acting}, {update}"
 
