@@ -3,7 +3,7 @@ PY      := .venv/bin/python
 PIP     := $(PY) -m pip
 STAMP   := .venv/.installed
 
-.PHONY: install train test test-oldest docs lint bench bench-smoke bench-learning bench-budgets bench-sidebyside bench-atari bench-pixels bench-recurrent bench-marl clean
+.PHONY: install train test test-oldest docs lint bench bench-smoke bench-learning bench-budgets bench-sidebyside bench-atari bench-pixels bench-recurrent bench-memory bench-marl clean
 
 $(STAMP): pyproject.toml
 	python3 -m venv .venv
@@ -92,6 +92,14 @@ bench-pixels: $(STAMP)
 bench-recurrent: $(STAMP)
 	$(PIP) install -q -e ".[bench]"
 	$(PY) -m bench.recurrent
+
+# Not in CI: frame stack, LSTM and GRU on the four partially observed envs (CartPoleNoVel-v1,
+# PendulumNoVel-v1, MountainCarContinuousNoVel-v0, LunarLanderNoVel-v3), 5 seeds each, every
+# run `torchrl train env=<id> memory=<kind>` with no other flag; two at a time, about 2 hours
+# on 2 cores. Writes runs/bench-memory/memory.md (docs/guides/memory.md quotes it).
+bench-memory: $(STAMP)
+	$(PIP) install -q -e ".[box2d]"
+	$(PY) -m bench.memory
 
 # Not in CI: many agents, torchrl-cli beside BenchMARL on mpe2's simple_spread_v3, MAPPO and IPPO
 # at each tool's defaults, the same env steps, runs interleaved; writes

@@ -191,3 +191,37 @@ def test_marl_bench_budget_summary_and_ours_result(tmp_path):
     text = (tmp_path / "marl.md").read_text()
     assert "random policy: -27.00 per agent, team -81.00 (200 episodes)" in text
     assert text.count("| mappo | BenchMARL |") == 5  # the summary row and four runs
+
+
+def test_memory_bench_rows_compose_and_its_table_counts_seeds_at_the_target(tmp_path):
+    """bench/memory.py: each row's command (`env=<id> memory=<kind>`, nothing else) composes to
+    its policy (stacked frames without a memory); the table gives per-seed finals, the seeds at
+    the target and whether the issue's target is met (every seed, or the IQM)."""
+    from omegaconf import OmegaConf
+
+    from bench.memory import GOALS, ROWS, describe_policy, table_rows
+    from torchrl_cli.config.compose import compose_config
+
+    assert {env for env, _ in ROWS} == set(GOALS)
+    for env, memory in ROWS:
+        config = tmp_path / f"{env}_{memory}.yaml"
+        config.write_text(OmegaConf.to_yaml(compose_config([f"env={env}", f"memory={memory}"])))
+        policy = describe_policy(config)
+        assert policy.startswith("frame stack" if memory == "none" else memory.upper()), policy
+
+    def run(final, steps=100352, seconds=40.0):
+        return {"mean_return": final, "env_steps": steps, "train_seconds": seconds,
+                "evaluations": [], "policy": "GRU 128"}
+
+    lines = table_rows({
+        ("CartPoleNoVel-v1", "gru"): [run(500.0), run(278.0), run(500.0), run(500.0)],
+        ("PendulumNoVel-v1", "lstm"): [run(-150.0), run(-190.0), run(-195.0), run(-400.0)],
+        ("LunarLanderNoVel-v3", "none"): [run(210.0), {}, run(250.0), run(100.0)],
+    }, [0, 1, 2, 3])  # fmt: skip
+    cartpole, pendulum, lunar = (line.split(" | ") for line in lines[2:])
+    assert cartpole[3:7] == ["500.0", "278.0", "500.0", "500.0"]
+    assert cartpole[8:11] == ["3 of 4", "500 on every seed", "no"]
+    # IQM of four: the mean of the middle two, (-190 - 195) / 2
+    assert pendulum[7].startswith("-192.5 [") and pendulum[8:11] == ["3 of 4", "IQM >= -200",
+                                                                      "yes"]
+    assert lunar[3:7] == ["210.0", "failed", "250.0", "100.0"] and lunar[8] == "2 of 3"
