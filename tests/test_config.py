@@ -330,8 +330,8 @@ def test_tuned_memory_file_values_reach_the_config(agent, env, memory):
 
 
 def test_each_memory_gets_its_own_cartpolenovel_values():
-    """CartPoleNoVel-v1: the LSTM trains with lr 2e-3 and an entropy bonus, the GRU with lr 1e-3
-    and none, no memory (the frame-stack baseline) with 4 epochs of a 64x64 tanh MLP; all three
+    """CartPoleNoVel-v1: the LSTM trains with lr 2e-3, an entropy bonus and one minibatch, the GRU
+    with lr 1e-3, none and two, no memory (the frame-stack baseline) with 4 epochs of a 64x64 tanh MLP; all three
     share the pair's rollout; the command line still wins."""
     def composed(*overrides):
         return compose_config(["env=CartPoleNoVel-v1", *overrides])
@@ -339,6 +339,7 @@ def test_each_memory_gets_its_own_cartpolenovel_values():
     lstm, gru, none = (composed(f"memory={m}") for m in ("lstm", "gru", "none"))
     assert (lstm.agent.lr, lstm.agent.policy.entropy_coef) == (2e-3, 0.01)
     assert (gru.agent.lr, gru.agent.policy.entropy_coef) == (1e-3, 0.0)
+    assert (lstm.agent.num_mini_batches, gru.agent.num_mini_batches) == (1, 2)
     assert (none.agent.lr, none.agent.policy.num_epochs) == (3e-3, 4)
     assert list(none.net.hidden) == [64, 64]
     for cfg in (lstm, gru, none):
