@@ -65,16 +65,21 @@ def train_in_process(overrides: list[str], folder: Path, label: str) -> float | 
     return time.perf_counter() - start
 
 
-def run_one(agent: str, env: str, seed: int, runs: Path) -> dict:
-    folder = runs / f"{agent}_{env}_{seed}"
+def reused_or_trained(overrides: list[str], folder: Path, label: str) -> dict:
+    """The metrics.json of the run in ``folder``, trained first (`torchrl train <overrides>`,
+    a wall-time line naming ``label``) unless it is there; {} when training failed."""
     metrics = folder / "metrics.json"
     if not metrics.exists():
-        overrides = [f"agent={agent}", f"env={env}", f"seed={seed}", "logger.log_freq=1000000"]
-        wall = train_in_process(overrides, folder, f"{agent} {env} seed {seed}")
+        wall = train_in_process([*overrides, "logger.log_freq=1000000"], folder, label)
         if wall is None:
             return {}
-        print(f"{agent:>13} {env:<15} seed {seed}: {wall:6.0f} s", flush=True)
+        print(f"{label}: {wall:6.0f} s", flush=True)
     return json.loads(metrics.read_text())
+
+
+def run_one(agent: str, env: str, seed: int, runs: Path) -> dict:
+    return reused_or_trained([f"agent={agent}", f"env={env}", f"seed={seed}"],
+                             runs / f"{agent}_{env}_{seed}", f"{agent:>13} {env:<15} seed {seed}")
 
 
 def curve(run: dict) -> list[tuple[int, float]]:
@@ -98,13 +103,20 @@ def steps_cell(summary: SeedSummary) -> str:
     return f"{show(m.value)} [{show(m.low)}, {show(m.high)}] ({reached}/{len(summary.steps)})"
 
 
+def produced_by(command: str) -> str:
+    """A report's first words: the command, the day, the machine and the versions."""
+    return (
+        f"Produced by `{command}` on {date.today()} ({platform.machine()}, "
+        f"{platform.processor() or 'CPU'}, Python {platform.python_version()}, torch "
+        f"{version('torch')}, gymnasium {version('gymnasium')})."
+    )
+
+
 def write_report(results: dict, out: Path, seeds: list[int], command: str) -> None:
     lines = [
         "# Learning benchmarks",
         "",
-        f"Produced by `{command}` on {date.today()} ({platform.machine()}, "
-        f"{platform.processor() or 'CPU'}, Python {platform.python_version()}, torch "
-        f"{version('torch')}, gymnasium {version('gymnasium')}). Each run: `torchrl train "
+        f"{produced_by(command)} Each run: `torchrl train "
         "agent=<agent> env=<env> seed=<seed>` with the pair's tuned config "
         "(conf/tuned/<agent>/<env>.yaml) and the full budget (no early stop), "
         f"seeds {', '.join(map(str, seeds))}.",

@@ -15,18 +15,14 @@ so an interrupted benchmark resumes where it stopped. Two runs at a time; the lo
 """
 
 import argparse
-import json
-import platform
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import date
-from importlib.metadata import version
 from pathlib import Path
 
 import yaml
 
-from bench.learning import curve, train_in_process
+from bench.learning import curve, produced_by, reused_or_trained
 from torchrl_cli.analysis.stats import summarize_seeds
 
 
@@ -67,15 +63,9 @@ def run_one(env: str, memory: str, seed: int, runs: Path) -> dict:
     """One run's metrics.json (trained unless it exists), with its policy's description; {}
     when it failed."""
     folder = runs / f"{env}_{memory}_{seed}"
-    metrics = folder / "metrics.json"
-    if not metrics.exists():
-        overrides = [f"env={env}", f"memory={memory}", f"seed={seed}", "logger.log_freq=1000000"]
-        wall = train_in_process(overrides, folder, f"{env} {memory} seed {seed}")
-        if wall is None:
-            return {}
-        print(f"{env:<30} {memory:<4} seed {seed}: {wall:6.0f} s", flush=True)
-    run = json.loads(metrics.read_text())
-    return run | {"policy": describe_policy(folder / "config.yaml")}
+    run = reused_or_trained([f"env={env}", f"memory={memory}", f"seed={seed}"], folder,
+                            f"{env:<30} {memory:<4} seed {seed}")
+    return run and run | {"policy": describe_policy(folder / "config.yaml")}
 
 
 def describe_policy(config: Path) -> str:
@@ -124,9 +114,7 @@ def write_report(results: dict, out: Path, seeds: list[int], command: str) -> No
     lines = [
         "# Memory: frame stack, LSTM and GRU on the partially observed envs",
         "",
-        f"Produced by `{command}` on {date.today()} ({platform.machine()}, "
-        f"{platform.processor() or 'CPU'}, Python {platform.python_version()}, torch "
-        f"{version('torch')}, gymnasium {version('gymnasium')}). Each run: `torchrl train "
+        f"{produced_by(command)} Each run: `torchrl train "
         "env=<id> memory=<kind> seed=<seed>` with no other flag (the env's files and the "
         "pair's `conf/tuned_memory/ppo_clip/<id>/<kind>.yaml`). A cell is the run's final "
         "evaluation: the mean return of 20 deterministic episodes after the last update. IQM: "
