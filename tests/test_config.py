@@ -351,7 +351,7 @@ def test_each_memory_gets_its_own_cartpolenovel_values():
 
 @pytest.mark.parametrize(("env", "frames"), [
     ("CartPoleNoVel-v1", 4), ("PendulumNoVel-v1", 4), ("MountainCarContinuousNoVel-v0", 4),
-    ("LunarLanderNoVel-v3", 8)])
+    ("LunarLanderNoVel-v3", 16)])
 def test_a_partially_observed_env_without_a_memory_stacks_frames(env, frames):
     """`torchrl train env=<NoVel id>` trains the frame-stack baseline its tuned files were
     measured with; a memory reads single observations; the command line still wins."""
