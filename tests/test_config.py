@@ -330,9 +330,9 @@ def test_tuned_memory_file_values_reach_the_config(agent, env, memory):
 
 
 def test_each_memory_gets_its_own_cartpolenovel_values():
-    """CartPoleNoVel-v1: the LSTM trains with lr 2e-3, an entropy bonus and one minibatch, the GRU
-    with lr 1e-3, none and two, no memory (the frame-stack baseline) with 4 epochs of a 64x64 tanh MLP; all three
-    share the pair's rollout; the command line still wins."""
+    """CartPoleNoVel-v1: the LSTM trains with lr 2e-3, an entropy bonus and one minibatch, the
+    GRU with lr 1e-3, none and two, no memory (the frame-stack baseline) with 4 epochs of a
+    64x64 tanh MLP; all three share the pair's rollout; the command line still wins."""
     def composed(*overrides):
         return compose_config(["env=CartPoleNoVel-v1", *overrides])
 
