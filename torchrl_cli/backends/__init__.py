@@ -75,9 +75,7 @@ class Backend:
             update = "update torch"
             if on_numpy:
                 update = f"update numpy for {', '.join(on_numpy)}, torch"
-        if acting_why is not None and acting_why == why:  # one reason for both: said once
-            return f"backend auto: {acting}, {update} ({why})"
-        if acting_why is not None:
+        if acting_why is not None and acting_why != why:  # a reason both share: once, last
             acting += f" ({acting_why})"
         if why is not None:
             update += f" ({why})"

@@ -124,11 +124,11 @@ class Memory(OncePerInput, nn.Module):
         kernel, padded into a few calls (``unroll_lstm``), a GRU's layers as one autograd
         node each with a hand-written backward through time (``GRULayer``). Either way the
         outputs are acting's bit for bit (in float32 on a CPU, acting over 4 envs or more)."""
-        if not keep and torch.is_grad_enabled() and self.parts == 2:
-            return self.unroll_lstm(x, state, first)
-        starts = first.any(0).tolist()
-        if not keep and torch.is_grad_enabled():
-            return self.unroll_gru(x, state, first, starts)
+        if not keep and torch.is_grad_enabled():  # the update's path
+            if self.parts == 2:
+                return self.unroll_lstm(x, state, first)
+            return self.unroll_gru(x, state, first, first.any(0).tolist())
+        starts = first.any(0).tolist()  # the step loop's: which steps start an episode
         parts, outs, before = self.split(state), [], []
         for t in range(x.shape[1]):
             if keep:  # as carried, before any reset: a cut episode bootstraps from it
