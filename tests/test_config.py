@@ -349,6 +349,24 @@ def test_each_memory_gets_its_own_cartpolenovel_values():
     assert (cfg.agent.lr, cfg.agent.policy.entropy_coef) == (5e-4, 0.0)
 
 
+def test_each_memory_explores_mountaincarcontinuousnovel_its_own_way():
+    """MountainCarContinuousNoVel-v0: stacked frames with a wider Gaussian (log_std_init 0.5),
+    the LSTM and the GRU with gSDE (from the schema's log_std_init and from 0.5); all at the
+    pair's 300k."""
+    def composed(*overrides):
+        return compose_config(["env=MountainCarContinuousNoVel-v0", *overrides])
+
+    none = composed()
+    assert (none.env.frame_stack, none.agent.policy.log_std_init) == (4, 0.5)
+    assert not none.agent.policy.sde.enabled
+    for memory, log_std in (("lstm", 0.0), ("gru", 0.5)):
+        cfg = composed(f"memory={memory}")
+        assert (cfg.env.frame_stack, cfg.agent.policy.log_std_init) == (1, log_std)
+        assert cfg.agent.policy.sde.enabled, memory
+    assert {composed(f"memory={m}").max_steps for m in ("none", "lstm", "gru")} == {300_000}
+    assert not composed("memory=lstm", "agent.policy.sde.enabled=false").agent.policy.sde.enabled
+
+
 @pytest.mark.parametrize(("env", "frames"), [
     ("CartPoleNoVel-v1", 4), ("PendulumNoVel-v1", 4), ("MountainCarContinuousNoVel-v0", 4),
     ("LunarLanderNoVel-v3", 16)])

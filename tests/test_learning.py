@@ -162,3 +162,15 @@ def test_frame_stack_solves_mountain_car_without_velocity(tmp_path):
     metrics = train(cfg, run_dir=tmp_path)
     assert metrics["solved"] is not None, metrics["evaluations"]
     assert metrics["solved"]["env_steps"] <= 150_000
+
+
+def test_lstm_with_gsde_solves_mountain_car_without_velocity(tmp_path):
+    """`torchrl train env=MountainCarContinuousNoVel-v0 memory=lstm target_return=90`: the pair's
+    LSTM file explores with gSDE (seed 3 at 93.6 at the first evaluation, 25 600 steps, seeds
+    0-4 at 92.4 or more by 75k; with the frame stack's wider Gaussian the LSTM stood still on 4
+    seeds of 5). The budget leaves one evaluation of margin."""
+    cfg = compose_config(["env=MountainCarContinuousNoVel-v0", "memory=lstm", "seed=3",
+                          "target_return=90", "logger.progress=false", "logger.log_freq=1000"])
+    metrics = train(cfg, run_dir=tmp_path)
+    assert metrics["solved"] is not None, metrics["evaluations"]
+    assert metrics["solved"]["env_steps"] <= 51_200
